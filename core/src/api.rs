@@ -1,0 +1,232 @@
+//! Bodies of the selector's public HTTP API (see `docs/PROTOCOL.md`).
+//!
+//! Requests are deserialized strictly (`deny_unknown_fields`): a client that
+//! misspells `probes` learns it at once instead of being silently placed by
+//! GeoIP. [`JoinRequest::validate`] checks what serde cannot.
+
+use serde::{Deserialize, Serialize};
+
+use crate::geo::{GeoPoint, GeoPointError};
+use crate::id::{ConferenceId, EdgeId, ParticipantId, RegionId};
+
+/// Longest display name accepted, in characters.
+pub const MAX_DISPLAY_NAME: usize = 64;
+/// Most probe results one join may carry.
+pub const MAX_PROBES: usize = 32;
+/// Probe RTTs above this are not measurements (10 s).
+pub const MAX_PROBE_RTT_MS: f64 = 10_000.0;
+
+/// `POST /v1/join` request body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JoinRequest {
+    /// The conference to join.
+    pub conference: ConferenceId,
+    /// A stable participant id; joins with the same id are idempotent. The
+    /// selector makes one up when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub participant: Option<ParticipantId>,
+    /// The name shown to other participants.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// Where the client says it is (wins over GeoIP of its address).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<GeoPoint>,
+    /// Client-measured RTTs to candidate edges (from `GET /v1/probe-targets`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub probes: Vec<Probe>,
+}
+
+/// One client-measured round trip to an edge.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Probe {
+    /// The edge probed.
+    pub edge: EdgeId,
+    /// Measured round-trip time in milliseconds.
+    pub rtt_ms: f64,
+}
+
+/// Why a join request is refused before placement.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum JoinRequestError {
+    /// `location` is out of range.
+    #[error("location: {0}")]
+    Location(#[from] GeoPointError),
+    /// A probe RTT is negative, not finite or absurd.
+    #[error(
+        "probes[{index}].rtt_ms: {rtt_ms} is not a round-trip time (0 to {MAX_PROBE_RTT_MS} ms)"
+    )]
+    ProbeRtt {
+        /// Index in `probes`.
+        index: usize,
+        /// The value given.
+        rtt_ms: f64,
+    },
+    /// Too many probes.
+    #[error("probes: {0} entries (at most {MAX_PROBES})")]
+    TooManyProbes(usize),
+    /// The same edge probed twice.
+    #[error("probes[{index}].edge: {edge} appears twice")]
+    DuplicateProbe {
+        /// Index of the second entry.
+        index: usize,
+        /// The edge.
+        edge: EdgeId,
+    },
+    /// Display name too long or with control characters.
+    #[error("display_name: {0}")]
+    DisplayName(&'static str),
+}
+
+impl JoinRequest {
+    /// Checks ranges that serde does not.
+    pub fn validate(&self) -> Result<(), JoinRequestError> {
+        if let Some(l) = &self.location {
+            l.validate()?;
+        }
+        if self.probes.len() > MAX_PROBES {
+            return Err(JoinRequestError::TooManyProbes(self.probes.len()));
+        }
+        for (index, p) in self.probes.iter().enumerate() {
+            if !(p.rtt_ms.is_finite() && (0.0..=MAX_PROBE_RTT_MS).contains(&p.rtt_ms)) {
+                return Err(JoinRequestError::ProbeRtt {
+                    index,
+                    rtt_ms: p.rtt_ms,
+                });
+            }
+            if self.probes[..index].iter().any(|q| q.edge == p.edge) {
+                return Err(JoinRequestError::DuplicateProbe {
+                    index,
+                    edge: p.edge.clone(),
+                });
+            }
+        }
+        if let Some(n) = &self.display_name {
+            if n.chars().count() > MAX_DISPLAY_NAME {
+                return Err(JoinRequestError::DisplayName("longer than 64 characters"));
+            }
+            if n.chars().any(char::is_control) {
+                return Err(JoinRequestError::DisplayName("contains control characters"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// How a client reaches one edge.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EdgeEndpoint {
+    /// Edge id.
+    pub id: EdgeId,
+    /// Its region.
+    pub region: RegionId,
+    /// WebSocket signaling URL (`GET /v1/rtc`).
+    pub ws_url: String,
+    /// WHIP endpoint for this conference.
+    pub whip_url: String,
+    /// WHEP endpoint for this conference.
+    pub whep_url: String,
+}
+
+/// `POST /v1/join` response body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JoinResponse {
+    /// The participant id (given or assigned).
+    pub participant: ParticipantId,
+    /// The chosen edge.
+    pub edge: EdgeEndpoint,
+    /// Join token for the chosen edge.
+    pub token: String,
+    /// Ranked fallbacks, each with its own token, for when the edge fails.
+    pub fallbacks: Vec<Fallback>,
+}
+
+/// A fallback edge and the token that admits the participant there.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Fallback {
+    /// The edge.
+    pub edge: EdgeEndpoint,
+    /// Join token for that edge.
+    pub token: String,
+}
+
+/// `GET /v1/probe-targets` response body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProbeTargets {
+    /// The few nearest healthy edges.
+    pub targets: Vec<ProbeTarget>,
+}
+
+/// An edge a client should time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProbeTarget {
+    /// Edge id.
+    pub edge: EdgeId,
+    /// Its region.
+    pub region: RegionId,
+    /// URL of the edge's `GET /v1/probe`.
+    pub probe_url: String,
+}
+
+/// Error body of every API endpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApiError {
+    /// A stable machine-readable code (`bad_request`, `unknown_conference`, …).
+    pub error: String,
+    /// A human-readable explanation.
+    pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(json: &str) -> Result<JoinRequest, serde_json::Error> {
+        serde_json::from_str(json)
+    }
+
+    #[test]
+    fn minimal_and_full_requests_parse() {
+        let r = req(r#"{"conference":"standup"}"#).unwrap();
+        assert_eq!(r.conference.as_str(), "standup");
+        assert!(r.validate().is_ok());
+        let r = req(
+            r#"{"conference":"standup","participant":"p1","display_name":"Ada",
+            "location":{"lat":48.85,"lon":2.35},"probes":[{"edge":"edge-fra-1","rtt_ms":12.5}]}"#,
+        )
+        .unwrap();
+        assert_eq!(r.probes[0].rtt_ms, 12.5);
+        assert!(r.validate().is_ok());
+    }
+
+    #[test]
+    fn bad_requests_get_typed_errors() {
+        assert!(
+            req(r#"{"conference":"x","probez":[]}"#).is_err(),
+            "unknown field"
+        );
+        assert!(req(r#"{"conference":"bad name"}"#).is_err());
+        let r = req(r#"{"conference":"x","location":{"lat":95,"lon":0}}"#).unwrap();
+        assert!(matches!(r.validate(), Err(JoinRequestError::Location(_))));
+        let r = req(r#"{"conference":"x","probes":[{"edge":"e1","rtt_ms":-3}]}"#).unwrap();
+        assert!(matches!(
+            r.validate(),
+            Err(JoinRequestError::ProbeRtt { index: 0, .. })
+        ));
+        let r = req(
+            r#"{"conference":"x","probes":[{"edge":"e1","rtt_ms":3},{"edge":"e1","rtt_ms":4}]}"#,
+        )
+        .unwrap();
+        assert!(matches!(
+            r.validate(),
+            Err(JoinRequestError::DuplicateProbe { index: 1, .. })
+        ));
+        let r = req(r#"{"conference":"x","display_name":"a\u0000b"}"#).unwrap();
+        assert!(matches!(
+            r.validate(),
+            Err(JoinRequestError::DisplayName(_))
+        ));
+    }
+}

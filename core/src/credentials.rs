@@ -1,0 +1,274 @@
+//! Cluster credentials: the files `geomesh certs init` writes and every node
+//! reads.
+//!
+//! One cluster CA (ECDSA P-256) signs one certificate per edge and selector.
+//! A node's id is its certificate's DNS SAN, and its role and id are also in
+//! a URI SAN `urn:geomesh:<role>:<id>`: peers take a node's identity from
+//! the certificate, never from a message. The Ed25519 join-token key pair
+//! sits beside them. Layout (see [`TlsSettings`]):
+//!
+//! ```text
+//! ca.pem  ca.key  token.key  token.pub  nodes/<id>.pem  nodes/<id>.key
+//! ```
+//!
+//! `ca.key` is needed only to issue certificates: keep it off the nodes.
+
+use std::fs;
+use std::io::Write;
+use std::net::IpAddr;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, SanType,
+};
+
+use crate::token::TokenSigner;
+use crate::topology::{TlsSettings, Topology};
+
+/// How long the CA is valid.
+const CA_DAYS: i64 = 3650;
+/// How long node certificates are valid (rotate by re-running with new ids or `--force`).
+const NODE_DAYS: i64 = 825;
+
+/// A node's role, as written in its URI SAN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// An edge bridge.
+    Edge,
+    /// A selector node.
+    Selector,
+}
+
+impl Role {
+    /// `edge` or `selector`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Edge => "edge",
+            Role::Selector => "selector",
+        }
+    }
+
+    /// The URI SAN naming a node of this role.
+    pub fn uri(self, id: &str) -> String {
+        format!("urn:geomesh:{}:{id}", self.as_str())
+    }
+}
+
+/// Why credentials could not be written.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CredentialsError {
+    /// A file exists and `force` was not given.
+    #[error("{0} already exists (use --force to overwrite every credential)")]
+    Exists(PathBuf),
+    /// Writing failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// Certificate generation failed.
+    #[error("certificate for {node}: {source}")]
+    Certificate {
+        /// The node (or `ca`).
+        node: String,
+        /// rcgen's error.
+        source: rcgen::Error,
+    },
+    /// The token key could not be made.
+    #[error(transparent)]
+    Key(#[from] crate::token::KeyError),
+}
+
+/// What [`init`] wrote.
+#[derive(Debug)]
+pub struct Written {
+    /// Every file, in writing order.
+    pub files: Vec<PathBuf>,
+}
+
+fn cert_err(node: &str) -> impl FnOnce(rcgen::Error) -> CredentialsError + '_ {
+    move |source| CredentialsError::Certificate {
+        node: node.to_string(),
+        source,
+    }
+}
+
+fn validity(params: &mut CertificateParams, now: SystemTime, days: i64) {
+    let now = time::OffsetDateTime::from(now);
+    // An hour back tolerates clock skew between the issuing host and nodes.
+    params.not_before = now - time::Duration::hours(1);
+    params.not_after = now + time::Duration::days(days);
+}
+
+/// Writes a cluster CA, one certificate per edge and selector of `topology`,
+/// and the token key pair into `out`. Refuses to overwrite unless `force`.
+pub fn init(
+    topology: &Topology,
+    out: &Path,
+    force: bool,
+    now: SystemTime,
+) -> Result<Written, CredentialsError> {
+    let layout = TlsSettings {
+        dir: out.to_path_buf(),
+    };
+    let mut nodes: Vec<(Role, String, Vec<IpAddr>)> = Vec::new();
+    for e in &topology.edges {
+        let mut ips = vec![e.public_ip, e.http.ip(), e.octo.ip()];
+        ips.retain(|ip| !ip.is_unspecified());
+        ips.dedup();
+        nodes.push((Role::Edge, e.id.to_string(), ips));
+    }
+    for s in &topology.selectors {
+        let mut ips = vec![s.api.ip(), s.raft.ip()];
+        ips.retain(|ip| !ip.is_unspecified());
+        ips.dedup();
+        nodes.push((Role::Selector, s.id.to_string(), ips));
+    }
+
+    let mut targets = vec![
+        layout.ca_cert(),
+        out.join("ca.key"),
+        layout.token_key(),
+        layout.token_public_key(),
+    ];
+    for (_, id, _) in &nodes {
+        targets.push(layout.node_cert(id));
+        targets.push(layout.node_key(id));
+    }
+    if !force && let Some(existing) = targets.iter().find(|p| p.exists()) {
+        return Err(CredentialsError::Exists(existing.clone()));
+    }
+
+    let mut files = Vec::new();
+    let mut write = |path: PathBuf, contents: &str| -> Result<(), CredentialsError> {
+        write_private(&path, contents.as_bytes())?;
+        files.push(path);
+        Ok(())
+    };
+
+    let ca_key = KeyPair::generate().map_err(cert_err("ca"))?;
+    let mut ca_params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::OrganizationName, "geomesh");
+    dn.push(
+        DnType::CommonName,
+        format!("geomesh cluster CA ({})", topology.cluster.name),
+    );
+    ca_params.distinguished_name = dn;
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    validity(&mut ca_params, now, CA_DAYS);
+    let ca_cert = ca_params.self_signed(&ca_key).map_err(cert_err("ca"))?;
+    write(layout.ca_cert(), &ca_cert.pem())?;
+    write(out.join("ca.key"), &ca_key.serialize_pem())?;
+    let issuer = Issuer::new(ca_params, ca_key);
+
+    for (role, id, ips) in &nodes {
+        let key = KeyPair::generate().map_err(cert_err(id))?;
+        let mut params = CertificateParams::new(vec![id.clone()]).map_err(cert_err(id))?;
+        let uri = rcgen::string::Ia5String::try_from(role.uri(id)).map_err(cert_err(id))?;
+        params.subject_alt_names.push(SanType::URI(uri));
+        params
+            .subject_alt_names
+            .extend(ips.iter().map(|ip| SanType::IpAddress(*ip)));
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::OrganizationName, "geomesh");
+        dn.push(DnType::OrganizationalUnitName, role.as_str());
+        dn.push(DnType::CommonName, id.as_str());
+        params.distinguished_name = dn;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        // Every node is a TLS server (it accepts links) and a client (it dials them).
+        params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        validity(&mut params, now, NODE_DAYS);
+        let cert = params.signed_by(&key, &issuer).map_err(cert_err(id))?;
+        write(layout.node_cert(id), &cert.pem())?;
+        write(layout.node_key(id), &key.serialize_pem())?;
+    }
+
+    let token = TokenSigner::generate()?;
+    write(layout.token_key(), &token.to_pem())?;
+    write(layout.token_public_key(), &token.verifier().to_pem())?;
+    Ok(Written { files })
+}
+
+/// Writes a file readable by its owner only (0600), creating 0700 parents.
+pub fn write_private(path: &Path, contents: &[u8]) -> Result<(), CredentialsError> {
+    let io = |source| CredentialsError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Some(dir) = path.parent() {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(io)?;
+    }
+    // Replace rather than truncate so a re-run never leaves a wider mode behind.
+    let _ = fs::remove_file(path);
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io)?;
+    f.write_all(contents).map_err(io)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    const TOPO: &str = r#"
+version: 1
+cluster: { name: t }
+tls: { dir: certs }
+regions:
+  - { id: eu, name: F, location: { lat: 50.1, lon: 8.7 }, provider: local, provider_region: x }
+edges:
+  - { id: edge-1, region: eu, public_ip: 127.0.0.1, http: 127.0.0.1:8081, octo: 127.0.0.1:4431, capacity: 10 }
+selectors:
+  - { id: sel-1, region: eu, api: 127.0.0.1:7001, raft: 127.0.0.1:7101 }
+"#;
+
+    #[test]
+    fn writes_everything_private_and_refuses_to_overwrite() {
+        let t = Topology::parse(TOPO, Path::new(".")).unwrap().topology;
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("certs");
+        let w = init(&t, &out, false, SystemTime::now()).unwrap();
+        assert_eq!(w.files.len(), 8);
+        for f in &w.files {
+            let mode = fs::metadata(f).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{}", f.display());
+        }
+        let pem = fs::read_to_string(out.join("nodes/edge-1.pem")).unwrap();
+        assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"));
+        assert!(TokenSigner::load(&out.join("token.key")).is_ok());
+        assert!(crate::token::TokenVerifier::load(&out.join("token.pub")).is_ok());
+
+        let before = fs::read(out.join("ca.pem")).unwrap();
+        assert!(matches!(
+            init(&t, &out, false, SystemTime::now()),
+            Err(CredentialsError::Exists(_))
+        ));
+        assert_eq!(
+            fs::read(out.join("ca.pem")).unwrap(),
+            before,
+            "nothing overwritten"
+        );
+        init(&t, &out, true, SystemTime::now()).unwrap();
+        assert_ne!(fs::read(out.join("ca.pem")).unwrap(), before);
+    }
+}

@@ -1,0 +1,34 @@
+//! # geomesh-core
+//!
+//! The vocabulary every other geomesh crate shares, with no I/O beyond
+//! reading a topology file and writing credential files:
+//!
+//! - [`id`]: validated id newtypes ([`EdgeId`], [`RegionId`], [`SelectorId`],
+//!   [`ConferenceId`], [`ParticipantId`]);
+//! - [`geo`]: [`GeoPoint`], a checked latitude/longitude;
+//! - [`topology`]: the `topology.yaml` schema and its validation, with line
+//!   and column for every problem;
+//! - [`token`]: Ed25519-signed join tokens (the selector signs, the edge
+//!   verifies);
+//! - [`credentials`]: the cluster CA, node certificates and token keys that
+//!   `geomesh certs init` writes (with rcgen);
+//! - [`api`]: the selector's public API bodies (`POST /v1/join` and friends).
+//!
+//! It does **not** own GeoIP lookups or distances (`geomesh-geoip`), TLS
+//! configuration for links (`geomesh-mesh`, the selector), or any network
+//! code. Everything here is pure data and functions: time is passed
+//! in, never read from the clock.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod api;
+pub mod credentials;
+pub mod geo;
+pub mod id;
+pub mod token;
+pub mod topology;
+
+pub use geo::GeoPoint;
+pub use id::{ConferenceId, EdgeId, IdError, ParticipantId, RegionId, SelectorId};
+pub use topology::Topology;

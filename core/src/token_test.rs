@@ -1,0 +1,142 @@
+use super::*;
+use proptest::prelude::*;
+
+fn t0() -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(1_800_000_000)
+}
+
+fn claims() -> JoinClaims {
+    JoinClaims::new(
+        "standup".parse().unwrap(),
+        "alice".parse().unwrap(),
+        "edge-fra-1".parse().unwrap(),
+        t0(),
+        Duration::from_secs(600),
+    )
+}
+
+fn edge(s: &str) -> EdgeId {
+    s.parse().unwrap()
+}
+
+#[test]
+fn round_trip() {
+    let s = TokenSigner::generate().unwrap();
+    let tok = s.sign(&claims());
+    assert_eq!(tok.split('.').count(), 3);
+    let got = s
+        .verifier()
+        .verify(
+            &tok,
+            t0(),
+            &edge("edge-fra-1"),
+            Some(&"standup".parse().unwrap()),
+        )
+        .unwrap();
+    assert_eq!(got, claims());
+    assert_eq!(got.exp - got.iat, 600);
+}
+
+#[test]
+fn pem_round_trip() {
+    let s = TokenSigner::generate().unwrap();
+    let p = std::path::Path::new("k");
+    let s2 = TokenSigner::from_pem(&s.to_pem(), p).unwrap();
+    let v = TokenVerifier::from_pem(&s.verifier().to_pem(), p).unwrap();
+    assert!(s.to_pem().starts_with("-----BEGIN PRIVATE KEY-----"));
+    assert!(v.to_pem().starts_with("-----BEGIN PUBLIC KEY-----"));
+    let tok = s2.sign(&claims());
+    assert!(v.decode(&tok, t0()).is_ok());
+    assert!(matches!(
+        TokenVerifier::from_pem("garbage", p),
+        Err(KeyError::Format { .. })
+    ));
+}
+
+#[test]
+fn every_refusal_has_its_reason() {
+    let s = TokenSigner::generate().unwrap();
+    let v = s.verifier().with_leeway(Duration::from_secs(5));
+    let tok = s.sign(&claims());
+    let e = edge("edge-fra-1");
+
+    let late = t0() + Duration::from_secs(606);
+    assert_eq!(
+        v.verify(&tok, late, &e, None),
+        Err(TokenError::Expired {
+            expired_at: 1_800_000_600,
+            now: 1_800_000_606
+        })
+    );
+    // Within leeway is still fine.
+    assert!(
+        v.verify(&tok, t0() + Duration::from_secs(604), &e, None)
+            .is_ok()
+    );
+    let early = t0() - Duration::from_secs(60);
+    assert!(matches!(
+        v.verify(&tok, early, &e, None),
+        Err(TokenError::NotYetValid { .. })
+    ));
+    assert!(matches!(
+        v.verify(&tok, t0(), &edge("edge-fra-2"), None),
+        Err(TokenError::WrongEdge { .. })
+    ));
+    assert!(matches!(
+        v.verify(&tok, t0(), &e, Some(&"other".parse().unwrap())),
+        Err(TokenError::WrongConference { .. })
+    ));
+    let other = TokenSigner::generate().unwrap().verifier();
+    assert_eq!(
+        other.verify(&tok, t0(), &e, None),
+        Err(TokenError::BadSignature)
+    );
+
+    // Tampered payload: same signature, other claims.
+    let parts: Vec<&str> = tok.split('.').collect();
+    let mut c = claims();
+    c.edge = edge("edge-fra-2");
+    let forged = format!(
+        "{}.{}.{}",
+        parts[0],
+        B64.encode(serde_json::to_vec(&c).unwrap()),
+        parts[2]
+    );
+    assert_eq!(
+        v.verify(&forged, t0(), &edge("edge-fra-2"), None),
+        Err(TokenError::BadSignature)
+    );
+
+    // alg=none is refused before anything else.
+    let none = format!("{}.{}.", B64.encode(r#"{"alg":"none"}"#), parts[1]);
+    assert_eq!(v.decode(&none, t0()), Err(TokenError::UnsupportedAlgorithm));
+
+    for bad in ["", "a.b", "a.b.c.d", "!!.??.##", &"x".repeat(3000)] {
+        assert!(
+            matches!(v.decode(bad, t0()), Err(TokenError::Malformed(_))),
+            "{bad:.20}"
+        );
+    }
+}
+
+proptest! {
+    #[test]
+    fn arbitrary_strings_never_panic(s in "\\PC{0,400}") {
+        let v = TokenSigner::generate().unwrap().verifier();
+        let _ = v.decode(&s, t0());
+    }
+
+    #[test]
+    fn flipping_any_byte_breaks_the_token(i in 0usize..300, b in 1u8..=255) {
+        let s = TokenSigner::generate().unwrap();
+        let tok = s.sign(&claims());
+        let mut bytes = tok.clone().into_bytes();
+        let i = i % bytes.len();
+        bytes[i] ^= b;
+        if let Ok(t) = String::from_utf8(bytes)
+            && t != tok
+        {
+            prop_assert!(s.verifier().decode(&t, t0()).is_err());
+        }
+    }
+}

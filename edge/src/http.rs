@@ -1,0 +1,199 @@
+//! The edge's HTTP surface: signaling, WHIP/WHEP, health, metrics, probe,
+//! the meeting page, and (dev mode only, loopback only) a token endpoint.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use axum::Router;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Query, State, WebSocketUpgrade};
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::{Deserialize, Serialize};
+
+use geomesh_core::token::{JoinClaims, TokenSigner, TokenVerifier};
+use geomesh_core::{ConferenceId, EdgeId, ParticipantId};
+
+use crate::media::MediaHandle;
+use crate::messages::MAX_MESSAGE_BYTES;
+use crate::metrics::Metrics;
+use crate::whip;
+
+/// Shared by every handler.
+#[derive(Clone)]
+pub struct AppState {
+    /// This edge.
+    pub edge_id: EdgeId,
+    /// Checks join tokens.
+    pub verifier: TokenVerifier,
+    /// The media loop.
+    pub media: MediaHandle,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// WHIP/WHEP sessions by id.
+    pub http_sessions: Arc<whip::HttpSessions>,
+    /// Dev mode only: mints tokens for the meeting page.
+    pub dev_signer: Option<Arc<TokenSigner>>,
+}
+
+const INDEX_HTML: &str = include_str!("../../web/index.html");
+const APP_JS: &str = include_str!("../../web/app.js");
+const STYLE_CSS: &str = include_str!("../../web/style.css");
+
+/// The axum router.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(|| async { Html(INDEX_HTML) }))
+        .route(
+            "/app.js",
+            get(|| async { ([(header::CONTENT_TYPE, "text/javascript")], APP_JS) }),
+        )
+        .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
+        .route(
+            "/style.css",
+            get(|| async { ([(header::CONTENT_TYPE, "text/css")], STYLE_CSS) }),
+        )
+        .route("/v1/rtc", get(rtc))
+        .route("/v1/whip/{conference}", post(whip::whip_post))
+        .route("/v1/whep/{conference}", post(whip::whep_post))
+        .route(
+            "/v1/whip/{conference}/{session}",
+            axum::routing::delete(whip::delete).patch(whip::patch),
+        )
+        .route(
+            "/v1/whep/{conference}/{session}",
+            axum::routing::delete(whip::delete).patch(whip::patch),
+        )
+        .route("/v1/probe", get(probe))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/dev/token", get(dev_token))
+        .layer(DefaultBodyLimit::max(MAX_MESSAGE_BYTES))
+        .with_state(state)
+}
+
+async fn rtc(ws: WebSocketUpgrade, State(state): State<AppState>) -> Response {
+    ws.max_message_size(MAX_MESSAGE_BYTES)
+        .max_frame_size(MAX_MESSAGE_BYTES)
+        .on_upgrade(move |socket| crate::ws::session(socket, state))
+}
+
+/// What `GET /healthz` answers.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Health {
+    /// Always `ok` while the edge serves.
+    pub status: String,
+    /// Edge id.
+    pub edge: String,
+    /// Sessions.
+    pub participants: i64,
+    /// Conferences.
+    pub conferences: i64,
+}
+
+async fn healthz(State(state): State<AppState>) -> Response {
+    axum::Json(Health {
+        status: "ok".into(),
+        edge: state.edge_id.to_string(),
+        participants: state.metrics.participants.get(),
+        conferences: state.metrics.conferences.get(),
+    })
+    .into_response()
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.encode(),
+    )
+        .into_response()
+}
+
+/// A tiny response for clients timing their RTT to this edge.
+async fn probe() -> Response {
+    (
+        StatusCode::NO_CONTENT,
+        [
+            (header::CACHE_CONTROL, "no-store"),
+            (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
+        ],
+    )
+        .into_response()
+}
+
+/// Query of `GET /dev/token`.
+#[derive(Debug, Deserialize)]
+pub struct DevTokenQuery {
+    conference: ConferenceId,
+    name: Option<String>,
+    participant: Option<ParticipantId>,
+}
+
+/// Answer of `GET /dev/token`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct DevToken {
+    /// The join token.
+    pub token: String,
+    /// Participant id in it.
+    pub participant: ParticipantId,
+    /// Conference in it.
+    pub conference: ConferenceId,
+    /// This edge.
+    pub edge: String,
+}
+
+/// Dev mode's token endpoint: exists only with a dev signer, answers only loopback.
+async fn dev_token(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Query(q): Query<DevTokenQuery>,
+) -> Response {
+    let Some(signer) = &state.dev_signer else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    if !peer.ip().is_loopback() {
+        return (
+            StatusCode::FORBIDDEN,
+            "dev tokens are for loopback clients only",
+        )
+            .into_response();
+    }
+    let participant = match q.participant {
+        Some(p) => p,
+        None => {
+            let mut b = [0u8; 4];
+            // The OS random source failing is not recoverable here.
+            getrandom::fill(&mut b).expect("OS random source");
+            let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+            ParticipantId::new(format!("p-{hex}")).expect("valid generated id")
+        }
+    };
+    let name = q
+        .name
+        .map(|n| {
+            n.chars()
+                .filter(|c| !c.is_control())
+                .take(64)
+                .collect::<String>()
+        })
+        .filter(|n| !n.is_empty());
+    let mut claims = JoinClaims::new(
+        q.conference.clone(),
+        participant.clone(),
+        state.edge_id.clone(),
+        SystemTime::now(),
+        Duration::from_secs(3600),
+    );
+    claims.name = name;
+    axum::Json(DevToken {
+        token: signer.sign(&claims),
+        participant,
+        conference: q.conference,
+        edge: state.edge_id.to_string(),
+    })
+    .into_response()
+}

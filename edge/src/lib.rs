@@ -1,0 +1,39 @@
+//! # geomesh-edge
+//!
+//! The edge bridge: a WebRTC SFU on `str0m` that regional participants
+//! connect to.
+//!
+//! **Owns**: WebSocket signaling (`GET /v1/rtc`, [`messages`]), WHIP and
+//! WHEP, the single-UDP-port media socket with address-keyed
+//! demultiplexing ([`stun`] names the session of a new address), the
+//! sans-IO routing table ([`router`]: who publishes what, who receives it),
+//! the media loop that drives every session's `Rtc` ([`media`]), join token
+//! checks, metrics, and the meeting page. Later: octo integration and the
+//! selector agent (over the selector's public API).
+//!
+//! **Does not own**: the octo wire protocol (`geomesh-mesh`), placement
+//! (the selector, reached only over HTTP, never linked), or shared types
+//! (`geomesh-core`).
+//!
+//! ## Drive shape
+//!
+//! The routing table is pure: `join`/`leave`/`add_source`/`remove_source`
+//! in, [`router::Router::poll_event`] out. The media loop is the only place
+//! with a socket and a clock: it waits for a datagram, a command or the
+//! soonest timeout, applies one mutation, drains the touched `Rtc` to its
+//! next timeout, and settles the consequences. Signaling tasks talk to it
+//! only through [`media::MediaHandle`].
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod http;
+pub mod media;
+pub mod messages;
+pub mod metrics;
+pub mod peer;
+pub mod router;
+pub mod server;
+pub mod stun;
+pub mod whip;
+pub mod ws;

@@ -1,0 +1,912 @@
+//! The media loop: one task that owns the media UDP socket, every session's
+//! `Rtc` and the routing table.
+//!
+//! It waits for one of: a datagram, a command from signaling, or the
+//! soonest `Rtc` timeout; applies that one mutation; drains the touched
+//! `Rtc` to `Output::Timeout` (str0m's single-mutation rule); then settles
+//! what the drain produced (media to forward, keyframe requests, routing
+//! changes, renegotiations) until nothing is left.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use str0m::change::{SdpAnswer, SdpOffer};
+use str0m::media::{KeyframeRequest, KeyframeRequestKind, MediaAdded, MediaData, Mid};
+use str0m::net::{Protocol, Receive};
+use str0m::{Event, IceConnectionState, Input, Output};
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, info, trace, warn};
+
+use geomesh_core::{ConferenceId, ParticipantId};
+
+use crate::messages::{MediaKindName, RosterEntry, ServerMessage};
+use crate::metrics::{Direction, Media, Metrics, Traffic};
+use crate::peer::{CONNECT_TIMEOUT, OutState, OutTrack, Peer, kind_of, media_kind, we_receive};
+use crate::router::{Kind, PeerInfo, PeerKey, Role, Router, RouterEvent, SourceId};
+use crate::stun;
+
+/// Why the media loop refused a request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MediaError {
+    /// The SDP could not be parsed or applied.
+    #[error("bad SDP: {0}")]
+    BadSdp(String),
+    /// The session is not known (ended, or never existed).
+    #[error("unknown session")]
+    UnknownSession,
+    /// The session already made its offer.
+    #[error("session already has an offer")]
+    AlreadyOffered,
+    /// No edge offer is waiting for an answer.
+    #[error("no offer is awaiting an answer")]
+    NoPendingOffer,
+    /// The media loop has stopped.
+    #[error("media loop stopped")]
+    Stopped,
+}
+
+/// A join that the media loop accepted.
+#[derive(Debug)]
+pub struct Joined {
+    /// The new session.
+    pub key: PeerKey,
+    /// Everyone already in the conference.
+    pub roster: Vec<RosterEntry>,
+}
+
+/// Requests from signaling to the media loop.
+#[derive(Debug)]
+pub enum Command {
+    /// Open a session.
+    Join {
+        /// Conference.
+        conference: ConferenceId,
+        /// Participant id (from the token).
+        participant: ParticipantId,
+        /// Display name (from the token).
+        name: Option<String>,
+        /// What it does.
+        role: Role,
+        /// Signaling channel for WebSocket sessions.
+        signal: Option<mpsc::UnboundedSender<ServerMessage>>,
+        /// Reply.
+        reply: oneshot::Sender<Joined>,
+    },
+    /// The client's offer; the reply is our answer SDP.
+    Offer {
+        /// Session.
+        key: PeerKey,
+        /// SDP offer.
+        sdp: String,
+        /// Reply.
+        reply: oneshot::Sender<Result<String, MediaError>>,
+    },
+    /// The client's answer to our offer.
+    Answer {
+        /// Session.
+        key: PeerKey,
+        /// SDP answer.
+        sdp: String,
+        /// Reply.
+        reply: oneshot::Sender<Result<(), MediaError>>,
+    },
+    /// Mute state changed.
+    Mute {
+        /// Session.
+        key: PeerKey,
+        /// Kind.
+        kind: MediaKindName,
+        /// Muted.
+        muted: bool,
+    },
+    /// End a session.
+    Leave {
+        /// Session.
+        key: PeerKey,
+        /// Reply: whether it existed.
+        reply: Option<oneshot::Sender<bool>>,
+    },
+}
+
+/// A cloneable handle to send commands to the media loop.
+#[derive(Clone)]
+pub struct MediaHandle {
+    tx: mpsc::Sender<Command>,
+}
+
+impl MediaHandle {
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, MediaError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(make(reply))
+            .await
+            .map_err(|_| MediaError::Stopped)?;
+        rx.await.map_err(|_| MediaError::Stopped)
+    }
+
+    /// Opens a session.
+    pub async fn join(
+        &self,
+        conference: ConferenceId,
+        participant: ParticipantId,
+        name: Option<String>,
+        role: Role,
+        signal: Option<mpsc::UnboundedSender<ServerMessage>>,
+    ) -> Result<Joined, MediaError> {
+        self.ask(|reply| Command::Join {
+            conference,
+            participant,
+            name,
+            role,
+            signal,
+            reply,
+        })
+        .await
+    }
+
+    /// Applies the client's offer; returns our answer.
+    pub async fn offer(&self, key: PeerKey, sdp: String) -> Result<String, MediaError> {
+        self.ask(|reply| Command::Offer { key, sdp, reply }).await?
+    }
+
+    /// Applies the client's answer to our offer.
+    pub async fn answer(&self, key: PeerKey, sdp: String) -> Result<(), MediaError> {
+        self.ask(|reply| Command::Answer { key, sdp, reply })
+            .await?
+    }
+
+    /// Records a mute change and tells the others.
+    pub async fn mute(&self, key: PeerKey, kind: MediaKindName, muted: bool) {
+        let _ = self.tx.send(Command::Mute { key, kind, muted }).await;
+    }
+
+    /// Ends a session; true if it existed.
+    pub async fn leave(&self, key: PeerKey) -> bool {
+        self.ask(|reply| Command::Leave {
+            key,
+            reply: Some(reply),
+        })
+        .await
+        .unwrap_or(false)
+    }
+}
+
+/// Something a drain produced, settled after the drain.
+// Media frames dominate the queue; boxing them would allocate per frame.
+#[allow(clippy::large_enum_variant)]
+enum Pending {
+    Added(PeerKey, MediaAdded),
+    Data(PeerKey, MediaData),
+    Keyframe(PeerKey, KeyframeRequest),
+    Connected(PeerKey),
+    Dead(PeerKey, &'static str),
+}
+
+/// The media loop's state. Built by [`MediaLoop::spawn`].
+pub struct MediaLoop {
+    socket: UdpSocket,
+    advertised: SocketAddr,
+    router: Router,
+    peers: HashMap<PeerKey, Peer>,
+    by_addr: HashMap<SocketAddr, PeerKey>,
+    by_ufrag: HashMap<String, PeerKey>,
+    pending: VecDeque<Pending>,
+    metrics: Arc<Metrics>,
+    next_key: u64,
+    /// Per (session, m-line): cumulative NACK/PLI counts last reported by str0m.
+    rtcp_seen: HashMap<(PeerKey, Mid), (u64, u64)>,
+    /// Participant ids of sessions being removed (their Left events are settling).
+    departed: HashMap<PeerKey, ParticipantId>,
+    /// One DTLS/SRTP crypto provider for every session.
+    crypto: Arc<str0m::crypto::CryptoProvider>,
+}
+
+/// Largest datagram read from the media socket.
+const RECV_BUF: usize = 2048;
+
+impl MediaLoop {
+    /// Starts the loop on `socket`; `advertised` is the address in our ICE
+    /// candidates (and the `destination` str0m must see on every packet).
+    pub fn spawn(socket: UdpSocket, advertised: SocketAddr, metrics: Arc<Metrics>) -> MediaHandle {
+        let (tx, rx) = mpsc::channel(1024);
+        let lp = MediaLoop {
+            socket,
+            advertised,
+            router: Router::default(),
+            peers: HashMap::new(),
+            by_addr: HashMap::new(),
+            by_ufrag: HashMap::new(),
+            pending: VecDeque::new(),
+            metrics,
+            next_key: 1,
+            rtcp_seen: HashMap::new(),
+            departed: HashMap::new(),
+            crypto: Arc::new(str0m::crypto::from_feature_flags()),
+        };
+        tokio::spawn(lp.run(rx));
+        MediaHandle { tx }
+    }
+
+    async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+        let mut buf = vec![0u8; RECV_BUF];
+        loop {
+            let deadline = self
+                .peers
+                .values()
+                .filter_map(|p| p.next_timeout)
+                .min()
+                .unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
+            tokio::select! {
+                r = self.socket.recv_from(&mut buf) => match r {
+                    Ok((n, src)) => self.on_datagram(&buf[..n], src),
+                    Err(e) => {
+                        // ICMP port-unreachable from a departed client surfaces here.
+                        debug!("media socket recv: {e}");
+                    }
+                },
+                cmd = rx.recv() => match cmd {
+                    Some(cmd) => self.on_command(cmd),
+                    None => break,
+                },
+                _ = tokio::time::sleep_until(deadline.into()) => {}
+            }
+            self.on_timeouts(Instant::now());
+            self.settle();
+        }
+        info!("media loop stopped");
+    }
+
+    fn on_datagram(&mut self, data: &[u8], src: SocketAddr) {
+        let now = Instant::now();
+        self.metrics
+            .datagrams
+            .get_or_create(&Traffic {
+                direction: Direction::In,
+            })
+            .inc();
+        self.metrics
+            .bytes
+            .get_or_create(&Traffic {
+                direction: Direction::In,
+            })
+            .inc_by(data.len() as u64);
+        let key = match self.by_addr.get(&src) {
+            Some(k) => *k,
+            None => match stun::local_ufrag(data).and_then(|u| self.by_ufrag.get(u)) {
+                Some(k) => *k,
+                None => {
+                    Metrics::count(&self.metrics.dropped, "unknown_source");
+                    trace!(%src, len = data.len(), "datagram from unknown source");
+                    return;
+                }
+            },
+        };
+        let Ok(contents) = data.try_into() else {
+            Metrics::count(&self.metrics.dropped, "unparseable");
+            return;
+        };
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        let Some(rtc) = peer.rtc.as_mut() else {
+            Metrics::count(&self.metrics.dropped, "no_session_yet");
+            return;
+        };
+        let input = Input::Receive(
+            now,
+            Receive {
+                proto: Protocol::Udp,
+                source: src,
+                destination: self.advertised,
+                contents,
+            },
+        );
+        if !rtc.accepts(&input) {
+            Metrics::count(&self.metrics.dropped, "not_accepted");
+            return;
+        }
+        if let Err(e) = rtc.handle_input(input) {
+            // A bad packet from a known client does not end its session.
+            Metrics::count(&self.metrics.dropped, "rtc_error");
+            debug!(peer = key.0, "handle_input: {e}");
+        }
+        if !peer.addrs.contains(&src) {
+            peer.addrs.push(src);
+            self.by_addr.insert(src, key);
+        }
+        self.drain(key);
+    }
+
+    fn on_timeouts(&mut self, now: Instant) {
+        let due: Vec<PeerKey> = self
+            .peers
+            .values()
+            .filter(|p| p.next_timeout.is_some_and(|t| t <= now))
+            .map(|p| p.key)
+            .collect();
+        for key in due {
+            let peer = self.peers.get_mut(&key).expect("listed peer");
+            if let Some(at) = peer.offered_at
+                && !peer.connected
+                && now.saturating_duration_since(at) > CONNECT_TIMEOUT
+            {
+                self.pending
+                    .push_back(Pending::Dead(key, "connect_timeout"));
+                continue;
+            }
+            if let Some(rtc) = peer.rtc.as_mut()
+                && let Err(e) = rtc.handle_input(Input::Timeout(now))
+            {
+                warn!(peer = key.0, "timeout: {e}");
+                self.pending.push_back(Pending::Dead(key, "rtc_error"));
+                continue;
+            }
+            self.drain(key);
+        }
+    }
+
+    /// Drains one session's `Rtc` to its next timeout.
+    fn drain(&mut self, key: PeerKey) {
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        let Some(rtc) = peer.rtc.as_mut() else {
+            return;
+        };
+        // Bounded: str0m returns Timeout once its queues are empty.
+        for _ in 0..100_000 {
+            if !rtc.is_alive() {
+                self.pending.push_back(Pending::Dead(key, "closed"));
+                peer.next_timeout = None;
+                return;
+            }
+            match rtc.poll_output() {
+                Ok(Output::Timeout(t)) => {
+                    peer.next_timeout = Some(t);
+                    return;
+                }
+                Ok(Output::Transmit(t)) => {
+                    let ok = self.socket.try_send_to(&t.contents, t.destination).is_ok();
+                    let dir = Traffic {
+                        direction: Direction::Out,
+                    };
+                    if ok {
+                        self.metrics.datagrams.get_or_create(&dir).inc();
+                        self.metrics
+                            .bytes
+                            .get_or_create(&dir)
+                            .inc_by(t.contents.len() as u64);
+                    } else {
+                        Metrics::count(&self.metrics.dropped, "send_error");
+                    }
+                }
+                Ok(Output::Event(ev)) => match ev {
+                    Event::Connected => self.pending.push_back(Pending::Connected(key)),
+                    Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                        self.pending
+                            .push_back(Pending::Dead(key, "ice_disconnected"));
+                    }
+                    Event::MediaAdded(m) => self.pending.push_back(Pending::Added(key, m)),
+                    Event::MediaData(d) => self.pending.push_back(Pending::Data(key, d)),
+                    Event::KeyframeRequest(r) => self.pending.push_back(Pending::Keyframe(key, r)),
+                    Event::MediaIngressStats(s) => {
+                        if let Some(loss) = s.loss {
+                            self.metrics.ingress_loss.observe(f64::from(loss));
+                        }
+                        let seen = self.rtcp_seen.entry((key, s.mid)).or_default();
+                        self.metrics.nacks.inc_by(s.nacks.saturating_sub(seen.0));
+                        self.metrics.plis.inc_by(s.plis.saturating_sub(seen.1));
+                        *seen = (s.nacks.max(seen.0), s.plis.max(seen.1));
+                    }
+                    Event::Closed => self.pending.push_back(Pending::Dead(key, "closed")),
+                    _ => {}
+                },
+                Err(e) => {
+                    warn!(peer = key.0, "poll_output: {e}");
+                    self.pending.push_back(Pending::Dead(key, "rtc_error"));
+                    return;
+                }
+            }
+        }
+        // Reaching here means str0m kept producing output: a bug, but do not spin.
+        warn!(peer = key.0, "drain did not reach a timeout");
+        peer.next_timeout = Some(Instant::now() + Duration::from_millis(1));
+    }
+
+    /// Settles everything drains and the router produced, then renegotiates.
+    fn settle(&mut self) {
+        for _ in 0..1_000_000 {
+            if let Some(p) = self.pending.pop_front() {
+                self.on_pending(p);
+                continue;
+            }
+            if let Some(ev) = self.router.poll_event() {
+                self.on_router_event(ev);
+                continue;
+            }
+            let Some(key) = self
+                .peers
+                .values()
+                .find(|p| p.wants_negotiation())
+                .map(|p| p.key)
+            else {
+                break;
+            };
+            self.negotiate(key);
+        }
+        let (p, c) = self.router.counts();
+        self.metrics.participants.set(p as i64);
+        self.metrics.conferences.set(c as i64);
+    }
+
+    fn on_pending(&mut self, p: Pending) {
+        match p {
+            Pending::Added(key, m) => self.on_media_added(key, m),
+            Pending::Data(key, d) => self.forward(key, d),
+            Pending::Keyframe(key, r) => self.on_keyframe_request(key, r),
+            Pending::Connected(key) => {
+                if let Some(peer) = self.peers.get_mut(&key) {
+                    peer.connected = true;
+                    info!(peer = key.0, participant = %peer.participant, "connected");
+                }
+            }
+            Pending::Dead(key, why) => self.remove(key, why),
+        }
+    }
+
+    fn on_media_added(&mut self, key: PeerKey, m: MediaAdded) {
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        let kind = kind_of(m.kind);
+        if we_receive(m.direction) && !matches!(peer.role, Role::Viewer { .. }) {
+            if peer.sources.contains_key(&m.mid) {
+                return;
+            }
+            match self.router.add_source(key, kind) {
+                Ok(source) => {
+                    peer.sources.insert(m.mid, source);
+                    debug!(peer = key.0, mid = %m.mid, ?kind, "source added");
+                }
+                Err(e) => warn!(peer = key.0, "add_source: {e}"),
+            }
+        } else if matches!(peer.role, Role::Viewer { .. }) {
+            // A WHEP client's receive-only m-line: fill it with a waiting track.
+            if let Some((source, out)) = peer
+                .out
+                .iter_mut()
+                .find(|(_, o)| o.state == OutState::ToOpen && o.kind == kind)
+            {
+                out.state = OutState::Open(m.mid);
+                let source = *source;
+                peer.out_by_mid.insert(m.mid, source);
+                self.request_keyframe_for(source);
+            } else {
+                peer.free_slots.push((m.mid, kind));
+            }
+        }
+    }
+
+    fn forward(&mut self, from: PeerKey, data: MediaData) {
+        let Some(publisher) = self.peers.get(&from) else {
+            return;
+        };
+        let Some(&source) = publisher.sources.get(&data.mid) else {
+            return;
+        };
+        let kind = self.router.source(source).map_or(Kind::Video, |(_, k)| k);
+        let label = |direction| Media {
+            direction,
+            kind: kind.into(),
+        };
+        self.metrics
+            .frames
+            .get_or_create(&label(Direction::In))
+            .inc();
+        self.metrics
+            .media_bytes
+            .get_or_create(&label(Direction::In))
+            .inc_by(data.data.len() as u64);
+        if !data.contiguous {
+            // Frames were lost: a keyframe repairs every subscriber's decoder.
+            self.request_keyframe_for(source);
+        }
+        let subscribers: Vec<PeerKey> = self.router.subscribers(source).to_vec();
+        for to in subscribers {
+            let Some(sub) = self.peers.get_mut(&to) else {
+                continue;
+            };
+            let Some(OutState::Open(mid)) = sub.out.get(&source).map(|o| o.state) else {
+                continue;
+            };
+            let Some(rtc) = sub.rtc.as_mut() else {
+                continue;
+            };
+            let Some(writer) = rtc.writer(mid) else {
+                continue;
+            };
+            let Some(pt) = writer.match_params(data.params) else {
+                Metrics::count(&self.metrics.dropped, "codec_mismatch");
+                continue;
+            };
+            if let Err(e) = writer.write(pt, data.network_time, data.time, data.data.clone()) {
+                debug!(peer = to.0, "write: {e}");
+                continue;
+            }
+            self.metrics
+                .frames
+                .get_or_create(&label(Direction::Out))
+                .inc();
+            self.metrics
+                .media_bytes
+                .get_or_create(&label(Direction::Out))
+                .inc_by(data.data.len() as u64);
+            self.drain(to);
+        }
+    }
+
+    fn on_keyframe_request(&mut self, key: PeerKey, req: KeyframeRequest) {
+        let Some(&source) = self
+            .peers
+            .get(&key)
+            .and_then(|p| p.out_by_mid.get(&req.mid))
+        else {
+            return;
+        };
+        self.request_keyframe_for(source);
+    }
+
+    /// Asks the publisher of `source` for a keyframe, rate-limited.
+    fn request_keyframe_for(&mut self, source: SourceId) {
+        let Some((owner, kind)) = self.router.source(source) else {
+            return;
+        };
+        if kind != Kind::Video {
+            return;
+        }
+        if !self.router.keyframe_request(Instant::now(), source) {
+            Metrics::count(&self.metrics.keyframe_requests, "suppressed");
+            return;
+        }
+        let Some(peer) = self.peers.get_mut(&owner) else {
+            return;
+        };
+        let Some(mid) = peer
+            .sources
+            .iter()
+            .find(|(_, s)| **s == source)
+            .map(|(m, _)| *m)
+        else {
+            return;
+        };
+        let Some(mut writer) = peer.rtc.as_mut().and_then(|r| r.writer(mid)) else {
+            return;
+        };
+        match writer.request_keyframe(None, KeyframeRequestKind::Pli) {
+            Ok(()) => Metrics::count(&self.metrics.keyframe_requests, "relayed"),
+            Err(e) => debug!(peer = owner.0, "request_keyframe: {e}"),
+        }
+        self.drain(owner);
+    }
+
+    fn on_router_event(&mut self, ev: RouterEvent) {
+        match ev {
+            RouterEvent::Subscribe {
+                to,
+                source,
+                owner,
+                kind,
+            } => {
+                let Some(owner_pid) = self.peers.get(&owner).map(|p| p.participant.clone()) else {
+                    return;
+                };
+                let Some(peer) = self.peers.get_mut(&to) else {
+                    return;
+                };
+                let mut track = OutTrack {
+                    state: OutState::ToOpen,
+                    kind,
+                    owner: owner_pid,
+                    owner_key: owner,
+                };
+                let mut opened = false;
+                if let Some(i) = peer.free_slots.iter().position(|(_, k)| *k == kind) {
+                    let (mid, _) = peer.free_slots.remove(i);
+                    track.state = OutState::Open(mid);
+                    peer.out_by_mid.insert(mid, source);
+                    opened = true;
+                }
+                peer.out.insert(source, track);
+                if opened {
+                    self.request_keyframe_for(source);
+                }
+            }
+            RouterEvent::Unsubscribe { to, source } => {
+                let Some(peer) = self.peers.get_mut(&to) else {
+                    return;
+                };
+                let Some((state, kind)) = peer.out.get(&source).map(|t| (t.state, t.kind)) else {
+                    return;
+                };
+                let viewer = matches!(peer.role, Role::Viewer { .. });
+                match state {
+                    OutState::ToOpen => {
+                        peer.out.remove(&source);
+                    }
+                    OutState::Open(mid) | OutState::Negotiating(mid) if viewer => {
+                        // WHEP m-lines are the client's: free the slot for the next publisher.
+                        peer.out.remove(&source);
+                        peer.out_by_mid.remove(&mid);
+                        peer.free_slots.push((mid, kind));
+                    }
+                    OutState::Open(mid) | OutState::Negotiating(mid) => {
+                        if let Some(t) = peer.out.get_mut(&source) {
+                            t.state = OutState::ToStop(mid);
+                        }
+                    }
+                    OutState::ToStop(_) | OutState::NegotiatingStop(_) => {}
+                }
+            }
+            RouterEvent::Joined { to, peer } => {
+                let Some(entry) = self.peers.get(&peer).map(roster_entry) else {
+                    return;
+                };
+                if let Some(p) = self.peers.get(&to) {
+                    p.signal(ServerMessage::ParticipantJoined { participant: entry });
+                }
+            }
+            RouterEvent::Left { to, peer } => {
+                let Some(info) = self.router_peer_participant(peer) else {
+                    return;
+                };
+                if let Some(p) = self.peers.get(&to) {
+                    p.signal(ServerMessage::ParticipantLeft { participant: info });
+                }
+            }
+        }
+    }
+
+    fn router_peer_participant(&self, key: PeerKey) -> Option<ParticipantId> {
+        self.peers
+            .get(&key)
+            .map(|p| p.participant.clone())
+            .or_else(|| self.departed.get(&key).cloned())
+    }
+
+    /// Sends an edge offer for added and stopped tracks.
+    fn negotiate(&mut self, key: PeerKey) {
+        let peer = self.peers.get_mut(&key).expect("negotiating a known peer");
+        let rtc = peer
+            .rtc
+            .as_mut()
+            .expect("wants_negotiation checked the Rtc");
+        let mut change = rtc.sdp_api();
+        let mut opened: Vec<(SourceId, Mid)> = Vec::new();
+        for (source, track) in peer.out.iter_mut() {
+            match track.state {
+                OutState::ToOpen => {
+                    let mid = change.add_media(
+                        media_kind(track.kind),
+                        str0m::media::Direction::SendOnly,
+                        Some(track.owner.to_string()),
+                        Some(format!("{}-{}", track.owner, source.0)),
+                        None,
+                    );
+                    track.state = OutState::Negotiating(mid);
+                    opened.push((*source, mid));
+                }
+                OutState::ToStop(mid) => {
+                    change.stop_media(mid);
+                    track.state = OutState::NegotiatingStop(mid);
+                }
+                _ => {}
+            }
+        }
+        for (source, mid) in opened {
+            peer.out_by_mid.insert(mid, source);
+        }
+        match change.apply() {
+            Some((offer, pending)) => {
+                peer.pending = Some(pending);
+                peer.signal(ServerMessage::Offer {
+                    sdp: offer.to_sdp_string(),
+                });
+            }
+            None => warn!(peer = key.0, "negotiation produced no offer"),
+        }
+        self.drain(key);
+    }
+
+    fn on_command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Join {
+                conference,
+                participant,
+                name,
+                role,
+                signal,
+                reply,
+            } => {
+                let key = PeerKey(self.next_key);
+                self.next_key += 1;
+                let info = PeerInfo {
+                    key,
+                    participant: participant.clone(),
+                    name: name.clone(),
+                    role: role.clone(),
+                };
+                let replaced = match self.router.join(conference.clone(), info) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        // Keys are fresh, so this is a bug; refuse rather than panic.
+                        warn!("router join: {e}");
+                        return;
+                    }
+                };
+                let peer = Peer::new(
+                    key,
+                    participant.clone(),
+                    name,
+                    conference.clone(),
+                    role,
+                    signal,
+                );
+                self.by_ufrag.insert(peer.ufrag.clone(), key);
+                self.peers.insert(key, peer);
+                if let Some(old) = replaced {
+                    if let Some(p) = self.peers.get(&old) {
+                        p.signal(ServerMessage::error(
+                            "replaced",
+                            "the same participant joined again elsewhere",
+                            true,
+                        ));
+                    }
+                    self.remove(old, "replaced");
+                }
+                let roster = self
+                    .router
+                    .roster(key)
+                    .iter()
+                    .filter_map(|i| self.peers.get(&i.key).map(roster_entry))
+                    .collect();
+                info!(peer = key.0, %participant, %conference, "joined");
+                let _ = reply.send(Joined { key, roster });
+            }
+            Command::Offer { key, sdp, reply } => {
+                let _ = reply.send(self.on_offer(key, &sdp));
+            }
+            Command::Answer { key, sdp, reply } => {
+                let _ = reply.send(self.on_answer(key, &sdp));
+            }
+            Command::Mute { key, kind, muted } => {
+                let Some(peer) = self.peers.get_mut(&key) else {
+                    return;
+                };
+                match kind {
+                    MediaKindName::Audio => peer.muted.0 = muted,
+                    MediaKindName::Video => peer.muted.1 = muted,
+                }
+                let participant = peer.participant.clone();
+                for other in self.router.roster(key) {
+                    if let Some(p) = self.peers.get(&other.key) {
+                        p.signal(ServerMessage::Mute {
+                            participant: participant.clone(),
+                            kind,
+                            muted,
+                        });
+                    }
+                }
+            }
+            Command::Leave { key, reply } => {
+                let existed = self.peers.contains_key(&key);
+                self.remove(key, "left");
+                if let Some(r) = reply {
+                    let _ = r.send(existed);
+                }
+            }
+        }
+    }
+
+    fn on_offer(&mut self, key: PeerKey, sdp: &str) -> Result<String, MediaError> {
+        let offer =
+            SdpOffer::from_sdp_string(sdp).map_err(|e| MediaError::BadSdp(e.to_string()))?;
+        let advertised = self.advertised;
+        let peer = self.peers.get_mut(&key).ok_or(MediaError::UnknownSession)?;
+        if peer.rtc.is_some() {
+            return Err(MediaError::AlreadyOffered);
+        }
+        let rtc = peer.create_rtc(Instant::now(), advertised, &self.crypto);
+        match rtc.sdp_api().accept_offer(offer) {
+            Ok(answer) => {
+                let sdp = answer.to_sdp_string();
+                self.drain(key);
+                Ok(sdp)
+            }
+            Err(e) => {
+                // Leave the session able to try again with a better offer.
+                peer.rtc = None;
+                peer.offered_at = None;
+                Err(MediaError::BadSdp(e.to_string()))
+            }
+        }
+    }
+
+    fn on_answer(&mut self, key: PeerKey, sdp: &str) -> Result<(), MediaError> {
+        let answer =
+            SdpAnswer::from_sdp_string(sdp).map_err(|e| MediaError::BadSdp(e.to_string()))?;
+        let peer = self.peers.get_mut(&key).ok_or(MediaError::UnknownSession)?;
+        let pending = peer.pending.take().ok_or(MediaError::NoPendingOffer)?;
+        let rtc = peer.rtc.as_mut().ok_or(MediaError::NoPendingOffer)?;
+        if let Err(e) = rtc.sdp_api().accept_answer(pending, answer) {
+            // Our offer is void; put the tracks back so the next offer carries them.
+            for t in peer.out.values_mut() {
+                t.state = match t.state {
+                    OutState::Negotiating(_) => OutState::ToOpen,
+                    OutState::NegotiatingStop(m) => OutState::ToStop(m),
+                    s => s,
+                };
+            }
+            return Err(MediaError::BadSdp(e.to_string()));
+        }
+        let mut opened = Vec::new();
+        peer.out.retain(|source, t| match t.state {
+            OutState::Negotiating(m) => {
+                t.state = OutState::Open(m);
+                opened.push(*source);
+                true
+            }
+            OutState::NegotiatingStop(m) => {
+                peer.out_by_mid.remove(&m);
+                false
+            }
+            _ => true,
+        });
+        self.drain(key);
+        // A late joiner decodes nothing until the next keyframe.
+        for source in opened {
+            self.request_keyframe_for(source);
+        }
+        Ok(())
+    }
+
+    /// Ends a session everywhere.
+    fn remove(&mut self, key: PeerKey, why: &str) {
+        let Some(mut peer) = self.peers.remove(&key) else {
+            return;
+        };
+        info!(peer = key.0, participant = %peer.participant, why, "session ended");
+        self.departed.insert(key, peer.participant.clone());
+        for a in &peer.addrs {
+            self.by_addr.remove(a);
+        }
+        self.by_ufrag.remove(&peer.ufrag);
+        self.rtcp_seen.retain(|(k, _), _| *k != key);
+        if let Some(rtc) = peer.rtc.as_mut() {
+            rtc.disconnect();
+        }
+        // Dropping the signal sender closes the WebSocket session.
+        peer.signal = None;
+        let _ = self.router.leave(key);
+        // Settle the Left events while the participant id is still resolvable.
+        while let Some(ev) = self.router.poll_event() {
+            self.on_router_event(ev);
+        }
+        self.departed.remove(&key);
+    }
+}
+
+fn roster_entry(p: &Peer) -> RosterEntry {
+    RosterEntry {
+        id: p.participant.clone(),
+        name: p.name.clone(),
+        audio_muted: p.muted.0,
+        video_muted: p.muted.1,
+    }
+}

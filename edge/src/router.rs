@@ -1,0 +1,472 @@
+//! The routing table: who is in which conference, who publishes which
+//! source, and who receives it.
+//!
+//! Sans-IO: no sockets, no `Rtc`, no clock. The media loop calls
+//! `join`/`leave`/`add_source`/`remove_source` and then drains
+//! [`Router::poll_event`] for what changed (open a track to a subscriber,
+//! tell a participant someone arrived, …). The per-packet question "who gets
+//! this?" is [`Router::subscribers`], a slice lookup.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use geomesh_core::{ConferenceId, ParticipantId};
+
+/// One participant session on this edge (a WebSocket, WHIP or WHEP session).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PeerKey(pub u64);
+
+/// One published media source (one incoming m-line).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SourceId(pub u64);
+
+/// Audio or video.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// Audio.
+    Audio,
+    /// Video.
+    Video,
+}
+
+/// What a session does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Role {
+    /// Publishes and receives everyone else (the meeting page, WebSocket clients).
+    Member,
+    /// Publishes only (WHIP).
+    Publisher,
+    /// Receives one publisher's audio and video (WHEP): the given
+    /// participant, or else the most recent publisher.
+    Viewer {
+        /// The participant to watch, if the client named one.
+        follow: Option<ParticipantId>,
+    },
+}
+
+impl Role {
+    fn in_roster(&self) -> bool {
+        !matches!(self, Role::Viewer { .. })
+    }
+}
+
+/// A participant as others see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerInfo {
+    /// The session.
+    pub key: PeerKey,
+    /// Participant id (from the join token).
+    pub participant: ParticipantId,
+    /// Display name.
+    pub name: Option<String>,
+    /// Role.
+    pub role: Role,
+}
+
+/// What changed; the media loop acts on each.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouterEvent {
+    /// Start sending `source` (owned by `owner`) to `to`.
+    Subscribe {
+        /// The subscriber.
+        to: PeerKey,
+        /// The source.
+        source: SourceId,
+        /// Its publisher.
+        owner: PeerKey,
+        /// Its kind.
+        kind: Kind,
+    },
+    /// Stop sending `source` to `to`.
+    Unsubscribe {
+        /// The subscriber.
+        to: PeerKey,
+        /// The source.
+        source: SourceId,
+    },
+    /// Tell `to` that `peer` joined.
+    Joined {
+        /// Who to tell.
+        to: PeerKey,
+        /// Who joined.
+        peer: PeerKey,
+    },
+    /// Tell `to` that `peer` left.
+    Left {
+        /// Who to tell.
+        to: PeerKey,
+        /// Who left.
+        peer: PeerKey,
+    },
+}
+
+/// Why a join is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RouterError {
+    /// The session key is already in use (a bug in the caller).
+    #[error("session {0:?} already joined")]
+    DuplicateKey(PeerKey),
+    /// The session is not known.
+    #[error("unknown session {0:?}")]
+    UnknownPeer(PeerKey),
+    /// A viewer cannot publish.
+    #[error("a viewer session cannot publish")]
+    ViewerCannotPublish,
+}
+
+#[derive(Debug)]
+struct Peer {
+    info: PeerInfo,
+    conference: ConferenceId,
+    /// Sources this peer publishes, in order.
+    sources: Vec<SourceId>,
+    /// For viewers: whose sources they receive.
+    watching: Option<PeerKey>,
+}
+
+#[derive(Debug)]
+struct Source {
+    owner: PeerKey,
+    kind: Kind,
+    /// Receivers, in subscription order.
+    subscribers: Vec<PeerKey>,
+    last_keyframe_request: Option<Instant>,
+}
+
+#[derive(Debug, Default)]
+struct Conference {
+    /// Sessions in join order.
+    peers: Vec<PeerKey>,
+    /// Publishers, most recent first.
+    publishers: Vec<PeerKey>,
+}
+
+/// The edge's routing table. See the module docs.
+#[derive(Debug)]
+pub struct Router {
+    peers: HashMap<PeerKey, Peer>,
+    sources: HashMap<SourceId, Source>,
+    conferences: HashMap<ConferenceId, Conference>,
+    events: VecDeque<RouterEvent>,
+    next_source: u64,
+    keyframe_interval: Duration,
+}
+
+/// Keyframe requests to one publisher's source are relayed at most this
+/// often: enough for a late joiner, not a flood when many subscribers lose
+/// a packet at once.
+pub const DEFAULT_KEYFRAME_INTERVAL: Duration = Duration::from_millis(500);
+
+impl Default for Router {
+    fn default() -> Self {
+        Self::new(DEFAULT_KEYFRAME_INTERVAL)
+    }
+}
+
+impl Router {
+    /// An empty table.
+    pub fn new(keyframe_interval: Duration) -> Self {
+        Self {
+            peers: HashMap::new(),
+            sources: HashMap::new(),
+            conferences: HashMap::new(),
+            events: VecDeque::new(),
+            next_source: 1,
+            keyframe_interval,
+        }
+    }
+
+    /// Adds a session to a conference. Returns the session already there
+    /// for the same participant, if any: the caller should end it (a
+    /// reconnecting participant replaces its old session).
+    pub fn join(
+        &mut self,
+        conference: ConferenceId,
+        info: PeerInfo,
+    ) -> Result<Option<PeerKey>, RouterError> {
+        let key = info.key;
+        if self.peers.contains_key(&key) {
+            return Err(RouterError::DuplicateKey(key));
+        }
+        let conf = self.conferences.entry(conference.clone()).or_default();
+        let replaced = conf.peers.iter().copied().find(|k| {
+            let p = &self.peers[k];
+            p.info.participant == info.participant && p.info.role == info.role
+        });
+        conf.peers.push(key);
+        let members: Vec<PeerKey> = conf.peers.clone();
+        let role = info.role.clone();
+        self.peers.insert(
+            key,
+            Peer {
+                info,
+                conference,
+                sources: Vec::new(),
+                watching: None,
+            },
+        );
+        if role.in_roster() {
+            for &other in &members {
+                if other != key && self.peers[&other].info.role == Role::Member {
+                    self.events.push_back(RouterEvent::Joined {
+                        to: other,
+                        peer: key,
+                    });
+                }
+            }
+        }
+        match role {
+            Role::Member => {
+                let existing: Vec<SourceId> = members
+                    .iter()
+                    .filter(|&&k| k != key)
+                    .flat_map(|k| self.peers[k].sources.clone())
+                    .collect();
+                for s in existing {
+                    self.subscribe(key, s);
+                }
+            }
+            Role::Viewer { .. } => self.rebind_viewer(key),
+            Role::Publisher => {}
+        }
+        Ok(replaced)
+    }
+
+    /// Removes a session: its sources go, its subscriptions go, others are told.
+    pub fn leave(&mut self, key: PeerKey) -> Result<(), RouterError> {
+        let peer = self.peers.get(&key).ok_or(RouterError::UnknownPeer(key))?;
+        let sources = peer.sources.clone();
+        let conference = peer.conference.clone();
+        let in_roster = peer.info.role.in_roster();
+        for s in sources {
+            self.remove_source(s);
+        }
+        // Drop what it receives; no Unsubscribe events: the session is gone.
+        for src in self.sources.values_mut() {
+            src.subscribers.retain(|&k| k != key);
+        }
+        self.peers.remove(&key);
+        self.events.retain(|e| match e {
+            RouterEvent::Subscribe { to, .. }
+            | RouterEvent::Unsubscribe { to, .. }
+            | RouterEvent::Joined { to, .. }
+            | RouterEvent::Left { to, .. } => *to != key,
+        });
+        let conf = self
+            .conferences
+            .get_mut(&conference)
+            .expect("a joined peer's conference exists");
+        conf.peers.retain(|&k| k != key);
+        conf.publishers.retain(|&k| k != key);
+        if conf.peers.is_empty() {
+            self.conferences.remove(&conference);
+            return Ok(());
+        }
+        let remaining = conf.peers.clone();
+        if in_roster {
+            for &other in &remaining {
+                if self.peers[&other].info.role == Role::Member {
+                    self.events.push_back(RouterEvent::Left {
+                        to: other,
+                        peer: key,
+                    });
+                }
+            }
+        }
+        // Viewers that watched it move to the next publisher.
+        for other in remaining {
+            if self.peers[&other].watching == Some(key) {
+                self.peers.get_mut(&other).expect("listed peer").watching = None;
+                self.rebind_viewer(other);
+            }
+        }
+        Ok(())
+    }
+
+    /// Registers a new source published by `owner` and subscribes everyone
+    /// who should receive it.
+    pub fn add_source(&mut self, owner: PeerKey, kind: Kind) -> Result<SourceId, RouterError> {
+        let peer = self
+            .peers
+            .get_mut(&owner)
+            .ok_or(RouterError::UnknownPeer(owner))?;
+        if matches!(peer.info.role, Role::Viewer { .. }) {
+            return Err(RouterError::ViewerCannotPublish);
+        }
+        let id = SourceId(self.next_source);
+        self.next_source += 1;
+        peer.sources.push(id);
+        let conference = peer.conference.clone();
+        self.sources.insert(
+            id,
+            Source {
+                owner,
+                kind,
+                subscribers: Vec::new(),
+                last_keyframe_request: None,
+            },
+        );
+        let conf = self
+            .conferences
+            .get_mut(&conference)
+            .expect("a joined peer's conference exists");
+        conf.publishers.retain(|&k| k != owner);
+        conf.publishers.insert(0, owner);
+        let peers = conf.peers.clone();
+        for k in peers {
+            if k == owner {
+                continue;
+            }
+            let p = &self.peers[&k];
+            match &p.info.role {
+                Role::Member => self.subscribe(k, id),
+                Role::Viewer { .. } if p.watching == Some(owner) => {
+                    // A viewer takes one source of each kind (WHEP offers two m-lines).
+                    let has_kind = self
+                        .sources
+                        .values()
+                        .any(|s| s.kind == kind && s.subscribers.contains(&k));
+                    if !has_kind {
+                        self.subscribe(k, id);
+                    }
+                }
+                Role::Viewer { .. } if p.watching.is_none() => self.rebind_viewer(k),
+                _ => {}
+            }
+        }
+        Ok(id)
+    }
+
+    /// Removes a source; its subscribers get `Unsubscribe`.
+    pub fn remove_source(&mut self, id: SourceId) {
+        let Some(src) = self.sources.remove(&id) else {
+            return;
+        };
+        if let Some(p) = self.peers.get_mut(&src.owner) {
+            p.sources.retain(|&s| s != id);
+        }
+        for to in src.subscribers {
+            self.events
+                .push_back(RouterEvent::Unsubscribe { to, source: id });
+        }
+    }
+
+    /// Who receives `source` (empty when unknown). The per-packet lookup.
+    pub fn subscribers(&self, source: SourceId) -> &[PeerKey] {
+        self.sources
+            .get(&source)
+            .map_or(&[], |s| s.subscribers.as_slice())
+    }
+
+    /// The publisher and kind of a source.
+    pub fn source(&self, source: SourceId) -> Option<(PeerKey, Kind)> {
+        self.sources.get(&source).map(|s| (s.owner, s.kind))
+    }
+
+    /// A subscriber asks for a keyframe of `source`: true when it should be
+    /// relayed to the publisher now (at most one per interval per source).
+    pub fn keyframe_request(&mut self, now: Instant, source: SourceId) -> bool {
+        let Some(src) = self.sources.get_mut(&source) else {
+            return false;
+        };
+        let due = src
+            .last_keyframe_request
+            .is_none_or(|t| now.saturating_duration_since(t) >= self.keyframe_interval);
+        if due {
+            src.last_keyframe_request = Some(now);
+        }
+        due
+    }
+
+    /// A session's public info.
+    pub fn peer(&self, key: PeerKey) -> Option<&PeerInfo> {
+        self.peers.get(&key).map(|p| &p.info)
+    }
+
+    /// The conference a session is in.
+    pub fn conference_of(&self, key: PeerKey) -> Option<&ConferenceId> {
+        self.peers.get(&key).map(|p| &p.conference)
+    }
+
+    /// Everyone a member sees in the roster of its conference (itself excluded).
+    pub fn roster(&self, key: PeerKey) -> Vec<&PeerInfo> {
+        let Some(p) = self.peers.get(&key) else {
+            return Vec::new();
+        };
+        self.conferences[&p.conference]
+            .peers
+            .iter()
+            .filter(|&&k| k != key)
+            .map(|k| &self.peers[k].info)
+            .filter(|i| i.role.in_roster())
+            .collect()
+    }
+
+    /// Number of sessions and conferences.
+    pub fn counts(&self) -> (usize, usize) {
+        (self.peers.len(), self.conferences.len())
+    }
+
+    /// The next change to act on.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<RouterEvent> {
+        self.events.pop_front()
+    }
+
+    fn subscribe(&mut self, to: PeerKey, source: SourceId) {
+        let src = self
+            .sources
+            .get_mut(&source)
+            .expect("subscribing to a known source");
+        if src.subscribers.contains(&to) {
+            return;
+        }
+        src.subscribers.push(to);
+        self.events.push_back(RouterEvent::Subscribe {
+            to,
+            source,
+            owner: src.owner,
+            kind: src.kind,
+        });
+    }
+
+    /// Points a viewer at its publisher (named, else the most recent) and
+    /// subscribes it to that publisher's first audio and first video.
+    fn rebind_viewer(&mut self, viewer: PeerKey) {
+        let p = &self.peers[&viewer];
+        let Role::Viewer { follow } = &p.info.role else {
+            return;
+        };
+        let conf = &self.conferences[&p.conference];
+        let target = match follow {
+            Some(pid) => conf
+                .publishers
+                .iter()
+                .copied()
+                .find(|k| &self.peers[k].info.participant == pid),
+            None => conf.publishers.first().copied(),
+        };
+        let Some(target) = target else {
+            return;
+        };
+        self.peers.get_mut(&viewer).expect("viewer exists").watching = Some(target);
+        let mut picked: Vec<SourceId> = Vec::new();
+        for kind in [Kind::Audio, Kind::Video] {
+            if let Some(&s) = self.peers[&target]
+                .sources
+                .iter()
+                .find(|s| self.sources[s].kind == kind)
+            {
+                picked.push(s);
+            }
+        }
+        for s in picked {
+            self.subscribe(viewer, s);
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "router_test.rs"]
+mod tests;

@@ -1,0 +1,143 @@
+//! Starting an edge: bind the sockets, spawn the media loop and HTTP server.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::{TcpListener, UdpSocket};
+use tracing::info;
+
+use geomesh_core::token::{TokenSigner, TokenVerifier};
+use geomesh_core::topology::Topology;
+use geomesh_core::{EdgeId, RegionId};
+
+use crate::http::{AppState, router};
+use crate::media::MediaLoop;
+use crate::metrics::Metrics;
+
+/// Why an edge could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The edge id is not in the topology.
+    #[error("edge {0} is not in the topology")]
+    UnknownEdge(EdgeId),
+    /// A socket could not be bound.
+    #[error("binding {what} on {addr}: {source}")]
+    Bind {
+        /// Which socket.
+        what: &'static str,
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+/// Everything an edge needs to run.
+pub struct EdgeConfig {
+    /// This edge's id.
+    pub id: EdgeId,
+    /// Its region.
+    pub region: RegionId,
+    /// Where the media socket binds.
+    pub media_bind: SocketAddr,
+    /// The media address advertised in ICE candidates (port 0: the bound port).
+    pub media_advertised: SocketAddr,
+    /// Where HTTP listens.
+    pub http_bind: SocketAddr,
+    /// Checks join tokens.
+    pub verifier: TokenVerifier,
+    /// Dev mode: mint tokens for the meeting page at `/dev/token` (loopback only).
+    pub dev_signer: Option<TokenSigner>,
+}
+
+impl EdgeConfig {
+    /// Settings for edge `id` of `topology`.
+    pub fn from_topology(
+        topology: &Topology,
+        id: &EdgeId,
+        verifier: TokenVerifier,
+    ) -> Result<Self, StartError> {
+        let e = topology
+            .edge(id)
+            .ok_or_else(|| StartError::UnknownEdge(id.clone()))?;
+        Ok(Self {
+            id: e.id.clone(),
+            region: e.region.clone(),
+            media_bind: e.media_bind(),
+            media_advertised: e.media_advertised(),
+            http_bind: SocketAddr::new(e.bind_ip, e.http.port()),
+            verifier,
+            dev_signer: None,
+        })
+    }
+}
+
+/// A running edge.
+pub struct EdgeHandle {
+    /// Where HTTP listens.
+    pub http_addr: SocketAddr,
+    /// The advertised media address.
+    pub media_addr: SocketAddr,
+    /// The HTTP server task (ends only on error).
+    pub server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// Binds and starts an edge on the current tokio runtime.
+pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
+    let socket = UdpSocket::bind(config.media_bind)
+        .await
+        .map_err(|source| StartError::Bind {
+            what: "media UDP",
+            addr: config.media_bind,
+            source,
+        })?;
+    let bound = socket.local_addr().map_err(|source| StartError::Bind {
+        what: "media UDP",
+        addr: config.media_bind,
+        source,
+    })?;
+    let mut advertised = config.media_advertised;
+    if advertised.port() == 0 {
+        advertised.set_port(bound.port());
+    }
+    // Operators must see this: a wrong advertised address is the classic
+    // reason why media never flows although signaling works.
+    info!(
+        edge = %config.id,
+        region = %config.region,
+        %advertised,
+        bind = %bound,
+        "advertised ICE candidate is udp {advertised} (bound on {bound})"
+    );
+    let metrics = Arc::new(Metrics::new());
+    let media = MediaLoop::spawn(socket, advertised, metrics.clone());
+    let listener = TcpListener::bind(config.http_bind)
+        .await
+        .map_err(|source| StartError::Bind {
+            what: "HTTP",
+            addr: config.http_bind,
+            source,
+        })?;
+    let http_addr = listener.local_addr().map_err(|source| StartError::Bind {
+        what: "HTTP",
+        addr: config.http_bind,
+        source,
+    })?;
+    let state = AppState {
+        edge_id: config.id.clone(),
+        verifier: config.verifier,
+        media,
+        metrics,
+        http_sessions: Arc::default(),
+        dev_signer: config.dev_signer.map(Arc::new),
+    };
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    info!(edge = %config.id, "signaling on http://{http_addr}");
+    Ok(EdgeHandle {
+        http_addr,
+        media_addr: advertised,
+        server,
+    })
+}

@@ -1,0 +1,204 @@
+//! One WebSocket signaling session (`GET /v1/rtc`).
+//!
+//! The first message must be `join` (within [`JOIN_TIMEOUT`]); after that
+//! the client sends its offer, answers edge offers, and reports mute
+//! changes. Bad messages get a typed `error` and the session goes on; a bad
+//! token, a replaced session or a lost media session end it.
+
+use std::time::{Duration, SystemTime};
+
+use axum::extract::ws::{Message, WebSocket};
+use tokio::sync::mpsc;
+use tracing::{Instrument, debug, info, info_span};
+
+use crate::http::AppState;
+use crate::messages::{ClientMessage, ServerMessage};
+use crate::metrics::Metrics;
+use crate::router::{PeerKey, Role};
+
+/// How long a new socket may stay silent before `join`.
+pub const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+async fn send(socket: &mut WebSocket, state: &AppState, msg: &ServerMessage) -> bool {
+    if let ServerMessage::Error { code, .. } = msg {
+        Metrics::count(&state.metrics.signaling_errors, code);
+    }
+    // Serializing our own message types cannot fail.
+    let text = serde_json::to_string(msg).expect("serialize server message");
+    socket.send(Message::Text(text.into())).await.is_ok()
+}
+
+/// Reads the next text message; `None` when the socket is done.
+async fn next_text(socket: &mut WebSocket, state: &AppState) -> Option<Result<String, ()>> {
+    loop {
+        match socket.recv().await? {
+            Ok(Message::Text(t)) => return Some(Ok(t.to_string())),
+            Ok(Message::Binary(_)) => return Some(Err(())),
+            Ok(Message::Close(_)) => return None,
+            Ok(_) => continue,
+            Err(e) => {
+                // Oversized frames and protocol violations end up here.
+                Metrics::count(&state.metrics.signaling_errors, "socket_error");
+                debug!("websocket error: {e}");
+                return None;
+            }
+        }
+    }
+}
+
+fn bad_message(detail: impl std::fmt::Display) -> ServerMessage {
+    ServerMessage::error("bad_message", detail.to_string(), false)
+}
+
+/// Runs one session to its end.
+pub async fn session(mut socket: WebSocket, state: AppState) {
+    // 1. Join.
+    let (token, conference) = loop {
+        let Ok(next) = tokio::time::timeout(JOIN_TIMEOUT, next_text(&mut socket, &state)).await
+        else {
+            send(
+                &mut socket,
+                &state,
+                &ServerMessage::error("not_joined", "no join within 10 s", true),
+            )
+            .await;
+            return;
+        };
+        let Some(text) = next else { return };
+        let Ok(text) = text else {
+            send(
+                &mut socket,
+                &state,
+                &bad_message("binary messages are not part of the protocol"),
+            )
+            .await;
+            continue;
+        };
+        match serde_json::from_str::<ClientMessage>(&text) {
+            Ok(ClientMessage::Join { token, conference }) => break (token, conference),
+            Ok(ClientMessage::Ping) => {
+                send(&mut socket, &state, &ServerMessage::Pong).await;
+            }
+            Ok(_) => {
+                send(
+                    &mut socket,
+                    &state,
+                    &ServerMessage::error("not_joined", "send join first", false),
+                )
+                .await;
+            }
+            Err(e) => {
+                send(&mut socket, &state, &bad_message(e)).await;
+            }
+        }
+    };
+    let claims = match state.verifier.verify(
+        &token,
+        SystemTime::now(),
+        &state.edge_id,
+        conference.as_ref(),
+    ) {
+        Ok(c) => c,
+        Err(e) => {
+            Metrics::count(&state.metrics.joins, "unauthorized");
+            send(
+                &mut socket,
+                &state,
+                &ServerMessage::error("unauthorized", e.to_string(), true),
+            )
+            .await;
+            return;
+        }
+    };
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let joined = match state
+        .media
+        .join(
+            claims.conference.clone(),
+            claims.participant.clone(),
+            claims.name.clone(),
+            Role::Member,
+            Some(tx),
+        )
+        .await
+    {
+        Ok(j) => j,
+        Err(e) => {
+            send(
+                &mut socket,
+                &state,
+                &ServerMessage::error("internal", e.to_string(), true),
+            )
+            .await;
+            return;
+        }
+    };
+    Metrics::count(&state.metrics.joins, "ok");
+    let key = joined.key;
+    let span = info_span!("participant", id = %claims.participant, conference = %claims.conference, session = key.0);
+    let welcome = ServerMessage::Joined {
+        participant: claims.participant.clone(),
+        conference: claims.conference.clone(),
+        edge: state.edge_id.to_string(),
+        participants: joined.roster,
+    };
+    if send(&mut socket, &state, &welcome).await {
+        run(&mut socket, &state, key, &mut rx)
+            .instrument(span.clone())
+            .await;
+    }
+    state.media.leave(key).await;
+    span.in_scope(|| info!("signaling closed"));
+}
+
+async fn run(
+    socket: &mut WebSocket,
+    state: &AppState,
+    key: PeerKey,
+    rx: &mut mpsc::UnboundedReceiver<ServerMessage>,
+) {
+    loop {
+        tokio::select! {
+            out = rx.recv() => {
+                // None: the media loop ended the session (its last message was sent).
+                let Some(msg) = out else { return };
+                let fatal = matches!(msg, ServerMessage::Error { fatal: true, .. });
+                if !send(socket, state, &msg).await || fatal {
+                    return;
+                }
+            }
+            inp = next_text(socket, state) => {
+                let Some(text) = inp else { return };
+                let Ok(text) = text else {
+                    send(socket, state, &bad_message("binary messages are not part of the protocol")).await;
+                    continue;
+                };
+                let reply = match serde_json::from_str::<ClientMessage>(&text) {
+                    Err(e) => Some(bad_message(e)),
+                    Ok(ClientMessage::Join { .. }) => {
+                        Some(ServerMessage::error("already_joined", "this session has joined", false))
+                    }
+                    Ok(ClientMessage::Offer { sdp }) => Some(match state.media.offer(key, sdp).await {
+                        Ok(sdp) => ServerMessage::Answer { sdp },
+                        Err(e) => ServerMessage::error("bad_sdp", e.to_string(), false),
+                    }),
+                    Ok(ClientMessage::Answer { sdp }) => match state.media.answer(key, sdp).await {
+                        Ok(()) => None,
+                        Err(e) => Some(ServerMessage::error("bad_sdp", e.to_string(), false)),
+                    },
+                    Ok(ClientMessage::Mute { kind, muted }) => {
+                        state.media.mute(key, kind, muted).await;
+                        None
+                    }
+                    Ok(ClientMessage::Ping) => Some(ServerMessage::Pong),
+                    Ok(ClientMessage::Leave) => return,
+                };
+                if let Some(reply) = reply
+                    && !send(socket, state, &reply).await
+                {
+                    return;
+                }
+            }
+        }
+    }
+}

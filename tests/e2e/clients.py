@@ -1,0 +1,234 @@
+"""aiortc clients written from docs/PROTOCOL.md alone: WHIP, WHEP and the
+WebSocket signaling protocol. Always RTCConfiguration(iceServers=[]): the
+default asks a public STUN server."""
+
+import asyncio
+import fractions
+import json
+import math
+import time
+
+import aiohttp
+import numpy as np
+from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from av import AudioFrame, VideoFrame
+
+NO_ICE_SERVERS = RTCConfiguration(iceServers=[])
+
+
+class MovingVideo(MediaStreamTrack):
+    """Changing frames, so the encoder sends real traffic (a static frame compresses to nothing)."""
+
+    kind = "video"
+
+    def __init__(self, fps=15, width=320, height=240):
+        super().__init__()
+        self.fps, self.w, self.h, self.n = fps, width, height, 0
+        self.start = None
+
+    async def recv(self):
+        if self.start is None:
+            self.start = time.monotonic()
+        self.n += 1
+        await asyncio.sleep(max(0, self.start + self.n / self.fps - time.monotonic()))
+        img = np.zeros((self.h, self.w, 3), np.uint8)
+        x = (self.n * 7) % self.w
+        img[:, max(0, x - 20):x, :] = (255, 128, 0)
+        img[:, :, 2] = (self.n * 3) % 256
+        frame = VideoFrame.from_ndarray(img, format="bgr24")
+        frame.pts = self.n * int(90000 / self.fps)
+        frame.time_base = fractions.Fraction(1, 90000)
+        return frame
+
+
+class Tone(MediaStreamTrack):
+    """A sine tone (loud) or silence, 20 ms Opus-sized frames at 48 kHz."""
+
+    kind = "audio"
+
+    def __init__(self, freq=440.0, amplitude=0.5):
+        super().__init__()
+        self.freq, self.amp, self.n = freq, amplitude, 0
+        self.start = None
+
+    async def recv(self):
+        if self.start is None:
+            self.start = time.monotonic()
+        samples = 960
+        await asyncio.sleep(max(0, self.start + self.n * samples / 48000 - time.monotonic()))
+        t = (np.arange(samples) + self.n * samples) / 48000
+        pcm = (self.amp * 32767 * np.sin(2 * math.pi * self.freq * t)).astype(np.int16)
+        frame = AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = 48000
+        frame.pts = self.n * samples
+        frame.time_base = fractions.Fraction(1, 48000)
+        self.n += 1
+        return frame
+
+
+class Counter:
+    """Counts decoded frames per kind (and per msid stream) of received tracks."""
+
+    def __init__(self):
+        self.frames = {}
+        self.tasks = []
+
+    def attach(self, track, key):
+        async def run():
+            try:
+                while True:
+                    await track.recv()
+                    self.frames[key] = self.frames.get(key, 0) + 1
+            except Exception:
+                pass
+
+        self.tasks.append(asyncio.ensure_future(run()))
+
+    def stop(self):
+        for t in self.tasks:
+            t.cancel()
+
+
+async def http_session(url, token, offer_sdp):
+    async with aiohttp.ClientSession() as s:
+        async with s.post(url, data=offer_sdp, headers={
+            "Content-Type": "application/sdp", "Authorization": f"Bearer {token}"}) as r:
+            return r.status, dict(r.headers), await r.text()
+
+
+async def http_delete(url):
+    async with aiohttp.ClientSession() as s:
+        async with s.delete(url) as r:
+            return r.status
+
+
+class WhipPublisher:
+    def __init__(self, base, conference, token, video=True, audio=True, tone=440.0):
+        self.base, self.conference, self.token = base, conference, token
+        self.pc = RTCPeerConnection(NO_ICE_SERVERS)
+        if audio:
+            self.pc.addTransceiver(Tone(tone), direction="sendonly")
+        if video:
+            self.pc.addTransceiver(MovingVideo(), direction="sendonly")
+        self.location = None
+
+    async def start(self):
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        status, headers, body = await http_session(
+            f"{self.base}/v1/whip/{self.conference}", self.token, self.pc.localDescription.sdp)
+        assert status == 201, (status, body)
+        assert headers["Content-Type"].startswith("application/sdp")
+        self.location = headers["Location"]
+        await self.pc.setRemoteDescription(RTCSessionDescription(body, "answer"))
+        return self
+
+    async def stop(self):
+        status = await http_delete(self.base + self.location) if self.location else None
+        await self.pc.close()
+        return status
+
+
+class WhepViewer:
+    def __init__(self, base, conference, token, participant=None):
+        self.base, self.conference, self.token, self.participant = base, conference, token, participant
+        self.pc = RTCPeerConnection(NO_ICE_SERVERS)
+        self.pc.addTransceiver("audio", direction="recvonly")
+        self.pc.addTransceiver("video", direction="recvonly")
+        self.counter = Counter()
+        self.pc.on("track", lambda t: self.counter.attach(t, t.kind))
+        self.location = None
+
+    async def start(self):
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        q = f"?participant={self.participant}" if self.participant else ""
+        status, headers, body = await http_session(
+            f"{self.base}/v1/whep/{self.conference}{q}", self.token, self.pc.localDescription.sdp)
+        assert status == 201, (status, body)
+        self.location = headers["Location"]
+        await self.pc.setRemoteDescription(RTCSessionDescription(body, "answer"))
+        return self
+
+    async def stop(self):
+        self.counter.stop()
+        status = await http_delete(self.base + self.location) if self.location else None
+        await self.pc.close()
+        return status
+
+
+class WsClient:
+    """A participant speaking the WebSocket signaling protocol."""
+
+    def __init__(self, base, token, conference):
+        self.base, self.token, self.conference = base, token, conference
+        self.pc = RTCPeerConnection(NO_ICE_SERVERS)
+        self.pc.addTransceiver(Tone(), direction="sendonly")
+        self.pc.addTransceiver(MovingVideo(), direction="sendonly")
+        self.counter = Counter()
+        self.stream_of = {}
+        self.pc.on("track", self._on_track)
+        self.messages = []
+        self.roster = set()
+        self.me = None
+        self._session = None
+        self.ws = None
+        self._reader = None
+
+    def _on_track(self, track):
+        # The msid stream id names the publishing participant.
+        self.counter.attach(track, track.kind)
+
+    async def start(self):
+        self._session = aiohttp.ClientSession()
+        self.ws = await self._session.ws_connect(self.base.replace("http", "ws", 1) + "/v1/rtc")
+        await self.ws.send_json({"type": "join", "token": self.token, "conference": self.conference})
+        joined = await self._next()
+        assert joined["type"] == "joined", joined
+        self.me = joined["participant"]
+        self.roster = {p["id"] for p in joined["participants"]}
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        await self.ws.send_json({"type": "offer", "sdp": self.pc.localDescription.sdp})
+        answer = await self._next()
+        assert answer["type"] == "answer", answer
+        await self.pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], "answer"))
+        self._reader = asyncio.ensure_future(self._read())
+        return self
+
+    async def _next(self):
+        msg = await asyncio.wait_for(self.ws.receive(), 10)
+        data = json.loads(msg.data)
+        self.messages.append(data)
+        return data
+
+    async def _read(self):
+        while True:
+            m = await self._next()
+            if m["type"] == "offer":
+                await self.pc.setRemoteDescription(RTCSessionDescription(m["sdp"], "offer"))
+                await self.pc.setLocalDescription(await self.pc.createAnswer())
+                await self.ws.send_json({"type": "answer", "sdp": self.pc.localDescription.sdp})
+            elif m["type"] == "participant_joined":
+                self.roster.add(m["participant"]["id"])
+            elif m["type"] == "participant_left":
+                self.roster.discard(m["participant"])
+
+    async def stop(self):
+        self.counter.stop()
+        if self._reader:
+            self._reader.cancel()
+        if self.ws is not None and not self.ws.closed:
+            await self.ws.send_json({"type": "leave"})
+            await self.ws.close()
+        if self._session:
+            await self._session.close()
+        await self.pc.close()
+
+
+async def wait_until(what, check, timeout=30):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}; last seen: {last!r}")
