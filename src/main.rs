@@ -42,12 +42,18 @@ enum Command {
     Token(cli::token::Command),
     /// Run one edge bridge (SFU).
     Edge(cli::edge::Args),
+    /// Run a selector node, or manage the selector cluster.
+    Selector(cli::selector::Args),
     /// Start a local mesh on loopback (no setup needed).
     Dev(cli::dev::Args),
+    /// Run a latency study (simulations) from a scenario file.
+    Sim(cli::sim::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // One TLS crypto provider for the whole process (see DESIGN.md).
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     logging::init(cli.log_format);
     let result = match cli.command {
         Command::Topology(c) => c.run(),
@@ -55,7 +61,9 @@ fn main() -> ExitCode {
         Command::Certs(c) => c.run(),
         Command::Token(c) => c.run(),
         Command::Edge(a) => a.run(),
+        Command::Selector(a) => a.run(),
         Command::Dev(a) => a.run(cli.log_format),
+        Command::Sim(a) => a.run(),
     };
     match result {
         Ok(code) => code,

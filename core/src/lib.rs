@@ -12,7 +12,9 @@
 //!   verifies);
 //! - [`credentials`]: the cluster CA, node certificates and token keys that
 //!   `geomesh certs init` writes (with rcgen);
-//! - [`api`]: the selector's public API bodies (`POST /v1/join` and friends).
+//! - [`api`]: the selector's public API bodies (`POST /v1/join` and friends);
+//! - [`agent`]: the selector's internal edge-agent API bodies (register,
+//!   heartbeat, participant reports; mutual TLS).
 //!
 //! It does **not** own GeoIP lookups or distances (`geomesh-geoip`), TLS
 //! configuration for links (`geomesh-mesh`, the selector), or any network
@@ -22,6 +24,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod agent;
 pub mod api;
 pub mod credentials;
 pub mod geo;

@@ -35,6 +35,8 @@ pub struct AppState {
     pub http_sessions: Arc<whip::HttpSessions>,
     /// Dev mode only: mints tokens for the meeting page.
     pub dev_signer: Option<Arc<TokenSigner>>,
+    /// What the selector agent learned (None when not in a cluster).
+    pub agent: Option<Arc<crate::agent::AgentState>>,
 }
 
 const INDEX_HTML: &str = include_str!("../../web/index.html");
@@ -90,6 +92,12 @@ pub struct Health {
     pub participants: i64,
     /// Conferences.
     pub conferences: i64,
+    /// Registered with the selectors (absent without a selector cluster).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registered: Option<bool>,
+    /// Draining: the selectors place no new participants here.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub draining: Option<bool>,
 }
 
 async fn healthz(State(state): State<AppState>) -> Response {
@@ -98,6 +106,14 @@ async fn healthz(State(state): State<AppState>) -> Response {
         edge: state.edge_id.to_string(),
         participants: state.metrics.participants.get(),
         conferences: state.metrics.conferences.get(),
+        registered: state
+            .agent
+            .as_ref()
+            .map(|a| a.registered.load(std::sync::atomic::Ordering::Relaxed)),
+        draining: state
+            .agent
+            .as_ref()
+            .map(|a| a.draining.load(std::sync::atomic::Ordering::Relaxed)),
     })
     .into_response()
 }

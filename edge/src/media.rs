@@ -22,6 +22,7 @@ use tracing::{debug, info, trace, warn};
 
 use geomesh_core::{ConferenceId, ParticipantId};
 
+use crate::agent::ParticipantEvent;
 use crate::messages::{MediaKindName, RosterEntry, ServerMessage};
 use crate::metrics::{Direction, Media, Metrics, Traffic};
 use crate::peer::{CONNECT_TIMEOUT, OutState, OutTrack, Peer, kind_of, media_kind, we_receive};
@@ -206,6 +207,8 @@ pub struct MediaLoop {
     departed: HashMap<PeerKey, ParticipantId>,
     /// One DTLS/SRTP crypto provider for every session.
     crypto: Arc<str0m::crypto::CryptoProvider>,
+    /// Participant arrivals and departures for the selector agent.
+    reports: Option<mpsc::UnboundedSender<ParticipantEvent>>,
 }
 
 /// Largest datagram read from the media socket.
@@ -214,7 +217,12 @@ const RECV_BUF: usize = 2048;
 impl MediaLoop {
     /// Starts the loop on `socket`; `advertised` is the address in our ICE
     /// candidates (and the `destination` str0m must see on every packet).
-    pub fn spawn(socket: UdpSocket, advertised: SocketAddr, metrics: Arc<Metrics>) -> MediaHandle {
+    pub fn spawn(
+        socket: UdpSocket,
+        advertised: SocketAddr,
+        metrics: Arc<Metrics>,
+        reports: Option<mpsc::UnboundedSender<ParticipantEvent>>,
+    ) -> MediaHandle {
         let (tx, rx) = mpsc::channel(1024);
         let lp = MediaLoop {
             socket,
@@ -229,6 +237,7 @@ impl MediaLoop {
             rtcp_seen: HashMap::new(),
             departed: HashMap::new(),
             crypto: Arc::new(str0m::crypto::from_feature_flags()),
+            reports,
         };
         tokio::spawn(lp.run(rx));
         MediaHandle { tx }
@@ -777,6 +786,7 @@ impl MediaLoop {
                     .filter_map(|i| self.peers.get(&i.key).map(roster_entry))
                     .collect();
                 info!(peer = key.0, %participant, %conference, "joined");
+                self.report(true, conference, participant);
                 let _ = reply.send(Joined { key, roster });
             }
             Command::Offer { key, sdp, reply } => {
@@ -876,12 +886,23 @@ impl MediaLoop {
         Ok(())
     }
 
+    fn report(&self, joined: bool, conference: ConferenceId, participant: ParticipantId) {
+        if let Some(tx) = &self.reports {
+            let _ = tx.send(ParticipantEvent {
+                joined,
+                conference,
+                participant,
+            });
+        }
+    }
+
     /// Ends a session everywhere.
     fn remove(&mut self, key: PeerKey, why: &str) {
         let Some(mut peer) = self.peers.remove(&key) else {
             return;
         };
         info!(peer = key.0, participant = %peer.participant, why, "session ended");
+        self.report(false, peer.conference.clone(), peer.participant.clone());
         self.departed.insert(key, peer.participant.clone());
         for a in &peer.addrs {
             self.by_addr.remove(a);

@@ -199,7 +199,7 @@ impl Metrics {
 }
 
 /// User + system CPU seconds of this process, from /proc/self/stat.
-fn process_cpu_seconds() -> Option<f64> {
+pub fn process_cpu_seconds() -> Option<f64> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
     // Fields after the parenthesised command name; utime and stime are 14 and 15.
     let rest = &stat[stat.rfind(')')? + 2..];

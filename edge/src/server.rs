@@ -21,6 +21,9 @@ pub enum StartError {
     /// The edge id is not in the topology.
     #[error("edge {0} is not in the topology")]
     UnknownEdge(EdgeId),
+    /// The selector agent could not start.
+    #[error("selector agent: {0}")]
+    Agent(String),
     /// A socket could not be bound.
     #[error("binding {what} on {addr}: {source}")]
     Bind {
@@ -49,6 +52,8 @@ pub struct EdgeConfig {
     pub verifier: TokenVerifier,
     /// Dev mode: mint tokens for the meeting page at `/dev/token` (loopback only).
     pub dev_signer: Option<TokenSigner>,
+    /// The selector agent, when the edge joins a selector cluster.
+    pub agent: Option<crate::agent::AgentConfig>,
 }
 
 impl EdgeConfig {
@@ -69,6 +74,7 @@ impl EdgeConfig {
             http_bind: SocketAddr::new(e.bind_ip, e.http.port()),
             verifier,
             dev_signer: None,
+            agent: None,
         })
     }
 }
@@ -111,7 +117,15 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
         "advertised ICE candidate is udp {advertised} (bound on {bound})"
     );
     let metrics = Arc::new(Metrics::new());
-    let media = MediaLoop::spawn(socket, advertised, metrics.clone());
+    let (reports_tx, reports_rx) = tokio::sync::mpsc::unbounded_channel();
+    let agent = match config.agent {
+        Some(a) => {
+            Some(crate::agent::spawn(a, metrics.clone(), reports_rx).map_err(StartError::Agent)?)
+        }
+        None => None,
+    };
+    let reports = agent.as_ref().map(|_| reports_tx);
+    let media = MediaLoop::spawn(socket, advertised, metrics.clone(), reports);
     let listener = TcpListener::bind(config.http_bind)
         .await
         .map_err(|source| StartError::Bind {
@@ -131,6 +145,7 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
         metrics,
         http_sessions: Arc::default(),
         dev_signer: config.dev_signer.map(Arc::new),
+        agent,
     };
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     let server = tokio::spawn(async move { axum::serve(listener, app).await });

@@ -1,9 +1,10 @@
 //! `geomesh dev`: a working local mesh with no setup.
 //!
 //! Writes a loopback topology and fresh credentials into a directory (a
-//! temporary one by default), starts each edge as its own `geomesh edge`
-//! process, waits until they answer `/healthz`, writes the state file, and
-//! prints the meeting page URL. Ctrl-C or SIGTERM stops the children and
+//! temporary one by default), starts a 3-node selector cluster (Raft, GeoDNS)
+//! and one edge per region, each as its own process, waits until the
+//! selectors have a leader and every edge has registered, writes the state
+//! file, and prints the meeting page URL. Ctrl-C or SIGTERM stops the children and
 //! removes the temporary directory.
 
 use std::io::{Read, Write};
@@ -39,7 +40,19 @@ pub struct Args {
 
 /// The dev regions: real coordinates (../shared/data/regions.csv) so that
 /// GeoIP overrides and placement behave as in a real rollout.
-const REGIONS: &[(&str, &str, f64, f64)] = &[("dev-eu", "Frankfurt", 50.11, 8.68)];
+const REGIONS: &[(&str, &str, f64, f64)] = &[
+    ("dev-eu", "Frankfurt", 50.11, 8.68),
+    ("dev-us", "Virginia", 39.04, -77.49),
+];
+
+/// Three selector nodes (a Raft majority survives one loss), in these regions.
+const SELECTOR_REGIONS: &[&str] = &["dev-eu", "dev-us", "dev-eu"];
+
+/// Port offsets from `--http-port`: edges use +0.., selectors' API +20..,
+/// Raft (internal mTLS) +30.., GeoDNS (UDP) +40...
+const API_OFFSET: u16 = 20;
+const RAFT_OFFSET: u16 = 30;
+const DNS_OFFSET: u16 = 40;
 
 /// `--state-file` contents. These keys are a contract: scripts read them.
 #[derive(Serialize)]
@@ -97,19 +110,23 @@ fn topology_yaml(a: &Args) -> String {
             a.octo_port + i
         );
     }
-    // Placeholder selector entry until the selector runs under dev: the
-    // topology schema requires one.
-    y += &format!(
-        "selectors:\n  - {{ id: sel-dev-1, region: {}, api: 127.0.0.1:{}, raft: 127.0.0.1:{} }}\n",
-        REGIONS[0].0,
-        a.http_port + 100,
-        a.http_port + 101
-    );
+    y += "selectors:\n";
+    for (i, region) in SELECTOR_REGIONS.iter().enumerate() {
+        let i = i as u16;
+        y += &format!(
+            "  - {{ id: sel-dev-{}, region: {region}, api: 127.0.0.1:{}, raft: 127.0.0.1:{}, dns: 127.0.0.1:{} }}\n",
+            i + 1,
+            a.http_port + API_OFFSET + i,
+            a.http_port + RAFT_OFFSET + i,
+            a.http_port + DNS_OFFSET + i
+        );
+    }
     y
 }
 
-/// A minimal HTTP/1.0 GET on loopback; true on a 200.
-fn healthy(addr: SocketAddr) -> bool {
+/// A minimal HTTP/1.0 `GET /healthz` on loopback: true on a 200 whose body
+/// contains `needle`.
+fn healthy(addr: SocketAddr, needle: &str) -> bool {
     let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(300)) else {
         return false;
     };
@@ -119,8 +136,10 @@ fn healthy(addr: SocketAddr) -> bool {
     {
         return false;
     }
-    let mut head = [0u8; 12];
-    s.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.") && &head[9..12] == b"200"
+    let mut resp = Vec::new();
+    let _ = s.take(64 * 1024).read_to_end(&mut resp);
+    let resp = String::from_utf8_lossy(&resp);
+    resp.starts_with("HTTP/1.") && resp.get(9..12) == Some("200") && resp.contains(needle)
 }
 
 struct Children(Vec<Child>);
@@ -181,6 +200,29 @@ impl Args {
             crate::logging::Format::Json => "json",
         };
         let mut children = Children(Vec::new());
+        let mut selector_pids = Vec::new();
+        for (i, sel) in topology.selectors.iter().enumerate() {
+            let data = dir.join("selectors").join(sel.id.as_str());
+            std::fs::create_dir_all(&data)?;
+            let mut cmd = Command::new(&exe);
+            cmd.args(["--log-format", format, "selector", "--id", sel.id.as_str()])
+                .arg("--topology")
+                .arg(&topo_path)
+                .arg("--certs")
+                .arg(&certs)
+                .arg("--data")
+                .arg(&data)
+                .stdin(Stdio::null());
+            // The first node initializes the cluster's membership.
+            if i == 0 {
+                cmd.arg("--init");
+            }
+            let child = cmd
+                .spawn()
+                .with_context(|| format!("starting selector {}", sel.id))?;
+            selector_pids.push(child.id());
+            children.0.push(child);
+        }
         for e in &topology.edges {
             let child = Command::new(&exe)
                 .args([
@@ -200,14 +242,43 @@ impl Args {
                 .with_context(|| format!("starting edge {}", e.id))?;
             children.0.push(child);
         }
-        let deadline = Instant::now() + Duration::from_secs(30);
-        for (e, c) in topology.edges.iter().zip(children.0.iter_mut()) {
-            while !healthy(e.http) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let n_sel = topology.selectors.len();
+        for (s, c) in topology.selectors.iter().zip(children.0.iter_mut()) {
+            while !healthy(s.api, "leader_id\":\"") {
+                if let Ok(Some(status)) = c.try_wait() {
+                    bail!("selector {} exited during start-up ({status})", s.id);
+                }
+                if Instant::now() > deadline {
+                    bail!("selector {} found no Raft leader within 60 s", s.id);
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        for (e, c) in topology.edges.iter().zip(children.0[n_sel..].iter_mut()) {
+            while !healthy(e.http, "\"registered\":true") {
                 if let Ok(Some(status)) = c.try_wait() {
                     bail!("edge {} exited during start-up ({status})", e.id);
                 }
                 if Instant::now() > deadline {
-                    bail!("edge {} did not become healthy within 30 s", e.id);
+                    bail!(
+                        "edge {} did not register with the selectors within 60 s",
+                        e.id
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        // Heartbeats are soft state per selector node: wait until every node
+        // has heard from every edge, so the first join can be placed anywhere.
+        let all_healthy = format!("\"edges_healthy\":{}", topology.edges.len());
+        for s in &topology.selectors {
+            while !healthy(s.api, &all_healthy) {
+                if Instant::now() > deadline {
+                    bail!(
+                        "selector {} did not see every edge healthy within 60 s",
+                        s.id
+                    );
                 }
                 std::thread::sleep(Duration::from_millis(100));
             }
@@ -225,7 +296,7 @@ impl Args {
             edges: topology
                 .edges
                 .iter()
-                .zip(&children.0)
+                .zip(&children.0[n_sel..])
                 .map(|(e, c)| StateEdge {
                     id: e.id.to_string(),
                     region: e.region.to_string(),
@@ -233,7 +304,17 @@ impl Args {
                     pid: c.id(),
                 })
                 .collect(),
-            selectors: Vec::new(),
+            selectors: topology
+                .selectors
+                .iter()
+                .zip(&selector_pids)
+                .map(|(s, pid)| StateSelector {
+                    id: s.id.to_string(),
+                    url: format!("http://{}", s.api),
+                    dns: s.dns.map(|d| d.to_string()).unwrap_or_default(),
+                    pid: *pid,
+                })
+                .collect(),
             meeting_host: MEETING_HOST.to_string(),
             token_key: topology.tls.token_key(),
             certs_dir: certs.clone(),

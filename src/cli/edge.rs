@@ -7,6 +7,7 @@ use anyhow::Context;
 use geomesh_core::EdgeId;
 use geomesh_core::token::{TokenSigner, TokenVerifier};
 use geomesh_core::topology::TlsSettings;
+use geomesh_edge::agent::AgentConfig;
 use geomesh_edge::server::{EdgeConfig, start};
 
 /// Run one edge bridge (SFU) with its settings from the topology.
@@ -38,6 +39,22 @@ impl Args {
         if self.dev {
             config.dev_signer = Some(TokenSigner::load(&tls.token_key())?);
         }
+        let edge = topology.edge(&self.id).context("edge not in topology")?;
+        // The agent's client TLS: this edge's certificate, the cluster CA.
+        let node_tls = geomesh_selector::tls::NodeTls::load(&tls, self.id.as_str())
+            .context("loading this edge's cluster certificate")?;
+        config.agent = Some(AgentConfig {
+            edge: self.id.clone(),
+            capacity: edge.capacity,
+            base_url: edge.base_url(),
+            selectors: topology
+                .selectors
+                .iter()
+                .map(|s| (s.id.clone(), s.raft))
+                .collect(),
+            tls: (*node_tls.client).clone(),
+            heartbeat: topology.policy.heartbeat_interval,
+        });
         let rt = tokio::runtime::Runtime::new().context("starting the runtime")?;
         rt.block_on(async move {
             let edge = start(config).await?;

@@ -4,6 +4,8 @@ pub mod certs;
 pub mod dev;
 pub mod edge;
 pub mod geoip;
+pub mod selector;
+pub mod sim;
 pub mod token;
 pub mod topology;
 

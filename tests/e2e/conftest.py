@@ -61,7 +61,7 @@ class DevMesh:
         self.tmp = tempfile.TemporaryDirectory(prefix="geomesh-e2e-")
         self.state_file = Path(self.tmp.name) / "state.json"
         self.log = open(Path(self.tmp.name) / "dev.log", "w+")
-        base = 20000 + (os.getpid() % 100) * 100 + block * 10
+        base = 20000 + (os.getpid() % 40) * 250 + block * 50
         self.proc = subprocess.Popen(
             [
                 str(BIN),

@@ -1,0 +1,378 @@
+//! Bodies of the selector's internal **edge-agent API** (see
+//! `docs/PROTOCOL.md`, "Selector internal API").
+//!
+//! Edges call these endpoints on every selector node's `raft` address over
+//! HTTPS with **mutual TLS** (cluster CA): the edge's id is the URI SAN
+//! `urn:geomesh:edge:<id>` of its client certificate, never a field of a
+//! body. Requests are deserialized strictly (`deny_unknown_fields`) and
+//! checked with `validate()`; errors come back as [`crate::api::ApiError`].
+//!
+//! - `POST /agent/v1/register` [`RegisterRequest`] → [`RegisterResponse`]
+//! - `POST /agent/v1/heartbeat` [`Heartbeat`] → [`HeartbeatResponse`]
+//! - `POST /agent/v1/participants` [`ParticipantReport`] → [`ParticipantReportResponse`]
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::id::{ConferenceId, EdgeId, ParticipantId, RegionId, SelectorId};
+
+/// Path prefix of every agent endpoint.
+pub const AGENT_PREFIX: &str = "/agent/v1";
+/// `POST`: register (or re-register) the calling edge.
+pub const REGISTER_PATH: &str = "/agent/v1/register";
+/// `POST`: one heartbeat (soft state on the receiving selector node only).
+pub const HEARTBEAT_PATH: &str = "/agent/v1/heartbeat";
+/// `POST`: participants that joined or left the calling edge.
+pub const PARTICIPANTS_PATH: &str = "/agent/v1/participants";
+
+/// Longest `boot_id`, in bytes.
+pub const MAX_BOOT_ID_LEN: usize = 64;
+/// Longest advertised `base_url`, in bytes.
+pub const MAX_BASE_URL_LEN: usize = 256;
+/// Most link RTTs one heartbeat may carry.
+pub const MAX_LINKS: usize = 256;
+/// Most entries (joined + left) in one participant report.
+pub const MAX_REPORT_ENTRIES: usize = 1000;
+/// Link RTTs above this are not measurements (10 s).
+pub const MAX_LINK_RTT_MS: f64 = 10_000.0;
+/// Stress above this is not a measurement (100 × capacity).
+pub const MAX_STRESS: f64 = 100.0;
+
+/// `POST /agent/v1/register` request body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterRequest {
+    /// A random id the edge process picks once at start-up (1–64 bytes of
+    /// `[A-Za-z0-9._-]`). A new value tells the selectors the edge restarted
+    /// and lost its participants.
+    pub boot_id: String,
+    /// Base URL clients use for this edge (`http(s)://host[:port]`, no
+    /// trailing path). Default: the topology's `public_url`, else
+    /// `http://{http}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_url: Option<String>,
+}
+
+/// `POST /agent/v1/register` response body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RegisterResponse {
+    /// The edge id taken from the client certificate.
+    pub edge: EdgeId,
+    /// Its region (from the topology).
+    pub region: RegionId,
+    /// Whether the edge is draining (takes no new participants).
+    pub draining: bool,
+    /// `true` when `boot_id` changed since the last registration (the
+    /// participants recorded on the edge were released).
+    pub restarted: bool,
+    /// How often to heartbeat every selector node, in milliseconds.
+    pub heartbeat_interval_ms: u64,
+    /// Every selector node to heartbeat, with its internal base URL.
+    pub selectors: Vec<SelectorEndpoint>,
+}
+
+/// Where an edge reaches one selector node's internal API.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SelectorEndpoint {
+    /// Selector id: also the DNS SAN its server certificate carries.
+    pub id: SelectorId,
+    /// `https://{raft address}` (verify the certificate against `id`).
+    pub url: String,
+}
+
+/// `POST /agent/v1/heartbeat` request body (default once per second to
+/// every selector node).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Heartbeat {
+    /// The `boot_id` the edge registered with.
+    pub boot_id: String,
+    /// Participants connected now.
+    pub participants: u32,
+    /// Conferences with at least one local participant.
+    #[serde(default)]
+    pub conferences: u32,
+    /// Media packets per second, in + out.
+    pub packet_rate: f64,
+    /// Media bitrate in bits per second, in + out.
+    pub bitrate_bps: f64,
+    /// CPU use of the machine, 0.0–1.0.
+    pub cpu: f64,
+    /// Load / capacity, 0.0–100.0 (1.0 = at capacity).
+    pub stress: f64,
+    /// Measured RTTs of octo links to other edges.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<LinkRtt>,
+}
+
+/// One octo link round trip.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkRtt {
+    /// The other edge.
+    pub edge: EdgeId,
+    /// Smoothed RTT in milliseconds.
+    pub rtt_ms: f64,
+}
+
+/// `POST /agent/v1/heartbeat` response body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HeartbeatResponse {
+    /// Whether the edge is draining (take no new participants; let the
+    /// current ones finish).
+    pub draining: bool,
+    /// Per conference this edge hosts: the other edges hosting it (its
+    /// octo peers for that conference; empty when it is alone).
+    pub conferences: BTreeMap<ConferenceId, Vec<EdgeId>>,
+    /// How often to heartbeat, in milliseconds.
+    pub heartbeat_interval_ms: u64,
+}
+
+/// `POST /agent/v1/participants` request body.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParticipantReport {
+    /// Participants that connected to this edge (confirms the placement).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub joined: Vec<ParticipantRef>,
+    /// Participants that left this edge (releases the placement).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub left: Vec<ParticipantRef>,
+}
+
+/// A participant in a conference.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParticipantRef {
+    /// The conference.
+    pub conference: ConferenceId,
+    /// The participant.
+    pub participant: ParticipantId,
+}
+
+/// `POST /agent/v1/participants` response body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ParticipantReportResponse {
+    /// `joined` entries recorded on this edge.
+    pub joined: u32,
+    /// `left` entries released.
+    pub left: u32,
+    /// `left` entries that were not on this edge (already released or
+    /// placed elsewhere).
+    pub ignored: u32,
+}
+
+/// Why an agent request body is refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AgentRequestError {
+    /// `boot_id` is empty, too long or has other characters.
+    #[error("boot_id: must be 1–{MAX_BOOT_ID_LEN} bytes of letters, digits, '.', '_' or '-'")]
+    BootId,
+    /// `base_url` is not an `http(s)://` URL without a path.
+    #[error("base_url: {0}")]
+    BaseUrl(&'static str),
+    /// A number is negative, not finite or out of range.
+    #[error("{field}: {value} is out of range ({range})")]
+    OutOfRange {
+        /// The field.
+        field: &'static str,
+        /// The value given.
+        value: f64,
+        /// The accepted range.
+        range: &'static str,
+    },
+    /// A link RTT is negative, not finite or absurd.
+    #[error("links[{index}].rtt_ms: {rtt_ms} is not a round-trip time (0 to {MAX_LINK_RTT_MS} ms)")]
+    LinkRtt {
+        /// Index in `links`.
+        index: usize,
+        /// The value given.
+        rtt_ms: f64,
+    },
+    /// The same edge twice in `links`.
+    #[error("links[{index}].edge: {edge} appears twice")]
+    DuplicateLink {
+        /// Index of the second entry.
+        index: usize,
+        /// The edge.
+        edge: EdgeId,
+    },
+    /// Too many entries.
+    #[error("{field}: {len} entries (at most {max})")]
+    TooMany {
+        /// The field.
+        field: &'static str,
+        /// Entries given.
+        len: usize,
+        /// The maximum.
+        max: usize,
+    },
+}
+
+/// Checks a `boot_id`.
+pub fn validate_boot_id(boot_id: &str) -> Result<(), AgentRequestError> {
+    let ok = !boot_id.is_empty()
+        && boot_id.len() <= MAX_BOOT_ID_LEN
+        && boot_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(AgentRequestError::BootId)
+    }
+}
+
+impl RegisterRequest {
+    /// Checks what serde does not.
+    pub fn validate(&self) -> Result<(), AgentRequestError> {
+        validate_boot_id(&self.boot_id)?;
+        if let Some(u) = &self.base_url {
+            validate_base_url(u)?;
+        }
+        Ok(())
+    }
+}
+
+/// Checks an advertised base URL: `http(s)://authority`, no path, query,
+/// whitespace or control characters.
+pub fn validate_base_url(u: &str) -> Result<(), AgentRequestError> {
+    if u.len() > MAX_BASE_URL_LEN {
+        return Err(AgentRequestError::BaseUrl("longer than 256 bytes"));
+    }
+    let rest = u
+        .strip_prefix("https://")
+        .or_else(|| u.strip_prefix("http://"))
+        .ok_or(AgentRequestError::BaseUrl(
+            "must start with http:// or https://",
+        ))?;
+    if rest.is_empty() {
+        return Err(AgentRequestError::BaseUrl("has no host"));
+    }
+    if rest
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '/' | '?' | '#' | '@'))
+    {
+        return Err(AgentRequestError::BaseUrl(
+            "must be scheme://host[:port] only (no path, query, user or spaces)",
+        ));
+    }
+    Ok(())
+}
+
+fn range(
+    field: &'static str,
+    value: f64,
+    max: f64,
+    label: &'static str,
+) -> Result<(), AgentRequestError> {
+    if value.is_finite() && (0.0..=max).contains(&value) {
+        Ok(())
+    } else {
+        Err(AgentRequestError::OutOfRange {
+            field,
+            value,
+            range: label,
+        })
+    }
+}
+
+impl Heartbeat {
+    /// Checks ranges that serde does not.
+    pub fn validate(&self) -> Result<(), AgentRequestError> {
+        validate_boot_id(&self.boot_id)?;
+        range("packet_rate", self.packet_rate, 1e9, "0 to 1e9")?;
+        range("bitrate_bps", self.bitrate_bps, 1e12, "0 to 1e12")?;
+        range("cpu", self.cpu, 1.0, "0.0 to 1.0")?;
+        range("stress", self.stress, MAX_STRESS, "0.0 to 100.0")?;
+        if self.links.len() > MAX_LINKS {
+            return Err(AgentRequestError::TooMany {
+                field: "links",
+                len: self.links.len(),
+                max: MAX_LINKS,
+            });
+        }
+        for (index, l) in self.links.iter().enumerate() {
+            if !(l.rtt_ms.is_finite() && (0.0..=MAX_LINK_RTT_MS).contains(&l.rtt_ms)) {
+                return Err(AgentRequestError::LinkRtt {
+                    index,
+                    rtt_ms: l.rtt_ms,
+                });
+            }
+            if self.links[..index].iter().any(|m| m.edge == l.edge) {
+                return Err(AgentRequestError::DuplicateLink {
+                    index,
+                    edge: l.edge.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+impl ParticipantReport {
+    /// Checks sizes.
+    pub fn validate(&self) -> Result<(), AgentRequestError> {
+        let len = self.joined.len() + self.left.len();
+        if len > MAX_REPORT_ENTRIES {
+            return Err(AgentRequestError::TooMany {
+                field: "joined + left",
+                len,
+                max: MAX_REPORT_ENTRIES,
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hb(json: &str) -> Result<Heartbeat, serde_json::Error> {
+        serde_json::from_str(json)
+    }
+
+    #[test]
+    fn heartbeat_parses_and_validates() {
+        let h = hb(
+            r#"{"boot_id":"b1","participants":3,"packet_rate":100,"bitrate_bps":1e6,
+            "cpu":0.2,"stress":0.03,"links":[{"edge":"edge-b","rtt_ms":80.5}]}"#,
+        )
+        .unwrap();
+        assert!(h.validate().is_ok());
+        assert!(hb(r#"{"boot_id":"b1","participants":3,"packet_rate":1,"bitrate_bps":1,"cpu":0,"stress":0,"extra":1}"#).is_err());
+        let mut bad = h.clone();
+        bad.links[0].rtt_ms = -1.0;
+        assert!(matches!(
+            bad.validate(),
+            Err(AgentRequestError::LinkRtt { index: 0, .. })
+        ));
+        let mut bad = h.clone();
+        bad.cpu = f64::NAN;
+        assert!(matches!(
+            bad.validate(),
+            Err(AgentRequestError::OutOfRange { field: "cpu", .. })
+        ));
+        let mut bad = h.clone();
+        bad.links.push(bad.links[0].clone());
+        assert!(matches!(
+            bad.validate(),
+            Err(AgentRequestError::DuplicateLink { index: 1, .. })
+        ));
+        let mut bad = h;
+        bad.boot_id = "has space".into();
+        assert_eq!(bad.validate(), Err(AgentRequestError::BootId));
+    }
+
+    #[test]
+    fn base_urls() {
+        assert!(validate_base_url("https://edge-1.meet.example.com").is_ok());
+        assert!(validate_base_url("http://127.0.0.1:8080").is_ok());
+        for bad in ["ftp://x", "http://", "http://x/path", "http://a b", "x"] {
+            assert!(validate_base_url(bad).is_err(), "{bad}");
+        }
+    }
+}

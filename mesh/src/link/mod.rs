@@ -1,0 +1,641 @@
+//! The octo link: a sans-IO state machine for one edge pair.
+//!
+//! A [`Link`] holds what this edge announces to the peer (conferences,
+//! roster, sources — kept across reconnects and re-announced by itself),
+//! what the peer announced, and who subscribed to what. It never touches a
+//! socket or a clock:
+//!
+//! - **in**: [`Link::handle_connected`] / [`Link::handle_disconnected`]
+//!   (a QUIC connection came and went), [`Link::handle_control`] (bytes
+//!   from the control stream), [`Link::handle_datagram`] (one media
+//!   datagram; the hot path returns its [`MediaIn`] directly),
+//!   [`Link::handle_timeout`], and the edge's calls (`open_conference`,
+//!   `add_source`, `subscribe`, …);
+//! - **out**: [`Link::poll_transmit`] (bytes for the control stream),
+//!   [`Link::poll_event`] ([`LinkEvent`]s for the edge),
+//!   [`Link::poll_timeout`] (the next [`Deadline`] and why), and
+//!   [`Link::encode_media`] (one datagram for one of my packets, or why it
+//!   is not sent).
+//!
+//! ## Forwarding rule
+//!
+//! [`Link::encode_media`] refuses packets the peer does not want: a source
+//! is sent only while the peer subscribes to it, and only the one layer
+//! [`Subscription::select`] picks. The edge may offer every packet of every
+//! source in a conference open on the link; the link filters.
+//! [`LinkConfig::forward_unsubscribed`] turns the filter off (for the
+//! bandwidth comparison).
+//!
+//! ## Reconnects
+//!
+//! On a new connection the link sends Hello, waits for the peer's, then
+//! re-announces all of my state and an `Announced` frame. The peer's state
+//! from the old connection is kept as *stale*; what the peer re-announces
+//! unchanged produces no event, and whatever it does not re-announce is
+//! reported removed when its `Announced` arrives (or after
+//! [`LinkConfig::resync_grace`]). My subscriptions are re-sent as the
+//! sources come back. So the edge does nothing on a reconnect but log the
+//! [`LinkEvent::Down`] and [`LinkEvent::Up`].
+
+mod config;
+mod error;
+mod event;
+mod local;
+mod remote;
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use geomesh_core::{ConferenceId, EdgeId, ParticipantId};
+use tracing::{debug, info, trace, warn};
+
+pub use config::{LinkConfig, LinkState};
+pub use error::{DatagramError, LinkError, NotSent, ProtocolViolation, UsageError, close_code};
+pub use event::{Deadline, DownReason, LinkEvent, MediaIn, RemoteSource, TimeoutReason};
+
+use crate::wire::{
+    Capabilities, ControlFrame, DecodeError, FrameDecoder, GoodbyeReason, Hello, MediaType,
+    PROTOCOL_VERSION, SourceId, SourceInfo, Subscription, decode_datagram, varint,
+};
+use local::LocalState;
+use remote::RemoteState;
+
+/// Frames and events on their way out.
+#[derive(Debug, Default)]
+pub(crate) struct Outbox {
+    bytes: BytesMut,
+    events: VecDeque<LinkEvent>,
+}
+
+impl Outbox {
+    pub(crate) fn send(&mut self, frame: &ControlFrame) {
+        trace!(frame = frame.frame_type().name(), "send");
+        frame
+            .encode(&mut self.bytes)
+            // Every frame is built from values checked at the API (ids by
+            // their grammar, names clamped, SourceInfo validated, nonces < 2^62).
+            .expect("outgoing frames are validated");
+    }
+
+    pub(crate) fn emit(&mut self, event: LinkEvent) {
+        self.events.push_back(event);
+    }
+}
+
+#[derive(Debug, Default)]
+struct PingState {
+    next_nonce: u64,
+    next_at: Option<Instant>,
+    outstanding: Option<(u64, Instant)>,
+    rtt: Option<Duration>,
+}
+
+/// The octo link for one peer edge. See the module docs.
+///
+/// ```
+/// use std::time::Instant;
+/// use geomesh_core::{ConferenceId, EdgeId, RegionId};
+/// use geomesh_mesh::link::{Link, LinkConfig, LinkEvent};
+///
+/// let cfg = |id: &str| LinkConfig::new(EdgeId::new(id).unwrap(), RegionId::new("eu").unwrap());
+/// let now = Instant::now();
+/// let mut a = Link::new(cfg("edge-a"), EdgeId::new("edge-b").unwrap());
+/// let mut b = Link::new(cfg("edge-b"), EdgeId::new("edge-a").unwrap());
+/// a.open_conference(&ConferenceId::new("standup").unwrap()).unwrap();
+/// a.handle_connected(now);
+/// b.handle_connected(now);
+/// // The drive loop: move control bytes both ways until both are quiet,
+/// // then act on events and sleep until the soonest `poll_timeout()`.
+/// loop {
+///     let mut moved = false;
+///     while let Some(bytes) = a.poll_transmit() { b.handle_control(now, &bytes); moved = true; }
+///     while let Some(bytes) = b.poll_transmit() { a.handle_control(now, &bytes); moved = true; }
+///     if !moved { break; }
+/// }
+/// let events: Vec<LinkEvent> = std::iter::from_fn(|| b.poll_event()).collect();
+/// assert!(events.iter().any(|e| matches!(e, LinkEvent::ConferenceOpened { .. })));
+/// let _next_wakeup = a.poll_timeout();
+/// ```
+#[derive(Debug)]
+pub struct Link {
+    config: LinkConfig,
+    peer: EdgeId,
+    state: LinkState,
+    decoder: FrameDecoder,
+    out: Outbox,
+    local: LocalState,
+    remote: RemoteState,
+    ping: PingState,
+    span: tracing::Span,
+}
+
+impl Link {
+    /// A link to `peer` — the edge id from the peer's verified certificate —
+    /// with no connection yet. Local state may be set up before connecting.
+    pub fn new(config: LinkConfig, peer: EdgeId) -> Self {
+        let span = tracing::info_span!("octo_link", local = %config.local_edge, peer = %peer);
+        Self {
+            remote: RemoteState::new(peer.clone()),
+            config,
+            peer,
+            state: LinkState::Down,
+            decoder: FrameDecoder::new(),
+            out: Outbox::default(),
+            local: LocalState::default(),
+            ping: PingState::default(),
+            span,
+        }
+    }
+
+    /// The peer's edge id.
+    pub fn peer(&self) -> &EdgeId {
+        &self.peer
+    }
+
+    /// The link's configuration.
+    pub fn config(&self) -> &LinkConfig {
+        &self.config
+    }
+
+    /// Where the link is.
+    pub fn state(&self) -> &LinkState {
+        &self.state
+    }
+
+    /// Whether the Hello exchange finished on the current connection.
+    pub fn is_up(&self) -> bool {
+        matches!(self.state, LinkState::Up { .. })
+    }
+
+    /// The latest Ping/Pong round-trip time.
+    pub fn rtt(&self) -> Option<Duration> {
+        self.ping.rtt
+    }
+
+    /// The tracing span of this link (the transport enters it too).
+    pub fn span(&self) -> &tracing::Span {
+        &self.span
+    }
+
+    fn peer_capabilities(&self) -> Capabilities {
+        match &self.state {
+            LinkState::Up { capabilities, .. } => *capabilities,
+            _ => Capabilities::default(),
+        }
+    }
+
+    // ---- connection lifecycle -------------------------------------------
+
+    /// A new connection to the peer is ready: send Hello. Any previous
+    /// connection must have been reported with [`Link::handle_disconnected`]
+    /// (this calls it if not).
+    pub fn handle_connected(&mut self, now: Instant) {
+        let _g = self.span.clone().entered();
+        if !matches!(self.state, LinkState::Down) {
+            self.handle_disconnected(now, DownReason::Lost("replaced by a new connection".into()));
+        }
+        debug!("connected; sending Hello");
+        self.state = LinkState::AwaitingHello { since: now };
+        self.out.send(&ControlFrame::Hello(Hello {
+            version: PROTOCOL_VERSION,
+            edge: self.config.local_edge.clone(),
+            region: self.config.local_region.clone(),
+            capabilities: self.config.capabilities,
+        }));
+    }
+
+    /// The connection is gone. Emits [`LinkEvent::Down`]; the peer's state
+    /// turns stale (see the module docs). Does nothing if already down.
+    pub fn handle_disconnected(&mut self, now: Instant, reason: DownReason) {
+        let _g = self.span.clone().entered();
+        if matches!(self.state, LinkState::Down) {
+            return;
+        }
+        info!(?reason, "link down");
+        self.state = LinkState::Down;
+        self.decoder = FrameDecoder::new();
+        self.out.bytes.clear();
+        self.ping.next_at = None;
+        self.ping.outstanding = None;
+        self.local.disconnected();
+        self.remote.disconnected(now, self.config.resync_grace);
+        self.out.emit(LinkEvent::Down { reason });
+    }
+
+    /// `handle_disconnected` then `handle_connected`: a fresh connection
+    /// replaces the old one.
+    pub fn reset(&mut self, now: Instant, reason: DownReason) {
+        self.handle_disconnected(now, reason);
+        self.handle_connected(now);
+    }
+
+    fn fail(&mut self, error: LinkError) {
+        if matches!(self.state, LinkState::Failed(_) | LinkState::Down) {
+            return;
+        }
+        warn!(%error, "link failed");
+        self.state = LinkState::Failed(error.clone());
+        self.out.bytes.clear();
+        self.out.emit(LinkEvent::Failed(error));
+    }
+
+    // ---- input ----------------------------------------------------------
+
+    /// Bytes read from the control stream, in order.
+    pub fn handle_control(&mut self, now: Instant, bytes: &[u8]) {
+        let _g = self.span.clone().entered();
+        if !matches!(
+            self.state,
+            LinkState::AwaitingHello { .. } | LinkState::Up { .. }
+        ) {
+            return;
+        }
+        self.decoder.push(bytes);
+        loop {
+            match self.decoder.next_frame() {
+                Ok(Some(frame)) => {
+                    self.handle_frame(now, frame);
+                    if !self.is_up() && !matches!(self.state, LinkState::AwaitingHello { .. }) {
+                        return;
+                    }
+                }
+                Ok(None) => return,
+                Err(DecodeError::UnknownFrameType(ty)) => {
+                    debug!(ty, "skipping an unknown control frame type");
+                }
+                Err(e) => {
+                    self.fail(e.into());
+                    return;
+                }
+            }
+        }
+    }
+
+    /// One decoded control frame (what [`Link::handle_control`] does per
+    /// frame). A frame that breaks the protocol fails the link.
+    pub fn handle_frame(&mut self, now: Instant, frame: ControlFrame) {
+        let _g = self.span.clone().entered();
+        if let Err(e) = self.on_frame(now, frame) {
+            self.fail(e);
+        }
+    }
+
+    fn on_frame(&mut self, now: Instant, frame: ControlFrame) -> Result<(), LinkError> {
+        use ControlFrame as F;
+        trace!(frame = frame.frame_type().name(), "recv");
+        if let LinkState::AwaitingHello { .. } = self.state {
+            let F::Hello(hello) = frame else {
+                return Err(ProtocolViolation::FrameBeforeHello(frame.frame_type()).into());
+            };
+            return self.hello(now, hello);
+        }
+        if !self.is_up() {
+            return Ok(());
+        }
+        let out = &mut self.out;
+        match frame {
+            F::Hello(_) => return Err(ProtocolViolation::DuplicateHello.into()),
+            F::Goodbye { reason, message } => {
+                info!(?reason, %message, "peer says goodbye");
+                out.emit(LinkEvent::Goodbye { reason, message });
+            }
+            F::Ping { nonce } => out.send(&F::Pong { nonce }),
+            F::Pong { nonce } => {
+                if let Some((n, sent)) = self.ping.outstanding
+                    && n == nonce
+                {
+                    let rtt = now.saturating_duration_since(sent);
+                    self.ping.outstanding = None;
+                    self.ping.rtt = Some(rtt);
+                    out.emit(LinkEvent::Rtt(rtt));
+                }
+            }
+            F::Announced => {
+                self.remote.expire_stale(out);
+                out.emit(LinkEvent::Synced);
+            }
+            F::ConferenceOpen { conference, id } => {
+                self.remote.conference_open(conference, id, out)?
+            }
+            F::ConferenceClose { conference } => self.remote.conference_close(conference, out)?,
+            F::EndpointJoined {
+                conference,
+                participant,
+                display_name,
+            } => self
+                .remote
+                .endpoint_joined(conference, participant, display_name, out)?,
+            F::EndpointLeft {
+                conference,
+                participant,
+            } => self.remote.endpoint_left(conference, participant, out)?,
+            F::SourceAdded {
+                conference,
+                source,
+                id,
+                info,
+            } => self
+                .remote
+                .source_added(conference, source, id, info, out)?,
+            F::SourceRemoved { source } => self.remote.source_removed(source, out)?,
+            F::Subscribe {
+                source,
+                subscription,
+            } => {
+                if let Some((source, layer)) = self.local.subscribed(source, subscription) {
+                    out.emit(LinkEvent::Subscribed {
+                        source,
+                        subscription,
+                        layer,
+                    });
+                }
+            }
+            F::Unsubscribe { source } => {
+                if let Some(source) = self.local.unsubscribed(source) {
+                    out.emit(LinkEvent::Unsubscribed { source });
+                }
+            }
+            F::KeyframeRequest { source, layer } => {
+                if let Some(source) = self.local.source_of(source) {
+                    out.emit(LinkEvent::KeyframeRequested { source, layer });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn hello(&mut self, now: Instant, hello: Hello) -> Result<(), LinkError> {
+        if hello.version != PROTOCOL_VERSION {
+            return Err(LinkError::VersionMismatch {
+                ours: PROTOCOL_VERSION,
+                theirs: hello.version,
+            });
+        }
+        if hello.edge != self.peer {
+            return Err(LinkError::IdentityMismatch {
+                certificate: self.peer.clone(),
+                hello: hello.edge,
+            });
+        }
+        info!(region = %hello.region, capabilities = hello.capabilities.bits(), "link up");
+        self.state = LinkState::Up {
+            region: hello.region.clone(),
+            capabilities: hello.capabilities,
+        };
+        self.out.emit(LinkEvent::Up {
+            region: hello.region,
+            capabilities: hello.capabilities,
+        });
+        self.ping.next_at = Some(now);
+        // Handles are plentiful (2^14 conferences, 2^30 sources per link),
+        // and a fresh connection starts with none in use.
+        self.local
+            .announce_all(&mut self.out)
+            .expect("a fresh connection has handles for every local conference and source");
+        Ok(())
+    }
+
+    /// One media datagram from the peer. Errors are for counting; the link
+    /// stays up.
+    pub fn handle_datagram(&mut self, datagram: Bytes) -> Result<MediaIn, DatagramError> {
+        let (header, packet) = decode_datagram(&datagram)?;
+        if !self.is_up() {
+            return Err(DatagramError::NotUp);
+        }
+        let source = match self.remote.media_source(header.conference, header.source) {
+            None => return Err(DatagramError::UnknownSource(header.source)),
+            Some(Err(())) => {
+                return Err(DatagramError::WrongConference {
+                    handle: header.source,
+                    conference: header.conference.get(),
+                });
+            }
+            Some(Ok(s)) => s.clone(),
+        };
+        let start = datagram.len() - packet.len();
+        Ok(MediaIn {
+            source,
+            ty: header.ty,
+            packet: datagram.slice(start..),
+        })
+    }
+
+    /// Runs timers that are due: Hello deadline, Ping, Pong deadline, resync.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let _g = self.span.clone().entered();
+        if let Some(deadline) = self.remote.resync_deadline()
+            && now >= deadline
+        {
+            debug!("resync grace over: expiring what the peer did not re-announce");
+            self.remote.expire_stale(&mut self.out);
+        }
+        match self.state {
+            LinkState::AwaitingHello { since } if now >= since + self.config.hello_timeout => {
+                self.fail(LinkError::HelloTimeout);
+            }
+            LinkState::Up { .. } => {
+                if let Some((_, sent)) = self.ping.outstanding {
+                    if now >= sent + self.config.ping_timeout {
+                        self.fail(LinkError::Unresponsive);
+                    }
+                } else if self.ping.next_at.is_some_and(|t| now >= t) {
+                    let nonce = self.ping.next_nonce;
+                    self.ping.next_nonce = (nonce + 1) & varint::MAX;
+                    self.ping.outstanding = Some((nonce, now));
+                    self.ping.next_at = Some(now + self.config.ping_interval);
+                    self.out.send(&ControlFrame::Ping { nonce });
+                }
+            }
+            _ => {}
+        }
+    }
+
+    // ---- output ---------------------------------------------------------
+
+    /// Bytes to write to the control stream, in order.
+    #[must_use = "control bytes must be written to the stream"]
+    pub fn poll_transmit(&mut self) -> Option<Bytes> {
+        (!self.out.bytes.is_empty()).then(|| self.out.bytes.split().freeze())
+    }
+
+    /// The next event for the edge.
+    #[must_use = "events must be handled"]
+    pub fn poll_event(&mut self) -> Option<LinkEvent> {
+        self.out.events.pop_front()
+    }
+
+    /// When [`Link::handle_timeout`] must run next, and why.
+    #[must_use = "the link must be woken at its deadline"]
+    pub fn poll_timeout(&self) -> Option<Deadline> {
+        let mut best: Option<Deadline> = None;
+        let mut consider = |at: Option<Instant>, reason| {
+            if let Some(at) = at
+                && best.is_none_or(|b| at < b.at)
+            {
+                best = Some(Deadline { at, reason });
+            }
+        };
+        consider(self.remote.resync_deadline(), TimeoutReason::ResyncDeadline);
+        match &self.state {
+            LinkState::AwaitingHello { since } => consider(
+                Some(*since + self.config.hello_timeout),
+                TimeoutReason::HelloDeadline,
+            ),
+            LinkState::Up { .. } => match self.ping.outstanding {
+                Some((_, sent)) => consider(
+                    Some(sent + self.config.ping_timeout),
+                    TimeoutReason::PongDeadline,
+                ),
+                None => consider(self.ping.next_at, TimeoutReason::Ping),
+            },
+            _ => {}
+        }
+        best
+    }
+
+    /// Writes one datagram (header and packet) for a packet of my source
+    /// into `out`, or says why the packet is not for the peer.
+    ///
+    /// `layer` is the packet's layer index in the source's
+    /// [`SourceInfo::layers`] (0 for a single-layer source;
+    /// [`SourceInfo::layer_of_ssrc`] finds it from the SSRC).
+    pub fn encode_media(
+        &self,
+        source: SourceId,
+        ty: MediaType,
+        layer: u8,
+        packet: &[u8],
+        out: &mut BytesMut,
+    ) -> Result<(), NotSent> {
+        let header = self.local.media_header(
+            source,
+            ty,
+            layer,
+            packet.len(),
+            self.peer_capabilities(),
+            self.config.forward_unsubscribed,
+        )?;
+        out.reserve(header.encoded_len() + packet.len());
+        header.encode(out);
+        out.extend_from_slice(packet);
+        Ok(())
+    }
+
+    // ---- my state (announced to the peer) -------------------------------
+
+    /// I host participants of `conference`: announce it (idempotent).
+    pub fn open_conference(&mut self, conference: &ConferenceId) -> Result<(), UsageError> {
+        let _g = self.span.clone().entered();
+        self.local.open_conference(conference, &mut self.out)
+    }
+
+    /// I no longer host `conference`; its endpoints and sources go with it.
+    pub fn close_conference(&mut self, conference: &ConferenceId) {
+        let _g = self.span.clone().entered();
+        self.local.close_conference(conference, &mut self.out)
+    }
+
+    /// A participant of mine is in `conference` (again: a name change).
+    /// Names are cut to 255 bytes; `Some("")` is `None`.
+    pub fn endpoint_joined(
+        &mut self,
+        conference: &ConferenceId,
+        participant: ParticipantId,
+        display_name: Option<String>,
+    ) -> Result<(), UsageError> {
+        self.local
+            .endpoint_joined(conference, participant, display_name, &mut self.out)
+    }
+
+    /// A participant of mine left `conference`.
+    pub fn endpoint_left(&mut self, conference: &ConferenceId, participant: &ParticipantId) {
+        self.local
+            .endpoint_left(conference, participant, &mut self.out)
+    }
+
+    /// A participant of mine publishes a source. `id` must be unique on this
+    /// edge and stable for the source's life. Adding an id again with other
+    /// details replaces the source.
+    pub fn add_source(
+        &mut self,
+        conference: &ConferenceId,
+        id: SourceId,
+        info: SourceInfo,
+    ) -> Result<(), UsageError> {
+        self.local.add_source(conference, id, info, &mut self.out)
+    }
+
+    /// One of my sources is gone.
+    pub fn remove_source(&mut self, id: SourceId) {
+        self.local.remove_source(id, &mut self.out)
+    }
+
+    /// Tells the peer I am shutting down or draining (repeated after a
+    /// reconnect).
+    pub fn goodbye(&mut self, reason: GoodbyeReason, message: impl Into<String>) {
+        let mut message: String = message.into();
+        message.truncate(
+            (0..=crate::wire::MAX_MESSAGE_LEN.min(message.len()))
+                .rev()
+                .find(|i| message.is_char_boundary(*i))
+                .unwrap_or(0),
+        );
+        self.local.goodbye(reason, message, &mut self.out)
+    }
+
+    /// The peer's subscription to one of my sources, and the layer forwarded.
+    pub fn remote_subscription(&self, source: SourceId) -> Option<(Subscription, u8)> {
+        self.local.subscription(source)
+    }
+
+    // ---- the peer's state ----------------------------------------------
+
+    /// Ask the peer for a remote source (or change the layer). Kept until
+    /// [`Link::unsubscribe`] or the source's removal, across reconnects.
+    pub fn subscribe(
+        &mut self,
+        source: SourceId,
+        subscription: Subscription,
+    ) -> Result<(), UsageError> {
+        self.remote.subscribe(source, subscription, &mut self.out)
+    }
+
+    /// No local subscriber wants the remote source any more.
+    pub fn unsubscribe(&mut self, source: SourceId) {
+        self.remote.unsubscribe(source, &mut self.out)
+    }
+
+    /// My current subscription to a remote source.
+    pub fn subscription(&self, source: SourceId) -> Option<Subscription> {
+        self.remote.subscription(source)
+    }
+
+    /// Asks the peer for a keyframe of a remote source. Returns whether a
+    /// request went out: at most one per [`LinkConfig::keyframe_interval`]
+    /// per source, and none while the link is down.
+    pub fn request_keyframe(
+        &mut self,
+        now: Instant,
+        source: SourceId,
+        layer: Option<u8>,
+    ) -> Result<bool, UsageError> {
+        let interval = self.config.keyframe_interval;
+        self.remote.request_keyframe(
+            now,
+            interval,
+            source,
+            layer.filter(|l| *l != u8::MAX),
+            &mut self.out,
+        )
+    }
+
+    /// The peer's sources announced on the current connection.
+    pub fn remote_sources(&self) -> impl Iterator<Item = &Arc<RemoteSource>> {
+        self.remote.sources()
+    }
+}
+
+#[cfg(test)]
+mod tests;

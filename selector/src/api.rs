@@ -1,0 +1,491 @@
+//! The public HTTP API (plain HTTP on the topology's `api` address).
+//!
+//! Bodies of `POST /v1/join` and `GET /v1/probe-targets` are the types of
+//! `geomesh_core::api`; the read-only views (`/v1/bridges`,
+//! `/v1/conferences/{id}`, `/healthz`) are defined here. Reads are served
+//! from this node's copy of the state; writes go through Raft.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use geomesh_core::api::{JoinRequest, ProbeTarget, ProbeTargets};
+use geomesh_core::{ConferenceId, EdgeId, ParticipantId, RegionId};
+use geomesh_geoip::haversine_km;
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+
+use crate::api_error::ApiFailure;
+use crate::join::{join, locate};
+use crate::node::Shared;
+use crate::state::{Op, OpResult};
+
+/// How many probe targets `GET /v1/probe-targets` returns.
+pub const PROBE_TARGETS: usize = 3;
+
+/// Serves the public API until the task is aborted.
+pub async fn serve(shared: Arc<Shared>, listener: TcpListener) {
+    let mut stop = shared.stop.clone();
+    let app = router(shared).into_make_service_with_connect_info::<SocketAddr>();
+    let stopped = async move {
+        let _ = stop.wait_for(|s| *s).await;
+    };
+    if let Err(e) = axum::serve(listener, app)
+        .with_graceful_shutdown(stopped)
+        .await
+    {
+        tracing::error!(error = %e, "public API server stopped");
+    }
+}
+
+/// The public routes.
+pub fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/v1/join", post(join_handler))
+        .route("/v1/probe-targets", get(probe_targets))
+        .route("/v1/bridges", get(bridges))
+        .route("/v1/bridges/{id}/drain", post(drain))
+        .route("/v1/conferences/{id}", get(conference))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .fallback(|| async { ApiFailure::not_found("no such endpoint") })
+        .with_state(shared)
+}
+
+/// The client's address: the connection's, or — when the connection comes
+/// from a trusted proxy — the rightmost `X-Forwarded-For` hop that is not
+/// itself a trusted proxy.
+pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
+    let mut ip = peer.to_canonical();
+    if !is_trusted(&ip) {
+        return ip;
+    }
+    let hops: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|s| s.split(','))
+        .collect();
+    for hop in hops.iter().rev() {
+        let Ok(h) = hop.trim().parse::<IpAddr>() else {
+            break;
+        };
+        ip = h.to_canonical();
+        if !is_trusted(&ip) {
+            break;
+        }
+    }
+    ip
+}
+
+async fn join_handler(
+    State(s): State<Arc<Shared>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<geomesh_core::api::JoinResponse>, ApiFailure> {
+    let res = async {
+        let req: JoinRequest = serde_json::from_slice(&body)
+            .map_err(|e| ApiFailure::bad_request(format!("body: {e}")))?;
+        req.validate()
+            .map_err(|e| ApiFailure::bad_request(e.to_string()))?;
+        let ip = client_ip(peer.ip(), &headers, &s.cfg.trusted_proxies);
+        join(&s, req, ip).await
+    }
+    .await;
+    if let Err(f) = &res {
+        s.metrics.join(f.code, "none");
+    }
+    res.map(Json)
+}
+
+async fn probe_targets(
+    State(s): State<Arc<Shared>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Json<ProbeTargets> {
+    let ip = client_ip(peer.ip(), &headers, &s.cfg.trusted_proxies);
+    let (location, _) = locate(&s, None, ip);
+    let now = Instant::now();
+    let applied = s.store.read();
+    let st = &applied.state;
+    let soft = s.soft();
+    let mut candidates: Vec<(f64, &EdgeId, &RegionId, String)> = st
+        .edges()
+        .iter()
+        .filter(|(id, r)| !r.draining && soft.is_healthy(id, now))
+        .map(|(id, r)| {
+            let d = location.map_or(0.0, |l| haversine_km(l, r.location));
+            (d, id, &r.region, r.base_url.clone())
+        })
+        .collect();
+    candidates.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(b.1)));
+    // One edge per region: probing two edges in one datacenter tells nothing new.
+    let mut seen = Vec::new();
+    let mut targets = Vec::new();
+    for (_, id, region, base) in candidates {
+        if seen.contains(&region) {
+            continue;
+        }
+        seen.push(region);
+        targets.push(ProbeTarget {
+            edge: id.clone(),
+            region: region.clone(),
+            probe_url: format!("{base}/v1/probe"),
+        });
+        if targets.len() == PROBE_TARGETS {
+            break;
+        }
+    }
+    Json(ProbeTargets { targets })
+}
+
+/// `GET /v1/bridges` body.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Bridges {
+    /// Every edge of the topology.
+    pub bridges: Vec<Bridge>,
+}
+
+/// One edge as this node sees it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Bridge {
+    /// Edge id.
+    pub id: EdgeId,
+    /// Its region.
+    pub region: RegionId,
+    /// Registered (replicated).
+    pub registered: bool,
+    /// Draining (replicated).
+    pub draining: bool,
+    /// Heartbeating this node within the health timeout.
+    pub healthy: bool,
+    /// Participants placed on it (replicated).
+    pub participants: u32,
+    /// Conferences it hosts (replicated).
+    pub conferences: u32,
+    /// Participants at stress 1.0.
+    pub capacity: u32,
+    /// Client base URL (registered edges).
+    pub base_url: Option<String>,
+    /// Its last heartbeat to this node.
+    pub load: Option<Load>,
+}
+
+/// The last heartbeat's figures.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Load {
+    /// Milliseconds since it arrived.
+    pub age_ms: u64,
+    /// Connected participants.
+    pub participants: u32,
+    /// Load / capacity.
+    pub stress: f64,
+    /// CPU, 0–1.
+    pub cpu: f64,
+    /// Packets per second.
+    pub packet_rate: f64,
+    /// Bits per second.
+    pub bitrate_bps: f64,
+    /// Placements by this node since.
+    pub placed_since: u32,
+    /// Octo link RTTs.
+    pub links: Vec<geomesh_core::agent::LinkRtt>,
+}
+
+async fn bridges(State(s): State<Arc<Shared>>) -> Json<Bridges> {
+    let now = Instant::now();
+    let applied = s.store.read();
+    let st = &applied.state;
+    let soft = s.soft();
+    let bridges = s
+        .cfg
+        .topology
+        .edges
+        .iter()
+        .map(|e| {
+            let rec = st.edge(&e.id);
+            let load = soft.get(&e.id).map(|h| Load {
+                age_ms: u64::try_from(now.saturating_duration_since(h.last).as_millis())
+                    .unwrap_or(u64::MAX),
+                participants: h.heartbeat.participants,
+                stress: h.heartbeat.stress,
+                cpu: h.heartbeat.cpu,
+                packet_rate: h.heartbeat.packet_rate,
+                bitrate_bps: h.heartbeat.bitrate_bps,
+                placed_since: h.placed_since,
+                links: h.heartbeat.links.clone(),
+            });
+            Bridge {
+                id: e.id.clone(),
+                region: e.region.clone(),
+                registered: rec.is_some(),
+                draining: rec.is_some_and(|r| r.draining),
+                healthy: soft.is_healthy(&e.id, now),
+                participants: st.participants_on(&e.id),
+                conferences: st.octo_peers(&e.id).len() as u32,
+                capacity: e.capacity,
+                base_url: rec.map(|r| r.base_url.clone()),
+                load,
+            }
+        })
+        .collect();
+    Json(Bridges { bridges })
+}
+
+/// `GET /v1/conferences/{id}` body.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ConferenceView {
+    /// The conference.
+    pub conference: ConferenceId,
+    /// Its edges with their participant counts.
+    pub edges: Vec<ConferenceEdgeView>,
+    /// Its participants.
+    pub participants: Vec<ParticipantView>,
+}
+
+/// One edge of a conference.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ConferenceEdgeView {
+    /// Edge id.
+    pub id: EdgeId,
+    /// Its region.
+    pub region: Option<RegionId>,
+    /// Participants of the conference on it.
+    pub participants: u32,
+}
+
+/// One participant of a conference.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ParticipantView {
+    /// Participant id.
+    pub participant: ParticipantId,
+    /// Its edge.
+    pub edge: EdgeId,
+    /// The edge reported it connected.
+    pub confirmed: bool,
+    /// When it was placed, Unix ms.
+    pub placed_ms: u64,
+}
+
+async fn conference(
+    State(s): State<Arc<Shared>>,
+    Path(id): Path<String>,
+) -> Result<Json<ConferenceView>, ApiFailure> {
+    let conf = ConferenceId::new(id).map_err(|e| ApiFailure::bad_request(e.to_string()))?;
+    let applied = s.store.read();
+    let st = &applied.state;
+    let (Some(edges), Some(ps)) = (
+        st.conference_edges(&conf),
+        st.conference_participants(&conf),
+    ) else {
+        return Err(ApiFailure::new(
+            StatusCode::NOT_FOUND,
+            "unknown_conference",
+            format!("conference {conf} has no participants"),
+        ));
+    };
+    Ok(Json(ConferenceView {
+        edges: edges
+            .iter()
+            .map(|(e, n)| ConferenceEdgeView {
+                id: e.clone(),
+                region: st.edge(e).map(|r| r.region.clone()),
+                participants: *n,
+            })
+            .collect(),
+        participants: ps
+            .iter()
+            .map(|(p, r)| ParticipantView {
+                participant: p.clone(),
+                edge: r.edge.clone(),
+                confirmed: r.confirmed,
+                placed_ms: r.placed_ms,
+            })
+            .collect(),
+        conference: conf,
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DrainBody {
+    #[serde(default = "yes")]
+    draining: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `POST /v1/bridges/{id}/drain` answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DrainResult {
+    /// The edge.
+    pub edge: EdgeId,
+    /// Its draining state now.
+    pub draining: bool,
+}
+
+async fn drain(
+    State(s): State<Arc<Shared>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<DrainResult>, ApiFailure> {
+    let ip = peer.ip().to_canonical();
+    if !s.cfg.admin_networks.iter().any(|n| n.contains(&ip)) {
+        return Err(ApiFailure::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("{ip} is not in an admin network (--admin-cidr)"),
+        ));
+    }
+    let edge = EdgeId::new(id).map_err(|e| ApiFailure::bad_request(e.to_string()))?;
+    let draining = if body.iter().all(u8::is_ascii_whitespace) {
+        true
+    } else {
+        serde_json::from_slice::<DrainBody>(&body)
+            .map_err(|e| ApiFailure::bad_request(format!("body: {e}")))?
+            .draining
+    };
+    let unknown = || {
+        ApiFailure::new(
+            StatusCode::NOT_FOUND,
+            "unknown_edge",
+            format!("edge {edge} is not registered"),
+        )
+    };
+    if !s.with_state(|st| st.edge(&edge).is_some()) {
+        return Err(unknown());
+    }
+    let res = s
+        .propose(vec![Op::SetDraining {
+            edge: edge.clone(),
+            draining,
+        }])
+        .await
+        .map_err(|e| ApiFailure::unavailable(e.to_string()))?;
+    match res.first() {
+        Some(OpResult::Draining { draining }) => {
+            tracing::info!(%edge, draining, "drain state changed");
+            Ok(Json(DrainResult {
+                edge,
+                draining: *draining,
+            }))
+        }
+        _ => Err(unknown()),
+    }
+}
+
+/// `GET /healthz` body. `raft_role` and `leader_id` are a contract.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Health {
+    /// Always `ok` when the process answers.
+    pub status: String,
+    /// This node's selector id.
+    pub selector: String,
+    /// `leader`, `follower`, `candidate`, `learner` or `shutdown`.
+    pub raft_role: String,
+    /// The leader's selector id, `null` while there is none.
+    pub leader_id: Option<String>,
+    /// Current Raft term.
+    pub term: u64,
+    /// Last log index.
+    pub last_log_index: Option<u64>,
+    /// Last applied index.
+    pub last_applied: Option<u64>,
+    /// Voting members.
+    pub voters: Vec<String>,
+    /// Registered edges.
+    pub edges_registered: usize,
+    /// Edges heartbeating this node.
+    pub edges_healthy: usize,
+    /// Placed participants.
+    pub participants: usize,
+    /// Seconds since start.
+    pub uptime_s: u64,
+}
+
+async fn healthz(State(s): State<Arc<Shared>>) -> Json<Health> {
+    let r = s.raft_status();
+    let (registered, participants) = s.with_state(|st| (st.edges().len(), st.participant_count()));
+    let healthy = s.soft().live_edges(Instant::now()).len();
+    Json(Health {
+        status: "ok".into(),
+        selector: s.cfg.id.to_string(),
+        raft_role: r.raft_role.clone(),
+        leader_id: r.leader_id,
+        term: r.term,
+        last_log_index: r.last_log_index,
+        last_applied: r.last_applied,
+        voters: r.voters,
+        edges_registered: registered,
+        edges_healthy: healthy,
+        participants,
+        uptime_s: s.uptime().as_secs(),
+    })
+}
+
+async fn metrics(State(s): State<Arc<Shared>>) -> Response {
+    let m = &s.metrics;
+    let r = s.raft_status();
+    for role in ["leader", "follower", "candidate", "learner", "shutdown"] {
+        m.raft_role
+            .get_or_create(&crate::metrics::RoleLabel { role: role.into() })
+            .set(i64::from(role == r.raft_role.as_str()));
+    }
+    let g = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    m.raft_term.set(g(r.term));
+    m.raft_last_log_index.set(g(r.last_log_index.unwrap_or(0)));
+    m.raft_last_applied.set(g(r.last_applied.unwrap_or(0)));
+    s.with_state(|st| {
+        m.edges_registered.set(st.edges().len() as i64);
+        m.edges_draining
+            .set(st.edges().values().filter(|e| e.draining).count() as i64);
+        m.participants.set(st.participant_count() as i64);
+        m.conferences.set(st.conferences().len() as i64);
+    });
+    m.edges_healthy
+        .set(s.soft().live_edges(Instant::now()).len() as i64);
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        m.encode(),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwarded_for_only_from_trusted_proxies() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", "198.51.100.7, 10.1.1.1".parse().unwrap());
+        let proxy: IpAddr = "10.0.0.1".parse().unwrap();
+        let stranger: IpAddr = "203.0.113.9".parse().unwrap();
+        assert_eq!(
+            client_ip(proxy, &h, &trusted),
+            "198.51.100.7".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(client_ip(stranger, &h, &trusted), stranger);
+        let mut bad = HeaderMap::new();
+        bad.insert("x-forwarded-for", "junk".parse().unwrap());
+        assert_eq!(client_ip(proxy, &bad, &trusted), proxy);
+        assert_eq!(client_ip(proxy, &HeaderMap::new(), &trusted), proxy);
+    }
+}

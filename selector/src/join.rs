@@ -1,0 +1,298 @@
+//! `POST /v1/join`: locate the client, ask the strategy, commit the
+//! placement through Raft, sign tokens.
+//!
+//! Idempotent by (conference, participant): a live placement on a usable
+//! edge is returned as it is, with no write; one on an edge this node sees
+//! unhealthy or draining is moved (compare-and-set on the old edge in the
+//! state machine, so two nodes never move it twice).
+
+use std::net::IpAddr;
+use std::time::{Duration, Instant, SystemTime};
+
+use axum::http::StatusCode;
+use geomesh_core::api::{EdgeEndpoint, Fallback, JoinRequest, JoinResponse};
+use geomesh_core::token::JoinClaims;
+use geomesh_core::{ConferenceId, EdgeId, GeoPoint, ParticipantId};
+
+use crate::api_error::ApiFailure;
+use crate::metrics::Metrics;
+use crate::node::{Shared, unix_ms};
+use crate::state::{ApplyError, Op, OpResult, SelectorState};
+use crate::strategy::{ClusterView, PlacementError, PlacementRequest, Reason, place};
+use crate::view;
+
+/// Where the client's location came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LocationSource {
+    /// The `location` field of the request.
+    Hint,
+    /// GeoIP of the client address (database or override).
+    GeoIp,
+    /// The topology's `geoip.default_location`.
+    Default,
+    /// Nothing knew.
+    Unknown,
+}
+
+impl LocationSource {
+    /// Label for logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Hint => "hint",
+            Self::GeoIp => "geoip",
+            Self::Default => "default",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
+/// The client's location: the hint, else GeoIP, else the default.
+pub fn locate(
+    shared: &Shared,
+    hint: Option<GeoPoint>,
+    ip: IpAddr,
+) -> (Option<GeoPoint>, LocationSource) {
+    if let Some(p) = hint {
+        return (Some(p), LocationSource::Hint);
+    }
+    if let Ok(loc) = shared.geoip.lookup(ip) {
+        return (Some(loc.point), LocationSource::GeoIp);
+    }
+    match shared.geoip.default_location() {
+        Some(p) => (Some(p), LocationSource::Default),
+        None => (None, LocationSource::Unknown),
+    }
+}
+
+fn random_participant() -> ParticipantId {
+    let mut b = [0u8; 8];
+    // The OS random source failing is not recoverable here.
+    getrandom::fill(&mut b).expect("random participant id");
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    ParticipantId::new(format!("p-{hex}")).expect("valid generated id")
+}
+
+/// An edge's client URLs for a conference.
+pub fn endpoint(
+    shared: &Shared,
+    st: &SelectorState,
+    edge: &EdgeId,
+    conf: &ConferenceId,
+) -> EdgeEndpoint {
+    let topo = shared.cfg.topology.edge(edge);
+    let base = st
+        .edge(edge)
+        .map(|r| r.base_url.clone())
+        .or_else(|| topo.map(|t| t.base_url()))
+        .unwrap_or_default();
+    let region = st
+        .edge(edge)
+        .map(|r| r.region.clone())
+        .or_else(|| topo.map(|t| t.region.clone()))
+        // Edges only come from the topology or the state: a bug otherwise.
+        .expect("edge known to topology or state");
+    let ws = if let Some(rest) = base.strip_prefix("https://") {
+        format!("wss://{rest}")
+    } else if let Some(rest) = base.strip_prefix("http://") {
+        format!("ws://{rest}")
+    } else {
+        base.clone()
+    };
+    EdgeEndpoint {
+        id: edge.clone(),
+        region,
+        ws_url: format!("{ws}/v1/rtc"),
+        whip_url: format!("{base}/v1/whip/{conf}"),
+        whep_url: format!("{base}/v1/whep/{conf}"),
+    }
+}
+
+struct Decision {
+    edge: EdgeId,
+    reason: &'static str,
+    rtt_ms: Option<f64>,
+    rtt_source: Option<&'static str>,
+    ranking: Vec<EdgeId>,
+}
+
+/// Handles one validated join.
+pub async fn join(
+    shared: &Shared,
+    req: JoinRequest,
+    client_ip: IpAddr,
+) -> Result<JoinResponse, ApiFailure> {
+    let conf = req.conference.clone();
+    let participant = req.participant.clone().unwrap_or_else(random_participant);
+    let (location, loc_src) = locate(shared, req.location, client_ip);
+    Metrics::reason(&shared.metrics.location_source, loc_src.as_str());
+    let lease_ms = u64::try_from((shared.cfg.token_ttl + Duration::from_secs(30)).as_millis())
+        .unwrap_or(u64::MAX);
+    for attempt in 0..4u32 {
+        let now = Instant::now();
+        let now_ms = unix_ms(SystemTime::now());
+        let (edges, conf_edges, existing) = {
+            let applied = shared.store.read();
+            let st = &applied.state;
+            let soft = shared.soft();
+            let edges = view::edge_statuses(&shared.cfg.topology, st, &soft, now);
+            let conf_edges = view::conference_edges(&shared.cfg.topology, st, &conf);
+            let existing = st
+                .participant(&conf, &participant, now_ms)
+                .map(|r| (r.edge.clone(), view::usable(st, &soft, &r.edge, now)));
+            (edges, conf_edges, existing)
+        };
+        let cluster = ClusterView {
+            regions: &shared.regions,
+            edges: &edges,
+        };
+        let probes = cluster.resolve_probes(&req.probes);
+        let preq = PlacementRequest {
+            location,
+            probes: &probes,
+            conference: &conf_edges,
+        };
+        let placed = place(&shared.policy, cluster, &preq);
+        let ranking: Vec<EdgeId> = match &placed {
+            Ok(p) => std::iter::once(p.edge)
+                .chain(p.fallbacks.iter().copied())
+                .map(|i| edges[i.get()].id.clone())
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        if let Some((current, true)) = &existing {
+            let d = Decision {
+                edge: current.clone(),
+                reason: "existing",
+                rtt_ms: None,
+                rtt_source: None,
+                ranking,
+            };
+            return Ok(respond(shared, &req, &participant, d, loc_src));
+        }
+        let p = placed.map_err(|e| match e {
+            PlacementError::NoCandidate(_) => ApiFailure::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no_edge_available",
+                e.to_string(),
+            ),
+            other => ApiFailure::bad_request(other.to_string()),
+        })?;
+        let chosen = edges[p.edge.get()].id.clone();
+        let op = Op::Join {
+            conference: conf.clone(),
+            participant: participant.clone(),
+            edge: chosen.clone(),
+            lease_ms,
+            max_edges: (p.reason != Reason::OverCap)
+                .then_some(shared.policy.max_edges_per_conference),
+            reassign_from: existing.map(|(e, _)| e),
+        };
+        let res = shared
+            .propose(vec![op])
+            .await
+            .map_err(|e| ApiFailure::unavailable(e.to_string()))?;
+        match res.into_iter().next() {
+            Some(OpResult::Placed { edge, created }) => {
+                if created {
+                    shared.soft().record_placement(&edge);
+                    Metrics::reason(&shared.metrics.placements, p.reason.as_str());
+                    Metrics::reason(&shared.metrics.placement_rtt_source, p.rtt_source.as_str());
+                }
+                let d = Decision {
+                    reason: if created {
+                        p.reason.as_str()
+                    } else {
+                        "existing"
+                    },
+                    rtt_ms: (edge == chosen).then_some(p.rtt_ms),
+                    rtt_source: (edge == chosen).then_some(p.rtt_source.as_str()),
+                    edge,
+                    ranking,
+                };
+                return Ok(respond(shared, &req, &participant, d, loc_src));
+            }
+            Some(OpResult::Rejected(
+                e @ (ApplyError::ConferenceFull { .. }
+                | ApplyError::EdgeDraining(_)
+                | ApplyError::UnknownEdge(_)),
+            )) => {
+                // Another node's placement raced ours: look again once our
+                // copy of the state has caught up.
+                tracing::debug!(attempt, error = %e, "placement conflict; retrying");
+                tokio::time::sleep(Duration::from_millis(20 * u64::from(attempt + 1))).await;
+            }
+            other => {
+                return Err(ApiFailure::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    format!("unexpected result {other:?}"),
+                ));
+            }
+        }
+    }
+    Err(ApiFailure::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "conflict",
+        "concurrent placements kept conflicting; retry",
+    ))
+}
+
+fn respond(
+    shared: &Shared,
+    req: &JoinRequest,
+    participant: &ParticipantId,
+    d: Decision,
+    loc_src: LocationSource,
+) -> JoinResponse {
+    let now = SystemTime::now();
+    let token = |edge: &EdgeId| {
+        let mut claims = JoinClaims::new(
+            req.conference.clone(),
+            participant.clone(),
+            edge.clone(),
+            now,
+            shared.cfg.token_ttl,
+        );
+        claims.name = req.display_name.clone();
+        shared.signer.sign(&claims)
+    };
+    let fallback_ids: Vec<EdgeId> = d
+        .ranking
+        .iter()
+        .filter(|e| **e != d.edge)
+        .take(shared.policy.max_fallbacks)
+        .cloned()
+        .collect();
+    let applied = shared.store.read();
+    let st = &applied.state;
+    let fallbacks = fallback_ids
+        .iter()
+        .map(|e| Fallback {
+            edge: endpoint(shared, st, e, &req.conference),
+            token: token(e),
+        })
+        .collect();
+    let edge = endpoint(shared, st, &d.edge, &req.conference);
+    drop(applied);
+    shared.metrics.join("ok", d.reason);
+    tracing::info!(
+        target: "selection",
+        conference = req.conference.as_str(),
+        participant = participant.as_str(),
+        location_source = loc_src.as_str(),
+        edge = d.edge.as_str(),
+        region = edge.region.as_str(),
+        reason = d.reason,
+        rtt_ms = d.rtt_ms,
+        rtt_source = d.rtt_source,
+        probes = req.probes.len(),
+        fallbacks = ?fallback_ids.iter().map(EdgeId::as_str).collect::<Vec<_>>(),
+        "placed participant"
+    );
+    JoinResponse {
+        participant: participant.clone(),
+        token: token(&d.edge),
+        edge,
+        fallbacks,
+    }
+}

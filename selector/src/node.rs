@@ -1,0 +1,441 @@
+//! One running selector node: Raft, stores, listeners and background tasks.
+//!
+//! [`start`] opens the redb store, starts openraft, binds the public API,
+//! the internal mTLS listener and (when configured) GeoDNS, and spawns the
+//! write batcher and the leader's maintenance loop. [`Shared`] is what
+//! every handler holds.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use geomesh_core::token::TokenSigner;
+use geomesh_geoip::GeoIp;
+use openraft::{Config, ServerState, SnapshotPolicy};
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::config::NodeConfig;
+use crate::metrics::Metrics;
+use crate::raft::{
+    LogStore, Network, NodeId, PeerClient, Raft, SelectorNode, StateStore, node_id, open_db,
+};
+use crate::soft::SoftState;
+use crate::state::{Op, SelectorState};
+use crate::strategy::{PlacementPolicy, RegionSite};
+use crate::tls::NodeTls;
+use crate::writer::{self, WriteError, WriteReq};
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The id is not a selector of the topology.
+    #[error("selector {0} is not in the topology")]
+    UnknownSelector(String),
+    /// File or socket trouble.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The Raft store could not be opened.
+    #[error("raft store: {0}")]
+    Store(String),
+    /// TLS material.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+    /// The token key.
+    #[error(transparent)]
+    Key(#[from] geomesh_core::token::KeyError),
+    /// GeoIP databases.
+    #[error(transparent)]
+    GeoIp(#[from] geomesh_geoip::GeoIpError),
+    /// Raft refused the configuration or failed to start.
+    #[error("raft: {0}")]
+    Raft(String),
+    /// The placement policy from the topology is unusable.
+    #[error("policy: {0}")]
+    Policy(#[from] crate::strategy::PolicyError),
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> StartError {
+    let what = what.into();
+    move |source| StartError::Io { what, source }
+}
+
+/// What every handler of one node shares.
+pub struct Shared {
+    /// The node's settings.
+    pub cfg: NodeConfig,
+    /// This node's Raft id.
+    pub node_id: NodeId,
+    /// The Raft handle.
+    pub raft: Raft,
+    /// Applied replicated state (local reads).
+    pub store: StateStore,
+    /// Heartbeat-derived state (this node only).
+    pub soft: Mutex<SoftState>,
+    /// Client location lookups.
+    pub geoip: GeoIp,
+    /// Signs join tokens.
+    pub signer: TokenSigner,
+    /// Placement knobs (from the topology policy).
+    pub policy: PlacementPolicy,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// mTLS material.
+    pub tls: NodeTls,
+    /// Regions in topology order (placement indexes into this).
+    pub regions: Vec<RegionSite>,
+    peers: Mutex<HashMap<String, PeerClient>>,
+    writes: mpsc::Sender<WriteReq>,
+    started: Instant,
+    /// Flipped to `true` when the node stops: connection tasks end on it.
+    pub stop: tokio::sync::watch::Receiver<bool>,
+}
+
+/// Unix milliseconds now.
+pub fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// This node's Raft role and leader, as `/healthz` reports them.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct RaftStatus {
+    /// `leader`, `follower`, `candidate`, `learner` or `shutdown`.
+    pub raft_role: String,
+    /// The leader's selector id, when known.
+    pub leader_id: Option<String>,
+    /// Current term.
+    pub term: u64,
+    /// Last log index.
+    pub last_log_index: Option<u64>,
+    /// Last applied index.
+    pub last_applied: Option<u64>,
+    /// Voters, by selector id.
+    pub voters: Vec<String>,
+    /// Learners, by selector id.
+    pub learners: Vec<String>,
+}
+
+impl Shared {
+    /// Locks the soft state.
+    pub fn soft(&self) -> MutexGuard<'_, SoftState> {
+        // Poisoned only after a panic while holding it: a bug.
+        self.soft.lock().expect("soft state lock poisoned")
+    }
+
+    /// Runs `f` on the applied state.
+    pub fn with_state<T>(&self, f: impl FnOnce(&SelectorState) -> T) -> T {
+        f(&self.store.read().state)
+    }
+
+    /// Role, leader and membership from Raft's metrics.
+    pub fn raft_status(&self) -> RaftStatus {
+        let m = self.raft.metrics().borrow().clone();
+        let role = match m.state {
+            ServerState::Leader => "leader",
+            ServerState::Follower => "follower",
+            ServerState::Candidate => "candidate",
+            ServerState::Learner => "learner",
+            ServerState::Shutdown => "shutdown",
+        };
+        let cfg = m.membership_config.membership();
+        let name = |id: &NodeId| {
+            cfg.get_node(id)
+                .map_or_else(|| id.to_string(), |n| n.id.clone())
+        };
+        let voters: Vec<String> = cfg.voter_ids().map(|id| name(&id)).collect();
+        let learners: Vec<String> = cfg.learner_ids().map(|id| name(&id)).collect();
+        RaftStatus {
+            raft_role: role.to_string(),
+            leader_id: m.current_leader.map(|l| name(&l)),
+            term: m.current_term,
+            last_log_index: m.last_log_index,
+            last_applied: m.last_applied.map(|l| l.index),
+            voters,
+            learners,
+        }
+    }
+
+    /// The current leader's node record, if known (and not this node).
+    pub fn leader_node(&self) -> Option<(NodeId, SelectorNode)> {
+        let m = self.raft.metrics().borrow().clone();
+        let leader = m.current_leader?;
+        let node = m.membership_config.membership().get_node(&leader)?.clone();
+        Some((leader, node))
+    }
+
+    /// Whether this node is the leader.
+    pub fn is_leader(&self) -> bool {
+        let m = self.raft.metrics().borrow().clone();
+        m.state == ServerState::Leader && m.current_leader == Some(self.node_id)
+    }
+
+    /// A (cached) client for another selector node.
+    pub fn peer(&self, node: &SelectorNode) -> Result<PeerClient, crate::raft::CallError> {
+        let mut peers = self.peers.lock().expect("peer cache lock poisoned");
+        let key = format!("{}@{}", node.id, node.raft);
+        if let Some(c) = peers.get(&key) {
+            return Ok(c.clone());
+        }
+        let addr: SocketAddr = node
+            .raft
+            .parse()
+            .map_err(|e| crate::raft::CallError::Unreachable(format!("{node}: {e}")))?;
+        let c = PeerClient::new(&self.tls.client, &node.id, addr)?;
+        peers.insert(key, c.clone());
+        Ok(c)
+    }
+
+    /// Replicates operations (batched with other callers; forwarded to the
+    /// leader from followers). One result per operation, in order.
+    pub async fn propose(&self, ops: Vec<Op>) -> Result<Vec<crate::state::OpResult>, WriteError> {
+        writer::submit(&self.writes, ops, false).await
+    }
+
+    /// Commits operations forwarded by a follower, merged into this node's
+    /// batches; [`WriteError::NotLeader`] when this node does not lead.
+    pub async fn commit_forwarded(
+        &self,
+        ops: Vec<Op>,
+    ) -> Result<Vec<crate::state::OpResult>, WriteError> {
+        writer::submit(&self.writes, ops, true).await
+    }
+
+    /// Seconds since this node started.
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// The topology's selectors as Raft members.
+    pub fn initial_members(&self) -> BTreeMap<NodeId, SelectorNode> {
+        self.cfg
+            .topology
+            .selectors
+            .iter()
+            .map(|s| (node_id(&s.id), SelectorNode::from_topology(s)))
+            .collect()
+    }
+}
+
+/// A started node.
+pub struct RunningSelector {
+    /// Shared state (handlers, tests).
+    pub shared: Arc<Shared>,
+    /// Where the public API listens.
+    pub api_addr: SocketAddr,
+    /// Where the internal mTLS listener listens.
+    pub internal_addr: SocketAddr,
+    /// Where GeoDNS listens, when enabled.
+    pub dns_addr: Option<SocketAddr>,
+    tasks: Vec<JoinHandle<()>>,
+    api_task: JoinHandle<()>,
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+impl RunningSelector {
+    /// Stops Raft, every listener and every connection; returns once the
+    /// store is closed (bounded: 5 s), so the node can be started again on
+    /// the same data directory.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for t in &self.tasks {
+            t.abort();
+        }
+        // The API server ends by itself once its connections are closed.
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.api_task).await;
+        if let Err(e) = self.shared.raft.shutdown().await {
+            tracing::warn!(error = %e, "raft shutdown");
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Arc::strong_count(&self.shared) > 1 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+fn raft_config(cfg: &NodeConfig) -> Result<Config, StartError> {
+    let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    let c = Config {
+        cluster_name: cfg.topology.cluster.name.clone(),
+        heartbeat_interval: ms(cfg.raft.heartbeat),
+        election_timeout_min: ms(cfg.raft.election_min),
+        election_timeout_max: ms(cfg.raft.election_max),
+        install_snapshot_timeout: ms(cfg.raft.election_max).max(1_000) * 4,
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(cfg.raft.snapshot_logs),
+        // Keep up to one snapshot interval of log behind a snapshot (at most 1,000):
+        // a follower further behind than that catches up by snapshot.
+        max_in_snapshot_log_to_keep: cfg.raft.snapshot_logs.min(1_000),
+        max_payload_entries: 64,
+        ..Default::default()
+    };
+    c.validate().map_err(|e| StartError::Raft(e.to_string()))
+}
+
+/// Starts a node: store, Raft, listeners, background tasks.
+pub async fn start(cfg: NodeConfig) -> Result<RunningSelector, StartError> {
+    let me = cfg
+        .topology
+        .selector(&cfg.id)
+        .ok_or_else(|| StartError::UnknownSelector(cfg.id.to_string()))?
+        .clone();
+    std::fs::create_dir_all(&cfg.data_dir)
+        .map_err(io(format!("creating {}", cfg.data_dir.display())))?;
+    let db =
+        open_db(&cfg.data_dir.join("raft.redb")).map_err(|e| StartError::Store(e.to_string()))?;
+    let log_store = LogStore::new(db.clone());
+    let store = StateStore::open(db).map_err(|e| StartError::Store(e.to_string()))?;
+    let tls = NodeTls::load(&cfg.tls, cfg.id.as_str())?;
+    let signer = TokenSigner::load(&cfg.tls.token_key())?;
+    let geoip = GeoIp::from_settings(&cfg.topology.geoip)?;
+    let policy = PlacementPolicy::from(&cfg.topology.policy);
+    policy.validate()?;
+    let nid = node_id(&cfg.id);
+    let span = tracing::info_span!("selector", id = %cfg.id);
+    let raft = {
+        let _g = span.enter();
+        Raft::new(
+            nid,
+            Arc::new(raft_config(&cfg)?),
+            Network::new(tls.client.clone()),
+            log_store,
+            store.clone(),
+        )
+        .await
+        .map_err(|e| StartError::Raft(e.to_string()))?
+    };
+    let regions = cfg
+        .topology
+        .regions
+        .iter()
+        .map(|r| RegionSite {
+            id: r.id.clone(),
+            location: r.location,
+        })
+        .collect();
+
+    let api = TcpListener::bind(me.api)
+        .await
+        .map_err(io(format!("binding the API on {}", me.api)))?;
+    let internal = TcpListener::bind(me.raft)
+        .await
+        .map_err(io(format!("binding the internal listener on {}", me.raft)))?;
+    let dns = match (me.dns, &cfg.topology.cluster.domain) {
+        (Some(addr), Some(_)) => Some(
+            UdpSocket::bind(addr)
+                .await
+                .map_err(io(format!("binding GeoDNS on {addr}")))?,
+        ),
+        _ => None,
+    };
+    let api_addr = api.local_addr().map_err(io("API address"))?;
+    let internal_addr = internal.local_addr().map_err(io("internal address"))?;
+    let dns_addr = match &dns {
+        Some(s) => Some(s.local_addr().map_err(io("DNS address"))?),
+        None => None,
+    };
+
+    let (writes, write_rx) = mpsc::channel(cfg.max_batch * 8);
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let shared = Arc::new(Shared {
+        soft: Mutex::new(SoftState::new(cfg.topology.policy.health_timeout)),
+        node_id: nid,
+        raft,
+        store,
+        geoip,
+        signer,
+        policy,
+        metrics: Metrics::new(),
+        tls,
+        regions,
+        peers: Mutex::default(),
+        writes,
+        started: Instant::now(),
+        stop,
+        cfg,
+    });
+
+    let mut tasks = Vec::new();
+    tasks.push(tokio::spawn(writer::run(shared.clone(), write_rx)));
+    tasks.push(tokio::spawn(crate::internal::serve(
+        shared.clone(),
+        internal,
+    )));
+    let api_task = tokio::spawn(crate::api::serve(shared.clone(), api));
+    if let Some(sock) = dns {
+        tasks.push(tokio::spawn(crate::dns::serve(shared.clone(), sock)));
+    }
+    tasks.push(tokio::spawn(maintain(shared.clone())));
+
+    if shared.cfg.init {
+        match init_cluster(&shared).await {
+            Ok(true) => tracing::info!("initialized the cluster membership from the topology"),
+            Ok(false) => tracing::info!("cluster already initialized"),
+            Err(e) => tracing::warn!(error = %e, "initializing the cluster"),
+        }
+    }
+    tracing::info!(
+        selector = %shared.cfg.id,
+        api = %api_addr,
+        internal = %internal_addr,
+        dns = ?dns_addr,
+        "selector node started"
+    );
+    Ok(RunningSelector {
+        shared,
+        api_addr,
+        internal_addr,
+        dns_addr,
+        tasks,
+        api_task,
+        stop: stop_tx,
+    })
+}
+
+/// Initializes membership with every topology selector as a voter.
+/// `Ok(false)` when the node was already initialized.
+pub async fn init_cluster(shared: &Shared) -> Result<bool, String> {
+    if shared
+        .raft
+        .is_initialized()
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        return Ok(false);
+    }
+    match shared.raft.initialize(shared.initial_members()).await {
+        Ok(()) => Ok(true),
+        Err(openraft::error::RaftError::APIError(
+            openraft::error::InitializeError::NotAllowed(_),
+        )) => Ok(false),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// The leader's upkeep: every `maintain_interval`, renew the leases of
+/// edges heartbeating this node and release lapsed placements.
+async fn maintain(shared: Arc<Shared>) {
+    let mut tick = tokio::time::interval(shared.cfg.maintain_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if !shared.is_leader() {
+            continue;
+        }
+        let live = shared.soft().live_edges(Instant::now());
+        let op = Op::Maintain {
+            live_edges: live,
+            edge_lease_ms: u64::try_from(shared.cfg.edge_lease.as_millis()).unwrap_or(u64::MAX),
+        };
+        if let Err(e) = shared.propose(vec![op]).await {
+            tracing::debug!(error = %e, "maintenance entry not committed");
+        }
+    }
+}

@@ -1,0 +1,248 @@
+//! Raft RPCs (and every other node-to-node call) over HTTPS with mutual TLS.
+//!
+//! A [`PeerClient`] dials one node's internal address, verifying its
+//! certificate against the node's *id* (its DNS SAN), whatever address it
+//! is reached at. Raft RPC bodies are openraft's own types in JSON; the
+//! answer is `{"Ok": …}` or `{"Err": <RaftError>}` (serde's `Result`).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::error::{
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use rustls::ClientConfig;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::{NodeId, SelectorNode, TypeConfig};
+
+/// Internal paths of the Raft RPCs.
+pub mod paths {
+    /// `AppendEntriesRequest` → `Result<AppendEntriesResponse, RaftError>`.
+    pub const APPEND: &str = "/raft/v1/append";
+    /// `VoteRequest` → `Result<VoteResponse, RaftError>`.
+    pub const VOTE: &str = "/raft/v1/vote";
+    /// `InstallSnapshotRequest` → `Result<InstallSnapshotResponse, RaftError<InstallSnapshotError>>`.
+    pub const SNAPSHOT: &str = "/raft/v1/snapshot";
+}
+
+/// Why a call to another node failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CallError {
+    /// No connection (refused, TLS handshake failed, timed out connecting).
+    #[error("unreachable: {0}")]
+    Unreachable(String),
+    /// The request or response failed in flight, or timed out.
+    #[error("network: {0}")]
+    Network(String),
+    /// The peer answered with an error status.
+    #[error("HTTP {status}: {body}")]
+    Status {
+        /// The status code.
+        status: u16,
+        /// The body (an `ApiError` JSON, usually).
+        body: String,
+    },
+    /// The body did not decode.
+    #[error("bad response body: {0}")]
+    Decode(String),
+}
+
+/// An HTTPS client for one node's internal listener.
+#[derive(Clone)]
+pub struct PeerClient {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl PeerClient {
+    /// A client for the node `id` listening at `addr` (its certificate
+    /// must name `id`).
+    pub fn new(tls: &ClientConfig, id: &str, addr: SocketAddr) -> Result<Self, CallError> {
+        let http = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls.clone())
+            .resolve(id, addr)
+            .no_proxy()
+            .connect_timeout(Duration::from_secs(2))
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|e| CallError::Unreachable(e.to_string()))?;
+        Ok(Self {
+            http,
+            base: format!("https://{id}:{}", addr.port()),
+        })
+    }
+
+    /// `POST path` with a JSON body; decodes a JSON answer on 2xx.
+    pub async fn post<Req: Serialize + ?Sized, Resp: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &Req,
+        timeout: Duration,
+    ) -> Result<Resp, CallError> {
+        let res = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .timeout(timeout)
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| {
+                if e.is_connect() {
+                    CallError::Unreachable(format!("{e:?}"))
+                } else {
+                    CallError::Network(format!("{e:?}"))
+                }
+            })?;
+        let status = res.status();
+        let bytes = res
+            .bytes()
+            .await
+            .map_err(|e| CallError::Network(e.to_string()))?;
+        if !status.is_success() {
+            return Err(CallError::Status {
+                status: status.as_u16(),
+                body: String::from_utf8_lossy(&bytes).into_owned(),
+            });
+        }
+        serde_json::from_slice(&bytes).map_err(|e| CallError::Decode(e.to_string()))
+    }
+
+    /// `GET path`; decodes a JSON answer on 2xx.
+    pub async fn get<Resp: DeserializeOwned>(
+        &self,
+        path: &str,
+        timeout: Duration,
+    ) -> Result<Resp, CallError> {
+        let res = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .timeout(timeout)
+            .send()
+            .await
+            .map_err(|e| CallError::Unreachable(e.to_string()))?;
+        let status = res.status();
+        let bytes = res
+            .bytes()
+            .await
+            .map_err(|e| CallError::Network(e.to_string()))?;
+        if !status.is_success() {
+            return Err(CallError::Status {
+                status: status.as_u16(),
+                body: String::from_utf8_lossy(&bytes).into_owned(),
+            });
+        }
+        serde_json::from_slice(&bytes).map_err(|e| CallError::Decode(e.to_string()))
+    }
+}
+
+/// Makes a [`RaftRpc`] per peer.
+#[derive(Clone)]
+pub struct Network {
+    tls: Arc<ClientConfig>,
+}
+
+impl Network {
+    /// A factory whose clients present this node's certificate.
+    pub fn new(tls: Arc<ClientConfig>) -> Self {
+        Self { tls }
+    }
+}
+
+/// Raft RPCs to one peer.
+pub struct RaftRpc {
+    target: NodeId,
+    node: SelectorNode,
+    client: Result<PeerClient, String>,
+}
+
+impl RaftNetworkFactory<TypeConfig> for Network {
+    type Network = RaftRpc;
+
+    async fn new_client(&mut self, target: NodeId, node: &SelectorNode) -> RaftRpc {
+        let client = node
+            .raft
+            .parse::<SocketAddr>()
+            .map_err(|e| format!("node {node}: bad raft address: {e}"))
+            .and_then(|addr| PeerClient::new(&self.tls, &node.id, addr).map_err(|e| e.to_string()));
+        RaftRpc {
+            target,
+            node: node.clone(),
+            client,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Msg(String);
+
+type RpcResult<T, E = openraft::error::Infallible> =
+    Result<T, RPCError<NodeId, SelectorNode, RaftError<NodeId, E>>>;
+
+impl RaftRpc {
+    async fn call<Req, Resp, E>(
+        &self,
+        path: &str,
+        req: &Req,
+        option: &RPCOption,
+    ) -> RpcResult<Resp, E>
+    where
+        Req: Serialize,
+        Resp: DeserializeOwned,
+        E: std::error::Error + DeserializeOwned,
+    {
+        let client = self
+            .client
+            .as_ref()
+            .map_err(|e| RPCError::Unreachable(Unreachable::new(&Msg(e.clone()))))?;
+        let res: Result<Resp, RaftError<NodeId, E>> = client
+            .post(path, req, option.hard_ttl())
+            .await
+            .map_err(|e| match e {
+                CallError::Unreachable(_) => RPCError::Unreachable(Unreachable::new(&e)),
+                _ => RPCError::Network(NetworkError::new(&e)),
+            })?;
+        res.map_err(|e| {
+            RPCError::RemoteError(RemoteError::new_with_node(
+                self.target,
+                self.node.clone(),
+                e,
+            ))
+        })
+    }
+}
+
+impl RaftNetwork<TypeConfig> for RaftRpc {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> RpcResult<AppendEntriesResponse<NodeId>> {
+        self.call(paths::APPEND, &rpc, &option).await
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> RpcResult<InstallSnapshotResponse<NodeId>, InstallSnapshotError> {
+        self.call(paths::SNAPSHOT, &rpc, &option).await
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> RpcResult<VoteResponse<NodeId>> {
+        self.call(paths::VOTE, &rpc, &option).await
+    }
+}

@@ -1,0 +1,138 @@
+//! Soft state: what this selector node heard from edges' heartbeats.
+//!
+//! Never replicated (each node keeps its own; edges heartbeat every node).
+//! Pure: time is passed in. An edge is healthy on this node while its last
+//! heartbeat is younger than the health timeout (3 heartbeat intervals by
+//! default).
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use geomesh_core::EdgeId;
+use geomesh_core::agent::Heartbeat;
+
+/// What one edge last reported to this node.
+#[derive(Debug, Clone)]
+pub struct EdgeSoft {
+    /// When the last heartbeat arrived.
+    pub last: Instant,
+    /// Its body.
+    pub heartbeat: Heartbeat,
+    /// Participants this node placed on it since that heartbeat.
+    pub placed_since: u32,
+    /// Heartbeats received since this node started.
+    pub count: u64,
+}
+
+/// Heartbeat-derived state of every edge, on this node.
+#[derive(Debug)]
+pub struct SoftState {
+    edges: HashMap<EdgeId, EdgeSoft>,
+    health_timeout: Duration,
+}
+
+impl SoftState {
+    /// Empty: every edge unhealthy until it heartbeats.
+    pub fn new(health_timeout: Duration) -> Self {
+        Self {
+            edges: HashMap::new(),
+            health_timeout,
+        }
+    }
+
+    /// Takes a (validated) heartbeat.
+    pub fn heartbeat(&mut self, edge: &EdgeId, hb: Heartbeat, now: Instant) {
+        let count = self.edges.get(edge).map_or(0, |e| e.count) + 1;
+        self.edges.insert(
+            edge.clone(),
+            EdgeSoft {
+                last: now,
+                heartbeat: hb,
+                placed_since: 0,
+                count,
+            },
+        );
+    }
+
+    /// Forgets an edge (it restarted: its old load means nothing).
+    pub fn forget(&mut self, edge: &EdgeId) {
+        self.edges.remove(edge);
+    }
+
+    /// Counts a placement this node made on `edge`.
+    pub fn record_placement(&mut self, edge: &EdgeId) {
+        if let Some(e) = self.edges.get_mut(edge) {
+            e.placed_since = e.placed_since.saturating_add(1);
+        }
+    }
+
+    /// Heartbeat within the health timeout.
+    pub fn is_healthy(&self, edge: &EdgeId, now: Instant) -> bool {
+        self.edges
+            .get(edge)
+            .is_some_and(|e| now.saturating_duration_since(e.last) < self.health_timeout)
+    }
+
+    /// The last report of an edge.
+    pub fn get(&self, edge: &EdgeId) -> Option<&EdgeSoft> {
+        self.edges.get(edge)
+    }
+
+    /// Edges healthy at `now`, sorted.
+    pub fn live_edges(&self, now: Instant) -> Vec<EdgeId> {
+        let mut v: Vec<EdgeId> = self
+            .edges
+            .keys()
+            .filter(|e| self.is_healthy(e, now))
+            .cloned()
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// The health timeout.
+    pub fn health_timeout(&self) -> Duration {
+        self.health_timeout
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hb() -> Heartbeat {
+        Heartbeat {
+            boot_id: "b".into(),
+            participants: 1,
+            conferences: 1,
+            packet_rate: 0.0,
+            bitrate_bps: 0.0,
+            cpu: 0.1,
+            stress: 0.01,
+            links: vec![],
+        }
+    }
+
+    #[test]
+    fn three_missed_heartbeats_make_an_edge_unhealthy() {
+        let t0 = Instant::now();
+        let mut s = SoftState::new(Duration::from_secs(3));
+        let e = EdgeId::new("e1").unwrap();
+        assert!(!s.is_healthy(&e, t0), "unknown until it heartbeats");
+        s.heartbeat(&e, hb(), t0);
+        assert!(s.is_healthy(&e, t0 + Duration::from_millis(2_999)));
+        assert!(!s.is_healthy(&e, t0 + Duration::from_secs(3)));
+        s.record_placement(&e);
+        s.record_placement(&e);
+        assert_eq!(s.get(&e).unwrap().placed_since, 2);
+        s.heartbeat(&e, hb(), t0 + Duration::from_secs(4));
+        assert_eq!(
+            s.get(&e).unwrap().placed_since,
+            0,
+            "a heartbeat resets the burst count"
+        );
+        assert_eq!(s.live_edges(t0 + Duration::from_secs(5)), vec![e.clone()]);
+        s.forget(&e);
+        assert!(s.live_edges(t0 + Duration::from_secs(5)).is_empty());
+    }
+}

@@ -1,0 +1,432 @@
+use super::*;
+use crate::state::command::{ApplyError, Command, Op, OpResult};
+
+fn e(s: &str) -> EdgeId {
+    EdgeId::new(s).unwrap()
+}
+fn c(s: &str) -> ConferenceId {
+    ConferenceId::new(s).unwrap()
+}
+fn p(s: &str) -> ParticipantId {
+    ParticipantId::new(s).unwrap()
+}
+fn pref(conf: &str, part: &str) -> ParticipantRef {
+    ParticipantRef {
+        conference: c(conf),
+        participant: p(part),
+    }
+}
+
+fn register(edge: &str, boot: &str) -> Op {
+    Op::RegisterEdge {
+        edge: e(edge),
+        region: RegionId::new("eu").unwrap(),
+        location: GeoPoint::new(50.0, 8.0).unwrap(),
+        capacity: 100,
+        base_url: format!("http://{edge}.test"),
+        boot_id: boot.into(),
+        lease_ms: 60_000,
+    }
+}
+
+fn join(conf: &str, part: &str, edge: &str) -> Op {
+    Op::Join {
+        conference: c(conf),
+        participant: p(part),
+        edge: e(edge),
+        lease_ms: 10_000,
+        max_edges: Some(2),
+        reassign_from: None,
+    }
+}
+
+fn run(s: &mut SelectorState, now_ms: u64, ops: Vec<Op>) -> Vec<OpResult> {
+    let r = s.apply(&Command { now_ms, ops }).results;
+    s.check_invariants().unwrap();
+    r
+}
+
+fn placed(edge: &str, created: bool) -> OpResult {
+    OpResult::Placed {
+        edge: e(edge),
+        created,
+    }
+}
+
+fn cluster() -> SelectorState {
+    let mut s = SelectorState::new();
+    run(
+        &mut s,
+        1_000,
+        vec![
+            register("a", "b1"),
+            register("b", "b1"),
+            register("x", "b1"),
+        ],
+    );
+    s
+}
+
+#[test]
+fn join_is_idempotent_by_participant() {
+    let mut s = cluster();
+    let r = run(
+        &mut s,
+        2_000,
+        vec![join("standup", "ada", "a"), join("standup", "ada", "b")],
+    );
+    assert_eq!(r, vec![placed("a", true), placed("a", false)]);
+    assert_eq!(s.participant_count(), 1);
+    assert_eq!(s.participants_on(&e("a")), 1);
+    // Same participant id in another conference is another participant.
+    let r = run(&mut s, 2_001, vec![join("retro", "ada", "b")]);
+    assert_eq!(r, vec![placed("b", true)]);
+}
+
+#[test]
+fn unknown_or_draining_edges_change_nothing() {
+    let mut s = cluster();
+    let before = s.clone();
+    let r = run(
+        &mut s,
+        2_000,
+        vec![
+            join("standup", "ada", "nope"),
+            Op::SetDraining {
+                edge: e("nope"),
+                draining: true,
+            },
+        ],
+    );
+    assert_eq!(
+        r,
+        vec![
+            OpResult::Rejected(ApplyError::UnknownEdge(e("nope"))),
+            OpResult::Rejected(ApplyError::UnknownEdge(e("nope")))
+        ]
+    );
+    assert_eq!(s.edges(), before.edges());
+    assert_eq!(s.participant_count(), 0);
+    run(
+        &mut s,
+        2_001,
+        vec![Op::SetDraining {
+            edge: e("a"),
+            draining: true,
+        }],
+    );
+    let r = run(&mut s, 2_002, vec![join("standup", "ada", "a")]);
+    assert_eq!(
+        r,
+        vec![OpResult::Rejected(ApplyError::EdgeDraining(e("a")))]
+    );
+    assert_eq!(s.participant_count(), 0);
+}
+
+#[test]
+fn cap_on_edges_per_conference() {
+    let mut s = cluster();
+    let r = run(
+        &mut s,
+        2_000,
+        vec![
+            join("m", "p1", "a"),
+            join("m", "p2", "b"),
+            join("m", "p3", "x"),
+            join("m", "p4", "a"),
+        ],
+    );
+    assert_eq!(
+        r[2],
+        OpResult::Rejected(ApplyError::ConferenceFull {
+            conference: c("m"),
+            max_edges: 2
+        })
+    );
+    assert_eq!(r[3], placed("a", true));
+    assert_eq!(s.conference_edges(&c("m")).unwrap().len(), 2);
+}
+
+#[test]
+fn reassign_moves_only_from_the_named_edge() {
+    let mut s = cluster();
+    run(&mut s, 2_000, vec![join("m", "p1", "a")]);
+    let mut mv = join("m", "p1", "b");
+    if let Op::Join { reassign_from, .. } = &mut mv {
+        *reassign_from = Some(e("x"));
+    }
+    assert_eq!(
+        run(&mut s, 2_001, vec![mv.clone()]),
+        vec![placed("a", false)]
+    );
+    if let Op::Join { reassign_from, .. } = &mut mv {
+        *reassign_from = Some(e("a"));
+    }
+    assert_eq!(run(&mut s, 2_002, vec![mv]), vec![placed("b", true)]);
+    assert_eq!(s.participants_on(&e("a")), 0);
+    assert_eq!(s.participants_on(&e("b")), 1);
+    assert!(s.conference_edges(&c("m")).unwrap().get(&e("a")).is_none());
+}
+
+#[test]
+fn unconfirmed_leases_lapse_deterministically() {
+    let mut s = cluster();
+    run(
+        &mut s,
+        2_000,
+        vec![join("m", "p1", "a"), join("m", "p2", "a")],
+    );
+    run(
+        &mut s,
+        3_000,
+        vec![Op::Joined {
+            edge: e("a"),
+            participants: vec![pref("m", "p1")],
+        }],
+    );
+    // p2's lease (10 s from t=2 s) lapses at 12 s; a join at 12 s re-places it.
+    assert!(s.participant(&c("m"), &p("p2"), 11_999).is_some());
+    assert!(s.participant(&c("m"), &p("p2"), 12_000).is_none());
+    let r = run(
+        &mut s,
+        12_000,
+        vec![Op::Maintain {
+            live_edges: vec![e("a"), e("b"), e("x")],
+            edge_lease_ms: 60_000,
+        }],
+    );
+    assert_eq!(
+        r,
+        vec![OpResult::Maintained {
+            renewed: 3,
+            released: 1
+        }]
+    );
+    assert!(
+        s.participant(&c("m"), &p("p1"), 1_000_000).is_some(),
+        "confirmed stays"
+    );
+}
+
+#[test]
+fn time_never_goes_backwards() {
+    let mut s = cluster();
+    run(&mut s, 50_000, vec![]);
+    // A new leader with a slow clock: leases still count from 50 s.
+    run(&mut s, 10_000, vec![join("m", "p1", "a")]);
+    assert_eq!(s.clock_ms(), 50_000);
+    assert!(s.participant(&c("m"), &p("p1"), 59_999).is_some());
+}
+
+#[test]
+fn edge_lease_lapse_releases_its_participants() {
+    let mut s = cluster();
+    run(
+        &mut s,
+        2_000,
+        vec![join("m", "p1", "a"), join("m", "p2", "b")],
+    );
+    run(
+        &mut s,
+        3_000,
+        vec![Op::Joined {
+            edge: e("a"),
+            participants: vec![pref("m", "p1")],
+        }],
+    );
+    // Only b is renewed; a's registration lease (60 s from 1 s) lapses.
+    let r = run(
+        &mut s,
+        61_000,
+        vec![Op::Maintain {
+            live_edges: vec![e("b")],
+            edge_lease_ms: 60_000,
+        }],
+    );
+    // p1 (on lapsed a) and p2 (unconfirmed, lease lapsed) are both released.
+    assert_eq!(
+        r,
+        vec![OpResult::Maintained {
+            renewed: 1,
+            released: 2
+        }]
+    );
+    assert_eq!(s.participant_count(), 0);
+    assert!(s.octo_peers(&e("a")).is_empty());
+}
+
+#[test]
+fn restart_releases_and_keeps_draining() {
+    let mut s = cluster();
+    run(
+        &mut s,
+        2_000,
+        vec![
+            join("m", "p1", "a"),
+            join("m", "p2", "b"),
+            Op::SetDraining {
+                edge: e("a"),
+                draining: true,
+            },
+        ],
+    );
+    let r = run(&mut s, 3_000, vec![register("a", "b1")]);
+    assert_eq!(
+        r,
+        vec![OpResult::Registered {
+            restarted: false,
+            released: 0,
+            draining: true
+        }]
+    );
+    let r = run(&mut s, 3_001, vec![register("a", "b2")]);
+    assert_eq!(
+        r,
+        vec![OpResult::Registered {
+            restarted: true,
+            released: 1,
+            draining: true
+        }]
+    );
+    assert_eq!(s.participant_count(), 1);
+}
+
+#[test]
+fn reports_confirm_move_and_release() {
+    let mut s = cluster();
+    run(
+        &mut s,
+        2_000,
+        vec![join("m", "p1", "a"), join("m", "p2", "b")],
+    );
+    assert_eq!(s.octo_peers(&e("a")).get(&c("m")), Some(&vec![e("b")]));
+    // p2 actually connected to a (a fallback): the edge is the truth.
+    let r = run(
+        &mut s,
+        2_100,
+        vec![Op::Joined {
+            edge: e("a"),
+            participants: vec![pref("m", "p1"), pref("m", "p2")],
+        }],
+    );
+    assert_eq!(
+        r,
+        vec![OpResult::Reported {
+            recorded: 2,
+            ignored: 0
+        }]
+    );
+    assert_eq!(s.participants_on(&e("a")), 2);
+    assert_eq!(s.octo_peers(&e("a")).get(&c("m")), Some(&vec![]));
+    let r = run(
+        &mut s,
+        2_200,
+        vec![Op::Left {
+            edge: e("b"),
+            participants: vec![pref("m", "p1"), pref("zz", "nobody")],
+        }],
+    );
+    assert_eq!(
+        r,
+        vec![OpResult::Reported {
+            recorded: 0,
+            ignored: 2
+        }]
+    );
+    let r = run(
+        &mut s,
+        2_300,
+        vec![Op::Left {
+            edge: e("a"),
+            participants: vec![pref("m", "p1"), pref("m", "p2")],
+        }],
+    );
+    assert_eq!(
+        r,
+        vec![OpResult::Reported {
+            recorded: 2,
+            ignored: 0
+        }]
+    );
+    assert!(s.conferences().is_empty());
+    let before = s.clone();
+    let r = run(
+        &mut s,
+        2_400,
+        vec![Op::Joined {
+            edge: e("ghost"),
+            participants: vec![pref("m", "p1")],
+        }],
+    );
+    assert_eq!(
+        r,
+        vec![OpResult::Rejected(ApplyError::UnknownEdge(e("ghost")))]
+    );
+    assert_eq!(s.participant_count(), before.participant_count());
+}
+
+#[test]
+fn snapshot_round_trip_rebuilds_indexes() {
+    let mut s = cluster();
+    run(
+        &mut s,
+        2_000,
+        vec![
+            join("m", "p1", "a"),
+            join("m", "p2", "b"),
+            join("n", "p1", "a"),
+        ],
+    );
+    let json = serde_json::to_vec(&s).unwrap();
+    let mut back: SelectorState = serde_json::from_slice(&json).unwrap();
+    back.rebuild_indexes();
+    assert_eq!(back, s);
+    back.check_invariants().unwrap();
+}
+
+/// A long pseudo-random sequence keeps every invariant, and two replicas
+/// applying the same log agree.
+#[test]
+fn random_log_keeps_invariants_and_replicas_agree() {
+    let mut a = cluster();
+    let mut b = cluster();
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = |n: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % n
+    };
+    let edges = ["a", "b", "x", "ghost"];
+    for step in 0..2_000u64 {
+        let conf = format!("c{}", next(7));
+        let part = format!("p{}", next(40));
+        let edge = edges[next(4) as usize];
+        let op = match next(6) {
+            0 | 1 => join(&conf, &part, edge),
+            2 => Op::Joined {
+                edge: e(edge),
+                participants: vec![pref(&conf, &part)],
+            },
+            3 => Op::Left {
+                edge: e(edge),
+                participants: vec![pref(&conf, &part)],
+            },
+            4 => Op::Maintain {
+                live_edges: vec![e(edges[next(3) as usize])],
+                edge_lease_ms: 30_000,
+            },
+            _ => Op::SetDraining {
+                edge: e(edge),
+                draining: next(2) == 0,
+            },
+        };
+        let cmd = Command {
+            now_ms: 1_000 + step * 97,
+            ops: vec![op],
+        };
+        assert_eq!(a.apply(&cmd), b.apply(&cmd));
+        a.check_invariants().unwrap();
+    }
+    assert_eq!(a, b);
+}

@@ -1,0 +1,94 @@
+//! Placement: which edge a joining participant uses.
+//!
+//! [`place`] is the *only* placement code in geomesh: the selector's join
+//! handler calls it, and so does the simulator (`geomesh-sim`), with the
+//! same [`PlacementPolicy`]. It is a pure function of the cluster as the
+//! caller sees it ([`ClusterView`]: regions, and per edge its membership,
+//! health and the load of its last heartbeat plus placements since) and the
+//! join ([`PlacementRequest`]: client location, probes, the conference's
+//! current edges). No clock, no I/O, no Raft types.
+//!
+//! ```
+//! use geomesh_core::{EdgeId, GeoPoint, RegionId};
+//! use geomesh_selector::strategy::*;
+//!
+//! let regions = [
+//!     RegionSite { id: RegionId::new("eu-central").unwrap(), location: GeoPoint::new(50.11, 8.68).unwrap() },
+//!     RegionSite { id: RegionId::new("us-east").unwrap(), location: GeoPoint::new(39.04, -77.49).unwrap() },
+//! ];
+//! let mut edges = vec![
+//!     EdgeStatus::new(EdgeId::new("fra-1").unwrap(), RegionIdx(0), 100),
+//!     EdgeStatus::new(EdgeId::new("iad-1").unwrap(), RegionIdx(1), 100),
+//! ];
+//! let policy = PlacementPolicy::default();
+//! let paris = GeoPoint::new(48.86, 2.35).unwrap();
+//! let request = PlacementRequest { location: Some(paris), ..Default::default() };
+//! let p = place(&policy, ClusterView { regions: &regions, edges: &edges }, &request).unwrap();
+//! assert_eq!(edges[p.edge.get()].id.as_str(), "fra-1");
+//! assert_eq!(p.reason, Reason::Nearest);
+//! // The caller commits the placement, then counts it until the next heartbeat:
+//! edges[p.edge.get()].record_placement();
+//! ```
+//!
+//! The RTT estimate for clients without probes is [`RttModel::FITTED`], a
+//! least-squares line fitted to measured inter-region RTTs
+//! ([`Calibration`]); `docs/SIMULATIONS.md` ("Placement model") gives the
+//! model, its parameters and its error.
+
+mod calibration;
+mod error;
+mod input;
+mod outcome;
+mod place;
+mod policy;
+mod rtt_model;
+
+pub use calibration::{Calibration, CalibrationError, MeasuredPair, MeasuredRegion};
+pub use error::{Exclusions, PlacementError};
+pub use input::{
+    ClusterView, ConferenceEdge, EdgeIdx, EdgeStatus, PlacementRequest, ProbeRtt, RegionIdx,
+    RegionSite,
+};
+pub use outcome::{Placement, Reason, RttSource};
+pub use place::place;
+pub use policy::{DEFAULT_AFFINITY_MARGIN_MS, DEFAULT_MAX_FALLBACKS, PlacementPolicy, PolicyError};
+pub use rtt_model::{FIBRE_MS_PER_KM, Fit, FitError, RttModel};
+
+/// Emits the structured selection log line for a decision
+/// (`target: "geomesh::selection"`, level INFO): conference, participant,
+/// edge, region, reason, RTT and its source, fallbacks. Callers log every
+/// committed placement with it and count `reason` in metrics.
+pub fn log_selection(
+    cluster: ClusterView<'_>,
+    conference: &geomesh_core::ConferenceId,
+    participant: &geomesh_core::ParticipantId,
+    placement: &Placement,
+) {
+    let edge = cluster.edge(placement.edge).map_or("?", |e| e.id.as_str());
+    let region = cluster
+        .region_of(placement.edge)
+        .map_or("?", |r| r.id.as_str());
+    let fallbacks: Vec<&str> = placement
+        .fallbacks
+        .iter()
+        .filter_map(|f| cluster.edge(*f).map(|e| e.id.as_str()))
+        .collect();
+    tracing::info!(
+        target: "geomesh::selection",
+        conference = conference.as_str(),
+        participant = participant.as_str(),
+        edge,
+        region,
+        reason = placement.reason.as_str(),
+        rtt_ms = placement.rtt_ms,
+        rtt_source = placement.rtt_source.as_str(),
+        best_rtt_ms = placement.best_rtt_ms,
+        fallbacks = ?fallbacks,
+        "placed participant"
+    );
+}
+
+#[cfg(test)]
+mod storm_test;
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,237 @@
+//! Three selector nodes in one process on loopback: replication, a write
+//! through a follower, leader loss, and a restarted node catching up from
+//! its redb store.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime};
+
+use geomesh_core::agent::ParticipantRef;
+use geomesh_core::topology::{TlsSettings, Topology};
+use geomesh_core::{ConferenceId, EdgeId, GeoPoint, ParticipantId, RegionId, SelectorId};
+use geomesh_selector::state::{Op, OpResult};
+use geomesh_selector::{NodeConfig, RaftTiming, RunningSelector, start};
+
+/// A free loopback port, never one handed out before in this process.
+fn port() -> u16 {
+    static USED: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    loop {
+        let p = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if USED.lock().unwrap().insert(p) {
+            return p;
+        }
+    }
+}
+
+fn topology(dir: &Path) -> Topology {
+    let mut y = String::from(
+        "version: 1\ncluster: { name: t }\ntls: { dir: certs }\nregions:\n\
+         \x20 - { id: eu, name: F, location: { lat: 50.1, lon: 8.7 }, provider: local, provider_region: x }\n\
+         edges:\n",
+    );
+    y += &format!(
+        "  - {{ id: edge-1, region: eu, public_ip: 127.0.0.1, http: 127.0.0.1:{}, octo: 127.0.0.1:{}, capacity: 10 }}\nselectors:\n",
+        port(),
+        port()
+    );
+    for i in 1..=3 {
+        y += &format!(
+            "  - {{ id: sel-{i}, region: eu, api: 127.0.0.1:{}, raft: 127.0.0.1:{} }}\n",
+            port(),
+            port()
+        );
+    }
+    Topology::parse(&y, dir).unwrap().topology
+}
+
+fn config(t: &Topology, dir: &Path, i: usize) -> NodeConfig {
+    let mut c = NodeConfig::new(
+        t.clone(),
+        SelectorId::new(format!("sel-{i}")).unwrap(),
+        TlsSettings {
+            dir: dir.join("certs"),
+        },
+        dir.join(format!("data-{i}")),
+    );
+    c.raft = RaftTiming {
+        heartbeat: Duration::from_millis(50),
+        election_min: Duration::from_millis(300),
+        election_max: Duration::from_millis(600),
+        snapshot_logs: 10,
+    };
+    c.init = i == 1;
+    c
+}
+
+async fn leader(nodes: &[Option<RunningSelector>]) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        for (i, n) in nodes.iter().enumerate() {
+            if let Some(n) = n
+                && n.shared.is_leader()
+            {
+                return i;
+            }
+        }
+        assert!(Instant::now() < deadline, "no leader");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn register() -> Op {
+    Op::RegisterEdge {
+        edge: EdgeId::new("edge-1").unwrap(),
+        region: RegionId::new("eu").unwrap(),
+        location: GeoPoint::new(50.1, 8.7).unwrap(),
+        capacity: 10,
+        base_url: "http://127.0.0.1:1".into(),
+        boot_id: "b".into(),
+        lease_ms: 600_000,
+    }
+}
+
+fn joined(k: usize) -> Op {
+    Op::Joined {
+        edge: EdgeId::new("edge-1").unwrap(),
+        participants: vec![ParticipantRef {
+            conference: ConferenceId::new("c").unwrap(),
+            participant: ParticipantId::new(format!("p{k}")).unwrap(),
+        }],
+    }
+}
+
+async fn wait_count(node: &RunningSelector, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while node.shared.with_state(|s| s.participant_count()) != n {
+        assert!(Instant::now() < deadline, "never reached {n} participants");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_replicate_survive_leader_loss_and_recover_from_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = topology(dir.path());
+    geomesh_core::credentials::init(&t, &dir.path().join("certs"), false, SystemTime::now())
+        .unwrap();
+    let mut nodes = Vec::new();
+    for i in 1..=3 {
+        nodes.push(Some(start(config(&t, dir.path(), i)).await.unwrap()));
+    }
+    let l = leader(&nodes).await;
+    let follower = (l + 1) % 3;
+    // A write through a follower is forwarded to the leader.
+    let r = nodes[follower]
+        .as_ref()
+        .unwrap()
+        .shared
+        .propose(vec![register()])
+        .await
+        .unwrap();
+    assert!(matches!(r[0], OpResult::Registered { .. }), "{r:?}");
+    for k in 0..25 {
+        nodes[follower]
+            .as_ref()
+            .unwrap()
+            .shared
+            .propose(vec![joined(k)])
+            .await
+            .unwrap();
+    }
+    for n in nodes.iter().flatten() {
+        wait_count(n, 25).await;
+    }
+
+    // Lose the leader: the others elect one and keep writing.
+    nodes[l].take().unwrap().shutdown().await;
+    let l2 = leader(&nodes).await;
+    assert_ne!(l2, l);
+    for k in 25..40 {
+        nodes[l2]
+            .as_ref()
+            .unwrap()
+            .shared
+            .propose(vec![joined(k)])
+            .await
+            .unwrap();
+    }
+    // The old leader restarts on its store and catches up (by snapshot:
+    // one is taken every 10 entries).
+    nodes[l] = Some(start(config(&t, dir.path(), l + 1)).await.unwrap());
+    wait_count(nodes[l].as_ref().unwrap(), 40).await;
+    for n in nodes.into_iter().flatten() {
+        n.shared.with_state(|s| s.check_invariants()).unwrap();
+        n.shutdown().await;
+    }
+}
+
+/// Benchmark (ignored; see docs/BENCHMARKS.md): joins committed per second
+/// through the Raft write path of an in-process 3-node cluster (batching,
+/// replication, fsync; no HTTP, no placement, no tokens).
+///
+/// `cargo test --release -p geomesh-selector --test inprocess_cluster -- --ignored --nocapture`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: run with --ignored --nocapture"]
+async fn raft_join_commit_throughput() {
+    const TASKS: usize = 256;
+    const JOINS: usize = 100_000;
+    let dir = tempfile::tempdir().unwrap();
+    let t = topology(dir.path());
+    geomesh_core::credentials::init(&t, &dir.path().join("certs"), false, SystemTime::now())
+        .unwrap();
+    let mut nodes = Vec::new();
+    for i in 1..=3 {
+        let mut c = config(&t, dir.path(), i);
+        c.raft.snapshot_logs = 5_000;
+        nodes.push(Some(start(c).await.unwrap()));
+    }
+    let l = leader(&nodes).await;
+    let shared: Vec<_> = nodes.iter().flatten().map(|n| n.shared.clone()).collect();
+    shared[l].propose(vec![register()]).await.unwrap();
+    let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for k in 0..TASKS {
+        let s = shared[k % 3].clone();
+        let next = next.clone();
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let j = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if j >= JOINS {
+                    return;
+                }
+                let op = Op::Join {
+                    conference: ConferenceId::new(format!("c{}", j % 5_000)).unwrap(),
+                    participant: ParticipantId::new(format!("p{j}")).unwrap(),
+                    edge: EdgeId::new("edge-1").unwrap(),
+                    lease_ms: 600_000,
+                    max_edges: Some(4),
+                    reassign_from: None,
+                };
+                let r = s.propose(vec![op]).await.unwrap();
+                assert!(matches!(r[0], OpResult::Placed { created: true, .. }));
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let entries: u64 = shared.iter().map(|s| s.metrics.write_batches.get()).sum();
+    println!(
+        "raft_join_commit_throughput: {JOINS} joins in {secs:.2} s = {:.0} joins/s \
+         ({TASKS} tasks over 3 nodes, {entries} Raft entries, {:.0} joins/entry)",
+        JOINS as f64 / secs,
+        JOINS as f64 / entries.max(1) as f64
+    );
+    wait_count(nodes[(l + 1) % 3].as_ref().unwrap(), JOINS).await;
+    drop(shared);
+    for n in nodes.into_iter().flatten() {
+        n.shutdown().await;
+    }
+}

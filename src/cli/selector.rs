@@ -1,0 +1,262 @@
+//! `geomesh selector`: run one selector node, or manage the cluster's
+//! membership through a node's internal (mutual TLS) admin API.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, anyhow, bail};
+use geomesh_core::SelectorId;
+use geomesh_core::topology::{TlsSettings, Topology};
+use geomesh_selector::internal::{AdminResult, NodeRequest, RemoveRequest, admin_paths};
+use geomesh_selector::node::RaftStatus;
+use geomesh_selector::raft::PeerClient;
+use geomesh_selector::tls::NodeTls;
+use geomesh_selector::{NodeConfig, RaftTiming};
+use ipnet::IpNet;
+
+/// Run one selector node (placement, Raft-replicated state, join API, GeoDNS).
+///
+/// Without a subcommand, runs the node `--id` of the topology: the public
+/// API on its `api` address, Raft and the edge-agent API (mutual TLS) on its
+/// `raft` address, GeoDNS on its `dns` address when `cluster.domain` is set.
+/// A new cluster needs its membership initialized once: `--init` on one
+/// node, or `geomesh selector init` after the nodes are up.
+#[derive(clap::Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Option<Admin>,
+    #[command(flatten)]
+    run: Box<RunArgs>,
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// The topology file.
+    #[arg(long, required = true)]
+    topology: Option<PathBuf>,
+    /// This selector's id in the topology.
+    #[arg(long, required = true)]
+    id: Option<SelectorId>,
+    /// The credentials directory from `geomesh certs init` (ca.pem,
+    /// nodes/<id>.pem and .key, token.key).
+    #[arg(long, required = true)]
+    certs: Option<PathBuf>,
+    /// Directory of this node's Raft store (created if missing).
+    #[arg(long, required = true)]
+    data: Option<PathBuf>,
+    /// Believe `X-Forwarded-For` from these proxies (repeatable).
+    #[arg(long = "trusted-proxy", value_name = "CIDR")]
+    trusted_proxies: Vec<IpNet>,
+    /// Networks allowed to call `POST /v1/bridges/{id}/drain` (repeatable;
+    /// default loopback only).
+    #[arg(long = "admin-cidr", value_name = "CIDR")]
+    admin_cidrs: Vec<IpNet>,
+    /// Initialize the membership from the topology if this node's store is
+    /// empty. Give it to one node of a new cluster only.
+    #[arg(long)]
+    init: bool,
+    /// Raft leader heartbeat period.
+    #[arg(long, default_value = "250ms")]
+    raft_heartbeat: humantime::Duration,
+    /// Raft election timeout, lower bound.
+    #[arg(long, default_value = "1s")]
+    election_min: humantime::Duration,
+    /// Raft election timeout, upper bound (also openraft's leader lease: a
+    /// leader loss is repaired about `election-max + election-min…max` later).
+    #[arg(long, default_value = "2s")]
+    election_max: humantime::Duration,
+    /// Snapshot (and compact the log) every this many entries.
+    #[arg(long, default_value_t = 5000)]
+    snapshot_logs: u64,
+    /// Lifetime of join tokens (and of a placement until its edge confirms it).
+    #[arg(long, default_value = "120s")]
+    token_ttl: humantime::Duration,
+    /// Release an edge's participants when no leader heard from it this long.
+    #[arg(long, default_value = "60s")]
+    edge_lease: humantime::Duration,
+    /// Most operations per Raft entry.
+    #[arg(long, default_value_t = 1024)]
+    max_batch: usize,
+    /// TTL of GeoDNS answers.
+    #[arg(long, default_value = "20s")]
+    dns_ttl: humantime::Duration,
+}
+
+#[derive(clap::Subcommand)]
+enum Admin {
+    /// Initialize the cluster membership (every selector of the topology)
+    /// on a running node; a no-op when already initialized.
+    Init(AdminArgs),
+    /// Print a node's Raft role, leader and members (JSON).
+    Status(AdminArgs),
+    /// Add a selector (already in the topology and running) as a voter.
+    AddNode {
+        #[command(flatten)]
+        admin: AdminArgs,
+        /// The selector to add.
+        #[arg(long)]
+        node: SelectorId,
+    },
+    /// Remove a selector from the membership.
+    RemoveNode {
+        #[command(flatten)]
+        admin: AdminArgs,
+        /// The selector to remove.
+        #[arg(long)]
+        node: SelectorId,
+    },
+}
+
+#[derive(clap::Args)]
+struct AdminArgs {
+    /// The topology file.
+    #[arg(long)]
+    topology: PathBuf,
+    /// The credentials directory (the node certificate of `--id` is used).
+    #[arg(long)]
+    certs: PathBuf,
+    /// The selector to talk to (and whose certificate to present).
+    #[arg(long)]
+    id: SelectorId,
+}
+
+impl Args {
+    pub fn run(self) -> anyhow::Result<ExitCode> {
+        match self.command {
+            Some(admin) => admin.run(),
+            None => self.run.run(),
+        }
+    }
+}
+
+impl RunArgs {
+    fn run(self) -> anyhow::Result<ExitCode> {
+        // clap enforces these (required = true) when no subcommand is given.
+        let (Some(topology_path), Some(id), Some(certs), Some(data)) =
+            (self.topology, self.id, self.certs, self.data)
+        else {
+            bail!("--topology, --id, --certs and --data are required");
+        };
+        let topology = super::load_topology(&topology_path)?;
+        let mut cfg = NodeConfig::new(topology, id.clone(), TlsSettings { dir: certs }, data);
+        cfg.trusted_proxies = self.trusted_proxies;
+        if !self.admin_cidrs.is_empty() {
+            cfg.admin_networks = self.admin_cidrs;
+        }
+        cfg.init = self.init;
+        cfg.raft = RaftTiming {
+            heartbeat: self.raft_heartbeat.into(),
+            election_min: self.election_min.into(),
+            election_max: self.election_max.into(),
+            snapshot_logs: self.snapshot_logs,
+        };
+        cfg.token_ttl = self.token_ttl.into();
+        cfg.edge_lease = self.edge_lease.into();
+        cfg.max_batch = self.max_batch.max(1);
+        cfg.dns_ttl = self.dns_ttl.into();
+        let rt = tokio::runtime::Runtime::new().context("starting the runtime")?;
+        rt.block_on(async move {
+            let node = geomesh_selector::start(cfg).await?;
+            tracing::info!(
+                selector = %id,
+                api = %format!("http://{}/", node.api_addr),
+                internal = %node.internal_addr,
+                dns = ?node.dns_addr,
+                "selector ready"
+            );
+            super::shutdown_signal().await;
+            tracing::info!(selector = %id, "stopping");
+            node.shutdown().await;
+            anyhow::Ok(())
+        })?;
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+fn client_for(
+    topology: &Topology,
+    certs: &Path,
+    via: &SelectorId,
+    node: &SelectorId,
+) -> anyhow::Result<PeerClient> {
+    let tls = NodeTls::load(
+        &TlsSettings {
+            dir: certs.to_path_buf(),
+        },
+        via.as_str(),
+    )?;
+    let s = topology
+        .selector(node)
+        .ok_or_else(|| anyhow!("selector {node} is not in the topology"))?;
+    Ok(PeerClient::new(&tls.client, node.as_str(), s.raft)?)
+}
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+impl Admin {
+    fn run(self) -> anyhow::Result<ExitCode> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        rt.block_on(self.run_async())
+    }
+
+    async fn run_async(self) -> anyhow::Result<ExitCode> {
+        match self {
+            Admin::Init(a) => {
+                let t = super::load_topology(&a.topology)?;
+                let c = client_for(&t, &a.certs, &a.id, &a.id)?;
+                let r: AdminResult = c
+                    .post(admin_paths::INIT, &serde_json::json!({}), TIMEOUT)
+                    .await?;
+                println!("{}: {} (voters: {})", a.id, r.message, r.voters.join(", "));
+            }
+            Admin::Status(a) => {
+                let t = super::load_topology(&a.topology)?;
+                let c = client_for(&t, &a.certs, &a.id, &a.id)?;
+                let r: RaftStatus = c.get(admin_paths::STATUS, TIMEOUT).await?;
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            }
+            Admin::AddNode { admin: a, node } => {
+                let t = super::load_topology(&a.topology)?;
+                let s = t
+                    .selector(&node)
+                    .ok_or_else(|| anyhow!("selector {node} is not in the topology"))?;
+                let body = NodeRequest {
+                    id: node.clone(),
+                    raft: s.raft,
+                    api: s.api,
+                };
+                let leader = leader_client(&t, &a).await?;
+                let r: AdminResult = leader.post(admin_paths::ADD_NODE, &body, TIMEOUT).await?;
+                println!("{} (voters: {})", r.message, r.voters.join(", "));
+            }
+            Admin::RemoveNode { admin: a, node } => {
+                let t = super::load_topology(&a.topology)?;
+                let leader = leader_client(&t, &a).await?;
+                let r: AdminResult = leader
+                    .post(
+                        admin_paths::REMOVE_NODE,
+                        &RemoveRequest { id: node },
+                        TIMEOUT,
+                    )
+                    .await?;
+                println!("{} (voters: {})", r.message, r.voters.join(", "));
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// A client for the current leader, found through node `--id`.
+async fn leader_client(t: &Topology, a: &AdminArgs) -> anyhow::Result<PeerClient> {
+    let c = client_for(t, &a.certs, &a.id, &a.id)?;
+    let status: RaftStatus = c.get(admin_paths::STATUS, TIMEOUT).await?;
+    let leader = status
+        .leader_id
+        .ok_or_else(|| anyhow!("{} knows no leader yet; retry", a.id))?;
+    let leader = SelectorId::new(leader)?;
+    client_for(t, &a.certs, &a.id, &leader)
+}

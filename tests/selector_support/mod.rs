@@ -1,0 +1,430 @@
+//! Shared by the `selector_*` integration tests: a loopback cluster of real
+//! `geomesh selector` processes, and an edge-agent test client speaking the
+//! internal mutual-TLS API with certificates from `geomesh certs init`.
+//!
+//! Every process is killed when the [`Cluster`] is dropped, even when a test
+//! fails; every wait is bounded.
+
+#![allow(dead_code)]
+
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use geomesh_core::agent::{Heartbeat, RegisterResponse};
+use geomesh_core::topology::TlsSettings;
+use geomesh_selector::raft::{CallError, PeerClient};
+use geomesh_selector::tls::NodeTls;
+use serde_json::Value;
+
+pub const EXE: &str = env!("CARGO_BIN_EXE_geomesh");
+
+/// Edges of the test topology: (id, region, public IP).
+pub const EDGES: &[(&str, &str, &str)] = &[
+    ("edge-eu", "eu", "192.0.2.1"),
+    ("edge-us", "us", "192.0.2.2"),
+    ("edge-ap", "ap", "192.0.2.3"),
+];
+
+/// Ports handed out by this test process (never twice, TCP or UDP).
+static USED: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
+fn fresh(mut pick: impl FnMut() -> u16) -> u16 {
+    for _ in 0..1000 {
+        let p = pick();
+        if USED.lock().unwrap().insert(p) {
+            return p;
+        }
+    }
+    panic!("no fresh port");
+}
+
+/// A free loopback TCP port (released: a small race is accepted), never
+/// one this process handed out before.
+pub fn free_tcp() -> u16 {
+    fresh(|| {
+        TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    })
+}
+
+/// A free loopback UDP port, never one this process handed out before.
+pub fn free_udp() -> u16 {
+    fresh(|| {
+        UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    })
+}
+
+pub struct SelectorSpec {
+    pub id: String,
+    pub api: SocketAddr,
+    pub raft: SocketAddr,
+    pub dns: SocketAddr,
+    pub data: PathBuf,
+}
+
+pub struct Cluster {
+    pub dir: tempfile::TempDir,
+    pub topology: PathBuf,
+    pub certs: PathBuf,
+    pub selectors: Vec<SelectorSpec>,
+    procs: Vec<Option<Child>>,
+    /// Extra flags for every selector process.
+    pub flags: Vec<String>,
+}
+
+impl Cluster {
+    /// Writes a topology with `n` selectors (1, 3 or 5) and the [`EDGES`],
+    /// and creates credentials with `geomesh certs init`.
+    pub fn new(n: usize) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut y = String::from(
+            "version: 1\ncluster: { name: test, domain: meet.test }\n\
+             policy: { heartbeat_interval: 200ms, health_timeout: 1s }\n\
+             tls: { dir: certs }\n\
+             geoip:\n  overrides:\n\
+             \x20   - { cidr: 127.0.0.0/8, region: eu }\n\
+             \x20   - { cidr: 198.51.100.0/24, region: us }\n\
+             \x20   - { cidr: 203.0.113.0/24, region: ap }\n\
+             regions:\n\
+             \x20 - { id: eu, name: Frankfurt, location: { lat: 50.11, lon: 8.68 }, provider: local, provider_region: x }\n\
+             \x20 - { id: us, name: Ashburn, location: { lat: 39.04, lon: -77.49 }, provider: local, provider_region: x }\n\
+             \x20 - { id: ap, name: Tokyo, location: { lat: 35.68, lon: 139.69 }, provider: local, provider_region: x }\n\
+             edges:\n",
+        );
+        for (id, region, ip) in EDGES {
+            y += &format!(
+                "  - {{ id: {id}, region: {region}, public_ip: {ip}, http: 127.0.0.1:{}, octo: 127.0.0.1:{}, capacity: 1000 }}\n",
+                free_tcp(),
+                free_udp()
+            );
+        }
+        y += "selectors:\n";
+        let regions = ["eu", "us", "ap", "eu", "us"];
+        let mut selectors = Vec::new();
+        for (i, region) in regions.iter().enumerate().take(n) {
+            let s = SelectorSpec {
+                id: format!("sel-{}", i + 1),
+                api: SocketAddr::from(([127, 0, 0, 1], free_tcp())),
+                raft: SocketAddr::from(([127, 0, 0, 1], free_tcp())),
+                dns: SocketAddr::from(([127, 0, 0, 1], free_udp())),
+                data: dir.path().join(format!("data-{}", i + 1)),
+            };
+            y += &format!(
+                "  - {{ id: {}, region: {}, api: {}, raft: {}, dns: {} }}\n",
+                s.id, region, s.api, s.raft, s.dns
+            );
+            selectors.push(s);
+        }
+        let topology = dir.path().join("topology.yaml");
+        std::fs::write(&topology, y).unwrap();
+        let certs = dir.path().join("certs");
+        let out = Command::new(EXE)
+            .args(["certs", "init", "--topology"])
+            .arg(&topology)
+            .arg("--out")
+            .arg(&certs)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "certs init: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let procs = (0..n).map(|_| None).collect();
+        Self {
+            dir,
+            topology,
+            certs,
+            selectors,
+            procs,
+            flags: vec![
+                "--raft-heartbeat".into(),
+                "50ms".into(),
+                "--election-min".into(),
+                "300ms".into(),
+                "--election-max".into(),
+                "600ms".into(),
+                "--edge-lease".into(),
+                "600s".into(),
+            ],
+        }
+    }
+
+    /// Starts selector `i` (the first start with `init` initializes membership).
+    pub fn start(&mut self, i: usize, init: bool) {
+        assert!(self.procs[i].is_none(), "selector {i} already running");
+        let s = &self.selectors[i];
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join(format!("{}.log", s.id)))
+            .unwrap();
+        let mut cmd = Command::new(EXE);
+        cmd.args(["selector", "--id", &s.id])
+            .arg("--topology")
+            .arg(&self.topology)
+            .arg("--certs")
+            .arg(&self.certs)
+            .arg("--data")
+            .arg(&s.data)
+            .args(&self.flags)
+            .env("RUST_LOG", "info,openraft=warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log);
+        if init {
+            cmd.arg("--init");
+        }
+        self.procs[i] = Some(cmd.spawn().unwrap());
+    }
+
+    /// Starts every selector, the first with `--init`.
+    pub fn start_all(&mut self) {
+        for i in 0..self.selectors.len() {
+            self.start(i, i == 0);
+        }
+    }
+
+    /// SIGKILLs selector `i` and reaps it.
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut c) = self.procs[i].take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn is_running(&self, i: usize) -> bool {
+        self.procs[i].is_some()
+    }
+
+    pub fn api(&self, i: usize) -> String {
+        format!("http://{}", self.selectors[i].api)
+    }
+
+    /// The log of selector `i` (for failure messages).
+    pub fn log(&self, i: usize) -> String {
+        std::fs::read_to_string(
+            self.dir
+                .path()
+                .join(format!("{}.log", self.selectors[i].id)),
+        )
+        .unwrap_or_default()
+    }
+
+    /// Tail of every log.
+    pub fn logs(&self) -> String {
+        let mut out = String::new();
+        for i in 0..self.selectors.len() {
+            let l = self.log(i);
+            let tail: Vec<&str> = l.lines().rev().take(30).collect();
+            out += &format!("--- {} ---\n", self.selectors[i].id);
+            for line in tail.into_iter().rev() {
+                out += line;
+                out.push('\n');
+            }
+        }
+        out
+    }
+
+    /// Waits until every running node names the same leader; its index.
+    pub async fn wait_leader(&self, http: &reqwest::Client, timeout: Duration) -> usize {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let mut leaders = Vec::new();
+            for i in 0..self.selectors.len() {
+                if !self.is_running(i) {
+                    continue;
+                }
+                let h = get_json(http, &format!("{}/healthz", self.api(i))).await;
+                leaders.push(h.and_then(|h| h["leader_id"].as_str().map(String::from)));
+            }
+            if let Some(Some(l)) = leaders.first()
+                && leaders.iter().all(|x| x.as_deref() == Some(l.as_str()))
+            {
+                let idx = self.selectors.iter().position(|s| &s.id == l).unwrap();
+                if self.is_running(idx) {
+                    return idx;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no agreed leader within {timeout:?}: {leaders:?}\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// TLS material of a node or edge of this cluster.
+    pub fn node_tls(&self, id: &str) -> NodeTls {
+        NodeTls::load(
+            &TlsSettings {
+                dir: self.certs.clone(),
+            },
+            id,
+        )
+        .unwrap()
+    }
+
+    /// An internal-API client presenting `as_id`'s certificate to selector `i`.
+    pub fn internal_client(&self, as_id: &str, i: usize) -> PeerClient {
+        let tls = self.node_tls(as_id);
+        let s = &self.selectors[i];
+        PeerClient::new(&tls.client, &s.id, s.raft).unwrap()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for i in 0..self.procs.len() {
+            self.kill(i);
+        }
+    }
+}
+
+/// A plain HTTP client for the public API.
+pub fn http() -> reqwest::Client {
+    // As `main` does: one process-wide provider (reqwest's plain-HTTP
+    // client asks for the default one).
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+/// GET and parse JSON; `None` on any failure.
+pub async fn get_json(http: &reqwest::Client, url: &str) -> Option<Value> {
+    let r = http.get(url).send().await.ok()?;
+    r.json().await.ok()
+}
+
+/// POST JSON; status and parsed body (Null when not JSON); `None` when the
+/// request did not complete.
+pub async fn post_json(http: &reqwest::Client, url: &str, body: &str) -> Option<(u16, Value)> {
+    let r = http
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .ok()?;
+    let status = r.status().as_u16();
+    let v = r.json().await.unwrap_or(Value::Null);
+    Some((status, v))
+}
+
+/// A test edge agent: registers and heartbeats through the internal mTLS
+/// API with the edge's certificate, as the real edge agent does.
+pub struct EdgeAgent {
+    pub id: String,
+    pub boot_id: String,
+    clients: Vec<PeerClient>,
+}
+
+impl EdgeAgent {
+    pub fn new(cluster: &Cluster, id: &str) -> Self {
+        let clients = (0..cluster.selectors.len())
+            .map(|i| cluster.internal_client(id, i))
+            .collect();
+        Self {
+            id: id.into(),
+            boot_id: "boot-1".into(),
+            clients,
+        }
+    }
+
+    pub fn heartbeat_body(&self) -> Heartbeat {
+        Heartbeat {
+            boot_id: self.boot_id.clone(),
+            participants: 0,
+            conferences: 0,
+            packet_rate: 0.0,
+            bitrate_bps: 0.0,
+            cpu: 0.1,
+            stress: 0.0,
+            links: vec![],
+        }
+    }
+
+    /// Registers through selector `i`; retries while there is no leader.
+    pub async fn register(&self, i: usize) -> RegisterResponse {
+        let body = serde_json::json!({ "boot_id": self.boot_id });
+        let mut last = None;
+        for _ in 0..50 {
+            match self.clients[i]
+                .post::<_, RegisterResponse>("/agent/v1/register", &body, Duration::from_secs(12))
+                .await
+            {
+                Ok(r) => return r,
+                Err(e) => last = Some(e),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("edge {} could not register: {last:?}", self.id);
+    }
+
+    /// One heartbeat to selector `i`.
+    pub async fn heartbeat(&self, i: usize) -> Result<Value, CallError> {
+        self.clients[i]
+            .post(
+                "/agent/v1/heartbeat",
+                &self.heartbeat_body(),
+                Duration::from_secs(2),
+            )
+            .await
+    }
+
+    /// One heartbeat to every selector (errors ignored: a node may be down).
+    pub async fn heartbeat_all(&self) {
+        for i in 0..self.clients.len() {
+            let _ = self.heartbeat(i).await;
+        }
+    }
+}
+
+/// Heartbeats every agent to every selector every 100 ms until aborted.
+pub fn spawn_heartbeats(agents: Vec<Arc<EdgeAgent>>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            for a in &agents {
+                a.heartbeat_all().await;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+}
+
+/// Registers every test edge through selector `via` and heartbeats them all
+/// once; returns the agents.
+pub async fn register_edges(cluster: &Cluster, via: usize) -> Vec<Arc<EdgeAgent>> {
+    let mut agents = Vec::new();
+    for (id, ..) in EDGES {
+        let a = EdgeAgent::new(cluster, id);
+        a.register(via).await;
+        a.heartbeat_all().await;
+        agents.push(Arc::new(a));
+    }
+    agents
+}
+
+/// Path of a file in the cluster's directory.
+pub fn path_in(cluster: &Cluster, name: &str) -> PathBuf {
+    cluster.dir.path().join(name)
+}
+
+pub fn exists(p: &Path) -> bool {
+    p.exists()
+}
