@@ -12,6 +12,7 @@
 //!   verifies);
 //! - [`credentials`]: the cluster CA, node certificates and token keys that
 //!   `geomesh certs init` writes (with rcgen);
+//! - [`yaml`]: positioned YAML parsing shared by every geomesh file format;
 //! - [`api`]: the selector's public API bodies (`POST /v1/join` and friends);
 //! - [`agent`]: the selector's internal edge-agent API bodies (register,
 //!   heartbeat, participant reports; mutual TLS).
@@ -31,6 +32,7 @@ pub mod geo;
 pub mod id;
 pub mod token;
 pub mod topology;
+pub mod yaml;
 
 pub use geo::GeoPoint;
 pub use id::{ConferenceId, EdgeId, IdError, ParticipantId, RegionId, SelectorId};

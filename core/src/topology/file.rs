@@ -3,27 +3,14 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::time::Duration;
 
 use ipnet::IpNet;
 use serde::Deserialize;
-use serde_saphyr::Spanned;
 
-use super::{Diagnostic, Position, Provider, Severity, TopologyError};
+use super::{Provider, TopologyError};
 use crate::geo::GeoPoint;
 use crate::id::{EdgeId, RegionId, SelectorId};
-
-/// A value with the position it came from.
-pub(super) type S<T> = Spanned<T>;
-
-/// The position of a spanned value (where it is used, for aliases).
-pub(super) fn pos<T>(s: &S<T>) -> Option<Position> {
-    let l = s.referenced;
-    (l.line() > 0).then(|| Position {
-        line: l.line(),
-        column: l.column(),
-    })
-}
+pub(super) use crate::yaml::{HumanDuration, S, pos};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -128,47 +115,10 @@ pub(super) struct RawSelector {
     pub dns: Option<S<SocketAddr>>,
 }
 
-/// A duration written the human way: `1s`, `250ms`, `2m`.
-pub(super) struct HumanDuration(pub Duration);
-
-impl<'de> Deserialize<'de> for HumanDuration {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        humantime::parse_duration(&s)
-            .map(HumanDuration)
-            .map_err(|e| serde::de::Error::custom(format!("invalid duration {s:?}: {e}")))
-    }
-}
-
 /// Parses YAML into the raw structs; syntax and type errors come back as one
 /// positioned diagnostic.
 pub(super) fn parse(yaml: &str) -> Result<RawTopology, TopologyError> {
-    serde_saphyr::from_str::<RawTopology>(yaml).map_err(|e| {
-        let position = e.location().and_then(|l| {
-            (l.line() > 0).then(|| Position {
-                line: l.line(),
-                column: l.column(),
-            })
-        });
-        TopologyError::Invalid {
-            diagnostics: vec![Diagnostic {
-                severity: Severity::Error,
-                position,
-                path: String::new(),
-                message: plain_message(&e),
-            }],
-        }
+    crate::yaml::parse::<RawTopology>(yaml).map_err(|d| TopologyError::Invalid {
+        diagnostics: vec![d],
     })
-}
-
-/// The parser's message without its rendered source snippet or position
-/// suffix (we print the position ourselves, once).
-fn plain_message(e: &serde_saphyr::Error) -> String {
-    let text = e.without_snippet().to_string();
-    let first = text.lines().next().unwrap_or("invalid YAML").trim();
-    // serde-saphyr appends " at line L column C"; drop it.
-    match first.rfind(" at line ") {
-        Some(i) => first[..i].to_string(),
-        None => first.to_string(),
-    }
 }

@@ -3,24 +3,11 @@
 //! `geomesh_core::topology`'s file module).
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use geomesh_core::GeoPoint;
-use geomesh_core::topology::{Diagnostic, Position, Severity};
+use geomesh_core::topology::Diagnostic;
+pub(super) use geomesh_core::yaml::{HumanDuration, S, pos};
 use serde::Deserialize;
-use serde_saphyr::Spanned;
-
-/// A value with the position it came from.
-pub(super) type S<T> = Spanned<T>;
-
-/// The position of a spanned value (where it is used, for aliases).
-pub(super) fn pos<T>(s: &S<T>) -> Option<Position> {
-    let l = s.referenced;
-    (l.line() > 0).then(|| Position {
-        line: l.line(),
-        column: l.column(),
-    })
-}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -251,44 +238,8 @@ pub(super) struct RawOutput {
     pub load_sample_interval: Option<S<HumanDuration>>,
 }
 
-/// A duration written the human way: `1s`, `250ms`, `2h`.
-#[derive(Clone, Copy)]
-pub(super) struct HumanDuration(pub Duration);
-
-impl<'de> Deserialize<'de> for HumanDuration {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        humantime::parse_duration(&s)
-            .map(HumanDuration)
-            .map_err(|e| serde::de::Error::custom(format!("invalid duration {s:?}: {e}")))
-    }
-}
-
 /// Parses YAML into the raw structs; syntax and type errors come back as one
 /// positioned diagnostic.
 pub(super) fn parse(yaml: &str) -> Result<RawScenario, Diagnostic> {
-    serde_saphyr::from_str::<RawScenario>(yaml).map_err(|e| {
-        let position = e.location().and_then(|l| {
-            (l.line() > 0).then(|| Position {
-                line: l.line(),
-                column: l.column(),
-            })
-        });
-        Diagnostic {
-            severity: Severity::Error,
-            position,
-            path: String::new(),
-            message: plain_message(&e),
-        }
-    })
-}
-
-/// The parser's message without its rendered snippet or position suffix.
-fn plain_message(e: &serde_saphyr::Error) -> String {
-    let text = e.without_snippet().to_string();
-    let first = text.lines().next().unwrap_or("invalid YAML").trim();
-    match first.rfind(" at line ") {
-        Some(i) => first[..i].to_string(),
-        None => first.to_string(),
-    }
+    geomesh_core::yaml::parse(yaml)
 }
