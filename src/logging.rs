@@ -11,9 +11,11 @@ pub enum Format {
     Json,
 }
 
-/// Installs the global subscriber: `RUST_LOG` filters (default `info`), stderr only.
+/// Installs the global subscriber: `RUST_LOG` filters (default `info`, openraft
+/// at `warn`: it is very chatty at info), stderr only.
 pub fn init(format: Format) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,openraft=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -51,6 +51,31 @@ async fn join_throughput() {
     .await;
     let urls: Arc<Vec<String>> =
         Arc::new((0..3).map(|i| format!("{}/v1/join", c.api(i))).collect());
+    // Baseline in the same run: bare HTTP round trips (GET /healthz) with the
+    // same clients, no Raft, no placement, no signing.
+    let base_secs = {
+        let health: Arc<Vec<String>> =
+            Arc::new((0..3).map(|i| format!("{}/healthz", c.api(i))).collect());
+        let next = Arc::new(AtomicUsize::new(0));
+        let start = Instant::now();
+        let mut tasks = Vec::new();
+        for _ in 0..CLIENTS {
+            let (health, next, http) = (health.clone(), next.clone(), http.clone());
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    let k = next.fetch_add(1, Ordering::Relaxed);
+                    if k >= JOINS {
+                        return;
+                    }
+                    let _ = http.get(&health[k % 3]).send().await.unwrap().bytes().await;
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        start.elapsed().as_secs_f64()
+    };
     let next = Arc::new(AtomicUsize::new(0));
     let ok = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
@@ -100,9 +125,12 @@ async fn join_throughput() {
     }
     println!(
         "join_throughput: {n}/{JOINS} joins committed in {secs:.2} s = {:.0} joins/s \
-         ({CLIENTS} clients over 3 nodes; {entries} Raft entries, {:.1} ops/entry)",
+         ({CLIENTS} clients over 3 nodes; {entries} Raft entries, {:.1} ops/entry); \
+         baseline GET /healthz: {:.0} requests/s; joins/baseline = {:.2}",
         n as f64 / secs,
-        ops as f64 / entries.max(1) as f64
+        ops as f64 / entries.max(1) as f64,
+        JOINS as f64 / base_secs,
+        base_secs / secs
     );
     hb.abort();
 }

@@ -161,7 +161,13 @@ pub async fn commit_local(shared: &Shared, ops: Vec<Op>) -> Result<Vec<OpResult>
         now_ms: unix_ms(SystemTime::now()),
         ops,
     };
-    match shared.raft.client_write(cmd).await {
+    // A leader cut off from its majority never commits: give up rather than
+    // hold the batch (and its callers) forever. Operations are idempotent,
+    // so one that commits after all is harmless.
+    let Ok(res) = tokio::time::timeout(WRITE_DEADLINE, shared.raft.client_write(cmd)).await else {
+        return Err(WriteError::NoLeader(WRITE_DEADLINE));
+    };
+    match res {
         Ok(resp) => {
             shared.metrics.write_batches.inc();
             shared.metrics.write_ops.inc_by(n);

@@ -179,7 +179,10 @@ impl Cluster {
             .arg("--data")
             .arg(&s.data)
             .args(&self.flags)
-            .env("RUST_LOG", "info,openraft=warn")
+            .env(
+                "RUST_LOG",
+                std::env::var("GEOMESH_TEST_LOG").unwrap_or_else(|_| "info,openraft=warn".into()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log);
