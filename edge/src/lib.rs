@@ -28,13 +28,18 @@
 #![deny(missing_docs)]
 
 pub mod agent;
+pub mod forward;
 pub mod http;
+pub mod lastn;
+pub mod layers;
 pub mod media;
 pub mod messages;
 pub mod metrics;
 pub mod peer;
 pub mod router;
+pub mod rtp;
 pub mod server;
+pub mod speaker;
 pub mod stun;
 pub mod whip;
 pub mod ws;

@@ -13,8 +13,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use str0m::change::{SdpAnswer, SdpOffer};
-use str0m::media::{KeyframeRequest, KeyframeRequestKind, MediaAdded, MediaData, Mid};
+use str0m::media::{KeyframeRequest, KeyframeRequestKind, MediaAdded, Mid};
 use str0m::net::{Protocol, Receive};
+use str0m::rtp::RtpPacket;
 use str0m::{Event, IceConnectionState, Input, Output};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
@@ -23,11 +24,16 @@ use tracing::{debug, info, trace, warn};
 use geomesh_core::{ConferenceId, ParticipantId};
 
 use crate::agent::ParticipantEvent;
+use crate::forward::{CodecRef, InPacket, OutForward};
 use crate::messages::{MediaKindName, RosterEntry, ServerMessage};
 use crate::metrics::{Direction, Media, Metrics, Traffic};
 use crate::peer::{CONNECT_TIMEOUT, OutState, OutTrack, Peer, kind_of, media_kind, we_receive};
 use crate::router::{Kind, PeerInfo, PeerKey, Role, Router, RouterEvent, SourceId};
 use crate::stun;
+
+#[path = "media_octo.rs"]
+mod octo;
+pub(crate) use octo::Octo;
 
 /// Why the media loop refused a request.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -184,7 +190,7 @@ impl MediaHandle {
 #[allow(clippy::large_enum_variant)]
 enum Pending {
     Added(PeerKey, MediaAdded),
-    Data(PeerKey, MediaData),
+    Rtp(PeerKey, RtpPacket),
     Keyframe(PeerKey, KeyframeRequest),
     Connected(PeerKey),
     Dead(PeerKey, &'static str),
@@ -209,6 +215,8 @@ pub struct MediaLoop {
     crypto: Arc<str0m::crypto::CryptoProvider>,
     /// Participant arrivals and departures for the selector agent.
     reports: Option<mpsc::UnboundedSender<ParticipantEvent>>,
+    /// Octo links to other edges, when the edge has them.
+    octo: Option<Octo>,
 }
 
 /// Largest datagram read from the media socket.
@@ -217,11 +225,12 @@ const RECV_BUF: usize = 2048;
 impl MediaLoop {
     /// Starts the loop on `socket`; `advertised` is the address in our ICE
     /// candidates (and the `destination` str0m must see on every packet).
-    pub fn spawn(
+    pub(crate) fn spawn(
         socket: UdpSocket,
         advertised: SocketAddr,
         metrics: Arc<Metrics>,
         reports: Option<mpsc::UnboundedSender<ParticipantEvent>>,
+        octo: Option<Octo>,
     ) -> MediaHandle {
         let (tx, rx) = mpsc::channel(1024);
         let lp = MediaLoop {
@@ -238,6 +247,7 @@ impl MediaLoop {
             departed: HashMap::new(),
             crypto: Arc::new(str0m::crypto::from_feature_flags()),
             reports,
+            octo,
         };
         tokio::spawn(lp.run(rx));
         MediaHandle { tx }
@@ -264,6 +274,7 @@ impl MediaLoop {
                     Some(cmd) => self.on_command(cmd),
                     None => break,
                 },
+                Some(ev) = octo::next_event(&mut self.octo) => self.on_octo_event(ev),
                 _ = tokio::time::sleep_until(deadline.into()) => {}
             }
             self.on_timeouts(Instant::now());
@@ -403,7 +414,7 @@ impl MediaLoop {
                             .push_back(Pending::Dead(key, "ice_disconnected"));
                     }
                     Event::MediaAdded(m) => self.pending.push_back(Pending::Added(key, m)),
-                    Event::MediaData(d) => self.pending.push_back(Pending::Data(key, d)),
+                    Event::RtpPacket(p) => self.pending.push_back(Pending::Rtp(key, p)),
                     Event::KeyframeRequest(r) => self.pending.push_back(Pending::Keyframe(key, r)),
                     Event::MediaIngressStats(s) => {
                         if let Some(loss) = s.loss {
@@ -450,6 +461,7 @@ impl MediaLoop {
             };
             self.negotiate(key);
         }
+        self.octo_reconcile();
         let (p, c) = self.router.counts();
         self.metrics.participants.set(p as i64);
         self.metrics.conferences.set(c as i64);
@@ -458,7 +470,7 @@ impl MediaLoop {
     fn on_pending(&mut self, p: Pending) {
         match p {
             Pending::Added(key, m) => self.on_media_added(key, m),
-            Pending::Data(key, d) => self.forward(key, d),
+            Pending::Rtp(key, p) => self.on_rtp(key, p),
             Pending::Keyframe(key, r) => self.on_keyframe_request(key, r),
             Pending::Connected(key) => {
                 if let Some(peer) = self.peers.get_mut(&key) {
@@ -478,6 +490,10 @@ impl MediaLoop {
         if we_receive(m.direction) && !matches!(peer.role, Role::Viewer { .. }) {
             if peer.sources.contains_key(&m.mid) {
                 return;
+            }
+            if let Some(sim) = &m.simulcast {
+                peer.rids
+                    .insert(m.mid, sim.recv.iter().map(|l| l.rid).collect());
             }
             match self.router.add_source(key, kind) {
                 Ok(source) => {
@@ -503,61 +519,111 @@ impl MediaLoop {
         }
     }
 
-    fn forward(&mut self, from: PeerKey, data: MediaData) {
-        let Some(publisher) = self.peers.get(&from) else {
+    /// A local publisher's RTP packet: into an [`InPacket`], then out.
+    fn on_rtp(&mut self, from: PeerKey, pkt: RtpPacket) {
+        let Some(publisher) = self.peers.get_mut(&from) else {
             return;
         };
-        let Some(&source) = publisher.sources.get(&data.mid) else {
+        let Some(rtc) = publisher.rtc.as_mut() else {
             return;
         };
-        let kind = self.router.source(source).map_or(Kind::Video, |(_, k)| k);
+        let ssrc = pkt.header.ssrc;
+        let Some((mid, rid)) = rtc
+            .direct_api()
+            .stream_rx(&ssrc)
+            .map(|s| (s.mid(), s.rid()))
+        else {
+            return;
+        };
+        let Some(&source) = publisher.sources.get(&mid) else {
+            return;
+        };
+        let pt = pkt.header.payload_type;
+        let Some(params) = rtc
+            .codec_config()
+            .params()
+            .iter()
+            .find(|p| p.pt() == pt)
+            .copied()
+        else {
+            Metrics::count(&self.metrics.dropped, "unknown_payload_type");
+            return;
+        };
+        let layer = rid
+            .and_then(|r| publisher.rids.get(&mid)?.iter().position(|x| *x == r))
+            .unwrap_or(0);
+        let codec = CodecRef::Local(params);
+        let video = params.spec().codec.is_video();
+        let ext = &pkt.header.ext_vals;
+        let input = InPacket {
+            // At most a handful of RIDs per m-line.
+            layer: layer.min(usize::from(u8::MAX)) as u8,
+            ssrc: *ssrc,
+            seq: *pkt.seq_no,
+            ts: pkt.header.timestamp,
+            marker: pkt.header.marker,
+            pt: *pt,
+            keyframe: video && InPacket::detect_keyframe(codec.codec(), &pkt.payload),
+            codec,
+            payload: pkt.payload,
+            audio_level: ext.audio_level.map(|l| (l, ext.voice_activity)),
+            arrival: pkt.timestamp,
+            video,
+        };
+        self.forward(source, &input);
+        self.octo_send(source, &input);
+    }
+
+    /// Counts an incoming packet and writes it to every subscriber's leg.
+    fn forward(&mut self, source: SourceId, input: &InPacket) {
+        let kind = if input.video {
+            Kind::Video
+        } else {
+            Kind::Audio
+        };
         let label = |direction| Media {
             direction,
             kind: kind.into(),
         };
-        self.metrics
-            .frames
-            .get_or_create(&label(Direction::In))
-            .inc();
-        self.metrics
-            .media_bytes
-            .get_or_create(&label(Direction::In))
-            .inc_by(data.data.len() as u64);
-        if !data.contiguous {
-            // Frames were lost: a keyframe repairs every subscriber's decoder.
-            self.request_keyframe_for(source);
-        }
+        self.count_media(&label(Direction::In), input);
         let subscribers: Vec<PeerKey> = self.router.subscribers(source).to_vec();
         for to in subscribers {
             let Some(sub) = self.peers.get_mut(&to) else {
                 continue;
             };
-            let Some(OutState::Open(mid)) = sub.out.get(&source).map(|o| o.state) else {
-                continue;
-            };
             let Some(rtc) = sub.rtc.as_mut() else {
                 continue;
             };
-            let Some(writer) = rtc.writer(mid) else {
+            let Some(track) = sub.out.get_mut(&source) else {
                 continue;
             };
-            let Some(pt) = writer.match_params(data.params) else {
-                Metrics::count(&self.metrics.dropped, "codec_mismatch");
+            let OutState::Open(mid) = track.state else {
                 continue;
             };
-            if let Err(e) = writer.write(pt, data.network_time, data.time, data.data.clone()) {
-                debug!(peer = to.0, "write: {e}");
-                continue;
+            match track.forward.write(rtc, mid, input) {
+                Ok(()) => {
+                    self.count_media(&label(Direction::Out), input);
+                    self.drain(to);
+                }
+                Err(skip) => {
+                    if skip == crate::forward::Skip::CodecMismatch {
+                        Metrics::count(&self.metrics.dropped, skip.reason());
+                    }
+                }
             }
-            self.metrics
-                .frames
-                .get_or_create(&label(Direction::Out))
-                .inc();
-            self.metrics
-                .media_bytes
-                .get_or_create(&label(Direction::Out))
-                .inc_by(data.data.len() as u64);
-            self.drain(to);
+        }
+    }
+
+    /// Media counters: packets and payload bytes; a frame per audio packet
+    /// and per video packet with the marker bit.
+    fn count_media(&self, label: &Media, input: &InPacket) {
+        self.metrics.packets.get_or_create(label).inc();
+        self.metrics
+            .media_bytes
+            .get_or_create(label)
+            .inc_by(input.payload.len() as u64);
+        if input.marker || !input.video {
+            self.metrics.frames.get_or_create(label).inc();
         }
     }
 
@@ -580,6 +646,10 @@ impl MediaLoop {
         if kind != Kind::Video {
             return;
         }
+        if self.octo_request_keyframe(source) {
+            // A remote source: the link rate-limits and carries the request.
+            return;
+        }
         if !self.router.keyframe_request(Instant::now(), source) {
             Metrics::count(&self.metrics.keyframe_requests, "suppressed");
             return;
@@ -595,12 +665,24 @@ impl MediaLoop {
         else {
             return;
         };
-        let Some(mut writer) = peer.rtc.as_mut().and_then(|r| r.writer(mid)) else {
+        let Some(rtc) = peer.rtc.as_mut() else {
             return;
         };
-        match writer.request_keyframe(None, KeyframeRequestKind::Pli) {
-            Ok(()) => Metrics::count(&self.metrics.keyframe_requests, "relayed"),
-            Err(e) => debug!(peer = owner.0, "request_keyframe: {e}"),
+        // Every layer: each simulcast encoding has its own keyframes.
+        let rids: Vec<Option<str0m::media::Rid>> = match peer.rids.get(&mid) {
+            Some(r) if !r.is_empty() => r.iter().copied().map(Some).collect(),
+            _ => vec![None],
+        };
+        let mut api = rtc.direct_api();
+        let mut asked = false;
+        for rid in rids {
+            if let Some(rx) = api.stream_rx_by_mid(mid, rid) {
+                rx.request_keyframe(KeyframeRequestKind::Pli);
+                asked = true;
+            }
+        }
+        if asked {
+            Metrics::count(&self.metrics.keyframe_requests, "relayed");
         }
         self.drain(owner);
     }
@@ -613,7 +695,8 @@ impl MediaLoop {
                 owner,
                 kind,
             } => {
-                let Some(owner_pid) = self.peers.get(&owner).map(|p| p.participant.clone()) else {
+                self.octo_mark_dirty();
+                let Some(owner_pid) = self.router.peer(owner).map(|p| p.participant.clone()) else {
                     return;
                 };
                 let Some(peer) = self.peers.get_mut(&to) else {
@@ -624,6 +707,7 @@ impl MediaLoop {
                     kind,
                     owner: owner_pid,
                     owner_key: owner,
+                    forward: OutForward::default(),
                 };
                 let mut opened = false;
                 if let Some(i) = peer.free_slots.iter().position(|(_, k)| *k == kind) {
@@ -638,6 +722,7 @@ impl MediaLoop {
                 }
             }
             RouterEvent::Unsubscribe { to, source } => {
+                self.octo_mark_dirty();
                 let Some(peer) = self.peers.get_mut(&to) else {
                     return;
                 };
@@ -664,7 +749,7 @@ impl MediaLoop {
                 }
             }
             RouterEvent::Joined { to, peer } => {
-                let Some(entry) = self.peers.get(&peer).map(roster_entry) else {
+                let Some(entry) = self.roster_entry(peer) else {
                     return;
                 };
                 if let Some(p) = self.peers.get(&to) {
@@ -783,9 +868,13 @@ impl MediaLoop {
                     .router
                     .roster(key)
                     .iter()
-                    .filter_map(|i| self.peers.get(&i.key).map(roster_entry))
+                    .filter_map(|i| self.roster_entry(i.key))
                     .collect();
                 info!(peer = key.0, %participant, %conference, "joined");
+                if self.router.peer(key).is_some_and(|i| i.role.in_roster()) {
+                    let name = self.router.peer(key).and_then(|i| i.name.clone());
+                    self.octo_local_joined(&conference, &participant, name);
+                }
                 self.report(true, conference, participant);
                 let _ = reply.send(Joined { key, roster });
             }
@@ -914,12 +1003,35 @@ impl MediaLoop {
         }
         // Dropping the signal sender closes the WebSocket session.
         peer.signal = None;
+        let in_roster = peer.role.in_roster();
         let _ = self.router.leave(key);
+        if in_roster {
+            let sources: Vec<SourceId> = peer.sources.values().copied().collect();
+            let last = self.router.local_roster(&peer.conference).is_empty();
+            self.octo_local_left(&peer.conference, &peer.participant, &sources, last);
+        }
+        self.octo_mark_dirty();
         // Settle the Left events while the participant id is still resolvable.
         while let Some(ev) = self.router.poll_event() {
             self.on_router_event(ev);
         }
         self.departed.remove(&key);
+    }
+}
+
+impl MediaLoop {
+    /// A roster entry for a local or remote session.
+    fn roster_entry(&self, key: PeerKey) -> Option<RosterEntry> {
+        if let Some(p) = self.peers.get(&key) {
+            return Some(roster_entry(p));
+        }
+        let info = self.router.peer(key)?;
+        Some(RosterEntry {
+            id: info.participant.clone(),
+            name: info.name.clone(),
+            audio_muted: false,
+            video_muted: false,
+        })
     }
 }
 

@@ -52,6 +52,31 @@ pub struct Media {
     pub kind: KindLabel,
 }
 
+/// Labels of per-octo-link gauges.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LinkLabel {
+    /// The peer edge.
+    pub peer: String,
+}
+
+/// Labels of per-octo-link traffic counters.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LinkTraffic {
+    /// The peer edge.
+    pub peer: String,
+    /// In or out.
+    pub direction: Direction,
+}
+
+/// Labels of per-octo-link drop counters.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LinkReason {
+    /// The peer edge.
+    pub peer: String,
+    /// Why.
+    pub reason: String,
+}
+
 /// A label with one free-form reason or result.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct Reason {
@@ -70,8 +95,12 @@ pub struct Metrics {
     pub datagrams: Family<Traffic, Counter>,
     /// UDP bytes on the media port.
     pub bytes: Family<Traffic, Counter>,
-    /// Media frames received from publishers / written to subscribers.
+    /// Media frames received from publishers / written to subscribers
+    /// (one per audio packet, one per video packet with the marker bit).
     pub frames: Family<Media, Counter>,
+    /// RTP packets received from publishers (local or over octo) / written
+    /// to subscribers.
+    pub packets: Family<Media, Counter>,
     /// Media payload bytes received / written.
     pub media_bytes: Family<Media, Counter>,
     /// Datagrams dropped, by reason.
@@ -90,6 +119,26 @@ pub struct Metrics {
     pub ingress_loss: Histogram,
     /// Process CPU time, seconds (user + system), sampled at scrape.
     pub cpu_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
+    /// Octo connections refused before becoming links.
+    pub octo_rejected: Family<Reason, Counter>,
+    /// Latest Ping/Pong RTT per octo link, seconds.
+    pub octo_rtt: Family<LinkLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    /// QUIC's RTT estimate per octo link, seconds (sampled at scrape).
+    pub octo_quic_rtt: Family<LinkLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    /// Octo media datagrams per link and direction (sampled at scrape).
+    pub octo_packets: Family<LinkTraffic, Counter>,
+    /// Octo media datagram bytes (octo header included).
+    pub octo_bytes: Family<LinkTraffic, Counter>,
+    /// Octo control stream bytes.
+    pub octo_control_bytes: Family<LinkTraffic, Counter>,
+    /// Octo datagrams dropped per link: too_big, congestion, malformed, backpressure.
+    pub octo_dropped: Family<LinkReason, Counter>,
+    /// Packets not sent because the peer did not subscribe (selective forwarding).
+    pub octo_not_wanted: Family<LinkLabel, Counter>,
+    /// QUIC connections per link after the first.
+    pub octo_reconnects: Family<LinkLabel, Counter>,
+    /// The octo node, once started: its links are read at scrape time.
+    pub octo_node: std::sync::OnceLock<std::sync::Arc<geomesh_mesh::transport::OctoNode>>,
 }
 
 impl Default for Metrics {
@@ -117,6 +166,17 @@ impl Metrics {
             plis: Counter::default(),
             ingress_loss: Histogram::new([0.001, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5]),
             cpu_seconds: Gauge::default(),
+            packets: Family::default(),
+            octo_rejected: Family::default(),
+            octo_rtt: Family::default(),
+            octo_quic_rtt: Family::default(),
+            octo_packets: Family::default(),
+            octo_bytes: Family::default(),
+            octo_control_bytes: Family::default(),
+            octo_dropped: Family::default(),
+            octo_not_wanted: Family::default(),
+            octo_reconnects: Family::default(),
+            octo_node: std::sync::OnceLock::new(),
             registry: Registry::default(),
         };
         registry.register(
@@ -173,7 +233,132 @@ impl Metrics {
             "Process CPU time (user+system)",
             m.cpu_seconds.clone(),
         );
+        registry.register(
+            "media_packets",
+            "RTP packets in from publishers, out to subscribers",
+            m.packets.clone(),
+        );
+        registry.register(
+            "octo_rejected",
+            "Octo connections refused (certificate, identity, handshake)",
+            m.octo_rejected.clone(),
+        );
+        registry.register(
+            "octo_rtt_seconds",
+            "Octo link RTT from Ping/Pong",
+            m.octo_rtt.clone(),
+        );
+        registry.register(
+            "octo_quic_rtt_seconds",
+            "Octo link RTT estimated by QUIC",
+            m.octo_quic_rtt.clone(),
+        );
+        registry.register(
+            "octo_media_packets",
+            "Octo media datagrams per link",
+            m.octo_packets.clone(),
+        );
+        registry.register(
+            "octo_media_bytes",
+            "Octo media datagram bytes per link (octo header included)",
+            m.octo_bytes.clone(),
+        );
+        registry.register(
+            "octo_control_bytes",
+            "Octo control stream bytes per link",
+            m.octo_control_bytes.clone(),
+        );
+        registry.register(
+            "octo_datagrams_dropped",
+            "Octo datagrams dropped per link, by reason",
+            m.octo_dropped.clone(),
+        );
+        registry.register(
+            "octo_media_not_wanted",
+            "Packets not sent on a link because the peer did not subscribe",
+            m.octo_not_wanted.clone(),
+        );
+        registry.register(
+            "octo_reconnects",
+            "Octo reconnections per link",
+            m.octo_reconnects.clone(),
+        );
         Metrics { registry, ..m }
+    }
+
+    /// Copies the octo links' own counters into the exported families.
+    fn sample_octo(&self) {
+        let Some(node) = self.octo_node.get() else {
+            return;
+        };
+        let catch_up = |c: &Counter, v: u64| c.inc_by(v.saturating_sub(c.get()));
+        for link in node.links() {
+            let s = link.metrics();
+            let peer = link.peer().to_string();
+            let traffic = |direction| LinkTraffic {
+                peer: peer.clone(),
+                direction,
+            };
+            let reason = |reason: &str| LinkReason {
+                peer: peer.clone(),
+                reason: reason.to_string(),
+            };
+            let one = LinkLabel { peer: peer.clone() };
+            catch_up(
+                &self.octo_packets.get_or_create(&traffic(Direction::Out)),
+                s.media_tx_packets,
+            );
+            catch_up(
+                &self.octo_packets.get_or_create(&traffic(Direction::In)),
+                s.media_rx_packets,
+            );
+            catch_up(
+                &self.octo_bytes.get_or_create(&traffic(Direction::Out)),
+                s.media_tx_bytes,
+            );
+            catch_up(
+                &self.octo_bytes.get_or_create(&traffic(Direction::In)),
+                s.media_rx_bytes,
+            );
+            catch_up(
+                &self
+                    .octo_control_bytes
+                    .get_or_create(&traffic(Direction::Out)),
+                s.control_tx_bytes,
+            );
+            catch_up(
+                &self
+                    .octo_control_bytes
+                    .get_or_create(&traffic(Direction::In)),
+                s.control_rx_bytes,
+            );
+            catch_up(
+                &self.octo_dropped.get_or_create(&reason("too_big")),
+                s.dropped_too_big,
+            );
+            catch_up(
+                &self.octo_dropped.get_or_create(&reason("congestion")),
+                s.dropped_congestion,
+            );
+            catch_up(
+                &self.octo_dropped.get_or_create(&reason("malformed")),
+                s.rx_malformed,
+            );
+            catch_up(
+                &self.octo_dropped.get_or_create(&reason("backpressure")),
+                s.rx_dropped_backpressure,
+            );
+            catch_up(
+                &self.octo_not_wanted.get_or_create(&one),
+                s.media_not_wanted,
+            );
+            catch_up(&self.octo_reconnects.get_or_create(&one), s.reconnects);
+            if let Some(rtt) = s.quic_rtt {
+                self.octo_quic_rtt
+                    .get_or_create(&one)
+                    .set(rtt.as_secs_f64());
+            }
+        }
     }
 
     /// Counts one occurrence of `reason` in `family`.
@@ -190,6 +375,7 @@ impl Metrics {
         if let Some(cpu) = process_cpu_seconds() {
             self.cpu_seconds.set(cpu);
         }
+        self.sample_octo();
         let mut out = String::new();
         // Writing into a String cannot fail.
         prometheus_client::encoding::text::encode(&mut out, &self.registry)

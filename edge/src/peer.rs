@@ -8,12 +8,13 @@ use std::time::{Duration, Instant};
 
 use str0m::change::SdpPendingOffer;
 use str0m::crypto::CryptoProvider;
-use str0m::media::{Direction, MediaKind, Mid};
+use str0m::media::{Direction, MediaKind, Mid, Rid};
 use str0m::{Candidate, IceCreds, Rtc};
 use tokio::sync::mpsc::UnboundedSender;
 
 use geomesh_core::{ConferenceId, ParticipantId};
 
+use crate::forward::OutForward;
 use crate::messages::ServerMessage;
 use crate::router::{Kind, PeerKey, Role, SourceId};
 
@@ -49,7 +50,7 @@ impl OutState {
 }
 
 /// One outgoing track.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct OutTrack {
     /// Where it stands.
     pub state: OutState,
@@ -59,6 +60,8 @@ pub struct OutTrack {
     pub owner: ParticipantId,
     /// The publisher's session.
     pub owner_key: PeerKey,
+    /// Sequence/timestamp rewriting and payload-type mapping for this leg.
+    pub forward: OutForward,
 }
 
 /// One participant session.
@@ -86,6 +89,9 @@ pub struct Peer {
     pub connected: bool,
     /// Incoming m-lines → the sources they publish.
     pub sources: HashMap<Mid, SourceId>,
+    /// Simulcast RIDs each incoming m-line announced, lowest layer first
+    /// (empty: one encoding). A packet's layer is its RID's position.
+    pub rids: HashMap<Mid, Vec<Rid>>,
     /// Sources this peer receives.
     pub out: HashMap<SourceId, OutTrack>,
     /// Outgoing m-line → the source it carries (keyframe requests come by mid).
@@ -157,6 +163,7 @@ impl Peer {
             offered_at: None,
             connected: false,
             sources: HashMap::new(),
+            rids: HashMap::new(),
             out: HashMap::new(),
             out_by_mid: HashMap::new(),
             free_slots: Vec::new(),
@@ -167,7 +174,9 @@ impl Peer {
         }
     }
 
-    /// Creates the `Rtc`: ICE-lite, our one media candidate, and only codecs
+    /// Creates the `Rtc`: ICE-lite, our one media candidate, RTP mode (the
+    /// edge forwards packets, not frames: no reassembly, no re-packetizing,
+    /// and the packets can cross octo links as they are), and only codecs
     /// every client here decodes (Opus, VP8, H264; VP9/AV1 are off because
     /// an SFU cannot transcode and not every client, e.g. aiortc, has them).
     pub fn create_rtc(
@@ -179,6 +188,7 @@ impl Peer {
         let mut rtc = Rtc::builder()
             .set_crypto_provider(crypto.clone())
             .set_ice_lite(true)
+            .set_rtp_mode(true)
             .set_local_ice_credentials(IceCreds {
                 ufrag: self.ufrag.clone(),
                 pass: self.ice_pass.clone(),

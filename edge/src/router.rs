@@ -10,7 +10,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use geomesh_core::{ConferenceId, ParticipantId};
+use geomesh_core::{ConferenceId, EdgeId, ParticipantId};
 
 /// One participant session on this edge (a WebSocket, WHIP or WHEP session).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -42,10 +42,17 @@ pub enum Role {
         /// The participant to watch, if the client named one.
         follow: Option<ParticipantId>,
     },
+    /// A participant on another edge, mirrored from an octo link: in the
+    /// roster, publishes the sources that link announces, receives nothing.
+    Remote {
+        /// Its edge.
+        edge: EdgeId,
+    },
 }
 
 impl Role {
-    fn in_roster(&self) -> bool {
+    /// Whether the session shows in rosters (everyone but WHEP viewers).
+    pub fn in_roster(&self) -> bool {
         !matches!(self, Role::Viewer { .. })
     }
 }
@@ -228,7 +235,7 @@ impl Router {
                 }
             }
             Role::Viewer { .. } => self.rebind_viewer(key),
-            Role::Publisher => {}
+            Role::Publisher | Role::Remote { .. } => {}
         }
         Ok(replaced)
     }
@@ -403,9 +410,28 @@ impl Router {
             .collect()
     }
 
-    /// Number of sessions and conferences.
+    /// Local roster participants (members and publishers) of a conference.
+    pub fn local_roster(&self, conference: &ConferenceId) -> Vec<&PeerInfo> {
+        self.conferences.get(conference).map_or(Vec::new(), |c| {
+            c.peers
+                .iter()
+                .map(|k| &self.peers[k].info)
+                .filter(|i| matches!(i.role, Role::Member | Role::Publisher))
+                .collect()
+        })
+    }
+
+    /// Local sessions, and conferences with at least one local session
+    /// (participants mirrored from other edges are not counted).
     pub fn counts(&self) -> (usize, usize) {
-        (self.peers.len(), self.conferences.len())
+        let local = |k: &PeerKey| !matches!(self.peers[k].info.role, Role::Remote { .. });
+        let sessions = self.peers.keys().filter(|k| local(k)).count();
+        let conferences = self
+            .conferences
+            .values()
+            .filter(|c| c.peers.iter().any(local))
+            .count();
+        (sessions, conferences)
     }
 
     /// The next change to act on.

@@ -24,6 +24,9 @@ pub enum StartError {
     /// The selector agent could not start.
     #[error("selector agent: {0}")]
     Agent(String),
+    /// The octo node could not start.
+    #[error("octo: {0}")]
+    Octo(#[from] geomesh_mesh::transport::TransportError),
     /// A socket could not be bound.
     #[error("binding {what} on {addr}: {source}")]
     Bind {
@@ -54,6 +57,46 @@ pub struct EdgeConfig {
     pub dev_signer: Option<TokenSigner>,
     /// The selector agent, when the edge joins a selector cluster.
     pub agent: Option<crate::agent::AgentConfig>,
+    /// Octo links to the other edges, when the edge has credentials for them.
+    pub octo: Option<OctoSettings>,
+}
+
+/// How an edge joins the octo mesh.
+pub struct OctoSettings {
+    /// Where the octo QUIC socket binds (the topology's octo port by default).
+    pub bind: SocketAddr,
+    /// Cluster CA, this edge's certificate and key.
+    pub credentials: geomesh_mesh::tls::Credentials,
+    /// The other edges and their octo addresses.
+    pub peers: Vec<(EdgeId, SocketAddr)>,
+    /// Forward every packet to every peer whether or not it subscribed (the
+    /// Jitsi-relay behaviour; only for measuring what selective forwarding saves).
+    pub forward_unsubscribed: bool,
+}
+
+impl OctoSettings {
+    /// Settings for edge `id` of `topology`: bind its octo port, peer with
+    /// every other edge.
+    pub fn from_topology(
+        topology: &Topology,
+        id: &EdgeId,
+        credentials: geomesh_mesh::tls::Credentials,
+    ) -> Result<Self, StartError> {
+        let e = topology
+            .edge(id)
+            .ok_or_else(|| StartError::UnknownEdge(id.clone()))?;
+        Ok(Self {
+            bind: SocketAddr::new(e.bind_ip, e.octo.port()),
+            credentials,
+            peers: topology
+                .edges
+                .iter()
+                .filter(|p| p.id != *id)
+                .map(|p| (p.id.clone(), p.octo))
+                .collect(),
+            forward_unsubscribed: false,
+        })
+    }
 }
 
 impl EdgeConfig {
@@ -75,6 +118,7 @@ impl EdgeConfig {
             verifier,
             dev_signer: None,
             agent: None,
+            octo: None,
         })
     }
 }
@@ -125,7 +169,24 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
         None => None,
     };
     let reports = agent.as_ref().map(|_| reports_tx);
-    let media = MediaLoop::spawn(socket, advertised, metrics.clone(), reports);
+    let octo = match config.octo {
+        Some(o) => {
+            let mut oc = geomesh_mesh::transport::OctoConfig::new(
+                config.id.clone(),
+                config.region.clone(),
+                o.bind,
+                o.credentials,
+            );
+            oc.link.forward_unsubscribed = o.forward_unsubscribed;
+            let (node, events) = geomesh_mesh::transport::OctoNode::start(oc).await?;
+            let node = Arc::new(node);
+            info!(edge = %config.id, octo = ?node.local_addr().ok(), peers = o.peers.len(), "octo listening");
+            let _ = metrics.octo_node.set(node.clone());
+            Some(crate::media::Octo::new(node, events, o.peers))
+        }
+        None => None,
+    };
+    let media = MediaLoop::spawn(socket, advertised, metrics.clone(), reports, octo);
     let listener = TcpListener::bind(config.http_bind)
         .await
         .map_err(|source| StartError::Bind {

@@ -8,7 +8,7 @@ use geomesh_core::EdgeId;
 use geomesh_core::token::{TokenSigner, TokenVerifier};
 use geomesh_core::topology::TlsSettings;
 use geomesh_edge::agent::AgentConfig;
-use geomesh_edge::server::{EdgeConfig, start};
+use geomesh_edge::server::{EdgeConfig, OctoSettings, start};
 
 /// Run one edge bridge (SFU) with its settings from the topology.
 #[derive(clap::Args)]
@@ -26,6 +26,15 @@ pub struct Args {
     /// tokens with certs/token.key. Never use in production.
     #[arg(long)]
     dev: bool,
+    /// Bind the octo QUIC socket here instead of the topology's octo
+    /// address (behind NAT, or a port other edges reach through a relay).
+    #[arg(long)]
+    octo_bind: Option<std::net::SocketAddr>,
+    /// Forward every packet to every peer edge whether it subscribed or not
+    /// (what Jitsi's relays do). Only for measuring what selective
+    /// forwarding saves.
+    #[arg(long)]
+    octo_forward_all: bool,
 }
 
 impl Args {
@@ -39,6 +48,14 @@ impl Args {
         if self.dev {
             config.dev_signer = Some(TokenSigner::load(&tls.token_key())?);
         }
+        let credentials = geomesh_mesh::tls::Credentials::load(&tls, self.id.as_str())
+            .context("loading this edge's octo credentials")?;
+        let mut octo = OctoSettings::from_topology(&topology, &self.id, credentials)?;
+        if let Some(bind) = self.octo_bind {
+            octo.bind = bind;
+        }
+        octo.forward_unsubscribed = self.octo_forward_all;
+        config.octo = Some(octo);
         let edge = topology.edge(&self.id).context("edge not in topology")?;
         // The agent's client TLS: this edge's certificate, the cluster CA.
         let node_tls = geomesh_selector::tls::NodeTls::load(&tls, self.id.as_str())

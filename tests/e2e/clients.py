@@ -73,12 +73,13 @@ class Counter:
         self.frames = {}
         self.tasks = []
 
-    def attach(self, track, key):
+    def attach(self, track, *keys):
         async def run():
             try:
                 while True:
                     await track.recv()
-                    self.frames[key] = self.frames.get(key, 0) + 1
+                    for key in keys:
+                        self.frames[key] = self.frames.get(key, 0) + 1
             except Exception:
                 pass
 
@@ -174,8 +175,9 @@ class WsClient:
         self._reader = None
 
     def _on_track(self, track):
-        # The msid stream id names the publishing participant.
-        self.counter.attach(track, track.kind)
+        # The msid track id is "<publisher>-<source>": count per publisher too.
+        owner = track.id.rsplit("-", 1)[0] if track.id else "?"
+        self.counter.attach(track, track.kind, f"{track.kind}:{owner}")
 
     async def start(self):
         self._session = aiohttp.ClientSession()

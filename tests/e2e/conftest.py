@@ -192,3 +192,144 @@ def wait_for(what, check, timeout=30, interval=0.5):
             return last
         time.sleep(interval)
     raise AssertionError(f"timed out waiting for {what}; last seen: {last!r}")
+
+
+class UdpRelay:
+    """A user-space UDP relay on loopback that can black-hole traffic: what
+    an octo link sees when the network between two edges fails."""
+
+    def __init__(self, listen_port, target_port):
+        import socket
+        import threading
+
+        self.target = ("127.0.0.1", target_port)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", listen_port))
+        self.sock.settimeout(0.2)
+        self.upstreams = {}  # client address -> socket towards the target
+        self.blackholed = False
+        self.running = True
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _upstream(self, client):
+        import socket
+        import threading
+
+        up = self.upstreams.get(client)
+        if up is None:
+            up = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            up.bind(("127.0.0.1", 0))
+            up.settimeout(0.2)
+            self.upstreams[client] = up
+
+            def back():
+                while self.running:
+                    try:
+                        data, _ = up.recvfrom(65535)
+                    except OSError:
+                        continue
+                    if not self.blackholed:
+                        self.sock.sendto(data, client)
+
+            threading.Thread(target=back, daemon=True).start()
+        return up
+
+    def _run(self):
+        while self.running:
+            try:
+                data, client = self.sock.recvfrom(65535)
+            except OSError:
+                continue
+            if not self.blackholed:
+                self._upstream(client).sendto(data, self.target)
+
+    def close(self):
+        self.running = False
+        self.thread.join(timeout=2)
+        self.sock.close()
+        for s in self.upstreams.values():
+            s.close()
+
+
+class Cluster:
+    """N `geomesh edge --dev` processes from a topology of our own: for octo
+    tests that need more edges than `geomesh dev` starts, or a relay between
+    two of them. Edge i's octo address in the topology is a relay when
+    `relay_edges` names it (the edge itself binds another port)."""
+
+    def __init__(self, n, relay_edges=()):
+        block = next(_blocks)
+        self.tmp = tempfile.TemporaryDirectory(prefix="geomesh-cluster-")
+        d = Path(self.tmp.name)
+        base = 20000 + (os.getpid() % 40) * 250 + block * 50
+        self.ids = [f"edge-{chr(ord('a') + i)}" for i in range(n)]
+        octo = [base + 6000 + i for i in range(n)]
+        advertised = [base + 6010 + i if i in relay_edges else octo[i] for i in range(n)]
+        y = ("version: 1\ncluster:\n  name: test\n  domain: meet.geomesh.test\ntls:\n  dir: certs\nregions:\n"
+             "  - { id: eu, name: Frankfurt, location: { lat: 50.11, lon: 8.68 }, provider: local, provider_region: loopback }\n"
+             "  - { id: us, name: Virginia, location: { lat: 39.04, lon: -77.49 }, provider: local, provider_region: loopback }\n"
+             "edges:\n")
+        for i, e in enumerate(self.ids):
+            y += (f"  - {{ id: {e}, region: {'eu' if i % 2 == 0 else 'us'}, public_ip: 127.0.0.1, bind_ip: 127.0.0.1, "
+                  f"media_port: {base + 3000 + i}, http: 127.0.0.1:{base + i}, octo: 127.0.0.1:{advertised[i]}, capacity: 100 }}\n")
+        y += "selectors:\n"
+        for i in range(3):
+            y += f"  - {{ id: sel-{i + 1}, region: eu, api: 127.0.0.1:{base + 20 + i}, raft: 127.0.0.1:{base + 30 + i} }}\n"
+        (d / "topology.yaml").write_text(y)
+        subprocess.run([str(BIN), "certs", "init", "--topology", str(d / "topology.yaml"), "--out", str(d / "certs")],
+                       check=True, capture_output=True, timeout=60)
+        self.relays = {i: UdpRelay(advertised[i], octo[i]) for i in relay_edges}
+        self.urls = [f"http://127.0.0.1:{base + i}" for i in range(n)]
+        self.token_key = d / "certs" / "token.key"
+        self.logs_ = []
+        self.procs = []
+        for i, e in enumerate(self.ids):
+            log = open(d / f"{e}.log", "w+")
+            self.logs_.append(log)
+            self.procs.append(subprocess.Popen(
+                [str(BIN), "edge", "--topology", str(d / "topology.yaml"), "--id", e, "--certs", str(d / "certs"),
+                 "--dev", "--octo-bind", f"127.0.0.1:{octo[i]}"],
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+        for u in self.urls:
+            wait_for(f"{u} healthy", lambda u=u: self._healthy(u), timeout=60)
+
+    @staticmethod
+    def _healthy(url):
+        try:
+            return http_get(url + "/healthz", timeout=1)[0] == 200
+        except OSError:
+            return False
+
+    def mint(self, conference, edge_index, participant=None, name=None):
+        args = [str(BIN), "token", "mint", "--key", str(self.token_key), "--conference", conference,
+                "--edge", self.ids[edge_index], "--ttl", "10m"]
+        if participant:
+            args += ["--participant", participant]
+        if name:
+            args += ["--name", name]
+        return subprocess.run(args, check=True, capture_output=True, text=True, timeout=30).stdout.strip()
+
+    def logs(self):
+        out = []
+        for e, log in zip(self.ids, self.logs_):
+            log.flush()
+            log.seek(0)
+            out.append(f"==== {e}\n" + log.read()[-8000:])
+        return "\n".join(out)
+
+    def stop(self):
+        for p in self.procs:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGTERM)
+        for p in self.procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait(timeout=10)
+        for r in self.relays.values():
+            r.close()
+        for log in self.logs_:
+            log.close()
+        self.tmp.cleanup()

@@ -523,6 +523,21 @@ impl Link {
         Ok(())
     }
 
+    /// Whether [`Link::encode_media`] would send a packet of my `source`
+    /// on `layer` now: lets the edge skip serializing packets nobody wants.
+    pub fn wants_media(&self, source: SourceId, ty: MediaType, layer: u8) -> bool {
+        self.local
+            .media_header(
+                source,
+                ty,
+                layer,
+                0,
+                self.peer_capabilities(),
+                self.config.forward_unsubscribed,
+            )
+            .is_ok()
+    }
+
     // ---- my state (announced to the peer) -------------------------------
 
     /// I host participants of `conference`: announce it (idempotent).

@@ -173,6 +173,11 @@ impl LinkHandle {
         self.with_link(|l| l.goodbye(reason, message))
     }
 
+    /// See [`Link::wants_media`] (a read: does not wake the driver).
+    pub fn wants_media(&self, source: SourceId, ty: MediaType, layer: u8) -> bool {
+        self.peer.lock().link.wants_media(source, ty, layer)
+    }
+
     /// Sends one RTP or RTCP packet of my source as a datagram, if the peer
     /// wants it (see [`Link::encode_media`]). Never blocks: a packet that
     /// does not fit the path or meets a full send buffer is dropped and

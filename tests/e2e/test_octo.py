@@ -1,0 +1,137 @@
+"""One conference across edges: media crosses QUIC octo links."""
+
+import asyncio
+import threading
+
+import pytest
+
+from clients import WhepViewer, WhipPublisher, WsClient, wait_until
+from conftest import Cluster, metric, metrics, page_stats, wait_for
+
+
+def run_async(make):
+    """asyncio.run in its own thread: the module's Playwright (sync API)
+    keeps an event loop running on the main thread."""
+    box = {}
+
+    def target():
+        try:
+            asyncio.run(make())
+        except BaseException as e:  # re-raised on the test's thread
+            box["error"] = e
+
+    t = threading.Thread(target=target)
+    t.start()
+    t.join(timeout=300)
+    assert not t.is_alive(), "async part did not finish"
+    if "error" in box:
+        raise box["error"]
+
+
+def octo_out_packets(url):
+    return sum(v for k, v in metrics(url).items() if k.startswith("geomesh_edge_octo_media_packets_total") and 'direction="Out"' in k)
+
+
+def test_whip_on_first_edge_whep_on_second(mesh):
+    """Under `geomesh dev`: publish on the first edge of the state file, play on the second."""
+    a, b = mesh.state["edges"][0], mesh.state["edges"][1]
+    assert a["region"] != b["region"]
+
+    async def run():
+        pub = await WhipPublisher(a["url"], "cascade", mesh.mint("cascade", edge=a["id"], participant="caster")).start()
+        view = await WhepViewer(b["url"], "cascade", mesh.mint("cascade", edge=b["id"], participant="far-viewer")).start()
+        try:
+            await wait_until("the WHEP viewer on the second edge decodes video and audio",
+                             lambda: view.counter.frames.get("video", 0) >= 15 and view.counter.frames.get("audio", 0) >= 20,
+                             timeout=45)
+        finally:
+            await view.stop()
+            await pub.stop()
+
+    run_async(run)
+    assert octo_out_packets(a["url"]) > 0
+
+
+def test_chromium_on_two_edges_see_and_hear_each_other(mesh, browser):
+    a, b = mesh.state["edges"][0], mesh.state["edges"][1]
+    pa = browser(f"{a['url']}/?conference=across&name=anna&autojoin=1")
+    pb = browser(f"{b['url']}/?conference=across&name=ben&autojoin=1")
+    ida = wait_for("anna joined", lambda: page_stats(pa)["me"])
+    idb = wait_for("ben joined", lambda: page_stats(pb)["me"])
+
+    def both_receive():
+        sa, sb = page_stats(pa), page_stats(pb)
+        ok = (sa["video"].get(idb, 0) >= 10 and sa["audio"].get(idb, 0) >= 20
+              and sb["video"].get(ida, 0) >= 10 and sb["audio"].get(ida, 0) >= 20)
+        return (sa, sb) if ok else None
+
+    sa, sb = wait_for("video and audio across the octo link both ways", both_receive, timeout=60)
+    # Rosters show the participant on the other edge.
+    assert idb in sa["roster"] and ida in sb["roster"], (sa, sb)
+
+
+@pytest.fixture
+def three():
+    c = Cluster(3)
+    yield c
+    print(c.logs())
+    c.stop()
+
+
+def test_three_edges_one_participant_each_everyone_receives_everyone(three):
+    c = three
+
+    async def run():
+        clients = [await WsClient(c.urls[i], c.mint("tri", i, participant=f"p{i}"), "tri").start() for i in range(3)]
+        try:
+            def everyone():
+                for i, cl in enumerate(clients):
+                    for j in range(3):
+                        if j == i:
+                            continue
+                        if cl.counter.frames.get(f"video:p{j}", 0) < 10 or cl.counter.frames.get(f"audio:p{j}", 0) < 20:
+                            return None
+                return True
+
+            await wait_until("every participant decodes the two others on other edges", everyone, timeout=60)
+            for i, cl in enumerate(clients):
+                assert cl.roster == {f"p{j}" for j in range(3) if j != i}, (i, cl.roster)
+        finally:
+            for cl in clients:
+                await cl.stop()
+
+    run_async(run)
+
+
+@pytest.fixture
+def relayed():
+    # edge-b's octo address in the topology is a relay we can black-hole.
+    c = Cluster(2, relay_edges=(1,))
+    yield c
+    print(c.logs())
+    c.stop()
+
+
+def test_media_resumes_after_the_link_is_black_holed(relayed):
+    c = relayed
+
+    async def run():
+        pub = await WhipPublisher(c.urls[0], "resume", c.mint("resume", 0, participant="caster")).start()
+        view = await WhepViewer(c.urls[1], "resume", c.mint("resume", 1, participant="viewer")).start()
+        try:
+            await wait_until("frames across the link", lambda: view.counter.frames.get("video", 0) >= 15, timeout=45)
+            c.relays[1].blackholed = True
+            # Longer than the QUIC idle timeout (5 s): the connection dies.
+            await asyncio.sleep(8)
+            c.relays[1].blackholed = False
+            before = view.counter.frames.get("video", 0)
+            await wait_until("video resumes on the same sessions without rejoining",
+                             lambda: view.counter.frames.get("video", 0) >= before + 30, timeout=45)
+        finally:
+            await view.stop()
+            await pub.stop()
+
+    run_async(run)
+    reconnects = sum(v for k, v in metrics(c.urls[0]).items() if k.startswith("geomesh_edge_octo_reconnects_total"))
+    reconnects += sum(v for k, v in metrics(c.urls[1]).items() if k.startswith("geomesh_edge_octo_reconnects_total"))
+    assert reconnects >= 1
