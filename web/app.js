@@ -14,6 +14,13 @@ const geomesh = (window.geomesh = {
   tiles: new Map(), // participant id -> {el, stream}
   errors: [],
   joined: false,
+  dominant: null, // participant id of the dominant speaker
+  constraints: {}, // the last video_constraints sent
+  // Sends what this page wants to receive: {last_n, pinned, max_height}.
+  setConstraints: (c) => {
+    geomesh.constraints = c;
+    send({ type: 'video_constraints', ...c });
+  },
 });
 
 let localStream = null;
@@ -96,14 +103,26 @@ async function token(conference, name) {
   return r.json();
 }
 
+// Simulcast (on unless ?simulcast=0): three encodings, lowest first, so the
+// edge can give each subscriber the layer that fits its tile and bandwidth.
+const SIMULCAST = [
+  { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150000 },
+  { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500000 },
+  { rid: 'f', scaleResolutionDownBy: 1, maxBitrate: 1500000 },
+];
+
 async function startMedia() {
-  localStream = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 640, height: 480 } });
+  const simulcast = params.get('simulcast') !== '0';
+  const size = simulcast ? { width: 1280, height: 720 } : { width: 640, height: 480 };
+  localStream = await navigator.mediaDevices.getUserMedia({ audio: true, video: size });
   const me = tileFor(geomesh.me, ($('name').value || 'me') + ' (you)', true);
   localStream.getTracks().forEach((t) => me.stream.addTrack(t));
 
   const pc = (geomesh.pc = new RTCPeerConnection({ iceServers: [] }));
   for (const track of localStream.getTracks()) {
-    pc.addTransceiver(track, { direction: 'sendonly', streams: [localStream] });
+    const init = { direction: 'sendonly', streams: [localStream] };
+    if (simulcast && track.kind === 'video') init.sendEncodings = SIMULCAST;
+    pc.addTransceiver(track, init);
   }
   pc.ontrack = (ev) => {
     const id = ev.streams[0] ? ev.streams[0].id : 'unknown';
@@ -127,7 +146,16 @@ async function onMessage(m) {
       m.participants.forEach(addParticipant);
       setStatus('joined');
       await startMedia();
+      sendInitialConstraints();
       break;
+    case 'dominant_speaker': {
+      const old = geomesh.tiles.get(geomesh.dominant);
+      if (old) old.el.classList.remove('speaking');
+      geomesh.dominant = m.participant;
+      const t = geomesh.tiles.get(m.participant);
+      if (t) t.el.classList.add('speaking');
+      break;
+    }
     case 'answer':
       await geomesh.pc.setRemoteDescription({ type: 'answer', sdp: m.sdp });
       break;
@@ -205,6 +233,14 @@ $('leave').addEventListener('click', leave);
 $('mute-audio').addEventListener('click', (e) => toggle('audio', e.target, 'Mute microphone', 'Unmute microphone'));
 $('mute-video').addEventListener('click', (e) => toggle('video', e.target, 'Stop camera', 'Start camera'));
 setInterval(() => send({ type: 'ping' }), 20000);
+
+// ?lastN=N&maxHeight=H set what this page receives from the start.
+function sendInitialConstraints() {
+  const c = {};
+  if (params.get('lastN')) c.last_n = Number(params.get('lastN'));
+  if (params.get('maxHeight')) c.max_height = Number(params.get('maxHeight'));
+  if (Object.keys(c).length) geomesh.setConstraints(c);
+}
 
 // ?conference=X&name=Y&autojoin=1 joins at once (links and automation).
 const params = new URLSearchParams(location.search);

@@ -17,7 +17,7 @@ use str0m::format::{Codec, PayloadParams};
 use str0m::media::{Mid, Pt};
 use str0m::rtp::{ExtensionValues, RtpWrite};
 
-use crate::layers::SeqRewriter;
+use crate::layers::{LayerInfo, LayerSwitch, SeqRewriter, Verdict};
 
 /// What codec an incoming packet carries, as far as its origin tells.
 #[derive(Debug, Clone, Copy)]
@@ -78,6 +78,8 @@ pub struct InPacket {
     pub keyframe: bool,
     /// Video (NACK-able) or audio.
     pub video: bool,
+    /// How many simulcast layers the source has (1: not simulcast).
+    pub layers: u8,
 }
 
 impl InPacket {
@@ -94,6 +96,8 @@ impl InPacket {
 /// Why a leg did not send a packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Skip {
+    /// Not among the subscriber's last-N (or audio of a quiet participant).
+    NotForwarded,
     /// Another simulcast layer than the one this leg takes.
     OtherLayer,
     /// Older than the leg's last switch point, or waiting for a keyframe.
@@ -108,6 +112,7 @@ impl Skip {
     /// Metric label.
     pub fn reason(self) -> &'static str {
         match self {
+            Skip::NotForwarded => "not_forwarded",
             Skip::OtherLayer => "other_layer",
             Skip::Stale => "stale",
             Skip::CodecMismatch => "codec_mismatch",
@@ -119,8 +124,10 @@ impl Skip {
 /// One subscriber's leg of one source.
 #[derive(Debug)]
 pub struct OutForward {
-    /// The layer this leg takes.
-    pub layer: u8,
+    /// Packets flow (last-N may switch a track off without renegotiating).
+    pub active: bool,
+    /// Which simulcast layer this leg forwards, switching at keyframes.
+    pub switch: LayerSwitch,
     /// Cached PT mapping: input PT → the subscriber's PT.
     pt: Option<(u8, Pt)>,
     rewriter: SeqRewriter,
@@ -134,7 +141,8 @@ impl Default for OutForward {
         // The OS random source failing is not recoverable for a media server.
         getrandom::fill(&mut r).expect("OS random source");
         Self {
-            layer: 0,
+            active: false,
+            switch: LayerSwitch::new(),
             pt: None,
             rewriter: SeqRewriter::new(
                 u16::from_be_bytes([r[0], r[1]]) & 0x7fff,
@@ -148,7 +156,12 @@ impl OutForward {
     /// Sends `p` to the subscriber's m-line `mid` if this leg wants it.
     /// The caller drains the `Rtc` afterwards.
     pub fn write(&mut self, rtc: &mut Rtc, mid: Mid, p: &InPacket) -> Result<(), Skip> {
-        if p.layer != self.layer {
+        if !self.active {
+            return Err(Skip::NotForwarded);
+        }
+        // A single-layer source (or a remote one: its edge forwards one
+        // layer) passes as it is; simulcast layers switch at keyframes.
+        if p.layers > 1 && self.switch.accept(usize::from(p.layer), p.keyframe) == Verdict::Drop {
             return Err(Skip::OtherLayer);
         }
         let pt = match self.pt {
@@ -190,5 +203,120 @@ fn match_pt(rtc: &Rtc, codec: &CodecRef) -> Option<Pt> {
             .iter()
             .find(|p| p.spec().codec == *codec && p.spec().clock_rate.get() == *clock_rate)
             .map(|p| p.pt()),
+    }
+}
+
+/// What the edge measures of one local source's simulcast layers: the
+/// input of [`crate::layers::pick_layer`].
+#[derive(Debug, Clone, Default)]
+pub struct LayerStats {
+    layers: Vec<Measured>,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Measured {
+    info: LayerInfo,
+    window_start: Option<Instant>,
+    window_bytes: u64,
+    last_packet: Option<Instant>,
+}
+
+/// Bitrates are measured over windows of this length.
+const WINDOW: std::time::Duration = std::time::Duration::from_millis(1000);
+/// A layer without packets this long is inactive (the publisher paused it).
+const INACTIVE_AFTER: std::time::Duration = std::time::Duration::from_millis(1500);
+
+impl LayerStats {
+    /// Accounts one packet of `layer` (payload bytes; height read from VP8 keyframes).
+    pub fn on_packet(&mut self, p: &InPacket) {
+        let i = usize::from(p.layer);
+        if i >= 8 {
+            return;
+        }
+        if self.layers.len() <= i {
+            self.layers.resize(i + 1, Measured::default());
+        }
+        let m = &mut self.layers[i];
+        m.last_packet = Some(p.arrival);
+        m.info.active = true;
+        let start = *m.window_start.get_or_insert(p.arrival);
+        m.window_bytes += p.payload.len() as u64;
+        let elapsed = p.arrival.saturating_duration_since(start);
+        if elapsed >= WINDOW {
+            m.info.bitrate_bps = m.window_bytes * 8 * 1000 / (elapsed.as_millis() as u64).max(1);
+            m.window_start = Some(p.arrival);
+            m.window_bytes = 0;
+        }
+        if p.keyframe
+            && p.codec.codec() == Codec::Vp8
+            && let Some(h) = vp8_keyframe_height(&p.payload)
+        {
+            m.info.height = h;
+        }
+    }
+
+    /// The layers as of `now`, lowest first.
+    pub fn infos(&self, now: Instant, out: &mut Vec<LayerInfo>) {
+        out.clear();
+        out.extend(self.layers.iter().map(|m| {
+            LayerInfo {
+                active: m
+                    .last_packet
+                    .is_some_and(|t| now.saturating_duration_since(t) < INACTIVE_AFTER),
+                ..m.info
+            }
+        }));
+    }
+
+    /// Heights of the layers seen so far (0 = unknown).
+    pub fn heights(&self) -> impl Iterator<Item = u16> + '_ {
+        self.layers.iter().map(|m| m.info.height)
+    }
+}
+
+/// The frame height of a VP8 keyframe from its RTP payload (RFC 7741
+/// descriptor, then the VP8 frame tag, start code and 14-bit sizes).
+pub fn vp8_keyframe_height(payload: &[u8]) -> Option<u16> {
+    let b0 = *payload.first()?;
+    let mut at = 1;
+    if b0 & 0x80 != 0 {
+        let x = *payload.get(1)?;
+        at = 2;
+        if x & 0x80 != 0 {
+            // PictureID: 15 bits when M is set.
+            at += if payload.get(at)? & 0x80 != 0 { 2 } else { 1 };
+        }
+        if x & 0x40 != 0 {
+            at += 1; // TL0PICIDX
+        }
+        if x & 0x30 != 0 {
+            at += 1; // TID/Y/KEYIDX
+        }
+    }
+    let h = payload.get(at..at + 10)?;
+    // Frame tag (3 bytes), start code 9d 01 2a, width (2), height (2).
+    if h[0] & 0x01 != 0 || h[3..6] != [0x9d, 0x01, 0x2a] {
+        return None;
+    }
+    Some(u16::from_le_bytes([h[8], h[9]]) & 0x3fff)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::vp8_keyframe_height;
+
+    #[test]
+    fn reads_vp8_keyframe_height_and_never_panics() {
+        // Extended descriptor with a 15-bit picture id, then a 640x480 keyframe header.
+        let mut p = vec![0x90, 0x80, 0x81, 0x23, 0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a];
+        p.extend_from_slice(&640u16.to_le_bytes());
+        p.extend_from_slice(&480u16.to_le_bytes());
+        assert_eq!(vp8_keyframe_height(&p), Some(480));
+        for n in 0..p.len() {
+            assert_eq!(vp8_keyframe_height(&p[..n]), None);
+        }
+        // An interframe (P bit set) has no size.
+        p[4] |= 0x01;
+        assert_eq!(vp8_keyframe_height(&p), None);
     }
 }

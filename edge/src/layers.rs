@@ -8,7 +8,7 @@
 //! stream restarted after an octo reconnect).
 //!
 //! **Does not own**: bandwidth estimation, layer bitrate measurement,
-//! keyframe detection (the `keyframe` module) or sending the keyframe
+//! keyframe detection (str0m's `detect_*_keyframe`, used by `forward`) or sending the keyframe
 //! request (the caller, rate-limited by the router). Sans-IO: time comes in
 //! as `Instant`, no clock is read, and the per-packet functions
 //! ([`LayerSwitch::accept`], [`SeqRewriter::rewrite`]) do not allocate.
@@ -127,7 +127,7 @@ impl LayerSwitch {
     }
 
     /// Classifies one packet of `layer` of the source. `is_keyframe` means
-    /// the packet starts a keyframe (`keyframe::is_keyframe`). Called per
+    /// the packet starts a keyframe (`forward::InPacket::detect_keyframe`). Called per
     /// packet, every layer.
     pub fn accept(&mut self, layer: usize, is_keyframe: bool) -> Verdict {
         if Some(layer) == self.current {

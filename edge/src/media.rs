@@ -24,7 +24,8 @@ use tracing::{debug, info, trace, warn};
 use geomesh_core::{ConferenceId, ParticipantId};
 
 use crate::agent::ParticipantEvent;
-use crate::forward::{CodecRef, InPacket, OutForward};
+use crate::forward::{CodecRef, InPacket, LayerStats, OutForward};
+use crate::layers::{LayerInfo, pick_layer};
 use crate::messages::{MediaKindName, RosterEntry, ServerMessage};
 use crate::metrics::{Direction, Media, Metrics, Traffic};
 use crate::peer::{CONNECT_TIMEOUT, OutState, OutTrack, Peer, kind_of, media_kind, we_receive};
@@ -110,6 +111,17 @@ pub enum Command {
         /// Muted.
         muted: bool,
     },
+    /// What a subscriber wants to receive.
+    Constraints {
+        /// Session.
+        key: PeerKey,
+        /// Its last-N, if it set one.
+        last_n: Option<u32>,
+        /// Pinned participants.
+        pinned: Vec<ParticipantId>,
+        /// Largest tile height (0 or absent: no limit).
+        max_height: Option<u16>,
+    },
     /// End a session.
     Leave {
         /// Session.
@@ -174,6 +186,25 @@ impl MediaHandle {
         let _ = self.tx.send(Command::Mute { key, kind, muted }).await;
     }
 
+    /// Sets what a subscriber wants to receive.
+    pub async fn constraints(
+        &self,
+        key: PeerKey,
+        last_n: Option<u32>,
+        pinned: Vec<ParticipantId>,
+        max_height: Option<u16>,
+    ) {
+        let _ = self
+            .tx
+            .send(Command::Constraints {
+                key,
+                last_n,
+                pinned,
+                max_height,
+            })
+            .await;
+    }
+
     /// Ends a session; true if it existed.
     pub async fn leave(&self, key: PeerKey) -> bool {
         self.ask(|reply| Command::Leave {
@@ -217,7 +248,14 @@ pub struct MediaLoop {
     reports: Option<mpsc::UnboundedSender<ParticipantEvent>>,
     /// Octo links to other edges, when the edge has them.
     octo: Option<Octo>,
+    /// Measured simulcast layers of local sources.
+    layer_stats: HashMap<SourceId, LayerStats>,
+    /// Next periodic re-choice of every subscriber's simulcast layers.
+    next_retarget: Instant,
 }
+
+/// Simulcast layers are re-chosen this often (layers come and go, bitrates move).
+const RETARGET_EVERY: Duration = Duration::from_millis(500);
 
 /// Largest datagram read from the media socket.
 const RECV_BUF: usize = 2048;
@@ -231,12 +269,15 @@ impl MediaLoop {
         metrics: Arc<Metrics>,
         reports: Option<mpsc::UnboundedSender<ParticipantEvent>>,
         octo: Option<Octo>,
+        last_n: crate::lastn::LastNConfig,
     ) -> MediaHandle {
+        let mut router = Router::default();
+        router.set_last_n(last_n);
         let (tx, rx) = mpsc::channel(1024);
         let lp = MediaLoop {
             socket,
             advertised,
-            router: Router::default(),
+            router,
             peers: HashMap::new(),
             by_addr: HashMap::new(),
             by_ufrag: HashMap::new(),
@@ -248,6 +289,8 @@ impl MediaLoop {
             crypto: Arc::new(str0m::crypto::from_feature_flags()),
             reports,
             octo,
+            layer_stats: HashMap::new(),
+            next_retarget: Instant::now() + RETARGET_EVERY,
         };
         tokio::spawn(lp.run(rx));
         MediaHandle { tx }
@@ -260,6 +303,8 @@ impl MediaLoop {
                 .peers
                 .values()
                 .filter_map(|p| p.next_timeout)
+                .chain(self.router.poll_timeout())
+                .chain(Some(self.next_retarget))
                 .min()
                 .unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
             tokio::select! {
@@ -345,6 +390,16 @@ impl MediaLoop {
     }
 
     fn on_timeouts(&mut self, now: Instant) {
+        if self.router.poll_timeout().is_some_and(|t| t <= now) {
+            self.router.handle_timeout(now);
+        }
+        if self.next_retarget <= now {
+            self.next_retarget = now + RETARGET_EVERY;
+            let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
+            for key in keys {
+                self.retarget_layers(key);
+            }
+        }
         let due: Vec<PeerKey> = self
             .peers
             .values()
@@ -555,9 +610,11 @@ impl MediaLoop {
         let codec = CodecRef::Local(params);
         let video = params.spec().codec.is_video();
         let ext = &pkt.header.ext_vals;
+        let layers = publisher.rids.get(&mid).map_or(1, |r| r.len().clamp(1, 8));
         let input = InPacket {
-            // At most a handful of RIDs per m-line.
-            layer: layer.min(usize::from(u8::MAX)) as u8,
+            // At most 8 layers (clamped above).
+            layers: layers as u8,
+            layer: layer.min(7) as u8,
             ssrc: *ssrc,
             seq: *pkt.seq_no,
             ts: pkt.header.timestamp,
@@ -574,6 +631,35 @@ impl MediaLoop {
         self.octo_send(source, &input);
     }
 
+    /// Chooses the simulcast layer of each of a subscriber's video legs
+    /// from the measured layers and its tile height; a leg whose target
+    /// changes asks the publisher for a keyframe (switches wait for one).
+    fn retarget_layers(&mut self, key: PeerKey) {
+        let now = Instant::now();
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        let mut infos: Vec<LayerInfo> = Vec::new();
+        let mut wanted = Vec::new();
+        for (source, track) in peer.out.iter_mut() {
+            let Some(stats) = self.layer_stats.get(source) else {
+                continue;
+            };
+            stats.infos(now, &mut infos);
+            let target = if track.forward.active {
+                pick_layer(&infos, peer.max_height, None)
+            } else {
+                None
+            };
+            if track.forward.switch.set_target(target).is_some() {
+                wanted.push(*source);
+            }
+        }
+        for source in wanted {
+            self.request_keyframe_for(source);
+        }
+    }
+
     /// Counts an incoming packet and writes it to every subscriber's leg.
     fn forward(&mut self, source: SourceId, input: &InPacket) {
         let kind = if input.video {
@@ -586,6 +672,15 @@ impl MediaLoop {
             kind: kind.into(),
         };
         self.count_media(&label(Direction::In), input);
+        if input.layers > 1 {
+            self.layer_stats.entry(source).or_default().on_packet(input);
+        }
+        if let Some((level, _)) = input.audio_level
+            && let Some((owner, _)) = self.router.source(source)
+        {
+            self.router
+                .handle_audio_level(input.arrival, owner, level.unsigned_abs());
+        }
         let subscribers: Vec<PeerKey> = self.router.subscribers(source).to_vec();
         for to in subscribers {
             let Some(sub) = self.peers.get_mut(&to) else {
@@ -606,7 +701,8 @@ impl MediaLoop {
                     self.drain(to);
                 }
                 Err(skip) => {
-                    if skip == crate::forward::Skip::CodecMismatch {
+                    use crate::forward::Skip;
+                    if !matches!(skip, Skip::NotForwarded | Skip::OtherLayer) {
                         Metrics::count(&self.metrics.dropped, skip.reason());
                     }
                 }
@@ -694,6 +790,7 @@ impl MediaLoop {
                 source,
                 owner,
                 kind,
+                forwarded,
             } => {
                 self.octo_mark_dirty();
                 let Some(owner_pid) = self.router.peer(owner).map(|p| p.participant.clone()) else {
@@ -709,6 +806,7 @@ impl MediaLoop {
                     owner_key: owner,
                     forward: OutForward::default(),
                 };
+                track.forward.active = forwarded;
                 let mut opened = false;
                 if let Some(i) = peer.free_slots.iter().position(|(_, k)| *k == kind) {
                     let (mid, _) = peer.free_slots.remove(i);
@@ -720,6 +818,7 @@ impl MediaLoop {
                 if opened {
                     self.request_keyframe_for(source);
                 }
+                self.retarget_layers(to);
             }
             RouterEvent::Unsubscribe { to, source } => {
                 self.octo_mark_dirty();
@@ -746,6 +845,27 @@ impl MediaLoop {
                         }
                     }
                     OutState::ToStop(_) | OutState::NegotiatingStop(_) => {}
+                }
+            }
+            RouterEvent::Forward { to, source, on } => {
+                self.octo_mark_dirty();
+                let Some(track) = self.peers.get_mut(&to).and_then(|p| p.out.get_mut(&source))
+                else {
+                    return;
+                };
+                track.forward.active = on;
+                if on && matches!(track.state, OutState::Open(_)) {
+                    self.request_keyframe_for(source);
+                }
+                self.retarget_layers(to);
+            }
+            RouterEvent::DominantSpeaker { to, peer } => {
+                let Some(participant) = self.router.peer(peer).map(|i| i.participant.clone())
+                else {
+                    return;
+                };
+                if let Some(p) = self.peers.get(&to) {
+                    p.signal(ServerMessage::DominantSpeaker { participant });
                 }
             }
             RouterEvent::Joined { to, peer } => {
@@ -903,6 +1023,24 @@ impl MediaLoop {
                     }
                 }
             }
+            Command::Constraints {
+                key,
+                last_n,
+                pinned,
+                max_height,
+            } => {
+                let Some(peer) = self.peers.get_mut(&key) else {
+                    return;
+                };
+                peer.max_height = max_height.filter(|h| *h > 0);
+                // Bounded: a client cannot make the edge select a huge set.
+                let last_n = last_n.map(|n| (n as usize).min(64));
+                let pinned = pinned.into_iter().take(16).collect();
+                if let Err(e) = self.router.set_receiver(key, last_n, pinned) {
+                    debug!(peer = key.0, "constraints: {e}");
+                }
+                self.retarget_layers(key);
+            }
             Command::Leave { key, reply } => {
                 let existed = self.peers.contains_key(&key);
                 self.remove(key, "left");
@@ -1005,6 +1143,9 @@ impl MediaLoop {
         peer.signal = None;
         let in_roster = peer.role.in_roster();
         let _ = self.router.leave(key);
+        for s in peer.sources.values() {
+            self.layer_stats.remove(s);
+        }
         if in_roster {
             let sources: Vec<SourceId> = peer.sources.values().copied().collect();
             let last = self.router.local_roster(&peer.conference).is_empty();

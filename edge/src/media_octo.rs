@@ -302,7 +302,7 @@ impl MediaLoop {
         }
         let mut fresh = Vec::new();
         for ((edge, id), r) in octo.sources.iter_mut() {
-            let wanted = !self.router.subscribers(r.local).is_empty();
+            let wanted = self.router.is_forwarded(r.local);
             if wanted == r.subscribed {
                 continue;
             }
@@ -379,6 +379,8 @@ impl MediaLoop {
             audio_level: packet.audio_level.map(|(l, v)| (l, Some(v))),
             arrival: Instant::now(),
             video: r.video,
+            // The publishing edge sends one layer: legs take what comes.
+            layers: 1,
         };
         let local = r.local;
         self.forward(local, &input);

@@ -37,6 +37,20 @@ pub enum ClientMessage {
         /// Muted or not.
         muted: bool,
     },
+    /// What the client wants to receive (all fields optional; each message
+    /// replaces the previous constraints).
+    VideoConstraints {
+        /// At most this many video sources (last-N); absent: the edge's default.
+        #[serde(default)]
+        last_n: Option<u32>,
+        /// Participants whose video is forwarded first, whoever speaks.
+        #[serde(default)]
+        pinned: Vec<ParticipantId>,
+        /// Height in pixels of the largest tile: simulcast layers are
+        /// chosen no taller than needed. Absent or 0: no limit.
+        #[serde(default)]
+        max_height: Option<u16>,
+    },
     /// Keep-alive; answered with `pong`.
     Ping,
     /// Leaving; the edge closes the session.
@@ -110,6 +124,11 @@ pub enum ServerMessage {
         kind: MediaKindName,
         /// Muted or not.
         muted: bool,
+    },
+    /// The dominant speaker changed (also sent on join when there is one).
+    DominantSpeaker {
+        /// Who speaks.
+        participant: ParticipantId,
     },
     /// Answer to `ping`.
     Pong,

@@ -106,6 +106,8 @@ pub struct Peer {
     pub addrs: Vec<SocketAddr>,
     /// Muted state shown to others (audio, video).
     pub muted: (bool, bool),
+    /// Largest tile height the subscriber renders (None: no limit).
+    pub max_height: Option<u16>,
 }
 
 /// Maps str0m's media kind.
@@ -171,6 +173,7 @@ impl Peer {
             next_timeout: None,
             addrs: Vec::new(),
             muted: (false, false),
+            max_height: None,
         }
     }
 
@@ -215,9 +218,12 @@ impl Peer {
         }
     }
 
-    /// Whether an edge offer should be made now.
+    /// Whether an edge offer should be made now. Not before ICE and DTLS
+    /// are up: clients that start receivers when DTLS connects (aiortc)
+    /// miss m-lines added while the handshake runs.
     pub fn wants_negotiation(&self) -> bool {
         self.role == Role::Member
+            && self.connected
             && self.rtc.is_some()
             && self.pending.is_none()
             && self

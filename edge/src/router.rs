@@ -6,9 +6,23 @@
 //! [`Router::poll_event`] for what changed (open a track to a subscriber,
 //! tell a participant someone arrived, …). The per-packet question "who gets
 //! this?" is [`Router::subscribers`], a slice lookup.
+//!
+//! **Who is forwarded.** A member subscribes (has an m-line) to every
+//! source in its conference, but video is *forwarded* only for the last-N
+//! publishers it selects: its pinned participants first, then the speaker
+//! order, then join order ([`crate::lastn`]); audio only of the loudest few
+//! once the conference is large. A change of selection is a
+//! [`RouterEvent::Forward`], never a renegotiation. The speaker order and
+//! the dominant speaker come from one [`SpeakerDetector`] per conference,
+//! fed with RFC 6464 audio levels ([`Router::handle_audio_level`]) and
+//! ticked by [`Router::handle_timeout`]. WHEP viewers without a named
+//! participant follow the dominant speaker.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
+
+use crate::lastn::{LastNConfig, audio_forwarded, select_last_n};
+use crate::speaker::{SpeakerDetector, SpeakerEvent};
 
 use geomesh_core::{ConferenceId, EdgeId, ParticipantId};
 
@@ -73,7 +87,7 @@ pub struct PeerInfo {
 /// What changed; the media loop acts on each.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RouterEvent {
-    /// Start sending `source` (owned by `owner`) to `to`.
+    /// Give `to` a track for `source` (owned by `owner`).
     Subscribe {
         /// The subscriber.
         to: PeerKey,
@@ -83,6 +97,25 @@ pub enum RouterEvent {
         owner: PeerKey,
         /// Its kind.
         kind: Kind,
+        /// Whether packets flow on it from the start (else a later
+        /// [`RouterEvent::Forward`] turns it on).
+        forwarded: bool,
+    },
+    /// Start or stop forwarding `source` on `to`'s existing track (last-N).
+    Forward {
+        /// The subscriber.
+        to: PeerKey,
+        /// The source.
+        source: SourceId,
+        /// Forward from now on.
+        on: bool,
+    },
+    /// Tell `to` who the dominant speaker is now.
+    DominantSpeaker {
+        /// Who to tell.
+        to: PeerKey,
+        /// The dominant speaker.
+        peer: PeerKey,
     },
     /// Stop sending `source` to `to`.
     Unsubscribe {
@@ -130,6 +163,14 @@ struct Peer {
     sources: Vec<SourceId>,
     /// For viewers: whose sources they receive.
     watching: Option<PeerKey>,
+    /// The subscriber's own last-N (else the edge's).
+    last_n: Option<usize>,
+    /// Participants the subscriber pinned: forwarded first.
+    pinned: Vec<ParticipantId>,
+    /// Publishers whose video is forwarded to it, most important first.
+    selected: Vec<PeerKey>,
+    /// Publishers whose audio is forwarded to it.
+    audible: Vec<PeerKey>,
 }
 
 #[derive(Debug)]
@@ -147,6 +188,8 @@ struct Conference {
     peers: Vec<PeerKey>,
     /// Publishers, most recent first.
     publishers: Vec<PeerKey>,
+    /// Speaker order and dominant speaker.
+    speakers: SpeakerDetector<PeerKey>,
 }
 
 /// The edge's routing table. See the module docs.
@@ -158,6 +201,7 @@ pub struct Router {
     events: VecDeque<RouterEvent>,
     next_source: u64,
     keyframe_interval: Duration,
+    last_n: LastNConfig,
 }
 
 /// Keyframe requests to one publisher's source are relayed at most this
@@ -181,7 +225,14 @@ impl Router {
             events: VecDeque::new(),
             next_source: 1,
             keyframe_interval,
+            last_n: LastNConfig::default(),
         }
+    }
+
+    /// The edge's last-N defaults (a subscriber may ask for fewer or more
+    /// video sources with [`Router::set_receiver`]).
+    pub fn set_last_n(&mut self, config: LastNConfig) {
+        self.last_n = config;
     }
 
     /// Adds a session to a conference. Returns the session already there
@@ -211,6 +262,10 @@ impl Router {
                 conference,
                 sources: Vec::new(),
                 watching: None,
+                last_n: None,
+                pinned: Vec::new(),
+                selected: Vec::new(),
+                audible: Vec::new(),
             },
         );
         if role.in_roster() {
@@ -230,6 +285,7 @@ impl Router {
                     .filter(|&&k| k != key)
                     .flat_map(|k| self.peers[k].sources.clone())
                     .collect();
+                self.reselect(key);
                 for s in existing {
                     self.subscribe(key, s);
                 }
@@ -257,6 +313,8 @@ impl Router {
         self.events.retain(|e| match e {
             RouterEvent::Subscribe { to, .. }
             | RouterEvent::Unsubscribe { to, .. }
+            | RouterEvent::Forward { to, .. }
+            | RouterEvent::DominantSpeaker { to, .. }
             | RouterEvent::Joined { to, .. }
             | RouterEvent::Left { to, .. } => *to != key,
         });
@@ -266,6 +324,7 @@ impl Router {
             .expect("a joined peer's conference exists");
         conf.peers.retain(|&k| k != key);
         conf.publishers.retain(|&k| k != key);
+        conf.speakers.remove(key);
         if conf.peers.is_empty() {
             self.conferences.remove(&conference);
             return Ok(());
@@ -281,12 +340,14 @@ impl Router {
                 }
             }
         }
-        // Viewers that watched it move to the next publisher.
+        // Viewers that watched it move to the next publisher; members may
+        // now forward someone else in its place.
         for other in remaining {
             if self.peers[&other].watching == Some(key) {
                 self.peers.get_mut(&other).expect("listed peer").watching = None;
                 self.rebind_viewer(other);
             }
+            self.reselect(other);
         }
         Ok(())
     }
@@ -320,6 +381,8 @@ impl Router {
             .expect("a joined peer's conference exists");
         conf.publishers.retain(|&k| k != owner);
         conf.publishers.insert(0, owner);
+        // Speaker order is only ever read at ticks: the key's arrival time is enough.
+        conf.speakers.insert(Instant::now(), owner);
         let peers = conf.peers.clone();
         for k in peers {
             if k == owner {
@@ -327,7 +390,10 @@ impl Router {
             }
             let p = &self.peers[&k];
             match &p.info.role {
-                Role::Member => self.subscribe(k, id),
+                Role::Member => {
+                    self.reselect(k);
+                    self.subscribe(k, id);
+                }
                 Role::Viewer { .. } if p.watching == Some(owner) => {
                     // A viewer takes one source of each kind (WHEP offers two m-lines).
                     let has_kind = self
@@ -449,12 +515,231 @@ impl Router {
             return;
         }
         src.subscribers.push(to);
+        let p = &self.peers[&to];
+        let forwarded = match (&p.info.role, src.kind) {
+            (Role::Member, Kind::Video) => p.selected.contains(&src.owner),
+            (Role::Member, Kind::Audio) => p.audible.contains(&src.owner),
+            _ => true,
+        };
         self.events.push_back(RouterEvent::Subscribe {
             to,
             source,
             owner: src.owner,
             kind: src.kind,
+            forwarded,
         });
+    }
+
+    /// Sets a subscriber's own last-N and pinned participants.
+    pub fn set_receiver(
+        &mut self,
+        key: PeerKey,
+        last_n: Option<usize>,
+        pinned: Vec<ParticipantId>,
+    ) -> Result<(), RouterError> {
+        let p = self
+            .peers
+            .get_mut(&key)
+            .ok_or(RouterError::UnknownPeer(key))?;
+        p.last_n = last_n;
+        p.pinned = pinned;
+        self.reselect(key);
+        Ok(())
+    }
+
+    /// An audio packet of `owner` with RFC 6464 level `level` (0 loudest …
+    /// 127 silence). O(1).
+    pub fn handle_audio_level(&mut self, now: Instant, owner: PeerKey, level: u8) {
+        let Some(p) = self.peers.get(&owner) else {
+            return;
+        };
+        if let Some(c) = self.conferences.get_mut(&p.conference) {
+            // Levels above 127 are malformed extensions: ignored.
+            let _ = c.speakers.handle_level(now, owner, level, None);
+        }
+    }
+
+    /// Ticks every conference's speaker detection; a new dominant speaker
+    /// re-selects every member and moves viewers that follow the speaker.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let mut touched: Vec<(ConferenceId, Option<PeerKey>)> = Vec::new();
+        for (id, c) in self.conferences.iter_mut() {
+            if c.speakers.poll_timeout().is_none_or(|t| t > now) {
+                continue;
+            }
+            let before: Vec<PeerKey> = c.speakers.order().to_vec();
+            c.speakers.handle_timeout(now);
+            let mut dominant = None;
+            while let Some(SpeakerEvent::DominantChanged { current, .. }) = c.speakers.poll_event()
+            {
+                dominant = current.or(dominant);
+            }
+            if dominant.is_some() || c.speakers.order() != before.as_slice() {
+                touched.push((id.clone(), dominant));
+            }
+        }
+        for (conference, dominant) in touched {
+            let members = self.conferences[&conference].peers.clone();
+            for k in members {
+                if let Some(d) = dominant
+                    && self.peers[&k].info.role == Role::Member
+                {
+                    self.events
+                        .push_back(RouterEvent::DominantSpeaker { to: k, peer: d });
+                }
+                self.reselect(k);
+                self.follow_speaker(k);
+            }
+        }
+    }
+
+    /// When the speaker detection next needs [`Router::handle_timeout`].
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.conferences
+            .values()
+            .filter_map(|c| c.speakers.poll_timeout())
+            .min()
+    }
+
+    /// The dominant speaker of a conference.
+    pub fn dominant_speaker(&self, conference: &ConferenceId) -> Option<PeerKey> {
+        self.conferences.get(conference)?.speakers.dominant()
+    }
+
+    /// Whether `source` is forwarded to at least one subscriber.
+    pub fn is_forwarded(&self, source: SourceId) -> bool {
+        let Some(src) = self.sources.get(&source) else {
+            return false;
+        };
+        src.subscribers.iter().any(|k| {
+            let p = &self.peers[k];
+            match (&p.info.role, src.kind) {
+                (Role::Member, Kind::Video) => p.selected.contains(&src.owner),
+                (Role::Member, Kind::Audio) => p.audible.contains(&src.owner),
+                _ => true,
+            }
+        })
+    }
+
+    /// The publishers whose video a member receives, most important first.
+    pub fn selected(&self, key: PeerKey) -> &[PeerKey] {
+        self.peers.get(&key).map_or(&[], |p| p.selected.as_slice())
+    }
+
+    /// Recomputes a member's last-N video and audible audio; emits a
+    /// `Forward` for every track whose state changed.
+    fn reselect(&mut self, key: PeerKey) {
+        let Some(p) = self.peers.get(&key) else {
+            return;
+        };
+        if p.info.role != Role::Member {
+            return;
+        }
+        let conf = &self.conferences[&p.conference];
+        let has = |k: &PeerKey, kind: Kind| {
+            self.peers[k]
+                .sources
+                .iter()
+                .any(|s| self.sources[s].kind == kind)
+        };
+        let video: Vec<PeerKey> = conf
+            .peers
+            .iter()
+            .filter(|k| **k != key && has(k, Kind::Video))
+            .copied()
+            .collect();
+        let pinned: Vec<PeerKey> = p
+            .pinned
+            .iter()
+            .filter_map(|pid| {
+                conf.peers
+                    .iter()
+                    .find(|k| self.peers[*k].info.participant == *pid)
+                    .copied()
+            })
+            .collect();
+        let order: Vec<PeerKey> = conf
+            .speakers
+            .order()
+            .iter()
+            .copied()
+            .filter(|k| *k != key)
+            .collect();
+        let mut selected = Vec::new();
+        select_last_n(
+            p.last_n.unwrap_or(self.last_n.video),
+            &order,
+            &pinned,
+            &video,
+            &mut selected,
+        );
+        let participants = conf
+            .peers
+            .iter()
+            .filter(|k| self.peers[*k].info.role.in_roster())
+            .count();
+        let audible: Vec<PeerKey> = conf
+            .peers
+            .iter()
+            .filter(|k| **k != key && has(k, Kind::Audio))
+            .filter(|k| audio_forwarded(&self.last_n, participants, &order, **k))
+            .copied()
+            .collect();
+        let mut changes = Vec::new();
+        for (id, src) in &self.sources {
+            if !src.subscribers.contains(&key) {
+                continue;
+            }
+            let (was, now) = match src.kind {
+                Kind::Video => (
+                    p.selected.contains(&src.owner),
+                    selected.contains(&src.owner),
+                ),
+                Kind::Audio => (p.audible.contains(&src.owner), audible.contains(&src.owner)),
+            };
+            if was != now {
+                changes.push(RouterEvent::Forward {
+                    to: key,
+                    source: *id,
+                    on: now,
+                });
+            }
+        }
+        let p = self.peers.get_mut(&key).expect("checked above");
+        p.selected = selected;
+        p.audible = audible;
+        self.events.extend(changes);
+    }
+
+    /// A viewer without a named participant moves to the dominant speaker.
+    fn follow_speaker(&mut self, viewer: PeerKey) {
+        let p = &self.peers[&viewer];
+        if !matches!(p.info.role, Role::Viewer { follow: None }) {
+            return;
+        }
+        let Some(dominant) = self.conferences[&p.conference].speakers.dominant() else {
+            return;
+        };
+        if p.watching == Some(dominant) || !self.peers.contains_key(&dominant) {
+            return;
+        }
+        let old: Vec<SourceId> = self
+            .sources
+            .iter()
+            .filter(|(_, s)| s.subscribers.contains(&viewer))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in old {
+            if let Some(s) = self.sources.get_mut(&id) {
+                s.subscribers.retain(|&k| k != viewer);
+            }
+            self.events.push_back(RouterEvent::Unsubscribe {
+                to: viewer,
+                source: id,
+            });
+        }
+        self.peers.get_mut(&viewer).expect("viewer exists").watching = None;
+        self.rebind_viewer(viewer);
     }
 
     /// Points a viewer at its publisher (named, else the most recent) and
@@ -471,7 +756,12 @@ impl Router {
                 .iter()
                 .copied()
                 .find(|k| &self.peers[k].info.participant == pid),
-            None => conf.publishers.first().copied(),
+            // The dominant speaker if it publishes, else the most recent publisher.
+            None => conf
+                .speakers
+                .dominant()
+                .filter(|k| conf.publishers.contains(k))
+                .or_else(|| conf.publishers.first().copied()),
         };
         let Some(target) = target else {
             return;

@@ -38,13 +38,15 @@ fn members_receive_each_other_including_earlier_sources() {
                 to: B,
                 source: a_audio,
                 owner: A,
-                kind: Kind::Audio
+                kind: Kind::Audio,
+                forwarded: true
             },
             RouterEvent::Subscribe {
                 to: B,
                 source: a_video,
                 owner: A,
-                kind: Kind::Video
+                kind: Kind::Video,
+                forwarded: true
             },
         ]
     );
@@ -55,7 +57,8 @@ fn members_receive_each_other_including_earlier_sources() {
             to: A,
             source: b_video,
             owner: B,
-            kind: Kind::Video
+            kind: Kind::Video,
+            forwarded: true
         }]
     );
     assert_eq!(r.subscribers(a_video), &[B]);
@@ -147,7 +150,8 @@ fn whip_publishers_do_not_receive_and_whep_viewers_follow_the_latest_publisher()
             to: C,
             source: p2_v,
             owner: B,
-            kind: Kind::Video
+            kind: Kind::Video,
+            forwarded: true
         }],
         "the most recent publisher"
     );
@@ -158,13 +162,15 @@ fn whip_publishers_do_not_receive_and_whep_viewers_follow_the_latest_publisher()
         to: C,
         source: p1_a,
         owner: A,
-        kind: Kind::Audio
+        kind: Kind::Audio,
+        forwarded: true
     }));
     assert!(ev.contains(&RouterEvent::Subscribe {
         to: C,
         source: p1_v,
         owner: A,
-        kind: Kind::Video
+        kind: Kind::Video,
+        forwarded: true
     }));
     assert!(
         !ev.iter()
@@ -229,4 +235,176 @@ fn keyframe_requests_are_rate_limited_per_source() {
     assert!(!r.keyframe_request(t0 + Duration::from_millis(499), s));
     assert!(r.keyframe_request(t0 + Duration::from_millis(500), s));
     assert!(!r.keyframe_request(t0, SourceId(999)), "unknown source");
+}
+
+/// Feeds `loud` a speech level and everyone else silence for `ms`
+/// milliseconds of virtual time, ticking the router as it asks.
+fn talk(r: &mut Router, now: &mut Instant, loud: PeerKey, others: &[PeerKey], ms: u64) {
+    let end = *now + Duration::from_millis(ms);
+    while *now < end {
+        r.handle_audio_level(*now, loud, 20);
+        for &o in others {
+            r.handle_audio_level(*now, o, crate::speaker::SILENCE);
+        }
+        *now += Duration::from_millis(20);
+        if r.poll_timeout().is_some_and(|t| t <= *now) {
+            r.handle_timeout(*now);
+        }
+    }
+}
+
+fn forwarded_video(ev: &[RouterEvent], to: PeerKey, on: bool) -> Vec<SourceId> {
+    ev.iter()
+        .filter_map(|e| match e {
+            RouterEvent::Forward {
+                to: t,
+                source,
+                on: o,
+            } if *t == to && *o == on => Some(*source),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn last_n_two_of_four_publishers_follow_the_speaker() {
+    let mut r = Router::default();
+    let c = conf("big");
+    let pubs: Vec<PeerKey> = (1..=4).map(PeerKey).collect();
+    let mut video = Vec::new();
+    for (i, &k) in pubs.iter().enumerate() {
+        r.join(c.clone(), info(k.0, &format!("p{i}"), Role::Member))
+            .unwrap();
+        r.add_source(k, Kind::Audio).unwrap();
+        video.push(r.add_source(k, Kind::Video).unwrap());
+    }
+    let s = PeerKey(9);
+    r.join(c.clone(), info(9, "sub", Role::Member)).unwrap();
+    r.set_receiver(s, Some(2), Vec::new()).unwrap();
+    let ev = drain(&mut r);
+    // Tracks for all 8 sources, video forwarded for exactly 2 publishers.
+    let subs: Vec<_> = ev
+        .iter()
+        .filter(|e| matches!(e, RouterEvent::Subscribe { to, .. } if *to == s))
+        .collect();
+    assert_eq!(subs.len(), 8);
+    assert_eq!(r.selected(s).len(), 2);
+    let on: std::collections::HashSet<SourceId> = ev
+        .iter()
+        .filter_map(|e| match e {
+            RouterEvent::Subscribe {
+                to,
+                source,
+                kind: Kind::Video,
+                forwarded: true,
+                ..
+            } if *to == s => Some(*source),
+            RouterEvent::Forward {
+                to,
+                source,
+                on: true,
+            } if *to == s => Some(*source),
+            _ => None,
+        })
+        .filter(|src| !forwarded_video(&ev, s, false).contains(src))
+        .collect();
+    assert_eq!(on.len(), 2, "{ev:?}");
+    assert!(
+        !r.selected(s).contains(&pubs[3]),
+        "join order fills the slots first"
+    );
+
+    // The fourth publisher speaks: it becomes dominant, everyone is told,
+    // and the subscriber's video switches to include it.
+    let mut now = Instant::now();
+    talk(&mut r, &mut now, pubs[3], &pubs[..3], 3000);
+    assert_eq!(r.dominant_speaker(&c), Some(pubs[3]));
+    let ev = drain(&mut r);
+    assert!(ev.contains(&RouterEvent::DominantSpeaker {
+        to: s,
+        peer: pubs[3]
+    }));
+    assert!(ev.contains(&RouterEvent::DominantSpeaker {
+        to: pubs[0],
+        peer: pubs[3]
+    }));
+    assert_eq!(r.selected(s).len(), 2);
+    assert_eq!(r.selected(s)[0], pubs[3]);
+    assert_eq!(forwarded_video(&ev, s, true), vec![video[3]]);
+    assert_eq!(forwarded_video(&ev, s, false).len(), 1);
+    assert!(r.is_forwarded(video[3]));
+
+    // Then the second one takes over.
+    talk(
+        &mut r,
+        &mut now,
+        pubs[1],
+        &[pubs[0], pubs[2], pubs[3]],
+        3000,
+    );
+    assert_eq!(r.dominant_speaker(&c), Some(pubs[1]));
+    assert_eq!(r.selected(s)[0], pubs[1]);
+    assert!(
+        r.selected(s).contains(&pubs[3]),
+        "the previous speaker stays in the last 2"
+    );
+}
+
+#[test]
+fn pinned_participants_are_forwarded_whoever_speaks() {
+    let mut r = Router::default();
+    let c = conf("pins");
+    for k in 1..=3 {
+        r.join(c.clone(), info(k, &format!("p{k}"), Role::Member))
+            .unwrap();
+        r.add_source(PeerKey(k), Kind::Audio).unwrap();
+        r.add_source(PeerKey(k), Kind::Video).unwrap();
+    }
+    r.join(c.clone(), info(9, "sub", Role::Member)).unwrap();
+    r.set_receiver(PeerKey(9), Some(1), vec!["p3".parse().unwrap()])
+        .unwrap();
+    assert_eq!(r.selected(PeerKey(9)), &[PeerKey(3)]);
+    let mut now = Instant::now();
+    talk(
+        &mut r,
+        &mut now,
+        PeerKey(1),
+        &[PeerKey(2), PeerKey(3)],
+        3000,
+    );
+    assert_eq!(r.dominant_speaker(&c), Some(PeerKey(1)));
+    assert_eq!(r.selected(PeerKey(9)), &[PeerKey(3)]);
+    // Last-N 0: nothing.
+    r.set_receiver(PeerKey(9), Some(0), Vec::new()).unwrap();
+    assert!(r.selected(PeerKey(9)).is_empty());
+}
+
+#[test]
+fn a_viewer_without_a_named_participant_follows_the_dominant_speaker() {
+    let mut r = Router::default();
+    let c = conf("follow");
+    let mut video = Vec::new();
+    for k in 1..=2 {
+        r.join(c.clone(), info(k, &format!("p{k}"), Role::Publisher))
+            .unwrap();
+        r.add_source(PeerKey(k), Kind::Audio).unwrap();
+        video.push(r.add_source(PeerKey(k), Kind::Video).unwrap());
+    }
+    r.join(c.clone(), info(9, "viewer", Role::Viewer { follow: None }))
+        .unwrap();
+    drain(&mut r);
+    assert_eq!(
+        r.subscribers(video[1]),
+        &[PeerKey(9)],
+        "the most recent publisher first"
+    );
+    let mut now = Instant::now();
+    talk(&mut r, &mut now, PeerKey(1), &[PeerKey(2)], 3000);
+    let ev = drain(&mut r);
+    assert!(ev.contains(&RouterEvent::Unsubscribe {
+        to: PeerKey(9),
+        source: video[1]
+    }));
+    assert_eq!(r.subscribers(video[0]), &[PeerKey(9)]);
+    assert!(r.subscribers(video[1]).is_empty());
 }

@@ -59,6 +59,8 @@ pub struct EdgeConfig {
     pub agent: Option<crate::agent::AgentConfig>,
     /// Octo links to the other edges, when the edge has credentials for them.
     pub octo: Option<OctoSettings>,
+    /// Last-N defaults: video sources per subscriber, audio in large conferences.
+    pub last_n: crate::lastn::LastNConfig,
 }
 
 /// How an edge joins the octo mesh.
@@ -119,6 +121,7 @@ impl EdgeConfig {
             dev_signer: None,
             agent: None,
             octo: None,
+            last_n: crate::lastn::LastNConfig::default(),
         })
     }
 }
@@ -186,7 +189,14 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
         }
         None => None,
     };
-    let media = MediaLoop::spawn(socket, advertised, metrics.clone(), reports, octo);
+    let media = MediaLoop::spawn(
+        socket,
+        advertised,
+        metrics.clone(),
+        reports,
+        octo,
+        config.last_n,
+    );
     let listener = TcpListener::bind(config.http_bind)
         .await
         .map_err(|source| StartError::Bind {

@@ -190,6 +190,10 @@ async fn run(
                         state.media.mute(key, kind, muted).await;
                         None
                     }
+                    Ok(ClientMessage::VideoConstraints { last_n, pinned, max_height }) => {
+                        state.media.constraints(key, last_n, pinned, max_height).await;
+                        None
+                    }
                     Ok(ClientMessage::Ping) => Some(ServerMessage::Pong),
                     Ok(ClientMessage::Leave) => return,
                 };

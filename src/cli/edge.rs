@@ -35,6 +35,10 @@ pub struct Args {
     /// forwarding saves.
     #[arg(long)]
     octo_forward_all: bool,
+    /// Video sources forwarded to each subscriber at most (last-N), unless
+    /// the subscriber asks for another number.
+    #[arg(long, default_value_t = 9)]
+    last_n: usize,
 }
 
 impl Args {
@@ -56,6 +60,7 @@ impl Args {
         }
         octo.forward_unsubscribed = self.octo_forward_all;
         config.octo = Some(octo);
+        config.last_n.video = self.last_n;
         let edge = topology.edge(&self.id).context("edge not in topology")?;
         // The agent's client TLS: this edge's certificate, the cluster CA.
         let node_tls = geomesh_selector::tls::NodeTls::load(&tls, self.id.as_str())

@@ -71,15 +71,21 @@ class Counter:
 
     def __init__(self):
         self.frames = {}
+        self.rms = {}  # key -> RMS of the last decoded audio frame (0..1)
         self.tasks = []
 
     def attach(self, track, *keys):
         async def run():
             try:
                 while True:
-                    await track.recv()
+                    frame = await track.recv()
                     for key in keys:
                         self.frames[key] = self.frames.get(key, 0) + 1
+                    if track.kind == "audio":
+                        pcm = frame.to_ndarray().astype(np.float64) / 32768.0
+                        level = float(np.sqrt(np.mean(pcm * pcm))) if pcm.size else 0.0
+                        for key in keys:
+                            self.rms[key] = level
             except Exception:
                 pass
 
@@ -159,11 +165,16 @@ class WhepViewer:
 class WsClient:
     """A participant speaking the WebSocket signaling protocol."""
 
-    def __init__(self, base, token, conference):
+    def __init__(self, base, token, conference, amplitude=0.5, video=True, video_size=(320, 240), fps=15,
+                 audio=True):
         self.base, self.token, self.conference = base, token, conference
         self.pc = RTCPeerConnection(NO_ICE_SERVERS)
-        self.pc.addTransceiver(Tone(), direction="sendonly")
-        self.pc.addTransceiver(MovingVideo(), direction="sendonly")
+        # Set tone.amp to speak up or fall silent.
+        self.tone = Tone(amplitude=amplitude)
+        if audio:
+            self.pc.addTransceiver(self.tone, direction="sendonly")
+        if video:
+            self.pc.addTransceiver(MovingVideo(fps=fps, width=video_size[0], height=video_size[1]), direction="sendonly")
         self.counter = Counter()
         self.stream_of = {}
         self.pc.on("track", self._on_track)
@@ -189,7 +200,12 @@ class WsClient:
         self.roster = {p["id"] for p in joined["participants"]}
         await self.pc.setLocalDescription(await self.pc.createOffer())
         await self.ws.send_json({"type": "offer", "sdp": self.pc.localDescription.sdp})
-        answer = await self._next()
+        # Roster changes may come before the answer.
+        for _ in range(100):
+            answer = await self._next()
+            if answer["type"] == "answer":
+                break
+            self._roster_update(answer)
         assert answer["type"] == "answer", answer
         await self.pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], "answer"))
         self._reader = asyncio.ensure_future(self._read())
@@ -197,21 +213,40 @@ class WsClient:
 
     async def _next(self):
         msg = await asyncio.wait_for(self.ws.receive(), 10)
+        if msg.type != aiohttp.WSMsgType.TEXT:
+            raise ConnectionError(f"signaling closed: {msg.type}")
         data = json.loads(msg.data)
         self.messages.append(data)
         return data
 
     async def _read(self):
         while True:
-            m = await self._next()
+            try:
+                m = await self._next()
+            except (ConnectionError, asyncio.TimeoutError):
+                if self.ws.closed:
+                    return
+                continue
             if m["type"] == "offer":
                 await self.pc.setRemoteDescription(RTCSessionDescription(m["sdp"], "offer"))
                 await self.pc.setLocalDescription(await self.pc.createAnswer())
                 await self.ws.send_json({"type": "answer", "sdp": self.pc.localDescription.sdp})
-            elif m["type"] == "participant_joined":
-                self.roster.add(m["participant"]["id"])
-            elif m["type"] == "participant_left":
-                self.roster.discard(m["participant"])
+            else:
+                self._roster_update(m)
+
+    def _roster_update(self, m):
+        if m["type"] == "participant_joined":
+            self.roster.add(m["participant"]["id"])
+        elif m["type"] == "participant_left":
+            self.roster.discard(m["participant"])
+
+    async def send(self, msg):
+        await self.ws.send_json(msg)
+
+    def dominant(self):
+        """The last dominant speaker the edge announced."""
+        said = [m["participant"] for m in self.messages if m["type"] == "dominant_speaker"]
+        return said[-1] if said else None
 
     async def stop(self):
         self.counter.stop()

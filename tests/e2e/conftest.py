@@ -154,7 +154,8 @@ def browser():
 STATS_JS = """async () => {
   const g = window.geomesh;
   const out = {joined: g.joined, me: g.me, roster: [...g.roster.keys()], errors: g.errors,
-               state: g.pc ? g.pc.connectionState : 'none', video: {}, audio: {}};
+               dominant: g.dominant,
+               state: g.pc ? g.pc.connectionState : 'none', video: {}, audio: {}, height: {}, freeze: {}};
   if (!g.pc) return out;
   const stats = await g.pc.getStats();
   const tracks = {};
@@ -171,7 +172,11 @@ STATS_JS = """async () => {
   stats.forEach(r => {
     if (r.type !== 'inbound-rtp') return;
     const who = owner[r.trackIdentifier] || r.trackIdentifier;
-    if (r.kind === 'video') out.video[who] = (out.video[who] || 0) + (r.framesDecoded || 0);
+    if (r.kind === 'video') {
+      out.video[who] = (out.video[who] || 0) + (r.framesDecoded || 0);
+      if (r.frameHeight) out.height[who] = r.frameHeight;
+      out.freeze[who] = r.totalFreezesDuration || 0;
+    }
     if (r.kind === 'audio') out.audio[who] = (out.audio[who] || 0) + (r.packetsReceived || 0);
   });
   return out;
@@ -258,7 +263,7 @@ class Cluster:
     two of them. Edge i's octo address in the topology is a relay when
     `relay_edges` names it (the edge itself binds another port)."""
 
-    def __init__(self, n, relay_edges=()):
+    def __init__(self, n, relay_edges=(), edge_args=()):
         block = next(_blocks)
         self.tmp = tempfile.TemporaryDirectory(prefix="geomesh-cluster-")
         d = Path(self.tmp.name)
@@ -289,7 +294,7 @@ class Cluster:
             self.logs_.append(log)
             self.procs.append(subprocess.Popen(
                 [str(BIN), "edge", "--topology", str(d / "topology.yaml"), "--id", e, "--certs", str(d / "certs"),
-                 "--dev", "--octo-bind", f"127.0.0.1:{octo[i]}"],
+                 "--dev", "--octo-bind", f"127.0.0.1:{octo[i]}", *edge_args],
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
         for u in self.urls:
             wait_for(f"{u} healthy", lambda u=u: self._healthy(u), timeout=60)

@@ -135,3 +135,66 @@ def test_media_resumes_after_the_link_is_black_holed(relayed):
     reconnects = sum(v for k, v in metrics(c.urls[0]).items() if k.startswith("geomesh_edge_octo_reconnects_total"))
     reconnects += sum(v for k, v in metrics(c.urls[1]).items() if k.startswith("geomesh_edge_octo_reconnects_total"))
     assert reconnects >= 1
+
+
+def _octo_scenario(edge_args):
+    """3 edges, 12 participants (4 per edge), last-N 4: octo bytes sent per
+    byte received from publishers over a 10 s window. Video only: twelve
+    aiortc clients decoding 11 Opus streams each would saturate this
+    machine's two cores (audio is forwarded to everyone below 20
+    participants, so it would only dilute the comparison)."""
+    c = Cluster(3, edge_args=("--last-n", "4", *edge_args))
+    try:
+        out = {}
+
+        async def run():
+            clients = []
+            for i in range(12):
+                e = i % 3
+                clients.append(await WsClient(c.urls[e], c.mint("bw", e, participant=f"p{i:02d}"), "bw",
+                                              audio=False, video_size=(160, 120), fps=10).start())
+            try:
+                def videos(cl):
+                    return sum(1 for k, v in cl.counter.frames.items() if k.startswith("video:") and v >= 5)
+
+                try:
+                    await wait_until("every participant receives 4 videos",
+                                     lambda: all(videos(cl) >= 4 for cl in clients), timeout=90)
+                except AssertionError:
+                    raise AssertionError(f"videos per participant: {[videos(cl) for cl in clients]}")
+
+                def totals():
+                    octo = ingress = 0
+                    for u in c.urls:
+                        for k, v in metrics(u).items():
+                            if k.startswith("geomesh_edge_octo_media_bytes_total") and 'direction="Out"' in k:
+                                octo += v
+                            if k.startswith("geomesh_edge_udp_bytes_total") and 'direction="In"' in k:
+                                ingress += v
+                    return octo, ingress
+
+                o0, i0 = totals()
+                await asyncio.sleep(10)
+                o1, i1 = totals()
+                out["octo_bytes"], out["ingress_bytes"] = o1 - o0, i1 - i0
+            finally:
+                for cl in clients:
+                    await cl.stop()
+
+        run_async(run)
+        return out
+    finally:
+        print(c.logs()[-3000:])
+        c.stop()
+
+
+def test_selective_forwarding_sends_fewer_octo_bytes_than_forward_everything():
+    selective = _octo_scenario(())
+    everything = _octo_scenario(("--octo-forward-all",))
+    per_in = {name: r["octo_bytes"] / r["ingress_bytes"] for name, r in
+              (("selective", selective), ("everything", everything))}
+    ratio = per_in["selective"] / per_in["everything"]
+    print(f"OCTO-BANDWIDTH selective={selective} everything={everything} "
+          f"octo/ingress selective={per_in['selective']:.3f} everything={per_in['everything']:.3f} ratio={ratio:.3f}")
+    assert selective["octo_bytes"] > 0
+    assert ratio < 0.9, (selective, everything, ratio)

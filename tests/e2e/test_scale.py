@@ -1,0 +1,96 @@
+"""Edge at scale: simulcast layer choice, dominant speaker, last-N."""
+
+import asyncio
+
+from clients import WhepViewer, WsClient, wait_until
+from conftest import page_stats, wait_for
+from test_octo import run_async
+
+
+def test_simulcast_small_tile_gets_the_low_layer_and_switches_without_freezing(mesh, browser):
+    url = mesh.edge["url"]
+    pub = browser(f"{url}/?conference=simul&name=pub&autojoin=1")
+    pub_id = wait_for("publisher joined", lambda: page_stats(pub)["me"])
+    small = browser(f"{url}/?conference=simul&name=small&autojoin=1&simulcast=0&maxHeight=180")
+    big = browser(f"{url}/?conference=simul&name=big&autojoin=1&simulcast=0")
+
+    def heights():
+        s, b = page_stats(small), page_stats(big)
+        hs, hb = s["height"].get(pub_id, 0), b["height"].get(pub_id, 0)
+        if s["video"].get(pub_id, 0) >= 30 and b["video"].get(pub_id, 0) >= 30 and hs and hb and hb > hs:
+            return hs, hb, s
+        return None
+
+    hs, hb, s = wait_for("the small tile on a low layer, the big one on a higher one", heights, timeout=60)
+    assert hs <= 180, (hs, hb)
+    # The small tile grows: the edge switches it up at a keyframe, without a freeze.
+    freeze_before = s["freeze"].get(pub_id, 0)
+    small.evaluate("() => window.geomesh.setConstraints({})")
+
+    def switched():
+        s2 = page_stats(small)
+        return s2 if s2["height"].get(pub_id, 0) > hs else None
+
+    s2 = wait_for("the small subscriber switched up", switched, timeout=30)
+    frames = s2["video"][pub_id]
+    wait_for("decoding continues after the switch", lambda: page_stats(small)["video"].get(pub_id, 0) > frames + 30)
+    assert page_stats(small)["freeze"].get(pub_id, 0) - freeze_before < 1.0
+
+
+def test_dominant_speaker_is_announced_and_whep_follows_it(mesh):
+    base = mesh.edge["url"]
+
+    async def run():
+        loud = await WsClient(base, mesh.mint("talk", participant="loud"), "talk", amplitude=0.5).start()
+        quiet = await WsClient(base, mesh.mint("talk", participant="quiet"), "talk", amplitude=0.0).start()
+        view = await WhepViewer(base, "talk", mesh.mint("talk", participant="watcher")).start()
+        try:
+            await wait_until("both clients told that 'loud' is speaking",
+                             lambda: loud.dominant() == "loud" and quiet.dominant() == "loud", timeout=30)
+            await wait_until("the WHEP viewer hears the loud publisher",
+                             lambda: view.counter.rms.get("audio", 0) > 0.05, timeout=30)
+        finally:
+            for c in (view, quiet, loud):
+                await c.stop()
+
+    run_async(run)
+
+
+def test_last_n_two_of_four_and_they_follow_the_speaker(mesh):
+    base = mesh.edge["url"]
+
+    async def run():
+        pubs = []
+        for i in range(4):
+            c = await WsClient(base, mesh.mint("lastn", participant=f"p{i}"), "lastn", amplitude=0.0).start()
+            await c.send({"type": "video_constraints", "last_n": 0})  # publishers watch nothing: less CPU
+            pubs.append(c)
+        sub = await WsClient(base, mesh.mint("lastn", participant="sub"), "lastn", amplitude=0.0).start()
+        await sub.send({"type": "video_constraints", "last_n": 2})
+
+        def flowing(window):
+            # Which publishers' video frames increased over the window.
+            return {k.split(":", 1)[1] for k, v in sub.counter.frames.items()
+                    if k.startswith("video:") and v > window.get(k, 0) + 5}
+
+        async def receiving(seconds=3):
+            before = dict(sub.counter.frames)
+            await asyncio.sleep(seconds)
+            return flowing(before)
+
+        try:
+            await wait_until("video from two publishers", lambda: len(flowing({})) >= 2, timeout=45)
+            first = await receiving()
+            assert len(first) == 2, first
+            # Someone not forwarded speaks up: the set changes to include them.
+            speaker = next(f"p{i}" for i in range(4) if f"p{i}" not in first)
+            pubs[int(speaker[1])].tone.amp = 0.5
+            await wait_until("the speaker is announced", lambda: sub.dominant() == speaker, timeout=30)
+            await asyncio.sleep(2)
+            second = await receiving()
+            assert len(second) == 2 and speaker in second, (first, second)
+        finally:
+            for c in pubs + [sub]:
+                await c.stop()
+
+    run_async(run)
