@@ -1039,6 +1039,7 @@ impl MediaLoop {
                 if let Err(e) = self.router.set_receiver(key, last_n, pinned) {
                     debug!(peer = key.0, "constraints: {e}");
                 }
+                self.octo_mark_dirty();
                 self.retarget_layers(key);
             }
             Command::Leave { key, reply } => {

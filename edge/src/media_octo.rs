@@ -64,13 +64,22 @@ pub(crate) struct Octo {
     dirty: bool,
     /// Scratch buffer for serializing packets.
     buf: Vec<u8>,
+    /// When each local simulcast source was first seen (announced once its
+    /// layer heights are known, or after [`ANNOUNCE_WAIT`]).
+    first_seen: HashMap<SourceId, Instant>,
 }
+
+/// A simulcast source is announced once every layer's height is known (the
+/// peer needs heights to ask for the layer its subscribers' tiles need),
+/// or after this long without.
+const ANNOUNCE_WAIT: std::time::Duration = std::time::Duration::from_millis(1500);
 
 struct Remote {
     local: SourceId,
     codec: CodecRef,
     video: bool,
-    subscribed: bool,
+    /// What this edge asked the peer for (None: not subscribed).
+    subscribed: Option<Subscription>,
     /// Last extended sequence number per SSRC (octo carries 16 bits).
     last_seq: HashMap<u32, u64>,
     info: Arc<RemoteSource>,
@@ -95,6 +104,7 @@ impl Octo {
             by_local: HashMap::new(),
             dirty: false,
             buf: Vec::with_capacity(1500),
+            first_seen: HashMap::new(),
         }
     }
 
@@ -190,6 +200,7 @@ impl MediaLoop {
             return;
         };
         for s in sources {
+            octo.first_seen.remove(s);
             if octo.announced.remove(s) {
                 for link in octo.links.values() {
                     link.remove_source(wire::SourceId(s.0));
@@ -215,7 +226,18 @@ impl MediaLoop {
             return;
         }
         if !octo.announced.contains(&source) {
-            let Some(info) = source_info(&self.router, &self.peers, source, p) else {
+            let heights: Vec<u16> = self
+                .layer_stats
+                .get(&source)
+                .map_or(Vec::new(), |s| s.heights().collect());
+            if p.layers > 1 {
+                let first = *octo.first_seen.entry(source).or_insert(p.arrival);
+                let known = heights.len() == usize::from(p.layers) && heights.iter().all(|h| *h > 0);
+                if !known && p.arrival.saturating_duration_since(first) < ANNOUNCE_WAIT {
+                    return;
+                }
+            }
+            let Some(info) = source_info(&self.router, &self.peers, source, p, &heights) else {
                 return;
             };
             let Some(conference) = self
@@ -302,24 +324,40 @@ impl MediaLoop {
         }
         let mut fresh = Vec::new();
         for ((edge, id), r) in octo.sources.iter_mut() {
-            let wanted = self.router.is_forwarded(r.local);
-            if wanted == r.subscribed {
+            // The tallest tile among local subscribers decides the layer
+            // that crosses (0: someone has no limit).
+            let (mut any, mut unlimited, mut tallest) = (false, false, 0u16);
+            for k in self.router.forwarded_to(r.local) {
+                any = true;
+                match self.peers.get(&k).and_then(|p| p.max_height) {
+                    Some(h) => tallest = tallest.max(h),
+                    None => unlimited = true,
+                }
+            }
+            let want = any.then(|| Subscription {
+                max_layer: Subscription::ANY_LAYER,
+                max_height: if unlimited { 0 } else { tallest },
+            });
+            if want == r.subscribed {
                 continue;
             }
             let Some(link) = octo.links.get(edge) else {
                 continue;
             };
-            if wanted {
-                match link.subscribe(*id, Subscription::BEST) {
+            match want {
+                Some(sub) => match link.subscribe(*id, sub) {
                     Ok(()) => {
-                        r.subscribed = true;
-                        fresh.push(r.local);
+                        if r.subscribed.is_none() {
+                            fresh.push(r.local);
+                        }
+                        r.subscribed = Some(sub);
                     }
                     Err(e) => warn!(peer = %edge, "octo subscribe: {e}"),
+                },
+                None => {
+                    link.unsubscribe(*id);
+                    r.subscribed = None;
                 }
-            } else {
-                link.unsubscribe(*id);
-                r.subscribed = false;
             }
         }
         for s in fresh {
@@ -397,7 +435,7 @@ impl MediaLoop {
                 let subscribed: Vec<SourceId> = self.octo.as_ref().map_or(Vec::new(), |o| {
                     o.sources
                         .iter()
-                        .filter(|((e, _), r)| *e == peer && r.subscribed)
+                        .filter(|((e, _), r)| *e == peer && r.subscribed.is_some())
                         .map(|(_, r)| r.local)
                         .collect()
                 });
@@ -569,7 +607,7 @@ impl MediaLoop {
                     clock_rate: rs.info.codec.clock_rate,
                 },
                 video: kind == Kind::Video,
-                subscribed: false,
+                subscribed: None,
                 last_seq: HashMap::new(),
                 info: rs,
             },
@@ -610,6 +648,7 @@ fn source_info(
     peers: &HashMap<PeerKey, crate::peer::Peer>,
     source: SourceId,
     p: &InPacket,
+    heights: &[u16],
 ) -> Option<wire::SourceInfo> {
     let (owner, kind) = router.source(source)?;
     let publisher = peers.get(&owner)?;
@@ -635,7 +674,7 @@ fn source_info(
                 // Other layers' SSRCs are not known yet: 0 (receivers go by layer index).
                 ssrc: if i == usize::from(p.layer) { p.ssrc } else { 0 },
                 rtx_ssrc: None,
-                max_height: 0,
+                max_height: heights.get(i).copied().unwrap_or(0),
             })
             .collect()
     };

@@ -608,16 +608,21 @@ impl Router {
 
     /// Whether `source` is forwarded to at least one subscriber.
     pub fn is_forwarded(&self, source: SourceId) -> bool {
-        let Some(src) = self.sources.get(&source) else {
-            return false;
-        };
-        src.subscribers.iter().any(|k| {
-            let p = &self.peers[k];
-            match (&p.info.role, src.kind) {
-                (Role::Member, Kind::Video) => p.selected.contains(&src.owner),
-                (Role::Member, Kind::Audio) => p.audible.contains(&src.owner),
-                _ => true,
-            }
+        self.forwarded_to(source).next().is_some()
+    }
+
+    /// The subscribers `source` is forwarded to (not merely subscribed).
+    pub fn forwarded_to(&self, source: SourceId) -> impl Iterator<Item = PeerKey> + '_ {
+        let src = self.sources.get(&source);
+        src.into_iter().flat_map(move |src| {
+            src.subscribers.iter().copied().filter(move |k| {
+                let p = &self.peers[k];
+                match (&p.info.role, src.kind) {
+                    (Role::Member, Kind::Video) => p.selected.contains(&src.owner),
+                    (Role::Member, Kind::Audio) => p.audible.contains(&src.owner),
+                    _ => true,
+                }
+            })
         })
     }
 

@@ -198,3 +198,35 @@ def test_selective_forwarding_sends_fewer_octo_bytes_than_forward_everything():
           f"octo/ingress selective={per_in['selective']:.3f} everything={per_in['everything']:.3f} ratio={ratio:.3f}")
     assert selective["octo_bytes"] > 0
     assert ratio < 0.9, (selective, everything, ratio)
+
+
+def test_only_the_layer_remote_tiles_need_crosses_the_link(mesh, browser):
+    """A simulcast publisher on edge A, a small-tile subscriber on edge B:
+    only the low layer crosses the octo link."""
+    a, b = mesh.state["edges"][0], mesh.state["edges"][1]
+    pub = browser(f"{a['url']}/?conference=prune&name=pub&autojoin=1")
+    pub_id = wait_for("publisher joined", lambda: page_stats(pub)["me"])
+    sub = browser(f"{b['url']}/?conference=prune&name=far&autojoin=1&simulcast=0&maxHeight=180")
+
+    def low_layer():
+        s = page_stats(sub)
+        h = s["height"].get(pub_id, 0)
+        return s if s["video"].get(pub_id, 0) >= 30 and 0 < h <= 180 else None
+
+    wait_for("the far subscriber decodes the low layer", low_layer, timeout=60)
+
+    def sample():
+        m = metrics(a["url"])
+        octo = sum(v for k, v in m.items()
+                   if k.startswith("geomesh_edge_octo_media_bytes_total") and 'direction="Out"' in k)
+        ingress = sum(v for k, v in m.items()
+                      if k.startswith("geomesh_edge_udp_bytes_total") and 'direction="In"' in k)
+        return octo, ingress
+
+    o0, i0 = sample()
+    import time
+    time.sleep(5)
+    o1, i1 = sample()
+    share = (o1 - o0) / (i1 - i0)
+    print(f"OCTO-PRUNE octo/ingress on the publisher's edge = {share:.3f}")
+    assert share < 0.5, share
