@@ -224,6 +224,7 @@ enum Pending {
     Rtp(PeerKey, RtpPacket),
     Keyframe(PeerKey, KeyframeRequest),
     Connected(PeerKey),
+    Bwe(PeerKey, u64),
     Dead(PeerKey, &'static str),
 }
 
@@ -470,6 +471,11 @@ impl MediaLoop {
                     }
                     Event::MediaAdded(m) => self.pending.push_back(Pending::Added(key, m)),
                     Event::RtpPacket(p) => self.pending.push_back(Pending::Rtp(key, p)),
+                    Event::EgressBitrateEstimate(str0m::bwe::BweKind::Twcc {
+                        estimate, ..
+                    }) => {
+                        self.pending.push_back(Pending::Bwe(key, estimate.as_u64()));
+                    }
                     Event::KeyframeRequest(r) => self.pending.push_back(Pending::Keyframe(key, r)),
                     Event::MediaIngressStats(s) => {
                         if let Some(loss) = s.loss {
@@ -534,6 +540,17 @@ impl MediaLoop {
                 }
             }
             Pending::Dead(key, why) => self.remove(key, why),
+            Pending::Bwe(key, bps) => {
+                let Some(peer) = self.peers.get_mut(&key) else {
+                    return;
+                };
+                // Re-choose layers only on a real change (estimates come often).
+                let old = peer.bwe_bps.unwrap_or(0);
+                peer.bwe_bps = Some(bps);
+                if bps.abs_diff(old) * 10 > old {
+                    self.retarget_layers(key);
+                }
+            }
         }
     }
 
@@ -639,25 +656,52 @@ impl MediaLoop {
         let Some(peer) = self.peers.get_mut(&key) else {
             return;
         };
+        // The estimate is shared equally by the simulcast legs that flow.
+        let legs = peer
+            .out
+            .iter()
+            .filter(|(s, t)| t.forward.active && self.layer_stats.contains_key(s))
+            .count()
+            .max(1) as u64;
+        let budget = peer.bwe_bps.map(|b| b / legs);
         let mut infos: Vec<LayerInfo> = Vec::new();
         let mut wanted = Vec::new();
+        let mut desired: u64 = 0;
         for (source, track) in peer.out.iter_mut() {
             let Some(stats) = self.layer_stats.get(source) else {
                 continue;
             };
             stats.infos(now, &mut infos);
             let target = if track.forward.active {
-                pick_layer(&infos, peer.max_height, None)
+                pick_layer(&infos, peer.max_height, budget)
             } else {
                 None
             };
-            if track.forward.switch.set_target(target).is_some() {
+            if track.forward.active {
+                // Probe toward the best layer the tile could use.
+                let best = pick_layer(&infos, peer.max_height, None);
+                desired += best.map_or(0, |i| infos[i].bitrate_bps);
+            }
+            // A new target, or one still waiting for its keyframe (a request
+            // or the keyframe itself can be lost; publishers like Chrome send
+            // none unasked): ask again, rate-limited per source.
+            if track.forward.switch.set_target(target).is_some()
+                || track.forward.switch.pending().is_some()
+            {
                 wanted.push(*source);
             }
+        }
+        if desired > 0
+            && let Some(rtc) = peer.rtc.as_mut()
+        {
+            use str0m::bwe::Bitrate;
+            rtc.bwe()
+                .set_bitrate(Bitrate::kbps(0), Bitrate::bps(desired + desired / 4));
         }
         for source in wanted {
             self.request_keyframe_for(source);
         }
+        self.drain(key);
     }
 
     /// Counts an incoming packet and writes it to every subscriber's leg.

@@ -232,7 +232,8 @@ impl MediaLoop {
                 .map_or(Vec::new(), |s| s.heights().collect());
             if p.layers > 1 {
                 let first = *octo.first_seen.entry(source).or_insert(p.arrival);
-                let known = heights.len() == usize::from(p.layers) && heights.iter().all(|h| *h > 0);
+                let known =
+                    heights.len() == usize::from(p.layers) && heights.iter().all(|h| *h > 0);
                 if !known && p.arrival.saturating_duration_since(first) < ANNOUNCE_WAIT {
                     return;
                 }

@@ -108,7 +108,13 @@ pub struct Peer {
     pub muted: (bool, bool),
     /// Largest tile height the subscriber renders (None: no limit).
     pub max_height: Option<u16>,
+    /// str0m's latest egress bandwidth estimate toward this peer (TWCC).
+    pub bwe_bps: Option<u64>,
 }
+
+/// Bandwidth estimation starts here toward every subscriber (then TWCC
+/// feedback and probing move it): enough for a few low layers at once.
+pub const INITIAL_BWE_KBPS: u64 = 1500;
 
 /// Maps str0m's media kind.
 pub fn kind_of(k: MediaKind) -> Kind {
@@ -174,6 +180,7 @@ impl Peer {
             addrs: Vec::new(),
             muted: (false, false),
             max_height: None,
+            bwe_bps: None,
         }
     }
 
@@ -201,6 +208,7 @@ impl Peer {
             .enable_vp8(true)
             .enable_h264(true)
             .set_stats_interval(Some(Duration::from_secs(1)))
+            .enable_bwe(Some(str0m::bwe::Bitrate::kbps(INITIAL_BWE_KBPS)))
             .build(now);
         // The advertised address is a valid socket address; host() only
         // fails for unsupported protocols.

@@ -68,6 +68,9 @@ def test_chromium_on_two_edges_see_and_hear_each_other(mesh, browser):
     sa, sb = wait_for("video and audio across the octo link both ways", both_receive, timeout=60)
     # Rosters show the participant on the other edge.
     assert idb in sa["roster"] and ida in sb["roster"], (sa, sb)
+    # Later tests in this module measure link bytes: stop these media flows.
+    pa.context.close()
+    pb.context.close()
 
 
 @pytest.fixture
