@@ -335,7 +335,7 @@ impl MediaLoop {
                     None => unlimited = true,
                 }
             }
-            let want = any.then(|| Subscription {
+            let want = any.then_some(Subscription {
                 max_layer: Subscription::ANY_LAYER,
                 max_height: if unlimited { 0 } else { tallest },
             });
