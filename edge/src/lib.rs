@@ -42,4 +42,5 @@ pub mod server;
 pub mod speaker;
 pub mod stun;
 pub mod whip;
+pub mod workers;
 pub mod ws;

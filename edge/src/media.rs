@@ -19,7 +19,7 @@ use str0m::rtp::RtpPacket;
 use str0m::{Event, IceConnectionState, Input, Output};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
-use tracing::{debug, info, trace, warn};
+use tracing::{Instrument, debug, info, trace, warn};
 
 use geomesh_core::{ConferenceId, ParticipantId};
 
@@ -34,7 +34,18 @@ use crate::stun;
 
 #[path = "media_octo.rs"]
 mod octo;
+use crate::workers;
 pub(crate) use octo::Octo;
+
+/// The edge's octo node and what the workers need of it.
+pub struct OctoParts {
+    /// The node (shared by the workers).
+    pub node: Arc<geomesh_mesh::transport::OctoNode>,
+    /// Its event channel (read by the dispatcher).
+    pub events: mpsc::Receiver<geomesh_mesh::transport::OctoEvent>,
+    /// The other edges and their octo addresses.
+    pub peers: Vec<(geomesh_core::EdgeId, SocketAddr)>,
+}
 
 /// Why the media loop refused a request.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -131,20 +142,25 @@ pub enum Command {
     },
 }
 
-/// A cloneable handle to send commands to the media loop.
+/// A cloneable handle to send commands to the media workers: joins go to
+/// the conference's worker, everything else to the session's.
 #[derive(Clone)]
 pub struct MediaHandle {
-    tx: mpsc::Sender<Command>,
+    txs: Vec<mpsc::Sender<Command>>,
 }
 
 impl MediaHandle {
+    fn to_key(&self, key: PeerKey) -> &mpsc::Sender<Command> {
+        &self.txs[workers::worker_of_id(key.0, self.txs.len())]
+    }
+
     async fn ask<T>(
         &self,
+        tx: &mpsc::Sender<Command>,
         make: impl FnOnce(oneshot::Sender<T>) -> Command,
     ) -> Result<T, MediaError> {
         let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(make(reply))
+        tx.send(make(reply))
             .await
             .map_err(|_| MediaError::Stopped)?;
         rx.await.map_err(|_| MediaError::Stopped)
@@ -159,7 +175,8 @@ impl MediaHandle {
         role: Role,
         signal: Option<mpsc::UnboundedSender<ServerMessage>>,
     ) -> Result<Joined, MediaError> {
-        self.ask(|reply| Command::Join {
+        let tx = &self.txs[workers::worker_of_conference(&conference, self.txs.len())];
+        self.ask(tx, |reply| Command::Join {
             conference,
             participant,
             name,
@@ -172,18 +189,26 @@ impl MediaHandle {
 
     /// Applies the client's offer; returns our answer.
     pub async fn offer(&self, key: PeerKey, sdp: String) -> Result<String, MediaError> {
-        self.ask(|reply| Command::Offer { key, sdp, reply }).await?
+        self.ask(self.to_key(key), |reply| Command::Offer { key, sdp, reply })
+            .await?
     }
 
     /// Applies the client's answer to our offer.
     pub async fn answer(&self, key: PeerKey, sdp: String) -> Result<(), MediaError> {
-        self.ask(|reply| Command::Answer { key, sdp, reply })
-            .await?
+        self.ask(self.to_key(key), |reply| Command::Answer {
+            key,
+            sdp,
+            reply,
+        })
+        .await?
     }
 
     /// Records a mute change and tells the others.
     pub async fn mute(&self, key: PeerKey, kind: MediaKindName, muted: bool) {
-        let _ = self.tx.send(Command::Mute { key, kind, muted }).await;
+        let _ = self
+            .to_key(key)
+            .send(Command::Mute { key, kind, muted })
+            .await;
     }
 
     /// Sets what a subscriber wants to receive.
@@ -195,7 +220,7 @@ impl MediaHandle {
         max_height: Option<u16>,
     ) {
         let _ = self
-            .tx
+            .to_key(key)
             .send(Command::Constraints {
                 key,
                 last_n,
@@ -207,7 +232,7 @@ impl MediaHandle {
 
     /// Ends a session; true if it existed.
     pub async fn leave(&self, key: PeerKey) -> bool {
-        self.ask(|reply| Command::Leave {
+        self.ask(self.to_key(key), |reply| Command::Leave {
             key,
             reply: Some(reply),
         })
@@ -230,7 +255,15 @@ enum Pending {
 
 /// The media loop's state. Built by [`MediaLoop::spawn`].
 pub struct MediaLoop {
-    socket: UdpSocket,
+    /// This worker's index and the number of workers (ids encode the worker).
+    worker: usize,
+    workers: usize,
+    /// The media socket, shared by the workers for sending.
+    socket: Arc<UdpSocket>,
+    /// Which worker owns which address and ufrag.
+    demux: Arc<workers::Demux>,
+    /// Participants and conferences this worker last added to the gauges.
+    counted: (i64, i64),
     advertised: SocketAddr,
     router: Router,
     peers: HashMap<PeerKey, Peer>,
@@ -258,47 +291,93 @@ pub struct MediaLoop {
 /// Simulcast layers are re-chosen this often (layers come and go, bitrates move).
 const RETARGET_EVERY: Duration = Duration::from_millis(500);
 
-/// Largest datagram read from the media socket.
-const RECV_BUF: usize = 2048;
-
 impl MediaLoop {
-    /// Starts the loop on `socket`; `advertised` is the address in our ICE
-    /// candidates (and the `destination` str0m must see on every packet).
+    /// Starts `workers` media loops on `socket` (and the task that reads
+    /// it); `advertised` is the address in our ICE candidates (and the
+    /// `destination` str0m must see on every packet).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn spawn(
         socket: UdpSocket,
         advertised: SocketAddr,
         metrics: Arc<Metrics>,
         reports: Option<mpsc::UnboundedSender<ParticipantEvent>>,
-        octo: Option<Octo>,
+        octo: Option<OctoParts>,
         last_n: crate::lastn::LastNConfig,
+        workers: usize,
     ) -> MediaHandle {
-        let mut router = Router::default();
-        router.set_last_n(last_n);
-        let (tx, rx) = mpsc::channel(1024);
-        let lp = MediaLoop {
-            socket,
-            advertised,
-            router,
-            peers: HashMap::new(),
-            by_addr: HashMap::new(),
-            by_ufrag: HashMap::new(),
-            pending: VecDeque::new(),
-            metrics,
-            next_key: 1,
-            rtcp_seen: HashMap::new(),
-            departed: HashMap::new(),
-            crypto: Arc::new(str0m::crypto::from_feature_flags()),
-            reports,
-            octo,
-            layer_stats: HashMap::new(),
-            next_retarget: Instant::now() + RETARGET_EVERY,
-        };
-        tokio::spawn(lp.run(rx));
-        MediaHandle { tx }
+        let n = workers.max(1);
+        let socket = Arc::new(socket);
+        let demux = Arc::new(workers::Demux::default());
+        let (dgram_txs, dgram_rxs) = workers::datagram_queues(n);
+        tokio::spawn(workers::read_media_socket(
+            socket.clone(),
+            demux.clone(),
+            dgram_txs,
+            metrics.clone(),
+        ));
+        let mut octo_rxs: Vec<Option<mpsc::Receiver<geomesh_mesh::transport::OctoEvent>>> =
+            (0..n).map(|_| None).collect();
+        let mut octo_parts = None;
+        if let Some(parts) = octo {
+            let (txs, rxs): (Vec<_>, Vec<_>) = (0..n).map(|_| mpsc::channel(8192)).unzip();
+            tokio::spawn(workers::dispatch_octo(parts.events, txs));
+            octo_rxs = rxs.into_iter().map(Some).collect();
+            octo_parts = Some((parts.node, parts.peers));
+        }
+        let crypto = Arc::new(str0m::crypto::from_feature_flags());
+        let mut txs = Vec::with_capacity(n);
+        for (worker, (dgrams, octo_rx)) in dgram_rxs.into_iter().zip(octo_rxs).enumerate() {
+            let mut router = Router::with_ids(worker as u64, n as u64);
+            router.set_last_n(last_n.clone());
+            let octo = match (&octo_parts, octo_rx) {
+                (Some((node, peers)), Some(rx)) => Some(Octo::new(node.clone(), rx, peers.clone())),
+                _ => None,
+            };
+            let (tx, rx) = mpsc::channel(1024);
+            let lp = MediaLoop {
+                worker,
+                workers: n,
+                socket: socket.clone(),
+                demux: demux.clone(),
+                counted: (0, 0),
+                advertised,
+                router,
+                peers: HashMap::new(),
+                by_addr: HashMap::new(),
+                by_ufrag: HashMap::new(),
+                pending: VecDeque::new(),
+                metrics: metrics.clone(),
+                next_key: worker as u64,
+                rtcp_seen: HashMap::new(),
+                departed: HashMap::new(),
+                crypto: crypto.clone(),
+                reports: reports.clone(),
+                octo,
+                layer_stats: HashMap::new(),
+                next_retarget: Instant::now() + RETARGET_EVERY,
+            };
+            tokio::spawn(
+                lp.run(rx, dgrams)
+                    .instrument(tracing::info_span!("media_worker", worker)),
+            );
+            txs.push(tx);
+        }
+        MediaHandle { txs }
     }
 
-    async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
-        let mut buf = vec![0u8; RECV_BUF];
+    /// A fresh session key of this worker.
+    fn new_key(&mut self) -> PeerKey {
+        let k = PeerKey(self.next_key);
+        self.next_key += self.workers as u64;
+        k
+    }
+
+    async fn run(
+        mut self,
+        mut rx: mpsc::Receiver<Command>,
+        mut dgrams: mpsc::Receiver<workers::Datagram>,
+    ) {
+        let mut batch: Vec<workers::Datagram> = Vec::with_capacity(64);
         loop {
             let deadline = self
                 .peers
@@ -309,11 +388,12 @@ impl MediaLoop {
                 .min()
                 .unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
             tokio::select! {
-                r = self.socket.recv_from(&mut buf) => match r {
-                    Ok((n, src)) => self.on_datagram(&buf[..n], src),
-                    Err(e) => {
-                        // ICMP port-unreachable from a departed client surfaces here.
-                        debug!("media socket recv: {e}");
+                n = dgrams.recv_many(&mut batch, 64) => {
+                    if n == 0 {
+                        break;
+                    }
+                    for d in batch.drain(..) {
+                        self.on_datagram(&d.data, d.src);
                     }
                 },
                 cmd = rx.recv() => match cmd {
@@ -331,18 +411,6 @@ impl MediaLoop {
 
     fn on_datagram(&mut self, data: &[u8], src: SocketAddr) {
         let now = Instant::now();
-        self.metrics
-            .datagrams
-            .get_or_create(&Traffic {
-                direction: Direction::In,
-            })
-            .inc();
-        self.metrics
-            .bytes
-            .get_or_create(&Traffic {
-                direction: Direction::In,
-            })
-            .inc_by(data.len() as u64);
         let key = match self.by_addr.get(&src) {
             Some(k) => *k,
             None => match stun::local_ufrag(data).and_then(|u| self.by_ufrag.get(u)) {
@@ -386,6 +454,7 @@ impl MediaLoop {
         if !peer.addrs.contains(&src) {
             peer.addrs.push(src);
             self.by_addr.insert(src, key);
+            self.demux.add_addr(src, self.worker);
         }
         self.drain(key);
     }
@@ -524,8 +593,11 @@ impl MediaLoop {
         }
         self.octo_reconcile();
         let (p, c) = self.router.counts();
-        self.metrics.participants.set(p as i64);
-        self.metrics.conferences.set(c as i64);
+        // Each worker adds its own change: the gauges are edge-wide.
+        let (p, c) = (p as i64, c as i64);
+        self.metrics.participants.inc_by(p - self.counted.0);
+        self.metrics.conferences.inc_by(c - self.counted.1);
+        self.counted = (p, c);
     }
 
     fn on_pending(&mut self, p: Pending) {
@@ -992,8 +1064,7 @@ impl MediaLoop {
                 signal,
                 reply,
             } => {
-                let key = PeerKey(self.next_key);
-                self.next_key += 1;
+                let key = self.new_key();
                 let info = PeerInfo {
                     key,
                     participant: participant.clone(),
@@ -1017,6 +1088,7 @@ impl MediaLoop {
                     signal,
                 );
                 self.by_ufrag.insert(peer.ufrag.clone(), key);
+                self.demux.add_ufrag(&peer.ufrag, self.worker);
                 self.peers.insert(key, peer);
                 if let Some(old) = replaced {
                     if let Some(p) = self.peers.get(&old) {
@@ -1180,6 +1252,7 @@ impl MediaLoop {
             self.by_addr.remove(a);
         }
         self.by_ufrag.remove(&peer.ufrag);
+        self.demux.remove(&peer.ufrag, &peer.addrs);
         self.rtcp_seen.retain(|(k, _), _| *k != key);
         if let Some(rtc) = peer.rtc.as_mut() {
             rtc.disconnect();

@@ -541,15 +541,15 @@ impl MediaLoop {
         participant: ParticipantId,
         name: Option<String>,
     ) {
-        let Some(octo) = self.octo.as_mut() else {
-            return;
-        };
         let k = (edge.clone(), conference.clone(), participant.clone());
-        if octo.endpoints.contains_key(&k) {
+        if self
+            .octo
+            .as_ref()
+            .is_none_or(|o| o.endpoints.contains_key(&k))
+        {
             return;
         }
-        let key = PeerKey(self.next_key);
-        self.next_key += 1;
+        let key = self.new_key();
         let info = PeerInfo {
             key,
             participant,
@@ -560,7 +560,9 @@ impl MediaLoop {
             warn!("router join (remote): {e}");
             return;
         }
-        octo.endpoints.insert(k, key);
+        if let Some(octo) = self.octo.as_mut() {
+            octo.endpoints.insert(k, key);
+        }
     }
 
     fn remote_source_added(&mut self, rs: Arc<RemoteSource>) {

@@ -200,6 +200,8 @@ pub struct Router {
     conferences: HashMap<ConferenceId, Conference>,
     events: VecDeque<RouterEvent>,
     next_source: u64,
+    /// Source ids step by this (workers encode themselves in ids).
+    source_stride: u64,
     keyframe_interval: Duration,
     last_n: LastNConfig,
 }
@@ -224,8 +226,19 @@ impl Router {
             conferences: HashMap::new(),
             events: VecDeque::new(),
             next_source: 1,
+            source_stride: 1,
             keyframe_interval,
             last_n: LastNConfig::default(),
+        }
+    }
+
+    /// A table whose source ids are `first`, `first + stride`, … (a media
+    /// worker's share of the edge's id space).
+    pub fn with_ids(first: u64, stride: u64) -> Self {
+        Self {
+            next_source: first,
+            source_stride: stride.max(1),
+            ..Self::default()
         }
     }
 
@@ -363,7 +376,7 @@ impl Router {
             return Err(RouterError::ViewerCannotPublish);
         }
         let id = SourceId(self.next_source);
-        self.next_source += 1;
+        self.next_source += self.source_stride;
         peer.sources.push(id);
         let conference = peer.conference.clone();
         self.sources.insert(

@@ -61,6 +61,8 @@ pub struct EdgeConfig {
     pub octo: Option<OctoSettings>,
     /// Last-N defaults: video sources per subscriber, audio in large conferences.
     pub last_n: crate::lastn::LastNConfig,
+    /// Media worker tasks (conferences are spread over them); default: one per core.
+    pub media_workers: usize,
 }
 
 /// How an edge joins the octo mesh.
@@ -122,6 +124,7 @@ impl EdgeConfig {
             agent: None,
             octo: None,
             last_n: crate::lastn::LastNConfig::default(),
+            media_workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
         })
     }
 }
@@ -185,7 +188,11 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
             let node = Arc::new(node);
             info!(edge = %config.id, octo = ?node.local_addr().ok(), peers = o.peers.len(), "octo listening");
             let _ = metrics.octo_node.set(node.clone());
-            Some(crate::media::Octo::new(node, events, o.peers))
+            Some(crate::media::OctoParts {
+                node,
+                events,
+                peers: o.peers,
+            })
         }
         None => None,
     };
@@ -196,6 +203,7 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
         reports,
         octo,
         config.last_n,
+        config.media_workers,
     );
     let listener = TcpListener::bind(config.http_bind)
         .await

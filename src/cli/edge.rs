@@ -39,6 +39,10 @@ pub struct Args {
     /// the subscriber asks for another number.
     #[arg(long, default_value_t = 9)]
     last_n: usize,
+    /// Media worker tasks; conferences are spread over them (default: one
+    /// per core).
+    #[arg(long)]
+    media_workers: Option<usize>,
 }
 
 impl Args {
@@ -61,6 +65,9 @@ impl Args {
         octo.forward_unsubscribed = self.octo_forward_all;
         config.octo = Some(octo);
         config.last_n.video = self.last_n;
+        if let Some(n) = self.media_workers {
+            config.media_workers = n.max(1);
+        }
         let edge = topology.edge(&self.id).context("edge not in topology")?;
         // The agent's client TLS: this edge's certificate, the cluster CA.
         let node_tls = geomesh_selector::tls::NodeTls::load(&tls, self.id.as_str())

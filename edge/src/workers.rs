@@ -1,0 +1,226 @@
+//! Multi-core: media workers, one per core, each owning whole conferences.
+//!
+//! An edge runs `N` media loops ([`crate::media::MediaLoop`]), each a tokio
+//! task that owns the `Rtc`s, routing table and octo state of the
+//! conferences hashed to it ([`worker_of_conference`]); the multi-threaded
+//! runtime spreads them over the cores. This is mediasoup's worker model:
+//! a conference's packets never cross workers, so the per-packet path takes
+//! no lock and shares no state. What is shared:
+//!
+//! - **The media port.** One task reads the UDP socket and hands each
+//!   datagram, in batches, to the worker that owns its session
+//!   ([`Demux`]: remote address → worker, and for a new address the STUN
+//!   username's ufrag → worker). Workers send on the same socket directly.
+//! - **The octo node.** One task reads its events and hands each to the
+//!   worker of its conference (or of its source, whose id encodes the
+//!   worker); link-wide events (up, down, RTT) go to every worker.
+//!
+//! Ids encode their worker: session keys and source ids are `worker + k·N`,
+//! so a command or an octo event about one finds its worker without a table.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tracing::debug;
+
+use geomesh_core::ConferenceId;
+use geomesh_mesh::link::LinkEvent;
+use geomesh_mesh::transport::OctoEvent;
+
+use crate::metrics::{Direction, Metrics, Traffic};
+use crate::stun;
+
+/// Largest datagram read from the media socket.
+pub const RECV_BUF: usize = 2048;
+
+/// Datagrams queued per worker before the reader drops (and counts) them.
+const WORKER_QUEUE: usize = 8192;
+
+/// One datagram for a worker.
+#[derive(Debug)]
+pub struct Datagram {
+    /// Its bytes.
+    pub data: Vec<u8>,
+    /// Who sent it.
+    pub src: SocketAddr,
+}
+
+/// Which worker owns which remote address and ICE ufrag. Written when a
+/// session starts, learns an address or ends; read per datagram.
+#[derive(Debug, Default)]
+pub struct Demux {
+    by_addr: RwLock<HashMap<SocketAddr, usize>>,
+    by_ufrag: RwLock<HashMap<String, usize>>,
+}
+
+impl Demux {
+    /// A session's ICE ufrag belongs to `worker`.
+    pub fn add_ufrag(&self, ufrag: &str, worker: usize) {
+        self.by_ufrag
+            .write()
+            .expect("demux lock poisoned")
+            .insert(ufrag.to_string(), worker);
+    }
+
+    /// A remote address belongs to `worker`.
+    pub fn add_addr(&self, addr: SocketAddr, worker: usize) {
+        self.by_addr
+            .write()
+            .expect("demux lock poisoned")
+            .insert(addr, worker);
+    }
+
+    /// A session ended.
+    pub fn remove(&self, ufrag: &str, addrs: &[SocketAddr]) {
+        self.by_ufrag
+            .write()
+            .expect("demux lock poisoned")
+            .remove(ufrag);
+        let mut by_addr = self.by_addr.write().expect("demux lock poisoned");
+        for a in addrs {
+            by_addr.remove(a);
+        }
+    }
+
+    /// The worker for a datagram, if any.
+    fn worker(&self, data: &[u8], src: &SocketAddr) -> Option<usize> {
+        if let Some(w) = self.by_addr.read().expect("demux lock poisoned").get(src) {
+            return Some(*w);
+        }
+        let ufrag = stun::local_ufrag(data)?;
+        self.by_ufrag
+            .read()
+            .expect("demux lock poisoned")
+            .get(ufrag)
+            .copied()
+    }
+}
+
+/// Creates the per-worker datagram queues.
+pub fn datagram_queues(n: usize) -> (Vec<mpsc::Sender<Datagram>>, Vec<mpsc::Receiver<Datagram>>) {
+    (0..n).map(|_| mpsc::channel(WORKER_QUEUE)).unzip()
+}
+
+/// Reads the media socket and hands datagrams to their workers.
+pub async fn read_media_socket(
+    socket: Arc<UdpSocket>,
+    demux: Arc<Demux>,
+    workers: Vec<mpsc::Sender<Datagram>>,
+    metrics: Arc<Metrics>,
+) {
+    let mut buf = vec![0u8; RECV_BUF];
+    let inbound = Traffic {
+        direction: Direction::In,
+    };
+    loop {
+        let (n, src) = match socket.recv_from(&mut buf).await {
+            Ok(r) => r,
+            Err(e) => {
+                // ICMP port-unreachable from a departed client surfaces here.
+                debug!("media socket recv: {e}");
+                continue;
+            }
+        };
+        metrics.datagrams.get_or_create(&inbound).inc();
+        metrics.bytes.get_or_create(&inbound).inc_by(n as u64);
+        let data = &buf[..n];
+        let Some(w) = demux.worker(data, &src) else {
+            Metrics::count(&metrics.dropped, "unknown_source");
+            continue;
+        };
+        let d = Datagram {
+            data: data.to_vec(),
+            src,
+        };
+        match workers[w].try_send(d) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                Metrics::count(&metrics.dropped, "worker_backlog");
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => return,
+        }
+    }
+}
+
+/// The worker that owns a conference (FNV-1a of its id: stable across runs).
+pub fn worker_of_conference(conference: &ConferenceId, workers: usize) -> usize {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in conference.as_str().bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    (h % workers as u64) as usize
+}
+
+/// The worker encoded in a session key or source id.
+pub fn worker_of_id(id: u64, workers: usize) -> usize {
+    (id % workers as u64) as usize
+}
+
+/// Hands octo events to the workers they concern.
+pub async fn dispatch_octo(
+    mut events: mpsc::Receiver<OctoEvent>,
+    workers: Vec<mpsc::Sender<OctoEvent>>,
+) {
+    let n = workers.len();
+    while let Some(ev) = events.recv().await {
+        let target = match &ev {
+            OctoEvent::Media(m) => Some(worker_of_conference(&m.source.conference, n)),
+            OctoEvent::Link { event, .. } => match event {
+                LinkEvent::ConferenceOpened { conference }
+                | LinkEvent::ConferenceClosed { conference }
+                | LinkEvent::EndpointJoined { conference, .. }
+                | LinkEvent::EndpointLeft { conference, .. } => {
+                    Some(worker_of_conference(conference, n))
+                }
+                LinkEvent::SourceAdded(rs) | LinkEvent::SourceRemoved(rs) => {
+                    Some(worker_of_conference(&rs.conference, n))
+                }
+                LinkEvent::Subscribed { source, .. }
+                | LinkEvent::Unsubscribed { source }
+                | LinkEvent::KeyframeRequested { source, .. } => Some(worker_of_id(source.0, n)),
+                _ => None,
+            },
+            _ => Some(0),
+        };
+        match target {
+            // Media is dropped rather than queued behind a busy worker.
+            Some(w) if matches!(ev, OctoEvent::Media(_)) => {
+                let _ = workers[w].try_send(ev);
+            }
+            Some(w) => {
+                if workers[w].send(ev).await.is_err() {
+                    return;
+                }
+            }
+            None => {
+                for w in &workers {
+                    if w.send(ev.clone()).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conferences_spread_over_workers_and_stay_put() {
+        let mut seen = [0usize; 4];
+        for i in 0..400 {
+            let c: ConferenceId = format!("room-{i}").parse().unwrap();
+            let w = worker_of_conference(&c, 4);
+            assert_eq!(w, worker_of_conference(&c, 4));
+            seen[w] += 1;
+        }
+        assert!(seen.iter().all(|&n| n > 60), "{seen:?}");
+        assert_eq!(worker_of_id(7, 4), 3);
+    }
+}
