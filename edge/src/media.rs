@@ -286,6 +286,8 @@ pub struct MediaLoop {
     layer_stats: HashMap<SourceId, LayerStats>,
     /// Next periodic re-choice of every subscriber's simulcast layers.
     next_retarget: Instant,
+    /// Reused per-packet list of subscribers.
+    scratch: Vec<PeerKey>,
 }
 
 /// Simulcast layers are re-chosen this often (layers come and go, bitrates move).
@@ -355,6 +357,7 @@ impl MediaLoop {
                 octo,
                 layer_stats: HashMap::new(),
                 next_retarget: Instant::now() + RETARGET_EVERY,
+                scratch: Vec::new(),
             };
             tokio::spawn(
                 lp.run(rx, dgrams)
@@ -797,8 +800,11 @@ impl MediaLoop {
             self.router
                 .handle_audio_level(input.arrival, owner, level.unsigned_abs());
         }
-        let subscribers: Vec<PeerKey> = self.router.subscribers(source).to_vec();
-        for to in subscribers {
+        // A reused buffer: no allocation per packet once it has grown.
+        let mut subscribers = std::mem::take(&mut self.scratch);
+        subscribers.clear();
+        subscribers.extend_from_slice(self.router.subscribers(source));
+        for &to in &subscribers {
             let Some(sub) = self.peers.get_mut(&to) else {
                 continue;
             };
@@ -824,6 +830,7 @@ impl MediaLoop {
                 }
             }
         }
+        self.scratch = subscribers;
     }
 
     /// Media counters: packets and payload bytes; a frame per audio packet

@@ -36,14 +36,18 @@ use crate::stun;
 /// Largest datagram read from the media socket.
 pub const RECV_BUF: usize = 2048;
 
+/// Bytes of datagram storage allocated at once by the reader.
+const POOL: usize = 64 * 1024;
+
 /// Datagrams queued per worker before the reader drops (and counts) them.
 const WORKER_QUEUE: usize = 8192;
 
 /// One datagram for a worker.
 #[derive(Debug)]
 pub struct Datagram {
-    /// Its bytes.
-    pub data: Vec<u8>,
+    /// Its bytes: a slice of the reader's pool (one allocation per ~64 KiB
+    /// of datagrams, not one per datagram).
+    pub data: bytes::Bytes,
     /// Who sent it.
     pub src: SocketAddr,
 }
@@ -112,6 +116,7 @@ pub async fn read_media_socket(
     metrics: Arc<Metrics>,
 ) {
     let mut buf = vec![0u8; RECV_BUF];
+    let mut pool = bytes::BytesMut::with_capacity(POOL);
     let inbound = Traffic {
         direction: Direction::In,
     };
@@ -131,8 +136,12 @@ pub async fn read_media_socket(
             Metrics::count(&metrics.dropped, "unknown_source");
             continue;
         };
+        if pool.capacity() < n {
+            pool = bytes::BytesMut::with_capacity(POOL);
+        }
+        pool.extend_from_slice(data);
         let d = Datagram {
-            data: data.to_vec(),
+            data: pool.split().freeze(),
             src,
         };
         match workers[w].try_send(d) {
