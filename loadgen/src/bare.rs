@@ -36,6 +36,8 @@ pub async fn run(
     let mut r = SessionResult {
         index: plan.index,
         connected: true,
+        local_port: sock.local_addr().ok().map(|a| a.port()),
+        server_port: Some(relay.port()),
         ..Default::default()
     };
     let _ = env.events.send(SessionEvent::Ready(plan.index));

@@ -51,7 +51,8 @@ pub fn parse_metrics(text: &str) -> HashMap<String, f64> {
         .filter(|l| !l.starts_with('#'))
         .filter_map(|l| {
             let (k, v) = l.rsplit_once(' ')?;
-            Some((k.to_string(), v.trim().parse().ok()?))
+            // Label values are matched case-insensitively (the edge writes `Out`).
+            Some((k.to_ascii_lowercase(), v.trim().parse().ok()?))
         })
         .collect()
 }
@@ -187,8 +188,8 @@ mod tests {
         let text = "# HELP geomesh_edge_participants Sessions on this edge\n\
             # TYPE geomesh_edge_participants gauge\n\
             geomesh_edge_participants 3\n\
-            geomesh_edge_udp_datagrams_total{direction=\"in\"} 1200\n\
-            geomesh_edge_udp_datagrams_total{direction=\"out\"} 2400\n\
+            geomesh_edge_udp_datagrams_total{direction=\"In\"} 1200\n\
+            geomesh_edge_udp_datagrams_total{direction=\"Out\"} 2400\n\
             geomesh_edge_process_cpu_seconds 12.5\n\
             garbage\n\
             # EOF\n";

@@ -70,6 +70,7 @@ pub mod rtp;
 pub mod run;
 pub mod sdp;
 pub mod session;
+pub mod sockdrops;
 pub mod source;
 pub mod stamp;
 pub mod vp8;

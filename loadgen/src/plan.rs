@@ -73,6 +73,10 @@ pub struct SessionResult {
     pub tx: Traffic,
     /// Datagrams received, by kind.
     pub rx: Traffic,
+    /// The session's own UDP port (for the kernel's drop counters).
+    pub local_port: Option<u16>,
+    /// The server's media port, when on this host.
+    pub server_port: Option<u16>,
 }
 
 /// Receive buffer asked for on every client socket. A keyframe burst from a

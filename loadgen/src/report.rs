@@ -122,6 +122,9 @@ pub struct Server {
     pub datagrams_out: Option<f64>,
     /// Datagrams the server counted in.
     pub datagrams_in: Option<f64>,
+    /// Datagrams the kernel dropped at the server's socket (receive buffer
+    /// full) during the window; absent when the server is on another host.
+    pub socket_drops: Option<u64>,
 }
 
 /// Per-stream loss, for the JSON report.
@@ -157,6 +160,8 @@ pub struct Report {
     pub loadgen_cpu_seconds: f64,
     /// Frames the load generator skipped because it ran late (it was starved).
     pub loadgen_skipped_frames: u64,
+    /// Datagrams the kernel dropped at the load generator's own sockets.
+    pub client_socket_drops: u64,
     /// Frames without a readable stamp.
     pub bad_frames: u64,
     /// Writes the WebRTC stack refused.
@@ -294,6 +299,7 @@ impl Report {
             server,
             loadgen_cpu_seconds,
             loadgen_skipped_frames: skipped,
+            client_socket_drops: 0,
             bad_frames: recv.bad_frames,
             write_errors: sent.write_errors,
             video_layers_per_receiver,
@@ -427,11 +433,18 @@ impl fmt::Display for Report {
             sv.forwarded_packets,
             opt(sv.packets_per_cpu_second, 0),
         )?;
+        if let Some(d) = sv.socket_drops {
+            writeln!(
+                f,
+                "  socket drops (receive buffer full): {} at the {}, {} at the clients",
+                d, r.target, self.client_socket_drops
+            )?;
+        }
         write!(f, "  loadgen: {:.2} CPU-s", self.loadgen_cpu_seconds)?;
         if self.loadgen_skipped_frames > 0 {
             write!(
                 f,
-                ", {} frames skipped (loadgen starved)",
+                ", {} frames skipped (loadgen late, or a session not yet connected)",
                 self.loadgen_skipped_frames
             )?;
         }

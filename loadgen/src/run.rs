@@ -3,7 +3,7 @@
 //! and build the report. The same phases drive the edge run and the
 //! relay-floor run.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -21,6 +21,7 @@ use crate::plan::{Phase, SessionEvent, SessionPlan, SessionResult};
 use crate::relay::{Relay, RelayTable};
 use crate::report::{Comparison, Outcome, Report, RunShape, Server};
 use crate::session::SessionEnv;
+use crate::sockdrops;
 use crate::source::MediaConfig;
 use crate::stamp::Clock;
 
@@ -342,6 +343,19 @@ fn delta(
         .sum()
 }
 
+/// Kernel drops at the server's and the clients' sockets over the window.
+fn socket_drops(
+    results: &[SessionResult],
+    before: &HashMap<u16, u64>,
+    after: &HashMap<u16, u64>,
+) -> (Option<u64>, u64) {
+    let servers: HashSet<u16> = results.iter().filter_map(|r| r.server_port).collect();
+    let server = (!servers.is_empty() && servers.iter().all(|p| after.contains_key(p)))
+        .then(|| sockdrops::delta(before, after, servers));
+    let client = sockdrops::delta(before, after, results.iter().filter_map(|r| r.local_port));
+    (server, client)
+}
+
 async fn run_edge(cfg: &Config) -> Result<Report, LoadgenError> {
     let apis = cfg
         .edges
@@ -391,16 +405,20 @@ async fn run_edge(cfg: &Config) -> Result<Report, LoadgenError> {
     )
     .await;
     let before = sample_all(&apis).await;
+    let drops0 = sockdrops::drops_by_port();
     let cpu0 = process_cpu_seconds();
     let (start, end) = publish(&h, cfg).await;
     let after = sample_all(&apis).await;
+    let drops1 = sockdrops::drops_by_port();
     let loadgen_cpu = process_cpu_seconds() - cpu0;
     let window_end = Instant::now();
     let results = collect(&h, handles).await;
+    let (server_drops, client_drops) = socket_drops(&results, &drops0, &drops1);
     let server = Server {
         cpu_seconds: delta(&before, &after, |s| s.cpu_seconds),
         datagrams_out: delta(&before, &after, |s| Some(s.datagrams_out)),
         datagrams_in: delta(&before, &after, |s| Some(s.datagrams_in)),
+        socket_drops: server_drops,
         ..Default::default()
     };
     let shape = cfg.shape(
@@ -411,6 +429,7 @@ async fn run_edge(cfg: &Config) -> Result<Report, LoadgenError> {
     );
     let mut report = Report::build(shape, &plans, &results, server, loadgen_cpu);
     report.sessions.ready = ready as u64;
+    report.client_socket_drops = client_drops;
     Ok(report)
 }
 
@@ -453,16 +472,20 @@ async fn run_relay(cfg: &Config) -> Result<Report, LoadgenError> {
     }
     let ready = wait_setup(&mut h, plans.len(), cfg.setup_timeout).await;
     relay.start_measuring();
+    let drops0 = sockdrops::drops_by_port();
     let cpu0 = process_cpu_seconds();
     let (start, end) = publish(&h, cfg).await;
+    let drops1 = sockdrops::drops_by_port();
     let stats = relay.stop();
     let loadgen_cpu = (process_cpu_seconds() - cpu0 - stats.cpu_seconds).max(0.0);
     let window_end = Instant::now();
     let results = collect(&h, handles).await;
+    let (server_drops, client_drops) = socket_drops(&results, &drops0, &drops1);
     let server = Server {
         cpu_seconds: Some(stats.cpu_seconds),
         datagrams_out: Some(stats.forwarded as f64),
         datagrams_in: Some(stats.received as f64),
+        socket_drops: server_drops,
         ..Default::default()
     };
     let shape = cfg.shape(
@@ -473,6 +496,7 @@ async fn run_relay(cfg: &Config) -> Result<Report, LoadgenError> {
     );
     let mut report = Report::build(shape, &plans, &results, server, loadgen_cpu);
     report.sessions.ready = ready as u64;
+    report.client_socket_drops = client_drops;
     Ok(report)
 }
 

@@ -50,6 +50,20 @@ impl PtKinds {
     }
 }
 
+/// The address of the first UDP candidate in an SDP (the edge's media
+/// address: it is ICE-lite with one host candidate).
+pub fn candidate_addr(sdp: &str) -> Option<std::net::SocketAddr> {
+    sdp.lines().find_map(|l| {
+        // a=candidate:<foundation> <component> <transport> <priority> <ip> <port> typ <type>
+        let f: Vec<&str> = l.strip_prefix("a=candidate:")?.split_whitespace().collect();
+        if !f.get(2)?.eq_ignore_ascii_case("udp") {
+            return None;
+        }
+        let ip: std::net::IpAddr = f.get(4)?.parse().ok()?;
+        Some((ip, f.get(5)?.parse().ok()?).into())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -80,5 +94,20 @@ mod tests {
         assert_eq!(k.classify(&rtp(200)), None, "RTCP sender report");
         assert_eq!(k.classify(&[0, 1, 0, 0]), None, "STUN");
         assert_eq!(k.classify(&[22, 254, 253]), None, "DTLS");
+    }
+
+    #[test]
+    fn finds_the_candidate_addr() {
+        let sdp = "v=0\r\na=ice-lite\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n\
+                   a=candidate:1 1 udp 2130706175 127.0.0.1 10000 typ host\r\n";
+        assert_eq!(
+            candidate_addr(sdp),
+            Some("127.0.0.1:10000".parse().unwrap())
+        );
+        assert_eq!(
+            candidate_addr("a=candidate:1 1 tcp 1 1.2.3.4 443 typ host"),
+            None
+        );
+        assert_eq!(candidate_addr("v=0"), None);
     }
 }

@@ -255,6 +255,10 @@ impl Client {
             }
         };
         pts.learn(&answer);
+        // Kernel drop counters are only visible for a server on this host.
+        let server_port = crate::sdp::candidate_addr(&answer)
+            .filter(|a| a.ip().is_loopback())
+            .map(|a| a.port());
         let answer = SdpAnswer::from_sdp_string(&answer).map_err(|e| format!("bad_answer: {e}"))?;
         rtc.sdp_api()
             .accept_answer(pending, answer)
@@ -281,7 +285,11 @@ impl Client {
             stopping: false,
             next_timeout: now,
             frames: Vec::new(),
-            result: SessionResult::default(),
+            result: SessionResult {
+                local_port: Some(local.port()),
+                server_port,
+                ..Default::default()
+            },
         };
         c.drain();
         Ok(c)
@@ -347,6 +355,7 @@ impl Client {
             Phase::Setup => {}
             Phase::Publish(start) => {
                 // Count only the measured window.
+                self.result.sent = Default::default();
                 self.result.tx = Default::default();
                 self.result.rx = Default::default();
                 self.result.recv = Default::default();

@@ -97,6 +97,15 @@ impl Args {
             std::fs::write(p, serde_json::to_vec_pretty(&outcome)?)
                 .with_context(|| format!("writing {}", p.display()))?;
         }
+        // A run where no session connected measured nothing: say so in the exit code.
+        let nothing = [&outcome.edge, &outcome.relay_floor]
+            .into_iter()
+            .flatten()
+            .any(|r| r.sessions.connected == 0);
+        if nothing {
+            eprintln!("error: no session connected; nothing was measured");
+            return Ok(ExitCode::FAILURE);
+        }
         Ok(ExitCode::SUCCESS)
     }
 }
