@@ -48,6 +48,8 @@ enum Command {
     Dev(cli::dev::Args),
     /// Run a latency study (simulations) from a scenario file.
     Sim(cli::sim::Args),
+    /// Load edges with many WebRTC participants and measure them.
+    Loadgen(cli::loadgen::Args),
 }
 
 fn main() -> ExitCode {
@@ -64,6 +66,7 @@ fn main() -> ExitCode {
         Command::Selector(a) => a.run(),
         Command::Dev(a) => a.run(cli.log_format),
         Command::Sim(a) => a.run(),
+        Command::Loadgen(a) => a.run(),
     };
     match result {
         Ok(code) => code,

@@ -4,6 +4,7 @@ pub mod certs;
 pub mod dev;
 pub mod edge;
 pub mod geoip;
+pub mod loadgen;
 pub mod selector;
 pub mod sim;
 pub mod token;

@@ -1,0 +1,587 @@
+//! A whole run: plan the sessions, start them, wait until they are set up,
+//! sample the server, publish for the duration, drain, sample again, stop,
+//! and build the report. The same phases drive the edge run and the
+//! relay-floor run.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use geomesh_core::token::{JoinClaims, TokenSigner};
+use geomesh_core::{ConferenceId, EdgeId, ParticipantId};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+use crate::edge_api::{EdgeApi, EdgeSample};
+use crate::error::LoadgenError;
+use crate::plan::{Phase, SessionEvent, SessionPlan, SessionResult};
+use crate::relay::{Relay, RelayTable};
+use crate::report::{Comparison, Outcome, Report, RunShape, Server};
+use crate::session::SessionEnv;
+use crate::sockdrops;
+use crate::source::MediaConfig;
+use crate::stamp::Clock;
+
+/// Most sessions one run may plan.
+pub const MAX_SESSIONS: u64 = 5000;
+/// Longest publishing duration.
+pub const MAX_DURATION: Duration = Duration::from_secs(3600);
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Edge base URLs; conferences are spread over them round-robin.
+    pub edges: Vec<String>,
+    /// Conferences.
+    pub conferences: u32,
+    /// Publishers per conference (they receive too).
+    pub publishers: u32,
+    /// Receive-only participants per conference.
+    pub subscribers: u32,
+    /// How long publishers send.
+    pub duration: Duration,
+    /// What publishers send.
+    pub media: MediaConfig,
+    /// Mint tokens with this key instead of asking `/dev/token`.
+    pub token_key: Option<PathBuf>,
+    /// Also run the same load through the bare relay.
+    pub relay_floor: bool,
+    /// How long sessions may take to connect and negotiate.
+    pub setup_timeout: Duration,
+    /// How long receivers keep counting after publishers stop.
+    pub drain: Duration,
+    /// Spacing between session starts (spreads the DTLS handshakes).
+    pub ramp: Duration,
+    /// Seed for frame sizes.
+    pub seed: u64,
+}
+
+impl Config {
+    fn validate(&self) -> Result<(), LoadgenError> {
+        let bad = |m: &str| Err(LoadgenError::Config(m.to_string()));
+        if self.edges.is_empty() && !self.relay_floor {
+            return bad("give at least one --edge, or --relay-floor");
+        }
+        if self.conferences == 0 || self.publishers == 0 {
+            return bad("need at least one conference and one publisher");
+        }
+        let sessions = u64::from(self.conferences)
+            * (u64::from(self.publishers) + u64::from(self.subscribers));
+        if sessions > MAX_SESSIONS {
+            return bad(&format!(
+                "{sessions} sessions planned; at most {MAX_SESSIONS}"
+            ));
+        }
+        if u64::from(self.conferences) * u64::from(self.publishers) >= 1 << 20 {
+            return bad("too many publishers");
+        }
+        if self.duration.is_zero() || self.duration > MAX_DURATION {
+            return bad("duration must be between 1 ms and 1 h");
+        }
+        if self.media.video_kbps == 0 || self.media.video_kbps > 50_000 {
+            return bad("video bitrate must be 1–50,000 kbit/s");
+        }
+        Ok(())
+    }
+
+    fn shape(
+        &self,
+        target: &str,
+        endpoints: Vec<String>,
+        publish_s: f64,
+        window_s: f64,
+    ) -> RunShape {
+        RunShape {
+            target: target.into(),
+            endpoints,
+            conferences: self.conferences,
+            publishers: self.publishers,
+            subscribers: self.subscribers,
+            simulcast: self.media.simulcast,
+            video_kbps: self.media.video_kbps,
+            audio: self.media.audio,
+            publish_s,
+            window_s,
+        }
+    }
+}
+
+/// Every session of a run, conference by conference, publishers first.
+pub fn plan(cfg: &Config, run_id: &str, edges: usize) -> Vec<SessionPlan> {
+    let (p, s) = (cfg.publishers as usize, cfg.subscribers as usize);
+    let kinds = 1 + usize::from(cfg.media.audio);
+    let mut plans = Vec::with_capacity(cfg.conferences as usize * (p + s));
+    for c in 0..cfg.conferences as usize {
+        let sources: Vec<u32> = (0..p).map(|i| (c * p + i) as u32).collect();
+        let conference_id = format!("lg-{run_id}-{c}");
+        for i in 0..p + s {
+            let source = (i < p).then(|| sources[i]);
+            let receives: Vec<u32> = sources
+                .iter()
+                .copied()
+                .filter(|x| Some(*x) != source)
+                .collect();
+            plans.push(SessionPlan {
+                index: plans.len(),
+                conference: c,
+                conference_id: conference_id.clone(),
+                name: if i < p {
+                    format!("pub{i}")
+                } else {
+                    format!("sub{}", i - p)
+                },
+                edge: c % edges.max(1),
+                source,
+                expected_tracks: receives.len() * kinds,
+                receives,
+            });
+        }
+    }
+    plans
+}
+
+fn run_id() -> String {
+    let mut b = [0u8; 4];
+    // A fixed id only risks clashing with a concurrent run's conference names.
+    let _ = getrandom::fill(&mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// CPU seconds of this process (all threads).
+fn process_cpu_seconds() -> f64 {
+    use nix::sys::resource::{UsageWho, getrusage};
+    match getrusage(UsageWho::RUSAGE_SELF) {
+        Ok(u) => {
+            let t = |tv: nix::sys::time::TimeVal| tv.tv_sec() as f64 + tv.tv_usec() as f64 / 1e6;
+            t(u.user_time()) + t(u.system_time())
+        }
+        Err(_) => 0.0,
+    }
+}
+
+/// Runs everything `cfg` asks for.
+pub async fn run(cfg: &Config) -> Result<Outcome, LoadgenError> {
+    cfg.validate()?;
+    let edge = if cfg.edges.is_empty() {
+        None
+    } else {
+        Some(run_edge(cfg).await?)
+    };
+    let relay_floor = if cfg.relay_floor {
+        Some(run_relay(cfg).await?)
+    } else {
+        None
+    };
+    let comparison = match (&edge, &relay_floor) {
+        (Some(e), Some(r)) => Some(Comparison::of(e, r)),
+        _ => None,
+    };
+    Ok(Outcome {
+        edge,
+        relay_floor,
+        comparison,
+    })
+}
+
+/// The phase channel, event channel and environment every session shares.
+struct Harness {
+    phase: watch::Sender<Phase>,
+    events: mpsc::UnboundedReceiver<SessionEvent>,
+    env: SessionEnv,
+}
+
+fn harness(cfg: &Config, sessions: usize) -> Harness {
+    let (phase, phase_rx) = watch::channel(Phase::Setup);
+    let (events_tx, events) = mpsc::unbounded_channel();
+    let now = Instant::now();
+    let deadline = now
+        + cfg.ramp * sessions as u32
+        + cfg.setup_timeout
+        + cfg.duration
+        + cfg.drain
+        + Duration::from_secs(30);
+    Harness {
+        phase,
+        events,
+        env: SessionEnv {
+            clock: Clock::new(now),
+            media: cfg.media,
+            crypto: Arc::new(str0m::crypto::from_feature_flags()),
+            phase: phase_rx,
+            events: events_tx,
+            seed: cfg.seed,
+            deadline,
+        },
+    }
+}
+
+/// Waits until every session is ready or failed, or the setup time is up.
+async fn wait_setup(h: &mut Harness, sessions: usize, timeout: Duration) -> usize {
+    let until = Instant::now() + timeout;
+    let (mut ready, mut failed) = (HashSet::new(), HashSet::new());
+    while ready.len() + failed.len() < sessions {
+        match tokio::time::timeout_at(until.into(), h.events.recv()).await {
+            Ok(Some(SessionEvent::Ready(i))) => {
+                ready.insert(i);
+            }
+            Ok(Some(SessionEvent::Failed(i, _))) => {
+                ready.remove(&i);
+                failed.insert(i);
+            }
+            Ok(None) | Err(_) => break,
+        }
+    }
+    if ready.len() < sessions {
+        warn!(
+            ready = ready.len(),
+            failed = failed.len(),
+            sessions,
+            "setup ended with sessions not ready; publishing anyway"
+        );
+    }
+    ready.len()
+}
+
+/// Runs the publish and drain phases; returns when publishing started and ended.
+async fn publish(h: &Harness, cfg: &Config) -> (Instant, Instant) {
+    // A little ahead, so every session sees the phase before its first frame is due.
+    let start = Instant::now() + Duration::from_millis(50);
+    let _ = h.phase.send(Phase::Publish(start));
+    tokio::time::sleep_until((start + cfg.duration).into()).await;
+    let _ = h.phase.send(Phase::Drain);
+    let end = Instant::now();
+    tokio::time::sleep(cfg.drain).await;
+    (start, end)
+}
+
+async fn collect(h: &Harness, handles: Vec<JoinHandle<SessionResult>>) -> Vec<SessionResult> {
+    let _ = h.phase.send(Phase::Stop);
+    let until = Instant::now() + Duration::from_secs(15);
+    let mut out = Vec::with_capacity(handles.len());
+    for (i, mut handle) in handles.into_iter().enumerate() {
+        match tokio::time::timeout_at(until.into(), &mut handle).await {
+            Ok(Ok(r)) => out.push(r),
+            Ok(Err(_)) | Err(_) => {
+                handle.abort();
+                out.push(SessionResult {
+                    index: i,
+                    failure: Some("no_result".into()),
+                    ..Default::default()
+                });
+            }
+        }
+    }
+    out
+}
+
+async fn tokens(
+    cfg: &Config,
+    plans: &[SessionPlan],
+    apis: &[EdgeApi],
+    ids: &[String],
+    run: &str,
+) -> Result<Vec<Result<String, String>>, LoadgenError> {
+    let signer = match &cfg.token_key {
+        Some(p) => Some(TokenSigner::load(p).map_err(|e| LoadgenError::Token(e.to_string()))?),
+        None => None,
+    };
+    let ttl = cfg.setup_timeout + cfg.duration + Duration::from_secs(600);
+    let mut out = Vec::with_capacity(plans.len());
+    for p in plans {
+        let t = match &signer {
+            Some(s) => {
+                let claims = (|| -> Result<JoinClaims, String> {
+                    let conf =
+                        ConferenceId::new(p.conference_id.clone()).map_err(|e| e.to_string())?;
+                    let who = ParticipantId::new(format!("lg-{run}-{}-{}", p.conference, p.name))
+                        .map_err(|e| e.to_string())?;
+                    let edge = EdgeId::new(ids[p.edge].clone()).map_err(|e| e.to_string())?;
+                    let mut c = JoinClaims::new(conf, who, edge, SystemTime::now(), ttl);
+                    c.name = Some(p.name.clone());
+                    Ok(c)
+                })();
+                claims.map(|c| s.sign(&c))
+            }
+            None => apis[p.edge]
+                .dev_token(&p.conference_id, &p.name)
+                .await
+                .map(|t| t.token)
+                .map_err(|e| format!("token: {e}")),
+        };
+        out.push(t);
+    }
+    Ok(out)
+}
+
+async fn sample_all(apis: &[EdgeApi]) -> Vec<Option<EdgeSample>> {
+    let mut v = Vec::with_capacity(apis.len());
+    for a in apis {
+        match a.sample().await {
+            Ok(s) => v.push(Some(s)),
+            Err(e) => {
+                warn!("metrics of {}: {e}", a.base());
+                v.push(None);
+            }
+        }
+    }
+    v
+}
+
+/// Sums after − before over the edges; `None` if any edge lacks the figure.
+fn delta(
+    before: &[Option<EdgeSample>],
+    after: &[Option<EdgeSample>],
+    f: impl Fn(&EdgeSample) -> Option<f64>,
+) -> Option<f64> {
+    before
+        .iter()
+        .zip(after)
+        .map(|(b, a)| Some(f(a.as_ref()?)? - f(b.as_ref()?)?))
+        .sum()
+}
+
+/// Kernel drops at the server's and the clients' sockets over the window.
+fn socket_drops(
+    results: &[SessionResult],
+    before: &HashMap<u16, u64>,
+    after: &HashMap<u16, u64>,
+) -> (Option<u64>, u64) {
+    let servers: HashSet<u16> = results.iter().filter_map(|r| r.server_port).collect();
+    let server = (!servers.is_empty() && servers.iter().all(|p| after.contains_key(p)))
+        .then(|| sockdrops::delta(before, after, servers));
+    let client = sockdrops::delta(before, after, results.iter().filter_map(|r| r.local_port));
+    (server, client)
+}
+
+async fn run_edge(cfg: &Config) -> Result<Report, LoadgenError> {
+    let apis = cfg
+        .edges
+        .iter()
+        .map(|e| EdgeApi::new(e))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut ids = Vec::new();
+    for a in &apis {
+        ids.push(a.health().await?.edge);
+    }
+    let run = run_id();
+    let plans = plan(cfg, &run, apis.len());
+    let tokens = tokens(cfg, &plans, &apis, &ids, &run).await?;
+    info!(
+        sessions = plans.len(),
+        edges = apis.len(),
+        "starting edge run"
+    );
+    let mut h = harness(cfg, plans.len());
+    let mut handles = Vec::with_capacity(plans.len());
+    for (p, token) in plans.iter().zip(tokens) {
+        let env = h.env.clone();
+        let ws = apis[p.edge].ws_url();
+        let p = p.clone();
+        let delay = cfg.ramp * p.index as u32;
+        handles.push(tokio::spawn(async move {
+            match token {
+                Ok(t) => {
+                    tokio::time::sleep(delay).await;
+                    crate::session::run(p, ws, t, env).await
+                }
+                Err(why) => {
+                    let _ = env.events.send(SessionEvent::Failed(p.index, why.clone()));
+                    SessionResult {
+                        index: p.index,
+                        failure: Some(why),
+                        ..Default::default()
+                    }
+                }
+            }
+        }));
+    }
+    let ready = wait_setup(
+        &mut h,
+        plans.len(),
+        cfg.setup_timeout + cfg.ramp * plans.len() as u32,
+    )
+    .await;
+    let before = sample_all(&apis).await;
+    let drops0 = sockdrops::drops_by_port();
+    let cpu0 = process_cpu_seconds();
+    let (start, end) = publish(&h, cfg).await;
+    let after = sample_all(&apis).await;
+    let drops1 = sockdrops::drops_by_port();
+    let loadgen_cpu = process_cpu_seconds() - cpu0;
+    let window_end = Instant::now();
+    let results = collect(&h, handles).await;
+    let (server_drops, client_drops) = socket_drops(&results, &drops0, &drops1);
+    let server = Server {
+        cpu_seconds: delta(&before, &after, |s| s.cpu_seconds),
+        datagrams_out: delta(&before, &after, |s| Some(s.datagrams_out)),
+        datagrams_in: delta(&before, &after, |s| Some(s.datagrams_in)),
+        socket_drops: server_drops,
+        ..Default::default()
+    };
+    let shape = cfg.shape(
+        "edge",
+        apis.iter().map(|a| a.base().to_string()).collect(),
+        (end - start).as_secs_f64(),
+        (window_end - start).as_secs_f64(),
+    );
+    let mut report = Report::build(shape, &plans, &results, server, loadgen_cpu);
+    report.sessions.ready = ready as u64;
+    report.client_socket_drops = client_drops;
+    Ok(report)
+}
+
+async fn run_relay(cfg: &Config) -> Result<Report, LoadgenError> {
+    let run = run_id();
+    let plans = plan(cfg, &run, 1);
+    let relay_sock =
+        std::net::UdpSocket::bind("127.0.0.1:0").map_err(LoadgenError::io("relay socket"))?;
+    let mut socks = Vec::with_capacity(plans.len());
+    let mut addrs: Vec<SocketAddr> = Vec::with_capacity(plans.len());
+    for _ in &plans {
+        let s =
+            std::net::UdpSocket::bind("127.0.0.1:0").map_err(LoadgenError::io("client socket"))?;
+        s.set_nonblocking(true)
+            .map_err(LoadgenError::io("client socket"))?;
+        crate::plan::enlarge_rcvbuf(&s);
+        addrs.push(s.local_addr().map_err(LoadgenError::io("client socket"))?);
+        socks.push(s);
+    }
+    // Each publisher's datagrams go to everyone else in its conference.
+    let mut table = RelayTable::new();
+    for p in plans.iter().filter(|p| p.source.is_some()) {
+        let to = plans
+            .iter()
+            .filter(|q| q.conference == p.conference && q.index != p.index)
+            .map(|q| addrs[q.index])
+            .collect();
+        table.insert(addrs[p.index], to);
+    }
+    let mut h = harness(cfg, plans.len());
+    let relay = Relay::start(relay_sock, table, h.env.deadline)?;
+    let relay_addr = relay.addr();
+    info!(sessions = plans.len(), %relay_addr, "starting relay-floor run");
+    let mut handles = Vec::with_capacity(plans.len());
+    for (p, s) in plans.iter().zip(socks) {
+        let env = h.env.clone();
+        let p = p.clone();
+        let sock = tokio::net::UdpSocket::from_std(s).map_err(LoadgenError::io("client socket"))?;
+        handles.push(tokio::spawn(crate::bare::run(p, sock, relay_addr, env)));
+    }
+    let ready = wait_setup(&mut h, plans.len(), cfg.setup_timeout).await;
+    relay.start_measuring();
+    let drops0 = sockdrops::drops_by_port();
+    let cpu0 = process_cpu_seconds();
+    let (start, end) = publish(&h, cfg).await;
+    let drops1 = sockdrops::drops_by_port();
+    let stats = relay.stop();
+    let loadgen_cpu = (process_cpu_seconds() - cpu0 - stats.cpu_seconds).max(0.0);
+    let window_end = Instant::now();
+    let results = collect(&h, handles).await;
+    let (server_drops, client_drops) = socket_drops(&results, &drops0, &drops1);
+    let server = Server {
+        cpu_seconds: Some(stats.cpu_seconds),
+        datagrams_out: Some(stats.forwarded as f64),
+        datagrams_in: Some(stats.received as f64),
+        socket_drops: server_drops,
+        ..Default::default()
+    };
+    let shape = cfg.shape(
+        "relay",
+        vec![relay_addr.to_string()],
+        (end - start).as_secs_f64(),
+        (window_end - start).as_secs_f64(),
+    );
+    let mut report = Report::build(shape, &plans, &results, server, loadgen_cpu);
+    report.sessions.ready = ready as u64;
+    report.client_socket_drops = client_drops;
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(c: u32, p: u32, s: u32, audio: bool) -> Config {
+        Config {
+            edges: vec!["http://127.0.0.1:1".into(), "http://127.0.0.1:2".into()],
+            conferences: c,
+            publishers: p,
+            subscribers: s,
+            duration: Duration::from_secs(5),
+            media: MediaConfig {
+                video_kbps: 1500,
+                simulcast: false,
+                audio,
+            },
+            token_key: None,
+            relay_floor: false,
+            setup_timeout: Duration::from_secs(30),
+            drain: Duration::from_secs(1),
+            ramp: Duration::ZERO,
+            seed: 1,
+        }
+    }
+
+    #[test]
+    fn plans_every_conference_publishers_first() {
+        let plans = plan(&cfg(3, 2, 1, true), "x", 2);
+        assert_eq!(plans.len(), 9);
+        let p0 = &plans[0];
+        assert_eq!((p0.name.as_str(), p0.source, p0.edge), ("pub0", Some(0), 0));
+        assert_eq!(p0.receives, vec![1]);
+        assert_eq!(p0.expected_tracks, 2);
+        let sub = &plans[2];
+        assert_eq!((sub.name.as_str(), sub.source), ("sub0", None));
+        assert_eq!(sub.receives, vec![0, 1]);
+        assert_eq!(sub.expected_tracks, 4);
+        // Conference 1 goes to the second edge, with its own sources.
+        assert_eq!(
+            (
+                plans[3].edge,
+                plans[3].source,
+                plans[3].conference_id.as_str()
+            ),
+            (1, Some(2), "lg-x-1")
+        );
+        assert!(plans.iter().enumerate().all(|(i, p)| p.index == i));
+    }
+
+    #[test]
+    fn refuses_runs_it_cannot_do() {
+        assert!(cfg(1, 2, 1, false).validate().is_ok());
+        assert!(cfg(0, 2, 1, false).validate().is_err());
+        assert!(cfg(1, 0, 1, false).validate().is_err());
+        assert!(
+            cfg(100, 30, 30, false).validate().is_err(),
+            "6,000 sessions"
+        );
+        let mut c = cfg(1, 1, 1, false);
+        c.edges.clear();
+        assert!(c.validate().is_err());
+        c.relay_floor = true;
+        assert!(c.validate().is_ok());
+    }
+
+    #[test]
+    fn sums_metric_deltas_over_edges() {
+        let s = |cpu, out| {
+            Some(EdgeSample {
+                cpu_seconds: Some(cpu),
+                datagrams_out: out,
+                ..Default::default()
+            })
+        };
+        let before = vec![s(1.0, 10.0), s(2.0, 20.0)];
+        let after = vec![s(1.5, 110.0), s(3.0, 70.0)];
+        assert_eq!(delta(&before, &after, |x| x.cpu_seconds), Some(1.5));
+        assert_eq!(
+            delta(&before, &after, |x| Some(x.datagrams_out)),
+            Some(150.0)
+        );
+        let missing = vec![s(1.0, 10.0), None];
+        assert_eq!(delta(&missing, &after, |x| x.cpu_seconds), None);
+    }
+}

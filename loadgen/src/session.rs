@@ -1,0 +1,605 @@
+//! One WebRTC participant against an edge: a WebSocket `Member` session
+//! (docs/PROTOCOL.md) and a str0m `Rtc` on its own loopback UDP socket.
+//!
+//! Drive shape (str0m's): every input — a datagram, a signaling message, a
+//! timeout, a frame write — is one mutation of the `Rtc`, followed by
+//! draining `poll_output` until it returns `Timeout`. The task waits for
+//! the soonest of: a datagram, a signaling message, a phase change, the
+//! `Rtc`'s timeout, or the next frame due.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
+use str0m::format::Codec;
+use str0m::media::{
+    Direction, Frequency, MediaKind, MediaTime, Mid, Pt, Rid, Simulcast, SimulcastLayer,
+};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
+use tokio::net::{TcpStream, UdpSocket};
+use tokio::sync::{mpsc, watch};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tracing::{debug, trace};
+
+use crate::plan::{Phase, SessionEvent, SessionPlan, SessionResult};
+use crate::sdp::PtKinds;
+use crate::source::{MediaConfig, OutFrame, PublisherMedia, RIDS};
+use crate::stamp::{Clock, Kind};
+
+/// How long the WebSocket connect, the `joined` and the `answer` may take.
+const SIGNAL_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest datagram read.
+const RECV_BUF: usize = 2048;
+/// Datagrams read per wake-up before going back to the other inputs.
+const RECV_BATCH: usize = 64;
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// What every session of a run shares.
+#[derive(Clone)]
+pub struct SessionEnv {
+    /// The run's clock (stamps and delays).
+    pub clock: Clock,
+    /// What publishers send.
+    pub media: MediaConfig,
+    /// One DTLS/SRTP provider for every `Rtc`.
+    pub crypto: Arc<str0m::crypto::CryptoProvider>,
+    /// The run's phase.
+    pub phase: watch::Receiver<Phase>,
+    /// Setup progress.
+    pub events: mpsc::UnboundedSender<SessionEvent>,
+    /// Seed for frame sizes.
+    pub seed: u64,
+    /// No session outlives this.
+    pub deadline: Instant,
+}
+
+/// Runs one session to the end of the run; never panics on network input.
+pub async fn run(
+    plan: SessionPlan,
+    ws_url: String,
+    token: String,
+    env: SessionEnv,
+) -> SessionResult {
+    let index = plan.index;
+    let events = env.events.clone();
+    let mut result = SessionResult {
+        index,
+        ..Default::default()
+    };
+    match Client::start(plan, &ws_url, &token, env).await {
+        Ok(mut c) => {
+            c.drive().await;
+            c.finish(&mut result).await;
+        }
+        Err(why) => {
+            debug!(session = index, "failed to start: {why}");
+            result.failure = Some(why);
+        }
+    }
+    if let Some(why) = &result.failure {
+        let _ = events.send(SessionEvent::Failed(index, why.clone()));
+    }
+    result
+}
+
+struct Client {
+    plan: SessionPlan,
+    env: SessionEnv,
+    rtc: Rtc,
+    sock: UdpSocket,
+    local: std::net::SocketAddr,
+    ws: Ws,
+    pending: Option<SdpPendingOffer>,
+    pts: PtKinds,
+    own_mids: Vec<Mid>,
+    video: Option<(Mid, Option<Pt>)>,
+    audio: Option<(Mid, Option<Pt>)>,
+    remote_tracks: usize,
+    connected: bool,
+    ready_sent: bool,
+    publish_from: Option<Instant>,
+    media: Option<PublisherMedia>,
+    counting: bool,
+    stopping: bool,
+    next_timeout: Instant,
+    frames: Vec<OutFrame>,
+    result: SessionResult,
+}
+
+async fn next_message(ws: &mut Ws, until: Instant) -> Result<Value, String> {
+    // Bounded: every loop either returns or consumes a message before `until`.
+    loop {
+        let msg = tokio::time::timeout_at(until.into(), ws.next())
+            .await
+            .map_err(|_| "signaling_timeout".to_string())?;
+        match msg {
+            Some(Ok(Message::Text(t))) => {
+                return serde_json::from_str(t.as_str()).map_err(|_| "bad_json".to_string());
+            }
+            Some(Ok(Message::Close(_))) | None => return Err("ws_closed".into()),
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => return Err(format!("ws_error: {e}")),
+        }
+    }
+}
+
+fn msg_type(v: &Value) -> &str {
+    v.get("type").and_then(Value::as_str).unwrap_or("")
+}
+
+async fn send_json(ws: &mut Ws, v: Value) -> Result<(), String> {
+    tokio::time::timeout(SIGNAL_TIMEOUT, ws.send(Message::Text(v.to_string().into())))
+        .await
+        .map_err(|_| "ws_send_timeout".to_string())?
+        .map_err(|e| format!("ws_error: {e}"))
+}
+
+impl Client {
+    async fn start(
+        plan: SessionPlan,
+        ws_url: &str,
+        token: &str,
+        env: SessionEnv,
+    ) -> Result<Client, String> {
+        let until = Instant::now() + SIGNAL_TIMEOUT;
+        let (mut ws, _) =
+            tokio::time::timeout_at(until.into(), tokio_tungstenite::connect_async(ws_url))
+                .await
+                .map_err(|_| "ws_connect_timeout".to_string())?
+                .map_err(|e| format!("ws_connect: {e}"))?;
+        send_json(
+            &mut ws,
+            json!({"type": "join", "token": token, "conference": plan.conference_id}),
+        )
+        .await?;
+        let participant = loop {
+            let m = next_message(&mut ws, until).await?;
+            match msg_type(&m) {
+                "joined" => {
+                    break m
+                        .get("participant")
+                        .and_then(Value::as_str)
+                        .unwrap_or(&plan.name)
+                        .to_string();
+                }
+                "error" => {
+                    let code = m.get("code").and_then(Value::as_str).unwrap_or("error");
+                    return Err(format!("join_refused: {code}"));
+                }
+                _ => {}
+            }
+        };
+
+        let sock = UdpSocket::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| format!("udp_bind: {e}"))?;
+        crate::plan::enlarge_rcvbuf(&sock);
+        let local = sock.local_addr().map_err(|e| format!("udp_bind: {e}"))?;
+        let now = Instant::now();
+        let mut rtc = Rtc::builder()
+            .set_crypto_provider(env.crypto.clone())
+            .clear_codecs()
+            .enable_opus(true, false)
+            .enable_vp8(true)
+            .build(now);
+        let cand = Candidate::host(local, "udp").map_err(|e| format!("candidate: {e}"))?;
+        rtc.add_local_candidate(cand);
+
+        let mut change = rtc.sdp_api();
+        let mut own_mids = Vec::new();
+        let (mut video, mut audio) = (None, None);
+        if plan.source.is_some() {
+            let simulcast = env.media.simulcast.then(|| {
+                let mut s = Simulcast::new();
+                for rid in RIDS {
+                    s.add_send_layer(SimulcastLayer::new(rid));
+                }
+                s
+            });
+            let v = change.add_media(
+                MediaKind::Video,
+                Direction::SendOnly,
+                Some(participant.clone()),
+                Some(format!("{participant}-video")),
+                simulcast,
+            );
+            own_mids.push(v);
+            video = Some((v, None));
+            if env.media.audio {
+                let a = change.add_media(
+                    MediaKind::Audio,
+                    Direction::SendOnly,
+                    Some(participant.clone()),
+                    Some(format!("{participant}-audio")),
+                    None,
+                );
+                own_mids.push(a);
+                audio = Some((a, None));
+            }
+        } else {
+            // A receive-only client must still offer something (PROTOCOL.md).
+            own_mids.push(change.add_media(
+                MediaKind::Audio,
+                Direction::RecvOnly,
+                None,
+                None,
+                None,
+            ));
+        }
+        // The change set holds at least one m-line, so apply() makes an offer.
+        let (offer, pending) = change.apply().ok_or("no_offer")?;
+        let offer = offer.to_sdp_string();
+        let mut pts = PtKinds::default();
+        pts.learn(&offer);
+        send_json(&mut ws, json!({"type": "offer", "sdp": offer})).await?;
+        let answer = loop {
+            let m = next_message(&mut ws, until).await?;
+            match msg_type(&m) {
+                "answer" => {
+                    break m
+                        .get("sdp")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string();
+                }
+                "error" => {
+                    let code = m.get("code").and_then(Value::as_str).unwrap_or("error");
+                    return Err(format!("offer_refused: {code}"));
+                }
+                _ => {}
+            }
+        };
+        pts.learn(&answer);
+        // Kernel drop counters are only visible for a server on this host.
+        let server_port = crate::sdp::candidate_addr(&answer)
+            .filter(|a| a.ip().is_loopback())
+            .map(|a| a.port());
+        let answer = SdpAnswer::from_sdp_string(&answer).map_err(|e| format!("bad_answer: {e}"))?;
+        rtc.sdp_api()
+            .accept_answer(pending, answer)
+            .map_err(|e| format!("bad_answer: {e}"))?;
+
+        let mut c = Client {
+            plan,
+            env,
+            rtc,
+            sock,
+            local,
+            ws,
+            pending: None,
+            pts,
+            own_mids,
+            video,
+            audio,
+            remote_tracks: 0,
+            connected: false,
+            ready_sent: false,
+            publish_from: None,
+            media: None,
+            counting: false,
+            stopping: false,
+            next_timeout: now,
+            frames: Vec::new(),
+            result: SessionResult {
+                local_port: Some(local.port()),
+                server_port,
+                ..Default::default()
+            },
+        };
+        c.drain();
+        Ok(c)
+    }
+
+    fn fail(&mut self, why: &str) {
+        if self.result.failure.is_none() && !self.stopping {
+            debug!(session = self.plan.index, "session failed: {why}");
+            self.result.failure = Some(why.to_string());
+        }
+    }
+
+    /// The main loop; returns at `Phase::Stop`, on failure, or at the deadline.
+    async fn drive(&mut self) {
+        let mut buf = vec![0u8; RECV_BUF];
+        let mut phase = self.env.phase.clone();
+        self.on_phase(*phase.borrow_and_update());
+        // Bounded by the deadline: every pass waits for an input or a timer.
+        while !self.stopping && self.result.failure.is_none() {
+            let now = Instant::now();
+            if now >= self.env.deadline {
+                self.fail("deadline");
+                break;
+            }
+            if now >= self.next_timeout {
+                if let Err(e) = self.rtc.handle_input(Input::Timeout(now)) {
+                    self.fail(&format!("rtc: {e}"));
+                    break;
+                }
+                self.drain();
+            }
+            self.write_due_frames(now);
+            let mut wake = self.next_timeout.min(self.env.deadline);
+            if let Some(m) = self.media.as_ref().filter(|_| self.publish_from.is_some()) {
+                wake = wake.min(m.next_due());
+            }
+            tokio::select! {
+                biased;
+                r = phase.changed() => {
+                    let p = if r.is_ok() { *phase.borrow_and_update() } else { Phase::Stop };
+                    self.on_phase(p);
+                }
+                m = self.ws.next() => self.on_ws(m).await,
+                r = self.sock.recv_from(&mut buf) => {
+                    match r {
+                        Ok((n, from)) => self.on_datagram(&buf[..n], from),
+                        Err(e) => trace!("udp recv: {e}"),
+                    }
+                    for _ in 0..RECV_BATCH {
+                        match self.sock.try_recv_from(&mut buf) {
+                            Ok((n, from)) => self.on_datagram(&buf[..n], from),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                _ = tokio::time::sleep_until(wake.into()) => {}
+            }
+        }
+    }
+
+    fn on_phase(&mut self, p: Phase) {
+        match p {
+            Phase::Setup => {}
+            Phase::Publish(start) => {
+                // Count only the measured window.
+                self.result.sent = Default::default();
+                self.result.tx = Default::default();
+                self.result.rx = Default::default();
+                self.result.recv = Default::default();
+                self.counting = true;
+                if let Some(source) = self.plan.source {
+                    self.media = Some(PublisherMedia::new(
+                        source,
+                        &self.env.media,
+                        self.env.seed ^ u64::from(source).wrapping_mul(0x9e37_79b9),
+                        start + crate::source::phase_offset(source),
+                    ));
+                    self.publish_from = Some(start);
+                }
+            }
+            Phase::Drain => self.publish_from = None,
+            Phase::Stop => self.stopping = true,
+        }
+    }
+
+    async fn on_ws(&mut self, m: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>) {
+        let text = match m {
+            Some(Ok(Message::Text(t))) => t,
+            Some(Ok(Message::Close(_))) | None => return self.fail("ws_closed"),
+            Some(Ok(_)) => return,
+            Some(Err(e)) => return self.fail(&format!("ws_error: {e}")),
+        };
+        let Ok(v) = serde_json::from_str::<Value>(text.as_str()) else {
+            return;
+        };
+        match msg_type(&v) {
+            "offer" => {
+                let sdp = v.get("sdp").and_then(Value::as_str).unwrap_or("");
+                self.pts.learn(sdp);
+                let offer = match SdpOffer::from_sdp_string(sdp) {
+                    Ok(o) => o,
+                    Err(e) => return self.fail(&format!("bad_edge_offer: {e}")),
+                };
+                let answer = match self.rtc.sdp_api().accept_offer(offer) {
+                    Ok(a) => a.to_sdp_string(),
+                    Err(e) => return self.fail(&format!("bad_edge_offer: {e}")),
+                };
+                self.pts.learn(&answer);
+                self.drain();
+                if let Err(e) =
+                    send_json(&mut self.ws, json!({"type": "answer", "sdp": answer})).await
+                {
+                    self.fail(&e);
+                }
+                self.check_ready();
+            }
+            "error" if v.get("fatal").and_then(Value::as_bool) == Some(true) => {
+                let code = v.get("code").and_then(Value::as_str).unwrap_or("error");
+                self.fail(&format!("edge_error: {code}"));
+            }
+            _ => {}
+        }
+    }
+
+    fn on_datagram(&mut self, data: &[u8], from: std::net::SocketAddr) {
+        let now = Instant::now();
+        if self.counting {
+            match self.pts.classify(data) {
+                Some(k) => self.result.rx.media(k, data.len()),
+                None => self.result.rx.other += 1,
+            }
+        }
+        let Ok(contents) = data.try_into() else {
+            return;
+        };
+        let input = Input::Receive(
+            now,
+            Receive {
+                proto: Protocol::Udp,
+                source: from,
+                destination: self.local,
+                contents,
+            },
+        );
+        if let Err(e) = self.rtc.handle_input(input) {
+            trace!(session = self.plan.index, "handle_input: {e}");
+        }
+        self.drain();
+    }
+
+    fn pt_for(&mut self, kind: Kind) -> Option<(Mid, Pt)> {
+        let slot = match kind {
+            Kind::Video => &mut self.video,
+            Kind::Audio => &mut self.audio,
+        };
+        let (mid, pt) = slot.as_mut()?;
+        if pt.is_none() {
+            let want = match kind {
+                Kind::Video => Codec::Vp8,
+                Kind::Audio => Codec::Opus,
+            };
+            *pt = self
+                .rtc
+                .writer(*mid)?
+                .payload_params()
+                .find(|p| p.spec().codec == want)
+                .map(|p| p.pt());
+        }
+        Some((*mid, (*pt)?))
+    }
+
+    fn write_due_frames(&mut self, now: Instant) {
+        if self.publish_from.is_none() || !self.connected {
+            return;
+        }
+        let Some(media) = self.media.as_mut() else {
+            return;
+        };
+        if media.next_due() > now {
+            return;
+        }
+        let mut frames = std::mem::take(&mut self.frames);
+        media.poll(now, &self.env.clock, &mut frames);
+        for f in frames.drain(..) {
+            let Some((mid, pt)) = self.pt_for(f.key.kind) else {
+                self.result.sent.write_errors += 1;
+                continue;
+            };
+            let Some(mut w) = self.rtc.writer(mid) else {
+                self.result.sent.write_errors += 1;
+                continue;
+            };
+            if self.env.media.simulcast && f.key.kind == Kind::Video {
+                w = w.rid(Rid::from(RIDS[usize::from(f.key.layer)]));
+            }
+            let freq = match f.key.kind {
+                Kind::Video => Frequency::NINETY_KHZ,
+                Kind::Audio => Frequency::FORTY_EIGHT_KHZ,
+            };
+            let len = f.data.len();
+            match w.write(pt, now, MediaTime::new(f.rtp_time, freq), f.data) {
+                Ok(()) => self.result.sent.frame(f.key.kind, len, f.keyframe),
+                Err(e) => {
+                    trace!(session = self.plan.index, "write: {e}");
+                    self.result.sent.write_errors += 1;
+                }
+            }
+        }
+        self.frames = frames;
+        self.drain();
+    }
+
+    fn check_ready(&mut self) {
+        if !self.ready_sent
+            && self.connected
+            && self.pending.is_none()
+            && self.remote_tracks >= self.plan.expected_tracks
+        {
+            self.ready_sent = true;
+            let _ = self.env.events.send(SessionEvent::Ready(self.plan.index));
+        }
+    }
+
+    /// Drains the `Rtc` to its next timeout (str0m's rule after every mutation).
+    fn drain(&mut self) {
+        // Bounded: str0m returns Timeout once its queues are empty.
+        for _ in 0..100_000 {
+            match self.rtc.poll_output() {
+                Ok(Output::Timeout(t)) => {
+                    self.next_timeout = t;
+                    return;
+                }
+                Ok(Output::Transmit(t)) => {
+                    if self.counting {
+                        match self.pts.classify(&t.contents) {
+                            Some(k) => self.result.tx.media(k, t.contents.len()),
+                            None => self.result.tx.other += 1,
+                        }
+                    }
+                    if self.sock.try_send_to(&t.contents, t.destination).is_err() {
+                        trace!(session = self.plan.index, "udp send dropped");
+                    }
+                }
+                Ok(Output::Event(e)) => self.on_event(e),
+                Err(e) => {
+                    self.fail(&format!("rtc: {e}"));
+                    self.next_timeout = Instant::now() + Duration::from_millis(10);
+                    return;
+                }
+            }
+        }
+        self.next_timeout = Instant::now() + Duration::from_millis(1);
+    }
+
+    fn on_event(&mut self, e: Event) {
+        match e {
+            Event::Connected => {
+                self.connected = true;
+                self.result.connected = true;
+                self.check_ready();
+            }
+            Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                self.fail("ice_disconnected");
+            }
+            Event::MediaAdded(m)
+                if !self.own_mids.contains(&m.mid) && m.direction == Direction::RecvOnly =>
+            {
+                self.remote_tracks += 1;
+                self.check_ready();
+            }
+            Event::MediaData(d) => {
+                if !self.counting {
+                    return;
+                }
+                let kind = match d.params.spec().codec {
+                    Codec::Opus => Kind::Audio,
+                    Codec::Vp8 => Kind::Video,
+                    _ => {
+                        self.result.recv.bad_frames += 1;
+                        return;
+                    }
+                };
+                let now_us = self.env.clock.micros(Instant::now());
+                let _ = self.result.recv.on_frame(kind, &d.data, now_us);
+            }
+            Event::KeyframeRequest(r) => {
+                if let Some(m) = self.media.as_mut() {
+                    let layer = r
+                        .rid
+                        .and_then(|rid| RIDS.iter().position(|x| Rid::from(*x) == rid));
+                    m.request_keyframe(layer);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Leaves cleanly and hands back what was counted.
+    async fn finish(&mut self, out: &mut SessionResult) {
+        self.stopping = true;
+        let _ = send_json(&mut self.ws, json!({"type": "leave"})).await;
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.ws.close(None)).await;
+        self.rtc.disconnect();
+        self.drain();
+        let mut r = std::mem::take(&mut self.result);
+        r.index = self.plan.index;
+        if let Some(m) = &self.media {
+            r.sent_streams = m.sent();
+            r.skipped_frames = m.skipped();
+        }
+        *out = r;
+    }
+}

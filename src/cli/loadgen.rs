@@ -1,0 +1,111 @@
+//! `geomesh loadgen`: many str0m participants in this process against one or
+//! more edges, and optionally the same load through a bare UDP relay (the
+//! floor). Prints the figures; `--json-out` writes them as JSON.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use geomesh_loadgen::{Config, MediaConfig};
+
+/// Load an edge with WebRTC participants (no browser) and measure it.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Edge base URL, e.g. http://127.0.0.1:8080 (repeat for several edges;
+    /// conferences are spread over them round-robin).
+    #[arg(long = "edge", value_name = "URL")]
+    edges: Vec<String>,
+    /// Conferences.
+    #[arg(long, short = 'c', default_value_t = 1)]
+    conferences: u32,
+    /// Publishers per conference (WebSocket members: they send and receive).
+    #[arg(long, short = 'p', default_value_t = 2)]
+    publishers: u32,
+    /// Receive-only participants per conference.
+    #[arg(long, short = 's', default_value_t = 1)]
+    subscribers: u32,
+    /// How long publishers send, e.g. 30s, 2m.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// Send three VP8 simulcast layers (rids q, h, f at ¼, ½ and full bitrate).
+    #[arg(long)]
+    simulcast: bool,
+    /// VP8 bitrate of the top layer, kbit/s.
+    #[arg(long, default_value_t = 1500)]
+    video_kbps: u32,
+    /// Send Opus too (20 ms frames).
+    #[arg(long)]
+    audio: bool,
+    /// Mint join tokens with this key (token.key) instead of asking the
+    /// edges' /dev/token (which only `geomesh dev` edges serve).
+    #[arg(long, value_name = "FILE")]
+    token_key: Option<PathBuf>,
+    /// Also run the same load through a bare in-process UDP relay (no
+    /// crypto, no RTP processing) and compare: the floor for the edge. Alone
+    /// (no --edge), runs only the relay.
+    #[arg(long)]
+    relay_floor: bool,
+    /// Write the report as JSON here.
+    #[arg(long, value_name = "FILE")]
+    json_out: Option<PathBuf>,
+    /// How long sessions may take to connect and negotiate before publishing starts anyway.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    setup_timeout: Duration,
+    /// How long receivers keep counting after publishers stop.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    drain: Duration,
+    /// Spacing between session starts (spreads DTLS handshakes).
+    #[arg(long, default_value = "5ms", value_parser = humantime::parse_duration)]
+    ramp: Duration,
+    /// Seed for frame sizes (same seed, same bytes).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Client threads (default: the number of CPUs).
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+impl Args {
+    pub fn run(self) -> anyhow::Result<ExitCode> {
+        let cfg = Config {
+            edges: self.edges,
+            conferences: self.conferences,
+            publishers: self.publishers,
+            subscribers: self.subscribers,
+            duration: self.duration,
+            media: MediaConfig {
+                video_kbps: self.video_kbps,
+                simulcast: self.simulcast,
+                audio: self.audio,
+            },
+            token_key: self.token_key,
+            relay_floor: self.relay_floor,
+            setup_timeout: self.setup_timeout,
+            drain: self.drain,
+            ramp: self.ramp,
+            seed: self.seed,
+        };
+        let mut rt = tokio::runtime::Builder::new_multi_thread();
+        if let Some(n) = self.threads {
+            rt.worker_threads(n.max(1));
+        }
+        let rt = rt.enable_all().build()?;
+        let outcome = rt.block_on(geomesh_loadgen::run(&cfg))?;
+        print!("{outcome}");
+        if let Some(p) = &self.json_out {
+            std::fs::write(p, serde_json::to_vec_pretty(&outcome)?)
+                .with_context(|| format!("writing {}", p.display()))?;
+        }
+        // A run where no session connected measured nothing: say so in the exit code.
+        let nothing = [&outcome.edge, &outcome.relay_floor]
+            .into_iter()
+            .flatten()
+            .any(|r| r.sessions.connected == 0);
+        if nothing {
+            eprintln!("error: no session connected; nothing was measured");
+            return Ok(ExitCode::FAILURE);
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}
