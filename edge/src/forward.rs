@@ -183,6 +183,10 @@ impl OutForward {
         }
         let mut api = rtc.direct_api();
         let tx = api.stream_tx_by_mid(mid, None).ok_or(Skip::NoStream)?;
+        // Forwarded media is never held back by str0m's pacer: the edge
+        // adapts by choosing layers, and a queue only adds delay (BWE still
+        // estimates from TWCC feedback and probes with padding).
+        tx.set_unpaced(true);
         tx.write_rtp(
             RtpWrite::new(pt, seq.into(), ts, p.arrival, p.payload.clone())
                 .marker(p.marker)

@@ -255,6 +255,8 @@ enum Pending {
 
 /// The media loop's state. Built by [`MediaLoop::spawn`].
 pub struct MediaLoop {
+    /// Run str0m's TWCC bandwidth estimation toward subscribers.
+    bwe: bool,
     /// This worker's index and the number of workers (ids encode the worker).
     worker: usize,
     workers: usize,
@@ -306,6 +308,7 @@ impl MediaLoop {
         octo: Option<OctoParts>,
         last_n: crate::lastn::LastNConfig,
         workers: usize,
+        bwe: bool,
     ) -> MediaHandle {
         let n = workers.max(1);
         let socket = Arc::new(socket);
@@ -337,6 +340,7 @@ impl MediaLoop {
             };
             let (tx, rx) = mpsc::channel(1024);
             let lp = MediaLoop {
+                bwe,
                 worker,
                 workers: n,
                 socket: socket.clone(),
@@ -1183,7 +1187,7 @@ impl MediaLoop {
         if peer.rtc.is_some() {
             return Err(MediaError::AlreadyOffered);
         }
-        let rtc = peer.create_rtc(Instant::now(), advertised, &self.crypto);
+        let rtc = peer.create_rtc(Instant::now(), advertised, &self.crypto, self.bwe);
         match rtc.sdp_api().accept_offer(offer) {
             Ok(answer) => {
                 let sdp = answer.to_sdp_string();

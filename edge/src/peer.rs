@@ -112,8 +112,8 @@ pub struct Peer {
     pub bwe_bps: Option<u64>,
 }
 
-/// Bandwidth estimation starts here toward every subscriber (then TWCC
-/// feedback and probing move it): enough for a few low layers at once.
+/// With bandwidth estimation on, it starts here toward every subscriber
+/// (then TWCC feedback and probing move it): enough for a few low layers.
 pub const INITIAL_BWE_KBPS: u64 = 1500;
 
 /// Maps str0m's media kind.
@@ -194,6 +194,7 @@ impl Peer {
         now: Instant,
         advertised: SocketAddr,
         crypto: &Arc<CryptoProvider>,
+        bwe: bool,
     ) -> &mut Rtc {
         let mut rtc = Rtc::builder()
             .set_crypto_provider(crypto.clone())
@@ -208,7 +209,7 @@ impl Peer {
             .enable_vp8(true)
             .enable_h264(true)
             .set_stats_interval(Some(Duration::from_secs(1)))
-            .enable_bwe(Some(str0m::bwe::Bitrate::kbps(INITIAL_BWE_KBPS)))
+            .enable_bwe(bwe.then(|| str0m::bwe::Bitrate::kbps(INITIAL_BWE_KBPS)))
             .build(now);
         // The advertised address is a valid socket address; host() only
         // fails for unsupported protocols.

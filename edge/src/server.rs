@@ -63,6 +63,9 @@ pub struct EdgeConfig {
     pub last_n: crate::lastn::LastNConfig,
     /// Media worker tasks (conferences are spread over them); default: one per core.
     pub media_workers: usize,
+    /// TWCC bandwidth estimation toward subscribers, feeding simulcast
+    /// layer choice (off by default: see docs/DECISIONS.md).
+    pub bwe: bool,
 }
 
 /// How an edge joins the octo mesh.
@@ -125,8 +128,31 @@ impl EdgeConfig {
             octo: None,
             last_n: crate::lastn::LastNConfig::default(),
             media_workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            bwe: false,
         })
     }
+}
+
+/// Socket buffers asked for on the media port: a keyframe burst from many
+/// publishers at once must not overflow the kernel's default (~208 KiB),
+/// the first place an edge under load loses packets. The kernel caps them
+/// at `net.core.rmem_max`/`wmem_max`; the granted sizes are logged.
+const MEDIA_SOCKET_BUFFER: usize = 8 << 20;
+
+fn bind_media(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    // Best effort: a smaller buffer still works.
+    let _ = s.set_recv_buffer_size(MEDIA_SOCKET_BUFFER);
+    let _ = s.set_send_buffer_size(MEDIA_SOCKET_BUFFER);
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())?;
+    info!(
+        recv_buffer = s.recv_buffer_size().unwrap_or(0),
+        send_buffer = s.send_buffer_size().unwrap_or(0),
+        "media socket buffers"
+    );
+    UdpSocket::from_std(s.into())
 }
 
 /// A running edge.
@@ -141,13 +167,11 @@ pub struct EdgeHandle {
 
 /// Binds and starts an edge on the current tokio runtime.
 pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
-    let socket = UdpSocket::bind(config.media_bind)
-        .await
-        .map_err(|source| StartError::Bind {
-            what: "media UDP",
-            addr: config.media_bind,
-            source,
-        })?;
+    let socket = bind_media(config.media_bind).map_err(|source| StartError::Bind {
+        what: "media UDP",
+        addr: config.media_bind,
+        source,
+    })?;
     let bound = socket.local_addr().map_err(|source| StartError::Bind {
         what: "media UDP",
         addr: config.media_bind,
@@ -204,6 +228,7 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
         octo,
         config.last_n,
         config.media_workers,
+        config.bwe,
     );
     let listener = TcpListener::bind(config.http_bind)
         .await

@@ -43,6 +43,11 @@ pub struct Args {
     /// per core).
     #[arg(long)]
     media_workers: Option<usize>,
+    /// Run TWCC bandwidth estimation toward subscribers and let it cap their
+    /// simulcast layers (off by default: it adds forwarding delay, see
+    /// docs/DECISIONS.md).
+    #[arg(long)]
+    bwe: bool,
 }
 
 impl Args {
@@ -65,6 +70,7 @@ impl Args {
         octo.forward_unsubscribed = self.octo_forward_all;
         config.octo = Some(octo);
         config.last_n.video = self.last_n;
+        config.bwe = self.bwe;
         if let Some(n) = self.media_workers {
             config.media_workers = n.max(1);
         }
