@@ -282,8 +282,28 @@ impl Agent {
             bitrate_bps,
             cpu,
             stress: (participants as f64 / self.config.capacity.max(1) as f64).min(100.0),
-            links: Vec::new(),
+            links: self.link_rtts(),
         }
+    }
+
+    /// The RTT of every octo link that has one (Ping/Pong, else QUIC's
+    /// estimate): the selector keeps them with the edge's soft state.
+    fn link_rtts(&self) -> Vec<geomesh_core::agent::LinkRtt> {
+        let Some(node) = self.metrics.octo_node.get() else {
+            return Vec::new();
+        };
+        node.links()
+            .into_iter()
+            .filter(|l| l.is_up())
+            .filter_map(|l| {
+                let m = l.metrics();
+                let rtt = m.rtt.or(m.quic_rtt)?;
+                Some(geomesh_core::agent::LinkRtt {
+                    edge: l.peer().clone(),
+                    rtt_ms: rtt.as_secs_f64() * 1000.0,
+                })
+            })
+            .collect()
     }
 
     /// One heartbeat to every selector node, concurrently.

@@ -98,6 +98,8 @@ impl InPacket {
 pub enum Skip {
     /// Not among the subscriber's last-N (or audio of a quiet participant).
     NotForwarded,
+    /// Switched back on, waiting for a keyframe.
+    AwaitingKeyframe,
     /// Another simulcast layer than the one this leg takes.
     OtherLayer,
     /// Older than the leg's last switch point, or waiting for a keyframe.
@@ -113,6 +115,7 @@ impl Skip {
     pub fn reason(self) -> &'static str {
         match self {
             Skip::NotForwarded => "not_forwarded",
+            Skip::AwaitingKeyframe => "awaiting_keyframe",
             Skip::OtherLayer => "other_layer",
             Skip::Stale => "stale",
             Skip::CodecMismatch => "codec_mismatch",
@@ -126,6 +129,10 @@ impl Skip {
 pub struct OutForward {
     /// Packets flow (last-N may switch a track off without renegotiating).
     pub active: bool,
+    /// A single-layer video track switched back on: its decoder state is
+    /// stale, so nothing flows until the next keyframe (re-requested by the
+    /// media loop while this is set).
+    pub awaiting_keyframe: bool,
     /// Which simulcast layer this leg forwards, switching at keyframes.
     pub switch: LayerSwitch,
     /// Cached PT mapping: input PT → the subscriber's PT.
@@ -142,6 +149,7 @@ impl Default for OutForward {
         getrandom::fill(&mut r).expect("OS random source");
         Self {
             active: false,
+            awaiting_keyframe: false,
             switch: LayerSwitch::new(),
             pt: None,
             rewriter: SeqRewriter::new(
@@ -158,6 +166,12 @@ impl OutForward {
     pub fn write(&mut self, rtc: &mut Rtc, mid: Mid, p: &InPacket) -> Result<(), Skip> {
         if !self.active {
             return Err(Skip::NotForwarded);
+        }
+        if self.awaiting_keyframe && p.layers <= 1 {
+            if !p.keyframe {
+                return Err(Skip::AwaitingKeyframe);
+            }
+            self.awaiting_keyframe = false;
         }
         // A single-layer source (or a remote one: its edge forwards one
         // layer) passes as it is; simulcast layers switch at keyframes.

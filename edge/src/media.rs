@@ -747,6 +747,10 @@ impl MediaLoop {
         let mut wanted = Vec::new();
         let mut desired: u64 = 0;
         for (source, track) in peer.out.iter_mut() {
+            if track.forward.active && track.forward.awaiting_keyframe {
+                // The keyframe (or its request) may be lost: ask again.
+                wanted.push(*source);
+            }
             let Some(stats) = self.layer_stats.get(source) else {
                 continue;
             };
@@ -828,7 +832,10 @@ impl MediaLoop {
                 }
                 Err(skip) => {
                     use crate::forward::Skip;
-                    if !matches!(skip, Skip::NotForwarded | Skip::OtherLayer) {
+                    if !matches!(
+                        skip,
+                        Skip::NotForwarded | Skip::OtherLayer | Skip::AwaitingKeyframe
+                    ) {
                         Metrics::count(&self.metrics.dropped, skip.reason());
                     }
                 }
@@ -980,7 +987,11 @@ impl MediaLoop {
                 else {
                     return;
                 };
+                let turned_on = on && !track.forward.active;
                 track.forward.active = on;
+                if turned_on && track.kind == Kind::Video {
+                    track.forward.awaiting_keyframe = true;
+                }
                 if on && matches!(track.state, OutState::Open(_)) {
                     self.request_keyframe_for(source);
                 }

@@ -51,6 +51,23 @@ def test_whip_on_first_edge_whep_on_second(mesh):
     run_async(run)
     assert octo_out_packets(a["url"]) > 0
 
+    # The link's RTT reaches the selector with the edge's heartbeats.
+    import json
+
+    from conftest import http_get
+
+    def link_rtt():
+        body = json.loads(http_get(mesh.state["selectors"][0]["url"] + "/v1/bridges")[1])
+        bridges = body["bridges"] if isinstance(body, dict) else body
+        for br in bridges:
+            if br["id"] == a["id"] and br.get("load"):
+                for link in br["load"]["links"]:
+                    if link["edge"] == b["id"] and link["rtt_ms"] > 0:
+                        return link
+        return None
+
+    wait_for("the selector knows the octo link's RTT", link_rtt, timeout=30)
+
 
 def test_chromium_on_two_edges_see_and_hear_each_other(mesh, browser):
     a, b = mesh.state["edges"][0], mesh.state["edges"][1]
