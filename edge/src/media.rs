@@ -27,7 +27,7 @@ use crate::agent::ParticipantEvent;
 use crate::forward::{CodecRef, InPacket, LayerStats, OutForward};
 use crate::layers::{LayerInfo, pick_layer};
 use crate::messages::{MediaKindName, RosterEntry, ServerMessage};
-use crate::metrics::{Direction, Media, Metrics, Traffic};
+use crate::metrics::{Direction, Metrics, Traffic};
 use crate::peer::{CONNECT_TIMEOUT, OutState, OutTrack, Peer, kind_of, media_kind, we_receive};
 use crate::router::{Kind, PeerInfo, PeerKey, Role, Router, RouterEvent, SourceId};
 use crate::stun;
@@ -290,6 +290,8 @@ pub struct MediaLoop {
     next_retarget: Instant,
     /// Reused per-packet list of subscribers.
     scratch: Vec<PeerKey>,
+    /// Media counters resolved once.
+    counters: crate::metrics::MediaCounters,
 }
 
 /// Simulcast layers are re-chosen this often (layers come and go, bitrates move).
@@ -362,6 +364,7 @@ impl MediaLoop {
                 layer_stats: HashMap::new(),
                 next_retarget: Instant::now() + RETARGET_EVERY,
                 scratch: Vec::new(),
+                counters: crate::metrics::MediaCounters::new(&metrics),
             };
             tokio::spawn(
                 lp.run(rx, dgrams)
@@ -789,16 +792,7 @@ impl MediaLoop {
 
     /// Counts an incoming packet and writes it to every subscriber's leg.
     fn forward(&mut self, source: SourceId, input: &InPacket) {
-        let kind = if input.video {
-            Kind::Video
-        } else {
-            Kind::Audio
-        };
-        let label = |direction| Media {
-            direction,
-            kind: kind.into(),
-        };
-        self.count_media(&label(Direction::In), input);
+        self.count_media(Direction::In, input);
         if input.layers > 1 {
             self.layer_stats.entry(source).or_default().on_packet(input);
         }
@@ -827,7 +821,7 @@ impl MediaLoop {
             };
             match track.forward.write(rtc, mid, input) {
                 Ok(()) => {
-                    self.count_media(&label(Direction::Out), input);
+                    self.count_media(Direction::Out, input);
                     self.drain(to);
                 }
                 Err(skip) => {
@@ -846,15 +840,18 @@ impl MediaLoop {
 
     /// Media counters: packets and payload bytes; a frame per audio packet
     /// and per video packet with the marker bit.
-    fn count_media(&self, label: &Media, input: &InPacket) {
-        self.metrics.packets.get_or_create(label).inc();
-        self.metrics
-            .media_bytes
-            .get_or_create(label)
-            .inc_by(input.payload.len() as u64);
-        if input.marker || !input.video {
-            self.metrics.frames.get_or_create(label).inc();
-        }
+    fn count_media(&self, direction: Direction, input: &InPacket) {
+        let kind = if input.video {
+            Kind::Video
+        } else {
+            Kind::Audio
+        };
+        self.counters.count(
+            direction,
+            kind,
+            input.payload.len(),
+            input.marker || !input.video,
+        );
     }
 
     fn on_keyframe_request(&mut self, key: PeerKey, req: KeyframeRequest) {

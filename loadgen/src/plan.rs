@@ -41,6 +41,9 @@ pub struct SessionPlan {
     pub receives: Vec<u32>,
     /// Remote tracks to wait for before the session is ready.
     pub expected_tracks: usize,
+    /// The tile height this session tells the edge it renders
+    /// (`video_constraints.max_height`): simulcast layers are chosen for it.
+    pub tile_height: Option<u16>,
 }
 
 /// Progress a session reports while the run sets up.

@@ -57,6 +57,8 @@ pub struct Config {
     pub ramp: Duration,
     /// Seed for frame sizes.
     pub seed: u64,
+    /// Tile height every session announces (None: no constraint).
+    pub tile_height: Option<u16>,
 }
 
 impl Config {
@@ -137,6 +139,7 @@ pub fn plan(cfg: &Config, run_id: &str, edges: usize) -> Vec<SessionPlan> {
                 source,
                 expected_tracks: receives.len() * kinds,
                 receives,
+                tile_height: cfg.tile_height,
             });
         }
     }
@@ -522,6 +525,7 @@ mod tests {
             drain: Duration::from_secs(1),
             ramp: Duration::ZERO,
             seed: 1,
+            tile_height: None,
         }
     }
 

@@ -236,6 +236,13 @@ impl Client {
         let offer = offer.to_sdp_string();
         let mut pts = PtKinds::default();
         pts.learn(&offer);
+        if let Some(h) = plan.tile_height {
+            send_json(
+                &mut ws,
+                json!({"type": "video_constraints", "max_height": h}),
+            )
+            .await?;
+        }
         send_json(&mut ws, json!({"type": "offer", "sdp": offer})).await?;
         let answer = loop {
             let m = next_message(&mut ws, until).await?;

@@ -64,6 +64,11 @@ pub struct Args {
     /// Client threads (default: the number of CPUs).
     #[arg(long)]
     threads: Option<usize>,
+    /// Every session tells the edge it renders tiles this tall
+    /// (`video_constraints.max_height`), so simulcast receivers get the
+    /// layer a gallery view needs rather than the top one.
+    #[arg(long)]
+    tile_height: Option<u16>,
 }
 
 impl Args {
@@ -85,6 +90,7 @@ impl Args {
             drain: self.drain,
             ramp: self.ramp,
             seed: self.seed,
+            tile_height: self.tile_height,
         };
         let mut rt = tokio::runtime::Builder::new_multi_thread();
         if let Some(n) = self.threads {
