@@ -385,9 +385,9 @@ impl MediaLoop {
     async fn run(
         mut self,
         mut rx: mpsc::Receiver<Command>,
-        mut dgrams: mpsc::Receiver<workers::Datagram>,
+        mut dgrams: mpsc::Receiver<workers::Batch>,
     ) {
-        let mut batch: Vec<workers::Datagram> = Vec::with_capacity(64);
+        let mut batch: Vec<workers::Batch> = Vec::with_capacity(16);
         loop {
             let deadline = self
                 .peers
@@ -398,11 +398,11 @@ impl MediaLoop {
                 .min()
                 .unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
             tokio::select! {
-                n = dgrams.recv_many(&mut batch, 64) => {
+                n = dgrams.recv_many(&mut batch, 16) => {
                     if n == 0 {
                         break;
                     }
-                    for d in batch.drain(..) {
+                    for d in batch.drain(..).flatten() {
                         self.on_datagram(&d.data, d.src);
                     }
                 },

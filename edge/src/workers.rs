@@ -39,8 +39,8 @@ pub const RECV_BUF: usize = 2048;
 /// Bytes of datagram storage allocated at once by the reader.
 const POOL: usize = 64 * 1024;
 
-/// Datagrams queued per worker before the reader drops (and counts) them.
-const WORKER_QUEUE: usize = 8192;
+/// Batches queued per worker before the reader drops (and counts) them.
+const WORKER_QUEUE: usize = 1024;
 
 /// One datagram for a worker.
 #[derive(Debug)]
@@ -103,53 +103,77 @@ impl Demux {
     }
 }
 
-/// Creates the per-worker datagram queues.
-pub fn datagram_queues(n: usize) -> (Vec<mpsc::Sender<Datagram>>, Vec<mpsc::Receiver<Datagram>>) {
+/// A batch of datagrams for one worker.
+pub type Batch = Vec<Datagram>;
+
+/// Creates the per-worker datagram queues (each message is a batch).
+pub fn datagram_queues(n: usize) -> (Vec<mpsc::Sender<Batch>>, Vec<mpsc::Receiver<Batch>>) {
     (0..n).map(|_| mpsc::channel(WORKER_QUEUE)).unzip()
 }
+
+/// Datagrams read from the socket per wakeup at most: one batch per
+/// worker per wakeup instead of one hand-over (and one worker wakeup) per
+/// datagram.
+const READ_BATCH: usize = 64;
 
 /// Reads the media socket and hands datagrams to their workers.
 pub async fn read_media_socket(
     socket: Arc<UdpSocket>,
     demux: Arc<Demux>,
-    workers: Vec<mpsc::Sender<Datagram>>,
+    workers: Vec<mpsc::Sender<Batch>>,
     metrics: Arc<Metrics>,
 ) {
     let mut buf = vec![0u8; RECV_BUF];
     let mut pool = bytes::BytesMut::with_capacity(POOL);
+    let mut batches: Vec<Batch> = (0..workers.len()).map(|_| Vec::new()).collect();
     let inbound = Traffic {
         direction: Direction::In,
     };
+    let datagrams = metrics.datagrams.get_or_create(&inbound).clone();
+    let bytes_in = metrics.bytes.get_or_create(&inbound).clone();
     loop {
-        let (n, src) = match socket.recv_from(&mut buf).await {
-            Ok(r) => r,
-            Err(e) => {
-                // ICMP port-unreachable from a departed client surfaces here.
-                debug!("media socket recv: {e}");
+        if let Err(e) = socket.readable().await {
+            debug!("media socket: {e}");
+            continue;
+        }
+        // Everything queued now, bounded: then hand over and wait again.
+        for _ in 0..READ_BATCH {
+            let (n, src) = match socket.try_recv_from(&mut buf) {
+                Ok(r) => r,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    // ICMP port-unreachable from a departed client surfaces here.
+                    debug!("media socket recv: {e}");
+                    continue;
+                }
+            };
+            datagrams.inc();
+            bytes_in.inc_by(n as u64);
+            let data = &buf[..n];
+            let Some(w) = demux.worker(data, &src) else {
+                Metrics::count(&metrics.dropped, "unknown_source");
+                continue;
+            };
+            if pool.capacity() < n {
+                pool = bytes::BytesMut::with_capacity(POOL);
+            }
+            pool.extend_from_slice(data);
+            batches[w].push(Datagram {
+                data: pool.split().freeze(),
+                src,
+            });
+        }
+        for (w, batch) in batches.iter_mut().enumerate() {
+            if batch.is_empty() {
                 continue;
             }
-        };
-        metrics.datagrams.get_or_create(&inbound).inc();
-        metrics.bytes.get_or_create(&inbound).inc_by(n as u64);
-        let data = &buf[..n];
-        let Some(w) = demux.worker(data, &src) else {
-            Metrics::count(&metrics.dropped, "unknown_source");
-            continue;
-        };
-        if pool.capacity() < n {
-            pool = bytes::BytesMut::with_capacity(POOL);
-        }
-        pool.extend_from_slice(data);
-        let d = Datagram {
-            data: pool.split().freeze(),
-            src,
-        };
-        match workers[w].try_send(d) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                Metrics::count(&metrics.dropped, "worker_backlog");
+            match workers[w].try_send(std::mem::take(batch)) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    Metrics::count(&metrics.dropped, "worker_backlog");
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => return,
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => return,
         }
     }
 }
