@@ -30,7 +30,7 @@ use geomesh_core::ConferenceId;
 use geomesh_mesh::link::LinkEvent;
 use geomesh_mesh::transport::OctoEvent;
 
-use crate::metrics::{Direction, Metrics, Traffic};
+use crate::metrics::{Direction, Metrics, Reason, Traffic};
 use crate::stun;
 
 /// Largest datagram read from the media socket.
@@ -169,8 +169,14 @@ pub async fn read_media_socket(
             }
             match workers[w].try_send(std::mem::take(batch)) {
                 Ok(()) => {}
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    Metrics::count(&metrics.dropped, "worker_backlog");
+                Err(mpsc::error::TrySendError::Full(lost)) => {
+                    // Counted per datagram, like every other drop reason.
+                    metrics
+                        .dropped
+                        .get_or_create(&Reason {
+                            reason: "worker_backlog".to_string(),
+                        })
+                        .inc_by(lost.len() as u64);
                 }
                 Err(mpsc::error::TrySendError::Closed(_)) => return,
             }
