@@ -111,15 +111,15 @@ pub enum Skip {
 }
 
 impl Skip {
-    /// Metric label.
-    pub fn reason(self) -> &'static str {
+    /// The drop reason to count, or `None` for the skips that are simply
+    /// how forwarding works (not selected, another layer, waiting for a
+    /// keyframe).
+    pub fn counted_reason(self) -> Option<&'static str> {
         match self {
-            Skip::NotForwarded => "not_forwarded",
-            Skip::AwaitingKeyframe => "awaiting_keyframe",
-            Skip::OtherLayer => "other_layer",
-            Skip::Stale => "stale",
-            Skip::CodecMismatch => "codec_mismatch",
-            Skip::NoStream => "no_stream",
+            Skip::NotForwarded | Skip::OtherLayer | Skip::AwaitingKeyframe => None,
+            Skip::Stale => Some("stale"),
+            Skip::CodecMismatch => Some("codec_mismatch"),
+            Skip::NoStream => Some("no_stream"),
         }
     }
 }

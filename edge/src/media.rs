@@ -825,12 +825,8 @@ impl MediaLoop {
                     self.drain(to);
                 }
                 Err(skip) => {
-                    use crate::forward::Skip;
-                    if !matches!(
-                        skip,
-                        Skip::NotForwarded | Skip::OtherLayer | Skip::AwaitingKeyframe
-                    ) {
-                        Metrics::count(&self.metrics.dropped, skip.reason());
+                    if let Some(reason) = skip.counted_reason() {
+                        Metrics::count(&self.metrics.dropped, reason);
                     }
                 }
             }
@@ -1098,6 +1094,7 @@ impl MediaLoop {
                         return;
                     }
                 };
+                let announce = role.in_roster().then(|| name.clone());
                 let peer = Peer::new(
                     key,
                     participant.clone(),
@@ -1126,8 +1123,7 @@ impl MediaLoop {
                     .filter_map(|i| self.roster_entry(i.key))
                     .collect();
                 info!(peer = key.0, %participant, %conference, "joined");
-                if self.router.peer(key).is_some_and(|i| i.role.in_roster()) {
-                    let name = self.router.peer(key).and_then(|i| i.name.clone());
+                if let Some(name) = announce {
                     self.octo_local_joined(&conference, &participant, name);
                 }
                 self.report(true, conference, participant);

@@ -173,6 +173,19 @@ struct Peer {
     audible: Vec<PeerKey>,
 }
 
+impl Peer {
+    /// Whether this subscriber's track of `src` carries packets: members
+    /// get their last-N selection (video) and audible speakers (audio);
+    /// viewers get what they watch.
+    fn forwards(&self, src: &Source) -> bool {
+        match (&self.info.role, src.kind) {
+            (Role::Member, Kind::Video) => self.selected.contains(&src.owner),
+            (Role::Member, Kind::Audio) => self.audible.contains(&src.owner),
+            _ => true,
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Source {
     owner: PeerKey,
@@ -528,12 +541,7 @@ impl Router {
             return;
         }
         src.subscribers.push(to);
-        let p = &self.peers[&to];
-        let forwarded = match (&p.info.role, src.kind) {
-            (Role::Member, Kind::Video) => p.selected.contains(&src.owner),
-            (Role::Member, Kind::Audio) => p.audible.contains(&src.owner),
-            _ => true,
-        };
+        let forwarded = self.peers[&to].forwards(src);
         self.events.push_back(RouterEvent::Subscribe {
             to,
             source,
@@ -628,14 +636,10 @@ impl Router {
     pub fn forwarded_to(&self, source: SourceId) -> impl Iterator<Item = PeerKey> + '_ {
         let src = self.sources.get(&source);
         src.into_iter().flat_map(move |src| {
-            src.subscribers.iter().copied().filter(move |k| {
-                let p = &self.peers[k];
-                match (&p.info.role, src.kind) {
-                    (Role::Member, Kind::Video) => p.selected.contains(&src.owner),
-                    (Role::Member, Kind::Audio) => p.audible.contains(&src.owner),
-                    _ => true,
-                }
-            })
+            src.subscribers
+                .iter()
+                .copied()
+                .filter(move |k| self.peers[k].forwards(src))
         })
     }
 

@@ -49,6 +49,23 @@ def metrics(edge_url):
     return out
 
 
+def metric_sum(urls, name, direction=None):
+    """The sum of every series of counter `name` over the edges at `urls`,
+    optionally only those with `direction="In"`/`"Out"`."""
+    total = 0.0
+    for url in urls:
+        for k, v in metrics(url).items():
+            if k.split("{", 1)[0] == name and (direction is None or f'direction="{direction}"' in k):
+                total += v
+    return total
+
+
+def octo_and_ingress_bytes(urls):
+    """Bytes the edges sent on octo links, and bytes they received on their media port."""
+    return (metric_sum(urls, "geomesh_edge_octo_media_bytes_total", "Out"),
+            metric_sum(urls, "geomesh_edge_udp_bytes_total", "In"))
+
+
 def metric(edge_url, key):
     return metrics(edge_url).get(key, 0.0)
 

@@ -2,11 +2,12 @@
 
 import asyncio
 import threading
+import time
 
 import pytest
 
 from clients import WhepViewer, WhipPublisher, WsClient, wait_until
-from conftest import Cluster, metric, metrics, page_stats, wait_for
+from conftest import Cluster, metric_sum, octo_and_ingress_bytes, page_stats, wait_for
 
 
 def run_async(make):
@@ -28,10 +29,6 @@ def run_async(make):
         raise box["error"]
 
 
-def octo_out_packets(url):
-    return sum(v for k, v in metrics(url).items() if k.startswith("geomesh_edge_octo_media_packets_total") and 'direction="Out"' in k)
-
-
 def test_whip_on_first_edge_whep_on_second(mesh):
     """Under `geomesh dev`: publish on the first edge of the state file, play on the second."""
     a, b = mesh.state["edges"][0], mesh.state["edges"][1]
@@ -49,7 +46,7 @@ def test_whip_on_first_edge_whep_on_second(mesh):
             await pub.stop()
 
     run_async(run)
-    assert octo_out_packets(a["url"]) > 0
+    assert metric_sum([a["url"]], "geomesh_edge_octo_media_packets_total", "Out") > 0
 
     # The link's RTT reaches the selector with the edge's heartbeats.
     import json
@@ -152,8 +149,7 @@ def test_media_resumes_after_the_link_is_black_holed(relayed):
             await pub.stop()
 
     run_async(run)
-    reconnects = sum(v for k, v in metrics(c.urls[0]).items() if k.startswith("geomesh_edge_octo_reconnects_total"))
-    reconnects += sum(v for k, v in metrics(c.urls[1]).items() if k.startswith("geomesh_edge_octo_reconnects_total"))
+    reconnects = metric_sum(c.urls[:2], "geomesh_edge_octo_reconnects_total")
     assert reconnects >= 1
 
 
@@ -183,19 +179,9 @@ def _octo_scenario(edge_args):
                 except AssertionError:
                     raise AssertionError(f"videos per participant: {[videos(cl) for cl in clients]}")
 
-                def totals():
-                    octo = ingress = 0
-                    for u in c.urls:
-                        for k, v in metrics(u).items():
-                            if k.startswith("geomesh_edge_octo_media_bytes_total") and 'direction="Out"' in k:
-                                octo += v
-                            if k.startswith("geomesh_edge_udp_bytes_total") and 'direction="In"' in k:
-                                ingress += v
-                    return octo, ingress
-
-                o0, i0 = totals()
+                o0, i0 = octo_and_ingress_bytes(c.urls)
                 await asyncio.sleep(10)
-                o1, i1 = totals()
+                o1, i1 = octo_and_ingress_bytes(c.urls)
                 out["octo_bytes"], out["ingress_bytes"] = o1 - o0, i1 - i0
             finally:
                 for cl in clients:
@@ -235,18 +221,9 @@ def test_only_the_layer_remote_tiles_need_crosses_the_link(mesh, browser):
 
     wait_for("the far subscriber decodes the low layer", low_layer, timeout=60)
 
-    def sample():
-        m = metrics(a["url"])
-        octo = sum(v for k, v in m.items()
-                   if k.startswith("geomesh_edge_octo_media_bytes_total") and 'direction="Out"' in k)
-        ingress = sum(v for k, v in m.items()
-                      if k.startswith("geomesh_edge_udp_bytes_total") and 'direction="In"' in k)
-        return octo, ingress
-
-    o0, i0 = sample()
-    import time
+    o0, i0 = octo_and_ingress_bytes([a["url"]])
     time.sleep(5)
-    o1, i1 = sample()
+    o1, i1 = octo_and_ingress_bytes([a["url"]])
     share = (o1 - o0) / (i1 - i0)
     print(f"OCTO-PRUNE octo/ingress on the publisher's edge = {share:.3f}")
     assert share < 0.5, share
