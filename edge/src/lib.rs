@@ -4,8 +4,8 @@
 //! connect to.
 //!
 //! **Owns**: WebSocket signaling (`GET /v1/rtc`, [`messages`]), WHIP and
-//! WHEP, the single-UDP-port media socket with address-keyed
-//! demultiplexing ([`stun`] names the session of a new address), the
+//! WHEP, the single-UDP-port media socket ([`socket`]: batched receive and
+//! GSO send) with address-keyed demultiplexing ([`stun`] names the session of a new address), the
 //! sans-IO routing table ([`router`]: who publishes what, who receives it),
 //! the media loop that drives every session's `Rtc` ([`media`]), join token
 //! checks, metrics, and the meeting page. Later: octo integration and the
@@ -19,10 +19,12 @@
 //!
 //! The routing table is pure: `join`/`leave`/`add_source`/`remove_source`
 //! in, [`router::Router::poll_event`] out. The media loop is the only place
-//! with a socket and a clock: it waits for a datagram, a command or the
-//! soonest timeout, applies one mutation, drains the touched `Rtc` to its
-//! next timeout, and settles the consequences. Signaling tasks talk to it
-//! only through [`media::MediaHandle`].
+//! with a socket and a clock: it waits for a batch of datagrams, a command
+//! or the soonest timeout, applies it, drains the touched `Rtc`s to their
+//! next timeouts (each subscriber once per round, however many packets it
+//! got), settles the consequences and sends the round's datagrams
+//! ([`socket`]). Signaling tasks talk to it only through
+//! [`media::MediaHandle`].
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -39,6 +41,7 @@ pub mod peer;
 pub mod router;
 pub mod rtp;
 pub mod server;
+pub mod socket;
 pub mod speaker;
 pub mod stun;
 pub mod whip;

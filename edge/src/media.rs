@@ -17,7 +17,6 @@ use str0m::media::{KeyframeRequest, KeyframeRequestKind, MediaAdded, Mid};
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::RtpPacket;
 use str0m::{Event, IceConnectionState, Input, Output};
-use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{Instrument, debug, info, trace, warn};
 
@@ -30,6 +29,7 @@ use crate::messages::{MediaKindName, RosterEntry, ServerMessage};
 use crate::metrics::{Direction, Metrics, Traffic};
 use crate::peer::{CONNECT_TIMEOUT, OutState, OutTrack, Peer, kind_of, media_kind, we_receive};
 use crate::router::{Kind, PeerInfo, PeerKey, Role, Router, RouterEvent, SourceId};
+use crate::socket::{MediaSocket, Outbox};
 use crate::stun;
 
 #[path = "media_octo.rs"]
@@ -261,7 +261,11 @@ pub struct MediaLoop {
     worker: usize,
     workers: usize,
     /// The media socket, shared by the workers for sending.
-    socket: Arc<UdpSocket>,
+    socket: Arc<MediaSocket>,
+    /// Datagrams of this round, sent together at its end.
+    outbox: Outbox,
+    /// Sessions with packets written since their last drain.
+    undrained: Vec<PeerKey>,
     /// Which worker owns which address and ufrag.
     demux: Arc<workers::Demux>,
     /// Participants and conferences this worker last added to the gauges.
@@ -294,6 +298,11 @@ pub struct MediaLoop {
     counters: crate::metrics::MediaCounters,
 }
 
+/// Timeouts already due that one drain handles itself (then it leaves the
+/// rest to the loop's timer, so a session whose clock never settles cannot
+/// hold the worker).
+const IMMEDIATE_TIMEOUTS: usize = 4;
+
 /// Simulcast layers are re-chosen this often (layers come and go, bitrates move).
 const RETARGET_EVERY: Duration = Duration::from_millis(500);
 
@@ -303,7 +312,7 @@ impl MediaLoop {
     /// `destination` str0m must see on every packet).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn spawn(
-        socket: UdpSocket,
+        socket: std::net::UdpSocket,
         advertised: SocketAddr,
         metrics: Arc<Metrics>,
         reports: Option<mpsc::UnboundedSender<ParticipantEvent>>,
@@ -311,9 +320,9 @@ impl MediaLoop {
         last_n: crate::lastn::LastNConfig,
         workers: usize,
         bwe: bool,
-    ) -> MediaHandle {
+    ) -> std::io::Result<MediaHandle> {
         let n = workers.max(1);
-        let socket = Arc::new(socket);
+        let socket = Arc::new(MediaSocket::new(tokio::net::UdpSocket::from_std(socket)?)?);
         let demux = Arc::new(workers::Demux::default());
         let (dgram_txs, dgram_rxs) = workers::datagram_queues(n);
         tokio::spawn(workers::read_media_socket(
@@ -346,6 +355,8 @@ impl MediaLoop {
                 worker,
                 workers: n,
                 socket: socket.clone(),
+                outbox: Outbox::default(),
+                undrained: Vec::new(),
                 demux: demux.clone(),
                 counted: (0, 0),
                 advertised,
@@ -372,7 +383,7 @@ impl MediaLoop {
             );
             txs.push(tx);
         }
-        MediaHandle { txs }
+        Ok(MediaHandle { txs })
     }
 
     /// A fresh session key of this worker.
@@ -415,6 +426,7 @@ impl MediaLoop {
             }
             self.on_timeouts(Instant::now());
             self.settle();
+            self.flush();
         }
         info!("media loop stopped");
     }
@@ -515,6 +527,12 @@ impl MediaLoop {
         let Some(rtc) = peer.rtc.as_mut() else {
             return;
         };
+        let now = Instant::now();
+        // str0m asks for a timeout that has already passed when it needs
+        // one to go on (its pacer snapshots the queues on a timeout: every
+        // packet written to a leg waits for one). Handled here, the packets
+        // leave in this round instead of the next. Bounded per drain.
+        let mut immediate = 0;
         // Bounded: str0m returns Timeout once its queues are empty.
         for _ in 0..100_000 {
             if !rtc.is_alive() {
@@ -523,25 +541,19 @@ impl MediaLoop {
                 return;
             }
             match rtc.poll_output() {
+                Ok(Output::Timeout(t)) if t <= now && immediate < IMMEDIATE_TIMEOUTS => {
+                    immediate += 1;
+                    if let Err(e) = rtc.handle_input(Input::Timeout(now)) {
+                        warn!(peer = key.0, "timeout: {e}");
+                        self.pending.push_back(Pending::Dead(key, "rtc_error"));
+                        return;
+                    }
+                }
                 Ok(Output::Timeout(t)) => {
                     peer.next_timeout = Some(t);
                     return;
                 }
-                Ok(Output::Transmit(t)) => {
-                    let ok = self.socket.try_send_to(&t.contents, t.destination).is_ok();
-                    let dir = Traffic {
-                        direction: Direction::Out,
-                    };
-                    if ok {
-                        self.metrics.datagrams.get_or_create(&dir).inc();
-                        self.metrics
-                            .bytes
-                            .get_or_create(&dir)
-                            .inc_by(t.contents.len() as u64);
-                    } else {
-                        Metrics::count(&self.metrics.dropped, "send_error");
-                    }
-                }
+                Ok(Output::Transmit(t)) => self.outbox.push(t.destination, &t.contents),
                 Ok(Output::Event(ev)) => match ev {
                     Event::Connected => self.pending.push_back(Pending::Connected(key)),
                     Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
@@ -580,6 +592,31 @@ impl MediaLoop {
         peer.next_timeout = Some(Instant::now() + Duration::from_millis(1));
     }
 
+    /// Sends this round's datagrams.
+    fn flush(&mut self) {
+        if self.outbox.is_empty() {
+            return;
+        }
+        let done = self.outbox.flush(&self.socket);
+        let out = Traffic {
+            direction: Direction::Out,
+        };
+        self.metrics
+            .datagrams
+            .get_or_create(&out)
+            .inc_by(done.datagrams);
+        self.metrics.bytes.get_or_create(&out).inc_by(done.bytes);
+        self.metrics.send_calls.inc_by(done.calls);
+        if done.failed > 0 {
+            self.metrics
+                .dropped
+                .get_or_create(&crate::metrics::Reason {
+                    reason: "send_error".to_string(),
+                })
+                .inc_by(done.failed);
+        }
+    }
+
     /// Settles everything drains and the router produced, then renegotiates.
     fn settle(&mut self) {
         for _ in 0..1_000_000 {
@@ -589,6 +626,13 @@ impl MediaLoop {
             }
             if let Some(ev) = self.router.poll_event() {
                 self.on_router_event(ev);
+                continue;
+            }
+            if let Some(key) = self.undrained.pop() {
+                if let Some(peer) = self.peers.get_mut(&key) {
+                    peer.needs_drain = false;
+                }
+                self.drain(key);
                 continue;
             }
             let Some(key) = self
@@ -821,8 +865,11 @@ impl MediaLoop {
             };
             match track.forward.write(rtc, mid, input) {
                 Ok(()) => {
+                    if !sub.needs_drain {
+                        sub.needs_drain = true;
+                        self.undrained.push(to);
+                    }
                     self.count_media(Direction::Out, input);
-                    self.drain(to);
                 }
                 Err(skip) => {
                     if let Some(reason) = skip.counted_reason() {

@@ -95,6 +95,9 @@ pub struct Metrics {
     pub datagrams: Family<Traffic, Counter>,
     /// UDP bytes on the media port.
     pub bytes: Family<Traffic, Counter>,
+    /// Send calls on the media port (fewer than datagrams out: GSO sends
+    /// a subscriber's run of equal-sized datagrams in one call).
+    pub send_calls: Counter,
     /// Media frames received from publishers / written to subscribers
     /// (one per audio packet, one per video packet with the marker bit).
     pub frames: Family<Media, Counter>,
@@ -156,6 +159,7 @@ impl Metrics {
             conferences: Gauge::default(),
             datagrams: Family::default(),
             bytes: Family::default(),
+            send_calls: Counter::default(),
             frames: Family::default(),
             media_bytes: Family::default(),
             dropped: Family::default(),
@@ -195,6 +199,11 @@ impl Metrics {
             m.datagrams.clone(),
         );
         registry.register("udp_bytes", "UDP bytes on the media port", m.bytes.clone());
+        registry.register(
+            "udp_send_calls",
+            "Send calls on the media port (one GSO call carries several datagrams)",
+            m.send_calls.clone(),
+        );
         registry.register(
             "media_frames",
             "Media frames in from publishers, out to subscribers",

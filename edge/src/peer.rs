@@ -110,6 +110,10 @@ pub struct Peer {
     pub max_height: Option<u16>,
     /// str0m's latest egress bandwidth estimate toward this peer (TWCC).
     pub bwe_bps: Option<u64>,
+    /// Packets were written to its `Rtc` since its last drain (the media
+    /// loop drains such sessions once per round, so a subscriber's packets
+    /// of one round leave together).
+    pub needs_drain: bool,
 }
 
 /// With bandwidth estimation on, it starts here toward every subscriber
@@ -166,6 +170,7 @@ impl Peer {
             role,
             signal,
             rtc: None,
+            needs_drain: false,
             ufrag: random_token(8),
             ice_pass: random_token(24),
             offered_at: None,

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::net::TcpListener;
 use tracing::info;
 
 use geomesh_core::token::{TokenSigner, TokenVerifier};
@@ -27,6 +27,9 @@ pub enum StartError {
     /// The octo node could not start.
     #[error("octo: {0}")]
     Octo(#[from] geomesh_mesh::transport::TransportError),
+    /// The media socket could not be set up for batched I/O.
+    #[error("media socket: {0}")]
+    MediaSocket(std::io::Error),
     /// A socket could not be bound.
     #[error("binding {what} on {addr}: {source}")]
     Bind {
@@ -139,7 +142,7 @@ impl EdgeConfig {
 /// at `net.core.rmem_max`/`wmem_max`; the granted sizes are logged.
 const MEDIA_SOCKET_BUFFER: usize = 8 << 20;
 
-fn bind_media(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+fn bind_media(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
     use socket2::{Domain, Protocol, Socket, Type};
     let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     // Best effort: a smaller buffer still works.
@@ -152,7 +155,7 @@ fn bind_media(addr: SocketAddr) -> std::io::Result<UdpSocket> {
         send_buffer = s.send_buffer_size().unwrap_or(0),
         "media socket buffers"
     );
-    UdpSocket::from_std(s.into())
+    Ok(s.into())
 }
 
 /// A running edge.
@@ -229,7 +232,8 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
         config.last_n,
         config.media_workers,
         config.bwe,
-    );
+    )
+    .map_err(StartError::MediaSocket)?;
     let listener = TcpListener::bind(config.http_bind)
         .await
         .map_err(|source| StartError::Bind {

@@ -10,7 +10,8 @@
 //! - **The media port.** One task reads the UDP socket and hands each
 //!   datagram, in batches, to the worker that owns its session
 //!   ([`Demux`]: remote address → worker, and for a new address the STUN
-//!   username's ufrag → worker). Workers send on the same socket directly.
+//!   username's ufrag → worker). Workers send on the same socket directly,
+//!   once per round ([`crate::socket::Outbox`]).
 //! - **The octo node.** One task reads its events and hands each to the
 //!   worker of its conference (or of its source, whose id encodes the
 //!   worker); link-wide events (up, down, RTT) go to every worker.
@@ -22,7 +23,9 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 
-use tokio::net::UdpSocket;
+use std::io::IoSliceMut;
+
+use quinn_udp::RecvMeta;
 use tokio::sync::mpsc;
 use tracing::debug;
 
@@ -31,10 +34,8 @@ use geomesh_mesh::link::LinkEvent;
 use geomesh_mesh::transport::OctoEvent;
 
 use crate::metrics::{Direction, Metrics, Reason, Traffic};
+use crate::socket::{MediaSocket, RECV_BATCH};
 use crate::stun;
-
-/// Largest datagram read from the media socket.
-pub const RECV_BUF: usize = 2048;
 
 /// Bytes of datagram storage allocated at once by the reader.
 const POOL: usize = 64 * 1024;
@@ -111,19 +112,24 @@ pub fn datagram_queues(n: usize) -> (Vec<mpsc::Sender<Batch>>, Vec<mpsc::Receive
     (0..n).map(|_| mpsc::channel(WORKER_QUEUE)).unzip()
 }
 
-/// Datagrams read from the socket per wakeup at most: one batch per
-/// worker per wakeup instead of one hand-over (and one worker wakeup) per
-/// datagram.
-const READ_BATCH: usize = 64;
+/// `recvmmsg` calls per wakeup at most (each takes up to
+/// [`RECV_BATCH`] datagrams): then the batches go to the workers, one
+/// hand-over (and one worker wakeup) per batch instead of per datagram.
+const READS_PER_WAKEUP: usize = 2;
+
+/// Bytes per receive slot: room for a GRO run (segments the kernel
+/// coalesced from one sender), not only for one datagram.
+const SLOT: usize = 64 * 1024;
 
 /// Reads the media socket and hands datagrams to their workers.
 pub async fn read_media_socket(
-    socket: Arc<UdpSocket>,
+    socket: Arc<MediaSocket>,
     demux: Arc<Demux>,
     workers: Vec<mpsc::Sender<Batch>>,
     metrics: Arc<Metrics>,
 ) {
-    let mut buf = vec![0u8; RECV_BUF];
+    let mut slots = vec![vec![0u8; SLOT]; RECV_BATCH];
+    let mut meta = vec![RecvMeta::default(); RECV_BATCH];
     let mut pool = bytes::BytesMut::with_capacity(POOL);
     let mut batches: Vec<Batch> = (0..workers.len()).map(|_| Vec::new()).collect();
     let inbound = Traffic {
@@ -137,9 +143,11 @@ pub async fn read_media_socket(
             continue;
         }
         // Everything queued now, bounded: then hand over and wait again.
-        for _ in 0..READ_BATCH {
-            let (n, src) = match socket.try_recv_from(&mut buf) {
-                Ok(r) => r,
+        for _ in 0..READS_PER_WAKEUP {
+            let mut bufs: Vec<IoSliceMut<'_>> =
+                slots.iter_mut().map(|s| IoSliceMut::new(s)).collect();
+            let n = match socket.recv_batch(&mut bufs, &mut meta) {
+                Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                 Err(e) => {
                     // ICMP port-unreachable from a departed client surfaces here.
@@ -147,21 +155,28 @@ pub async fn read_media_socket(
                     continue;
                 }
             };
-            datagrams.inc();
-            bytes_in.inc_by(n as u64);
-            let data = &buf[..n];
-            let Some(w) = demux.worker(data, &src) else {
-                Metrics::count(&metrics.dropped, "unknown_source");
-                continue;
-            };
-            if pool.capacity() < n {
-                pool = bytes::BytesMut::with_capacity(POOL);
+            for (m, slot) in meta[..n].iter().zip(&slots) {
+                // A GRO run is several datagrams of `stride` bytes.
+                for data in slot[..m.len].chunks(m.stride.max(1)) {
+                    datagrams.inc();
+                    bytes_in.inc_by(data.len() as u64);
+                    let Some(w) = demux.worker(data, &m.addr) else {
+                        Metrics::count(&metrics.dropped, "unknown_source");
+                        continue;
+                    };
+                    if pool.capacity() < data.len() {
+                        pool = bytes::BytesMut::with_capacity(POOL.max(data.len()));
+                    }
+                    pool.extend_from_slice(data);
+                    batches[w].push(Datagram {
+                        data: pool.split().freeze(),
+                        src: m.addr,
+                    });
+                }
             }
-            pool.extend_from_slice(data);
-            batches[w].push(Datagram {
-                data: pool.split().freeze(),
-                src,
-            });
+            if n < RECV_BATCH {
+                break;
+            }
         }
         for (w, batch) in batches.iter_mut().enumerate() {
             if batch.is_empty() {

@@ -58,13 +58,8 @@ pub async fn run(
             Phase::Publish(start) => {
                 if !counting {
                     counting = true;
-                    if let Some(source) = plan.source {
-                        media = Some(PublisherMedia::new(
-                            source,
-                            &env.media,
-                            env.seed ^ u64::from(source).wrapping_mul(0x9e37_79b9),
-                            start + crate::source::phase_offset(source),
-                        ));
+                    if plan.source.is_some() {
+                        media = env.publisher_media(&plan, start);
                         publishing = true;
                     }
                 }

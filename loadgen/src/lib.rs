@@ -41,7 +41,7 @@
 //!     media: MediaConfig { video_kbps: 1500, simulcast: false, audio: true },
 //!     token_key: None, relay_floor: true,
 //!     setup_timeout: Duration::from_secs(30), drain: Duration::from_secs(1),
-//!     ramp: Duration::from_millis(5), seed: 1, tile_height: None,
+//!     ramp: Duration::from_millis(5), seed: 1, tile_height: None, talkers: None,
 //! }).await?;
 //! println!("{outcome}");
 //! # Ok(()) }

@@ -21,6 +21,10 @@ pub const TOC: u8 = 15 << 3;
 /// Smallest and largest packet.
 pub const SIZE_RANGE: (usize, usize) = (60, 120);
 
+/// A silent Opus encoder with DTX (libwebrtc's default in meetings) sends
+/// one comfort-noise packet per 400 ms: every 20th frame.
+pub const DTX_FRAMES: u64 = 20;
+
 const _: () = assert!(SIZE_RANGE.0 >= STAMP_OFFSET + STAMP_LEN);
 
 /// A fake Opus encoder: sizes only.
@@ -42,6 +46,15 @@ impl OpusEncoder {
         let len = self.rng.range(SIZE_RANGE.0 as u64, SIZE_RANGE.1 as u64) as usize;
         let mut frame = vec![0u8; len];
         self.rng.fill(&mut frame);
+        frame[0] = TOC;
+        stamp.write(&mut frame, STAMP_OFFSET);
+        frame
+    }
+
+    /// A comfort-noise packet of silence: a few bytes of noise
+    /// parameters in a real encoder; here the TOC byte and the stamp.
+    pub fn encode_silence(&self, stamp: &Stamp) -> Vec<u8> {
+        let mut frame = vec![0u8; STAMP_OFFSET + STAMP_LEN];
         frame[0] = TOC;
         stamp.write(&mut frame, STAMP_OFFSET);
         frame

@@ -29,6 +29,8 @@ pub struct RunShape {
     pub video_kbps: u32,
     /// Opus sent too.
     pub audio: bool,
+    /// Publishers per conference that talk (the others send Opus DTX).
+    pub talkers: Option<u32>,
     /// Seconds publishers sent.
     pub publish_s: f64,
     /// Seconds counted (publishing plus the drain that follows).
@@ -358,7 +360,7 @@ impl fmt::Display for Report {
         let r = &self.run;
         writeln!(
             f,
-            "{} ({}): {} conference(s) × {} publisher(s) + {} subscriber(s), VP8 {} kbit/s{}{}, {:.1} s publishing, {:.1} s counted",
+            "{} ({}): {} conference(s) × {} publisher(s) + {} subscriber(s), VP8 {} kbit/s{}{}{}, {:.1} s publishing, {:.1} s counted",
             r.target,
             r.endpoints.join(", "),
             r.conferences,
@@ -367,6 +369,10 @@ impl fmt::Display for Report {
             r.video_kbps,
             if r.simulcast { " simulcast q/h/f" } else { "" },
             if r.audio { " + Opus" } else { "" },
+            match r.talkers {
+                Some(k) if r.audio => format!(" ({k} talking per conference, the others DTX)"),
+                _ => String::new(),
+            },
             r.publish_s,
             r.window_s,
         )?;

@@ -59,6 +59,9 @@ pub struct Config {
     pub seed: u64,
     /// Tile height every session announces (None: no constraint).
     pub tile_height: Option<u16>,
+    /// Publishers per conference that talk (the first ones); the others'
+    /// audio is Opus DTX. `None`: everyone talks.
+    pub talkers: Option<u32>,
 }
 
 impl Config {
@@ -105,6 +108,7 @@ impl Config {
             simulcast: self.media.simulcast,
             video_kbps: self.media.video_kbps,
             audio: self.media.audio,
+            talkers: self.talkers,
             publish_s,
             window_s,
         }
@@ -140,6 +144,7 @@ pub fn plan(cfg: &Config, run_id: &str, edges: usize) -> Vec<SessionPlan> {
                 expected_tracks: receives.len() * kinds,
                 receives,
                 tile_height: cfg.tile_height,
+                talks: cfg.talkers.is_none_or(|k| (i as u32) < k),
             });
         }
     }
@@ -526,6 +531,7 @@ mod tests {
             ramp: Duration::ZERO,
             seed: 1,
             tile_height: None,
+            talkers: None,
         }
     }
 

@@ -58,6 +58,21 @@ pub struct SessionEnv {
     pub deadline: Instant,
 }
 
+impl SessionEnv {
+    /// What `plan`'s publisher sends from `start` (None if it only receives).
+    pub fn publisher_media(&self, plan: &SessionPlan, start: Instant) -> Option<PublisherMedia> {
+        let source = plan.source?;
+        let mut media = PublisherMedia::new(
+            source,
+            &self.media,
+            self.seed ^ u64::from(source).wrapping_mul(0x9e37_79b9),
+            start + crate::source::phase_offset(source),
+        );
+        media.set_talking(plan.talks);
+        Some(media)
+    }
+}
+
 /// Runs one session to the end of the run; never panics on network input.
 pub async fn run(
     plan: SessionPlan,
@@ -367,13 +382,8 @@ impl Client {
                 self.result.rx = Default::default();
                 self.result.recv = Default::default();
                 self.counting = true;
-                if let Some(source) = self.plan.source {
-                    self.media = Some(PublisherMedia::new(
-                        source,
-                        &self.env.media,
-                        self.env.seed ^ u64::from(source).wrapping_mul(0x9e37_79b9),
-                        start + crate::source::phase_offset(source),
-                    ));
+                if self.plan.source.is_some() {
+                    self.media = self.env.publisher_media(&self.plan, start);
                     self.publish_from = Some(start);
                 }
             }

@@ -8,7 +8,7 @@ use crate::opus::{self, OpusEncoder};
 use crate::stamp::{Clock, Kind, Stamp, StreamKey};
 use crate::vp8::{Vp8Encoder, Vp8Params};
 
-/// Simulcast rids, lowest layer first (quarter, half, full).
+/// Simulcast rids, lowest layer first (180p, 360p, 720p).
 pub const RIDS: [&str; 3] = ["q", "h", "f"];
 
 /// A frame due more than this late is skipped rather than sent in a burst
@@ -23,7 +23,7 @@ const MAX_CATCH_UP: usize = 16;
 pub struct MediaConfig {
     /// Top video layer bitrate, kbit/s.
     pub video_kbps: u32,
-    /// Three layers at ¼, ½ and full bitrate.
+    /// Three layers, 180p / 360p / 720p (see [`layers`]).
     pub simulcast: bool,
     /// Send Opus too.
     pub audio: bool,
@@ -38,18 +38,25 @@ pub struct LayerSpec {
     pub params: Vp8Params,
 }
 
-/// The video layers a configuration sends, lowest first.
+/// libwebrtc's target bitrates of a 180p and a 360p simulcast layer below
+/// a higher one, kbit/s (`kSimulcastFormats` in its `simulcast.cc`): what
+/// Chrome sends on the lower layers of a 720p camera.
+pub const LOWER_LAYER_KBPS: [u32; 2] = [150, 500];
+
+/// The video layers a configuration sends, lowest first: with simulcast,
+/// 180p and 360p at libwebrtc's targets (at most ¼ and ½ of the top
+/// layer) and 720p at `video_kbps`.
 pub fn layers(cfg: &MediaConfig) -> Vec<LayerSpec> {
     if cfg.simulcast {
         let k = cfg.video_kbps;
         vec![
             LayerSpec {
                 rid: RIDS[0],
-                params: Vp8Params::new(320, 180, (k / 4).max(1)),
+                params: Vp8Params::new(320, 180, LOWER_LAYER_KBPS[0].min(k / 4).max(1)),
             },
             LayerSpec {
                 rid: RIDS[1],
-                params: Vp8Params::new(640, 360, (k / 2).max(1)),
+                params: Vp8Params::new(640, 360, LOWER_LAYER_KBPS[1].min(k / 2).max(1)),
             },
             LayerSpec {
                 rid: RIDS[2],
@@ -100,6 +107,8 @@ pub struct PublisherMedia {
     video_ticks: u64,
     audio: Option<(OpusEncoder, u32)>,
     audio_ticks: u64,
+    /// Audio frames per packet: 1 while talking, [`opus::DTX_FRAMES`] when silent.
+    audio_step: u64,
     skipped: u64,
 }
 
@@ -125,8 +134,15 @@ impl PublisherMedia {
             video_ticks: 0,
             audio: cfg.audio.then(|| (OpusEncoder::new(seed ^ 0xa0d10), 0)),
             audio_ticks: 0,
+            audio_step: 1,
             skipped: 0,
         }
+    }
+
+    /// Talking (Opus every 20 ms) or silent (Opus DTX: a comfort-noise
+    /// packet per [`opus::DTX_FRAMES`] frames).
+    pub fn set_talking(&mut self, talking: bool) {
+        self.audio_step = if talking { 1 } else { opus::DTX_FRAMES };
     }
 
     /// Restarts the schedule at `start` (frame numbers go on).
@@ -213,7 +229,7 @@ impl PublisherMedia {
                 break;
             }
             let rtp_time = self.audio_ticks * opus::TICKS_PER_FRAME;
-            self.audio_ticks += 1;
+            self.audio_ticks += self.audio_step;
             if now.saturating_duration_since(due) > MAX_LATENESS {
                 self.skipped += 1;
                 continue;
@@ -233,7 +249,11 @@ impl PublisherMedia {
             out.push(OutFrame {
                 key,
                 seq: *seq,
-                data: enc.encode(&stamp),
+                data: if self.audio_step > 1 {
+                    enc.encode_silence(&stamp)
+                } else {
+                    enc.encode(&stamp)
+                },
                 rtp_time,
                 keyframe: false,
             });
@@ -318,7 +338,7 @@ mod tests {
     }
 
     #[test]
-    fn simulcast_sends_three_layers_per_tick_at_quarter_half_full() {
+    fn simulcast_sends_three_growing_layers_per_tick() {
         let t0 = Instant::now();
         let clock = Clock::new(t0);
         let mut m = PublisherMedia::new(0, &cfg(true, false), 2, t0);
@@ -357,6 +377,31 @@ mod tests {
         );
         assert!(m.skipped() > 50);
         assert!(m.next_due() >= t0 + Duration::from_secs(2) - MAX_LATENESS);
+    }
+
+    #[test]
+    fn a_silent_publisher_sends_opus_dtx() {
+        let t0 = Instant::now();
+        let clock = Clock::new(t0);
+        let mut m = PublisherMedia::new(0, &cfg(false, true), 5, t0);
+        m.set_talking(false);
+        let mut out = Vec::new();
+        let mut now = t0;
+        while now < t0 + Duration::from_millis(1995) {
+            m.poll(now, &clock, &mut out);
+            now += Duration::from_millis(5);
+        }
+        let a: Vec<_> = out.iter().filter(|f| f.key.kind == Kind::Audio).collect();
+        // One packet per 400 ms, the RTP clock running on through the gaps,
+        // frame numbers without gaps (receivers count loss by them).
+        assert_eq!(a.len(), 5);
+        assert_eq!(a[1].rtp_time - a[0].rtp_time, 20 * 960);
+        assert_eq!(
+            a.iter().map(|f| f.seq).collect::<Vec<_>>(),
+            vec![0, 1, 2, 3, 4]
+        );
+        assert!(a.iter().all(|f| f.data.len() < opus::SIZE_RANGE.0));
+        assert_eq!(out.iter().filter(|f| f.key.kind == Kind::Video).count(), 60);
     }
 
     #[test]

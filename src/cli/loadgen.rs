@@ -28,7 +28,8 @@ pub struct Args {
     /// How long publishers send, e.g. 30s, 2m.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     duration: Duration,
-    /// Send three VP8 simulcast layers (rids q, h, f at ¼, ½ and full bitrate).
+    /// Send three VP8 simulcast layers: rids q, h, f at 180p, 360p and 720p
+    /// (150 and 500 kbit/s, libwebrtc's targets, then --video-kbps).
     #[arg(long)]
     simulcast: bool,
     /// VP8 bitrate of the top layer, kbit/s.
@@ -69,6 +70,11 @@ pub struct Args {
     /// layer a gallery view needs rather than the top one.
     #[arg(long)]
     tile_height: Option<u16>,
+    /// With --audio: only the first K publishers of each conference talk
+    /// (Opus every 20 ms); the others are silent and send Opus DTX (one
+    /// comfort-noise packet per 400 ms), as in a real meeting.
+    #[arg(long, value_name = "K")]
+    talkers: Option<u32>,
 }
 
 impl Args {
@@ -91,6 +97,7 @@ impl Args {
             ramp: self.ramp,
             seed: self.seed,
             tile_height: self.tile_height,
+            talkers: self.talkers,
         };
         let mut rt = tokio::runtime::Builder::new_multi_thread();
         if let Some(n) = self.threads {
