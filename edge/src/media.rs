@@ -1190,16 +1190,13 @@ impl MediaLoop {
                     MediaKindName::Audio => peer.muted.0 = muted,
                     MediaKindName::Video => peer.muted.1 = muted,
                 }
-                let participant = peer.participant.clone();
-                for other in self.router.roster(key) {
-                    if let Some(p) = self.peers.get(&other.key) {
-                        p.signal(ServerMessage::Mute {
-                            participant: participant.clone(),
-                            kind,
-                            muted,
-                        });
-                    }
-                }
+                let (participant, conference, now) = (
+                    peer.participant.clone(),
+                    peer.conference.clone(),
+                    peer.muted,
+                );
+                self.tell_muted(key, &participant, kind, muted);
+                self.octo_local_muted(&conference, &participant, now);
             }
             Command::Constraints {
                 key,
@@ -1347,12 +1344,34 @@ impl MediaLoop {
             return Some(roster_entry(p));
         }
         let info = self.router.peer(key)?;
+        let (audio_muted, video_muted) = self.octo_remote_muted(key);
         Some(RosterEntry {
             id: info.participant.clone(),
             name: info.name.clone(),
-            audio_muted: false,
-            video_muted: false,
+            audio_muted,
+            video_muted,
         })
+    }
+
+    /// Tells every local session in `key`'s roster (but `key`) that
+    /// `participant` (whose session `key` is) muted or unmuted `kind`.
+    fn tell_muted(
+        &self,
+        key: PeerKey,
+        participant: &ParticipantId,
+        kind: MediaKindName,
+        muted: bool,
+    ) {
+        let message = ServerMessage::Mute {
+            participant: participant.clone(),
+            kind,
+            muted,
+        };
+        for other in self.router.roster(key) {
+            if let Some(p) = self.peers.get(&other.key) {
+                p.signal(message.clone());
+            }
+        }
     }
 }
 

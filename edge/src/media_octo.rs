@@ -39,6 +39,7 @@ use geomesh_mesh::wire::{self, MediaType, Subscription};
 
 use super::MediaLoop;
 use crate::forward::{CodecRef, InPacket};
+use crate::messages::MediaKindName;
 use crate::metrics::{LinkLabel, Metrics};
 use crate::router::{Kind, PeerInfo, PeerKey, Role, SourceId};
 use crate::rtp::{self, OctoRtp};
@@ -67,6 +68,8 @@ pub(crate) struct Octo {
     /// When each local simulcast source was first seen (announced once its
     /// layer heights are known, or after [`ANNOUNCE_WAIT`]).
     first_seen: HashMap<SourceId, Instant>,
+    /// (audio, video) muted of remote endpoints with a track muted.
+    muted: HashMap<PeerKey, (bool, bool)>,
 }
 
 /// A simulcast source is announced once every layer's height is known (the
@@ -105,6 +108,7 @@ impl Octo {
             dirty: false,
             buf: Vec::with_capacity(1500),
             first_seen: HashMap::new(),
+            muted: HashMap::new(),
         }
     }
 
@@ -183,6 +187,66 @@ impl MediaLoop {
             }
             if let Err(e) = link.endpoint_joined(conference, participant.clone(), name.clone()) {
                 warn!(peer = %link.peer(), "octo endpoint_joined: {e}");
+            }
+        }
+    }
+
+    /// A local participant muted or unmuted: every link tells its peer.
+    pub(super) fn octo_local_muted(
+        &mut self,
+        conference: &ConferenceId,
+        participant: &ParticipantId,
+        (audio, video): (bool, bool),
+    ) {
+        let Some(octo) = self.octo.as_ref() else {
+            return;
+        };
+        for link in octo.links.values() {
+            if let Err(e) = link.endpoint_muted(conference, participant, audio, video) {
+                warn!(peer = %link.peer(), "octo endpoint_muted: {e}");
+            }
+        }
+    }
+
+    /// What a remote endpoint has muted (audio, video).
+    pub(super) fn octo_remote_muted(&self, key: PeerKey) -> (bool, bool) {
+        self.octo
+            .as_ref()
+            .and_then(|o| o.muted.get(&key).copied())
+            .unwrap_or_default()
+    }
+
+    /// A remote endpoint muted or unmuted: local participants of its
+    /// conference are told what changed, as for a local mute.
+    fn remote_endpoint_muted(
+        &mut self,
+        edge: &EdgeId,
+        conference: ConferenceId,
+        participant: ParticipantId,
+        now: (bool, bool),
+    ) {
+        let Some(octo) = self.octo.as_mut() else {
+            return;
+        };
+        let Some(&key) = octo
+            .endpoints
+            .get(&(edge.clone(), conference, participant.clone()))
+        else {
+            return;
+        };
+        let before = octo.muted.get(&key).copied().unwrap_or_default();
+        if now == (false, false) {
+            octo.muted.remove(&key);
+        } else {
+            octo.muted.insert(key, now);
+        }
+        let changed = [
+            (MediaKindName::Audio, before.0, now.0),
+            (MediaKindName::Video, before.1, now.1),
+        ];
+        for (kind, was, muted) in changed {
+            if was != muted {
+                self.tell_muted(key, &participant, kind, muted);
             }
         }
     }
@@ -450,6 +514,12 @@ impl MediaLoop {
                 participant,
                 display_name,
             } => self.remote_endpoint(&peer, conference, participant, display_name),
+            LinkEvent::EndpointMuted {
+                conference,
+                participant,
+                audio,
+                video,
+            } => self.remote_endpoint_muted(&peer, conference, participant, (audio, video)),
             LinkEvent::EndpointLeft {
                 conference,
                 participant,
@@ -527,6 +597,12 @@ impl MediaLoop {
             for info in self.router.local_roster(conference) {
                 let _ =
                     link.endpoint_joined(conference, info.participant.clone(), info.name.clone());
+                if let Some(p) = self.peers.get(&info.key)
+                    && p.muted != (false, false)
+                {
+                    let _ =
+                        link.endpoint_muted(conference, &info.participant, p.muted.0, p.muted.1);
+                }
             }
         }
         // Sources are announced again on their next packet.
@@ -621,6 +697,7 @@ impl MediaLoop {
     /// Removes a remote endpoint's session (its sources go with it).
     fn remove_remote(&mut self, key: PeerKey) {
         if let Some(octo) = self.octo.as_mut() {
+            octo.muted.remove(&key);
             let gone: Vec<SourceId> = octo
                 .by_local
                 .keys()

@@ -113,6 +113,18 @@ def test_three_edges_one_participant_each_everyone_receives_everyone(three):
             await wait_until("every participant decodes the two others on other edges", everyone, timeout=60)
             for i, cl in enumerate(clients):
                 assert cl.roster == {f"p{j}" for j in range(3) if j != i}, (i, cl.roster)
+
+            # Mute crosses the links: the others are told, and a later
+            # joiner on another edge sees it in the roster.
+            await clients[0].send({"type": "mute", "kind": "audio", "muted": True})
+            said = {"type": "mute", "participant": "p0", "kind": "audio", "muted": True}
+            await wait_until("both other edges' participants are told p0 muted",
+                             lambda: all(said in cl.messages for cl in clients[1:]) or None, timeout=15)
+            late = await WsClient(c.urls[2], c.mint("tri", 2, participant="p3"), "tri", video=False).start()
+            clients.append(late)
+            joined = next(m for m in late.messages if m["type"] == "joined")
+            p0 = next(p for p in joined["participants"] if p["id"] == "p0")
+            assert p0["audio_muted"] is True and p0["video_muted"] is False, joined
         finally:
             for cl in clients:
                 await cl.stop()

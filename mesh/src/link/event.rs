@@ -106,6 +106,18 @@ pub enum LinkEvent {
         /// Who.
         participant: ParticipantId,
     },
+    /// A participant on the peer's edge muted or unmuted (also re-sent
+    /// after a reconnect for everyone muted).
+    EndpointMuted {
+        /// The conference.
+        conference: ConferenceId,
+        /// Who.
+        participant: ParticipantId,
+        /// Audio muted.
+        audio: bool,
+        /// Video muted.
+        video: bool,
+    },
     /// The peer publishes a source. Subscribe with [`super::Link::subscribe`].
     SourceAdded(Arc<RemoteSource>),
     /// A remote source is gone (any subscription to it is forgotten).

@@ -17,6 +17,8 @@ struct Conference {
     /// Set while announced on the current connection.
     handle: Option<ConferenceHandle>,
     endpoints: BTreeMap<ParticipantId, Option<String>>,
+    /// (audio, video) muted, for endpoints with either muted.
+    muted: BTreeMap<ParticipantId, (bool, bool)>,
 }
 
 #[derive(Debug)]
@@ -155,6 +157,14 @@ impl LocalState {
                 display_name: display_name.clone(),
             });
         }
+        for (participant, &(audio, video)) in &conf.muted {
+            out.send(&ControlFrame::EndpointMuted {
+                conference: handle,
+                participant: participant.clone(),
+                audio,
+                video,
+            });
+        }
         let sources: Vec<SourceId> = self
             .sources
             .iter()
@@ -203,6 +213,7 @@ impl LocalState {
             Conference {
                 handle: None,
                 endpoints: BTreeMap::new(),
+                muted: BTreeMap::new(),
             },
         );
         if self.up {
@@ -232,6 +243,12 @@ impl LocalState {
         }
     }
 
+    fn conference_mut(&mut self, id: &ConferenceId) -> Result<&mut Conference, UsageError> {
+        self.conferences
+            .get_mut(id)
+            .ok_or_else(|| UsageError::ConferenceNotOpen(id.clone()))
+    }
+
     pub(crate) fn endpoint_joined(
         &mut self,
         conference: &ConferenceId,
@@ -239,10 +256,7 @@ impl LocalState {
         display_name: Option<String>,
         out: &mut Outbox,
     ) -> Result<(), UsageError> {
-        let conf = self
-            .conferences
-            .get_mut(conference)
-            .ok_or_else(|| UsageError::ConferenceNotOpen(conference.clone()))?;
+        let conf = self.conference_mut(conference)?;
         let display_name = clamp_name(display_name);
         if conf.endpoints.get(&participant) == Some(&display_name) {
             return Ok(());
@@ -259,6 +273,37 @@ impl LocalState {
         Ok(())
     }
 
+    pub(crate) fn endpoint_muted(
+        &mut self,
+        conference: &ConferenceId,
+        participant: &ParticipantId,
+        muted: (bool, bool),
+        out: &mut Outbox,
+    ) -> Result<(), UsageError> {
+        let conf = self.conference_mut(conference)?;
+        if !conf.endpoints.contains_key(participant) {
+            return Ok(());
+        }
+        let before = conf.muted.get(participant).copied().unwrap_or_default();
+        if before == muted {
+            return Ok(());
+        }
+        if muted == (false, false) {
+            conf.muted.remove(participant);
+        } else {
+            conf.muted.insert(participant.clone(), muted);
+        }
+        if let Some(h) = conf.handle {
+            out.send(&ControlFrame::EndpointMuted {
+                conference: h,
+                participant: participant.clone(),
+                audio: muted.0,
+                video: muted.1,
+            });
+        }
+        Ok(())
+    }
+
     pub(crate) fn endpoint_left(
         &mut self,
         conference: &ConferenceId,
@@ -268,6 +313,7 @@ impl LocalState {
         let Some(conf) = self.conferences.get_mut(conference) else {
             return;
         };
+        conf.muted.remove(participant);
         if conf.endpoints.remove(participant).is_some()
             && let Some(h) = conf.handle
         {

@@ -331,6 +331,14 @@ impl Link {
                 conference,
                 participant,
             } => self.remote.endpoint_left(conference, participant, out)?,
+            F::EndpointMuted {
+                conference,
+                participant,
+                audio,
+                video,
+            } => self
+                .remote
+                .endpoint_muted(conference, participant, (audio, video), out)?,
             F::SourceAdded {
                 conference,
                 source,
@@ -562,6 +570,19 @@ impl Link {
     ) -> Result<(), UsageError> {
         self.local
             .endpoint_joined(conference, participant, display_name, &mut self.out)
+    }
+
+    /// A participant of mine muted or unmuted (announced again after
+    /// reconnects while muted). Unknown participants are ignored.
+    pub fn endpoint_muted(
+        &mut self,
+        conference: &ConferenceId,
+        participant: &ParticipantId,
+        audio: bool,
+        video: bool,
+    ) -> Result<(), UsageError> {
+        self.local
+            .endpoint_muted(conference, participant, (audio, video), &mut self.out)
     }
 
     /// A participant of mine left `conference`.

@@ -233,6 +233,27 @@ impl RemoteState {
         Ok(())
     }
 
+    pub(crate) fn endpoint_muted(
+        &mut self,
+        h: ConferenceHandle,
+        participant: ParticipantId,
+        (audio, video): (bool, bool),
+        out: &mut Outbox,
+    ) -> Result<(), ProtocolViolation> {
+        let conf = self.conference(h)?;
+        // The sender mutes only endpoints it announced; a frame for another
+        // (a race with its leave) changes nothing.
+        if conf.endpoints.contains_key(&participant) {
+            out.emit(LinkEvent::EndpointMuted {
+                conference: conf.id.clone(),
+                participant,
+                audio,
+                video,
+            });
+        }
+        Ok(())
+    }
+
     pub(crate) fn endpoint_left(
         &mut self,
         h: ConferenceHandle,

@@ -575,6 +575,47 @@ fn reconnect_resyncs_without_repeating_events_and_resubscribes() {
 }
 
 #[test]
+fn mute_state_crosses_and_is_announced_again_after_a_reconnect() {
+    let mut p = up_pair_with_state();
+    p.take_b();
+    let c = conf("standup");
+    p.a.endpoint_muted(&c, &who("alice"), true, false).unwrap();
+    // Repeating the same state sends nothing; an unknown participant is ignored.
+    p.a.endpoint_muted(&c, &who("alice"), true, false).unwrap();
+    p.a.endpoint_muted(&c, &who("nobody"), true, true).unwrap();
+    assert!(
+        p.a.endpoint_muted(&conf("other"), &who("alice"), true, true)
+            .is_err()
+    );
+    p.settle();
+    let muted = LinkEvent::EndpointMuted {
+        conference: c.clone(),
+        participant: who("alice"),
+        audio: true,
+        video: false,
+    };
+    assert_eq!(p.take_b(), vec![muted.clone()]);
+    p.disconnect();
+    p.run(Duration::from_secs(2));
+    p.connect();
+    p.settle();
+    // Still muted: said again after the roster, so a peer that restarted learns it.
+    let b = quiet(p.take_b());
+    assert_eq!(names(&b), ["Down", "Up", "EndpointMuted", "Synced"]);
+    assert_eq!(b[2], muted);
+    p.a.endpoint_muted(&c, &who("alice"), false, false).unwrap();
+    p.settle();
+    assert!(matches!(
+        p.take_b().as_slice(),
+        [LinkEvent::EndpointMuted {
+            audio: false,
+            video: false,
+            ..
+        }]
+    ));
+}
+
+#[test]
 fn reconnect_reports_what_changed_while_down() {
     let mut p = up_pair_with_state();
     p.b.subscribe(SourceId(7), Subscription::BEST).unwrap();

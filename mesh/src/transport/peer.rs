@@ -125,6 +125,17 @@ impl LinkHandle {
         self.with_link(|l| l.endpoint_joined(conference, participant, display_name))
     }
 
+    /// See [`Link::endpoint_muted`].
+    pub fn endpoint_muted(
+        &self,
+        conference: &ConferenceId,
+        participant: &ParticipantId,
+        audio: bool,
+        video: bool,
+    ) -> Result<(), UsageError> {
+        self.with_link(|l| l.endpoint_muted(conference, participant, audio, video))
+    }
+
     /// See [`Link::endpoint_left`].
     pub fn endpoint_left(&self, conference: &ConferenceId, participant: &ParticipantId) {
         self.with_link(|l| l.endpoint_left(conference, participant))

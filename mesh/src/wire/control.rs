@@ -81,6 +81,18 @@ pub enum ControlFrame {
         /// The participant.
         participant: ParticipantId,
     },
+    /// A participant on the sender's edge muted or unmuted (what rosters
+    /// show; media of a muted track simply stops).
+    EndpointMuted {
+        /// The sender's conference handle.
+        conference: ConferenceHandle,
+        /// The participant.
+        participant: ParticipantId,
+        /// Audio muted.
+        audio: bool,
+        /// Video muted.
+        video: bool,
+    },
     /// A participant on the sender's edge publishes a source.
     SourceAdded {
         /// The sender's conference handle.
@@ -132,6 +144,7 @@ pub enum FrameType {
     ConferenceClose = 0x11,
     EndpointJoined = 0x12,
     EndpointLeft = 0x13,
+    EndpointMuted = 0x14,
     SourceAdded = 0x20,
     SourceRemoved = 0x21,
     Subscribe = 0x30,
@@ -152,6 +165,7 @@ impl FrameType {
             0x11 => ConferenceClose,
             0x12 => EndpointJoined,
             0x13 => EndpointLeft,
+            0x14 => EndpointMuted,
             0x20 => SourceAdded,
             0x21 => SourceRemoved,
             0x30 => Subscribe,
@@ -174,6 +188,7 @@ impl FrameType {
             ConferenceClose => "CONFERENCE_CLOSE",
             EndpointJoined => "ENDPOINT_JOINED",
             EndpointLeft => "ENDPOINT_LEFT",
+            EndpointMuted => "ENDPOINT_MUTED",
             SourceAdded => "SOURCE_ADDED",
             SourceRemoved => "SOURCE_REMOVED",
             Subscribe => "SUBSCRIBE",
@@ -206,6 +221,7 @@ impl ControlFrame {
             F::ConferenceClose { .. } => FrameType::ConferenceClose,
             F::EndpointJoined { .. } => FrameType::EndpointJoined,
             F::EndpointLeft { .. } => FrameType::EndpointLeft,
+            F::EndpointMuted { .. } => FrameType::EndpointMuted,
             F::SourceAdded { .. } => FrameType::SourceAdded,
             F::SourceRemoved { .. } => FrameType::SourceRemoved,
             F::Subscribe { .. } => FrameType::Subscribe,
@@ -285,6 +301,16 @@ impl ControlFrame {
             } => {
                 conference.put(b);
                 put_str(b, "participant", participant.as_str(), MAX_ID_LEN)?;
+            }
+            F::EndpointMuted {
+                conference,
+                participant,
+                audio,
+                video,
+            } => {
+                conference.put(b);
+                put_str(b, "participant", participant.as_str(), MAX_ID_LEN)?;
+                b.put_u8(u8::from(*audio) | u8::from(*video) << 1);
             }
             F::SourceAdded {
                 conference,
@@ -371,6 +397,23 @@ impl ControlFrame {
                 conference: ConferenceHandle::read(&mut r)?,
                 participant: id(&mut r, "participant", ParticipantId::new)?,
             },
+            FrameType::EndpointMuted => {
+                let conference = ConferenceHandle::read(&mut r)?;
+                let participant = id(&mut r, "participant", ParticipantId::new)?;
+                let bits = r.u8()?;
+                if bits > 0b11 {
+                    return Err(DecodeError::OutOfRange {
+                        field: "muted",
+                        value: bits.into(),
+                    });
+                }
+                F::EndpointMuted {
+                    conference,
+                    participant,
+                    audio: bits & 1 != 0,
+                    video: bits & 2 != 0,
+                }
+            }
             FrameType::SourceAdded => F::SourceAdded {
                 conference: ConferenceHandle::read(&mut r)?,
                 source: SourceHandle::read(&mut r)?,

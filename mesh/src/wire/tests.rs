@@ -97,6 +97,14 @@ pub(crate) mod strategies {
                 conference,
                 participant: ParticipantId::new(p).unwrap(),
             }),
+            (conference_handle(), name_id(), any::<bool>(), any::<bool>()).prop_map(
+                |(conference, p, audio, video)| F::EndpointMuted {
+                    conference,
+                    participant: ParticipantId::new(p).unwrap(),
+                    audio,
+                    video,
+                }
+            ),
             (
                 conference_handle(),
                 source_handle(),
@@ -225,7 +233,7 @@ fn hello_is_byte_exact() {
     assert_eq!(
         body(&hello()),
         [
-            0x01, 0x01, 0x06, b'e', b'd', b'g', b'e', b'-', b'1', 0x02, b'e', b'u', 0x03
+            0x01, 0x01, 0x06, b'e', b'd', b'g', b'e', b'-', b'1', 0x02, b'e', b'u', 0x07
         ]
     );
     let header = MediaHeader {
@@ -316,6 +324,20 @@ fn limits_are_typed_errors() {
             field: "source handle",
             ..
         })
+    ));
+    // ENDPOINT_MUTED: conference 1, participant "p", then only bits 0 and 1.
+    assert_eq!(
+        ControlFrame::decode_body(&[0x14, 0x01, 0x01, b'p', 0b11]),
+        Ok(ControlFrame::EndpointMuted {
+            conference: ConferenceHandle::new(1).unwrap(),
+            participant: ParticipantId::new("p").unwrap(),
+            audio: true,
+            video: true,
+        })
+    );
+    assert!(matches!(
+        ControlFrame::decode_body(&[0x14, 0x01, 0x01, b'p', 0b100]),
+        Err(DecodeError::OutOfRange { field: "muted", .. })
     ));
 }
 

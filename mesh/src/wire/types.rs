@@ -326,8 +326,11 @@ impl Capabilities {
     pub const RTCP: Capabilities = Capabilities(1 << 0);
     /// The edge understands sources with more than one layer.
     pub const SIMULCAST: Capabilities = Capabilities(1 << 1);
+    /// The edge sends and understands ENDPOINT_MUTED (a peer without it
+    /// skips the frame, as every unknown frame).
+    pub const MUTE: Capabilities = Capabilities(1 << 2);
     /// Everything this version implements.
-    pub const ALL: Capabilities = Capabilities(Self::RTCP.0 | Self::SIMULCAST.0);
+    pub const ALL: Capabilities = Capabilities(Self::RTCP.0 | Self::SIMULCAST.0 | Self::MUTE.0);
 
     /// From raw bits (masked to the 62 bits a varint can hold).
     pub fn from_bits(bits: u64) -> Self {
