@@ -53,8 +53,60 @@ impl Role {
 
     /// The URI SAN naming a node of this role.
     pub fn uri(self, id: &str) -> String {
-        format!("urn:geomesh:{}:{id}", self.as_str())
+        format!("{URI_PREFIX}{}:{id}", self.as_str())
     }
+}
+
+/// What every node URI SAN starts with.
+const URI_PREFIX: &str = "urn:geomesh:";
+
+/// Why a certificate does not name a geomesh node.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum IdentityError {
+    /// Not a parseable X.509 certificate.
+    #[error("certificate does not parse: {0}")]
+    Parse(String),
+    /// No `urn:geomesh:…` URI SAN.
+    #[error("certificate has no urn:geomesh URI SAN")]
+    NoGeomeshUri,
+    /// More than one `urn:geomesh:…` URI SAN.
+    #[error("certificate has several urn:geomesh URI SANs")]
+    AmbiguousUri,
+    /// A role other than `edge` or `selector`.
+    #[error("certificate names an unknown role: {0}")]
+    UnknownRole(String),
+}
+
+/// The node a DER certificate names in its one `urn:geomesh:<role>:<id>`
+/// URI SAN — the reading side of [`Role::uri`]. The chain must have been
+/// verified against the cluster CA first: this only reads.
+pub fn node_identity(der: &[u8]) -> Result<(Role, String), IdentityError> {
+    use x509_parser::extensions::GeneralName;
+    let (_, cert) = x509_parser::parse_x509_certificate(der)
+        .map_err(|e| IdentityError::Parse(e.to_string()))?;
+    let san = cert
+        .subject_alternative_name()
+        .map_err(|e| IdentityError::Parse(e.to_string()))?
+        .ok_or(IdentityError::NoGeomeshUri)?;
+    let mut found = None;
+    for name in &san.value.general_names {
+        if let GeneralName::URI(uri) = name
+            && let Some(rest) = uri.strip_prefix(URI_PREFIX)
+        {
+            if found.is_some() {
+                return Err(IdentityError::AmbiguousUri);
+            }
+            found = Some(rest.split_once(':').unwrap_or((rest, "")));
+        }
+    }
+    let (role, id) = found.ok_or(IdentityError::NoGeomeshUri)?;
+    let role = match role {
+        "edge" => Role::Edge,
+        "selector" => Role::Selector,
+        other => return Err(IdentityError::UnknownRole(format!("{other} {id}"))),
+    };
+    Ok((role, id.to_string()))
 }
 
 /// Why credentials could not be written.
@@ -270,5 +322,43 @@ selectors:
         );
         init(&t, &out, true, SystemTime::now()).unwrap();
         assert_ne!(fs::read(out.join("ca.pem")).unwrap(), before);
+    }
+
+    fn cert_with_uris(uris: &[&str]) -> Vec<u8> {
+        let mut params = CertificateParams::new(vec!["n".to_string()]).unwrap();
+        for u in uris {
+            params
+                .subject_alt_names
+                .push(SanType::URI(u.to_string().try_into().unwrap()));
+        }
+        let key = KeyPair::generate().unwrap();
+        params.self_signed(&key).unwrap().der().to_vec()
+    }
+
+    #[test]
+    fn node_identity_reads_what_role_uri_writes() {
+        let der = cert_with_uris(&[&Role::Edge.uri("edge-1"), "https://example.invalid/x"]);
+        assert_eq!(node_identity(&der), Ok((Role::Edge, "edge-1".into())));
+        let der = cert_with_uris(&[&Role::Selector.uri("sel-1")]);
+        assert_eq!(node_identity(&der), Ok((Role::Selector, "sel-1".into())));
+        assert_eq!(
+            node_identity(&cert_with_uris(&[])),
+            Err(IdentityError::NoGeomeshUri)
+        );
+        assert_eq!(
+            node_identity(&cert_with_uris(&[
+                "urn:geomesh:edge:a",
+                "urn:geomesh:edge:b"
+            ])),
+            Err(IdentityError::AmbiguousUri)
+        );
+        assert!(matches!(
+            node_identity(&cert_with_uris(&["urn:geomesh:ghost:x"])),
+            Err(IdentityError::UnknownRole(_))
+        ));
+        assert!(matches!(
+            node_identity(b"not a certificate"),
+            Err(IdentityError::Parse(_))
+        ));
     }
 }

@@ -7,7 +7,9 @@
 //! certificate (`urn:geomesh:selector:<id>`), though signed by the same CA,
 //! fails the handshake. The dialing side also checks that the server's DNS
 //! SAN (the TLS server name, which is the peer's edge id) and URI SAN name
-//! the same edge. [`edge_id`] reads the id that the link then trusts.
+//! the same edge. [`edge_id`] reads the id that the link then trusts (the
+//! URI itself is read by `geomesh_core::credentials::node_identity`, as
+//! the selector reads it).
 //!
 //! One crypto provider: every config is built with
 //! `builder_with_provider(aws_lc_rs::default_provider())`, never the
@@ -30,9 +32,6 @@ use rustls::{
 };
 
 use crate::wire::ALPN;
-
-/// The URI SAN prefix of an edge certificate.
-pub const EDGE_URI_PREFIX: &str = "urn:geomesh:edge:";
 
 /// Why credentials could not be loaded or a TLS config built.
 #[derive(Debug, thiserror::Error)]
@@ -72,15 +71,12 @@ pub enum TlsError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum IdentityError {
-    /// Not a parseable X.509 certificate.
-    #[error("certificate does not parse: {0}")]
-    Parse(String),
-    /// No `urn:geomesh:…` URI SAN.
-    #[error("certificate has no urn:geomesh URI SAN")]
-    NoGeomeshUri,
-    /// More than one `urn:geomesh:…` URI SAN.
-    #[error("certificate has several urn:geomesh URI SANs")]
-    AmbiguousUri,
+    /// The connection carries no peer certificate.
+    #[error("{0}")]
+    NoCertificate(&'static str),
+    /// The certificate names no single geomesh node.
+    #[error(transparent)]
+    Certificate(#[from] geomesh_core::credentials::IdentityError),
     /// A node of another role (a selector).
     #[error("certificate is for {0}, not an edge")]
     NotAnEdge(String),
@@ -180,35 +176,12 @@ pub fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }
 
-/// The node identity in a certificate's URI SAN: `(role, id)` from
-/// `urn:geomesh:<role>:<id>`.
-pub fn node_identity(cert: &CertificateDer<'_>) -> Result<(String, String), IdentityError> {
-    let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref())
-        .map_err(|e| IdentityError::Parse(e.to_string()))?;
-    let san = parsed
-        .subject_alternative_name()
-        .map_err(|e| IdentityError::Parse(e.to_string()))?
-        .ok_or(IdentityError::NoGeomeshUri)?;
-    let mut found = None;
-    for name in &san.value.general_names {
-        if let x509_parser::extensions::GeneralName::URI(uri) = name
-            && let Some(rest) = uri.strip_prefix("urn:geomesh:")
-        {
-            if found.is_some() {
-                return Err(IdentityError::AmbiguousUri);
-            }
-            let (role, id) = rest.split_once(':').unwrap_or((rest, ""));
-            found = Some((role.to_string(), id.to_string()));
-        }
-    }
-    found.ok_or(IdentityError::NoGeomeshUri)
-}
-
 /// The edge id of an edge certificate (`urn:geomesh:edge:<id>`).
 pub fn edge_id(cert: &CertificateDer<'_>) -> Result<EdgeId, IdentityError> {
-    let (role, id) = node_identity(cert)?;
-    if role != "edge" {
-        return Err(IdentityError::NotAnEdge(format!("{role} {id}")));
+    use geomesh_core::credentials::{Role, node_identity};
+    let (role, id) = node_identity(cert.as_ref())?;
+    if role != Role::Edge {
+        return Err(IdentityError::NotAnEdge(format!("{} {id}", role.as_str())));
     }
     EdgeId::new(id.clone()).map_err(|_| IdentityError::BadId(id))
 }

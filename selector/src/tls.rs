@@ -135,26 +135,9 @@ pub struct Peer {
     pub id: String,
 }
 
-/// Reads the geomesh identity from a DER certificate; `None` when it has
-/// no `urn:geomesh:` URI SAN (a certificate from some other issuer).
+/// Reads the geomesh identity from a DER certificate; `None` when it does
+/// not name exactly one geomesh node (a certificate from some other issuer).
 pub fn peer_identity(cert: &CertificateDer<'_>) -> Option<Peer> {
-    use x509_parser::extensions::GeneralName;
-    let (_, x509) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
-    let san = x509.subject_alternative_name().ok()??;
-    san.value.general_names.iter().find_map(|n| match n {
-        GeneralName::URI(uri) => {
-            let rest = uri.strip_prefix("urn:geomesh:")?;
-            let (role, id) = rest.split_once(':')?;
-            let role = match role {
-                "edge" => Role::Edge,
-                "selector" => Role::Selector,
-                _ => return None,
-            };
-            Some(Peer {
-                role,
-                id: id.to_string(),
-            })
-        }
-        _ => None,
-    })
+    let (role, id) = geomesh_core::credentials::node_identity(cert.as_ref()).ok()?;
+    Some(Peer { role, id })
 }

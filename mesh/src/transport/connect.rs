@@ -21,10 +21,10 @@ fn peer_edge(conn: &Connection) -> Result<EdgeId, IdentityError> {
             id.downcast::<Vec<rustls::pki_types::CertificateDer<'static>>>()
                 .ok()
         })
-        .ok_or(IdentityError::Parse("no peer certificate".into()))?;
+        .ok_or(IdentityError::NoCertificate("no peer certificate"))?;
     let first = certs
         .first()
-        .ok_or(IdentityError::Parse("empty peer certificate chain".into()))?;
+        .ok_or(IdentityError::NoCertificate("empty peer certificate chain"))?;
     tls::edge_id(first)
 }
 
