@@ -608,12 +608,7 @@ impl MediaLoop {
         self.metrics.bytes.get_or_create(&out).inc_by(done.bytes);
         self.metrics.send_calls.inc_by(done.calls);
         if done.failed > 0 {
-            self.metrics
-                .dropped
-                .get_or_create(&crate::metrics::Reason {
-                    reason: "send_error".to_string(),
-                })
-                .inc_by(done.failed);
+            Metrics::count_n(&self.metrics.dropped, "send_error", done.failed);
         }
     }
 

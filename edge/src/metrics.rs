@@ -372,11 +372,16 @@ impl Metrics {
 
     /// Counts one occurrence of `reason` in `family`.
     pub fn count(family: &Family<Reason, Counter>, reason: &str) {
+        Self::count_n(family, reason, 1);
+    }
+
+    /// Counts `n` occurrences of `reason` in `family` (a batch dropped at once).
+    pub fn count_n(family: &Family<Reason, Counter>, reason: &str, n: u64) {
         family
             .get_or_create(&Reason {
                 reason: reason.to_string(),
             })
-            .inc();
+            .inc_by(n);
     }
 
     /// Prometheus text exposition.

@@ -118,11 +118,6 @@ impl Outbox {
         self.items.push((destination, start..self.bytes.len()));
     }
 
-    /// Datagrams queued.
-    pub fn len(&self) -> usize {
-        self.items.len()
-    }
-
     /// Whether nothing is queued.
     pub fn is_empty(&self) -> bool {
         self.items.is_empty()

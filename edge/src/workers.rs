@@ -20,10 +20,9 @@
 //! so a command or an octo event about one finds its worker without a table.
 
 use std::collections::HashMap;
+use std::io::IoSliceMut;
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
-
-use std::io::IoSliceMut;
 
 use quinn_udp::RecvMeta;
 use tokio::sync::mpsc;
@@ -33,7 +32,7 @@ use geomesh_core::ConferenceId;
 use geomesh_mesh::link::LinkEvent;
 use geomesh_mesh::transport::OctoEvent;
 
-use crate::metrics::{Direction, Metrics, Reason, Traffic};
+use crate::metrics::{Direction, Metrics, Traffic};
 use crate::socket::{MediaSocket, RECV_BATCH};
 use crate::stun;
 
@@ -144,8 +143,11 @@ pub async fn read_media_socket(
         }
         // Everything queued now, bounded: then hand over and wait again.
         for _ in 0..READS_PER_WAKEUP {
-            let mut bufs: Vec<IoSliceMut<'_>> =
-                slots.iter_mut().map(|s| IoSliceMut::new(s)).collect();
+            // On the stack: no allocation per read.
+            let mut free = slots.iter_mut();
+            let mut bufs: [IoSliceMut<'_>; RECV_BATCH] = std::array::from_fn(|_| {
+                IoSliceMut::new(free.next().expect("one slot per receive buffer"))
+            });
             let n = match socket.recv_batch(&mut bufs, &mut meta) {
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
@@ -186,12 +188,7 @@ pub async fn read_media_socket(
                 Ok(()) => {}
                 Err(mpsc::error::TrySendError::Full(lost)) => {
                     // Counted per datagram, like every other drop reason.
-                    metrics
-                        .dropped
-                        .get_or_create(&Reason {
-                            reason: "worker_backlog".to_string(),
-                        })
-                        .inc_by(lost.len() as u64);
+                    Metrics::count_n(&metrics.dropped, "worker_backlog", lost.len() as u64);
                 }
                 Err(mpsc::error::TrySendError::Closed(_)) => return,
             }

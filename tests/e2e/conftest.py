@@ -70,6 +70,17 @@ def metric(edge_url, key):
     return metrics(edge_url).get(key, 0.0)
 
 
+def mint_token(key, conference, edge, participant=None, name=None, ttl="10m"):
+    """A join token from `geomesh token mint` with the cluster's token key."""
+    args = [str(BIN), "token", "mint", "--key", str(key), "--conference", conference,
+            "--edge", edge, "--ttl", ttl]
+    if participant:
+        args += ["--participant", participant]
+    if name:
+        args += ["--name", name]
+    return subprocess.run(args, check=True, capture_output=True, text=True, timeout=30).stdout.strip()
+
+
 class DevMesh:
     """`geomesh dev --state-file`, as a newcomer would run it."""
 
@@ -109,13 +120,7 @@ class DevMesh:
         return self.state["edges"][0]
 
     def mint(self, conference, edge=None, participant=None, name=None, ttl="10m"):
-        args = [str(BIN), "token", "mint", "--key", self.state["token_key"], "--conference", conference,
-                "--edge", edge or self.edge["id"], "--ttl", ttl]
-        if participant:
-            args += ["--participant", participant]
-        if name:
-            args += ["--name", name]
-        return subprocess.run(args, check=True, capture_output=True, text=True, timeout=30).stdout.strip()
+        return mint_token(self.state["token_key"], conference, edge or self.edge["id"], participant, name, ttl)
 
     def logs(self):
         self.log.flush()
@@ -324,13 +329,7 @@ class Cluster:
             return False
 
     def mint(self, conference, edge_index, participant=None, name=None):
-        args = [str(BIN), "token", "mint", "--key", str(self.token_key), "--conference", conference,
-                "--edge", self.ids[edge_index], "--ttl", "10m"]
-        if participant:
-            args += ["--participant", participant]
-        if name:
-            args += ["--name", name]
-        return subprocess.run(args, check=True, capture_output=True, text=True, timeout=30).stdout.strip()
+        return mint_token(self.token_key, conference, self.ids[edge_index], participant, name)
 
     def logs(self):
         out = []
@@ -339,6 +338,13 @@ class Cluster:
             log.seek(0)
             out.append(f"==== {e}\n" + log.read()[-8000:])
         return "\n".join(out)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        print(self.logs())
+        self.stop()
 
     def stop(self):
         for p in self.procs:

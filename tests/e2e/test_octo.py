@@ -89,10 +89,8 @@ def test_chromium_on_two_edges_see_and_hear_each_other(mesh, browser):
 
 @pytest.fixture
 def three():
-    c = Cluster(3)
-    yield c
-    print(c.logs())
-    c.stop()
+    with Cluster(3) as c:
+        yield c
 
 
 def test_three_edges_one_participant_each_everyone_receives_everyone(three):
@@ -135,10 +133,8 @@ def test_three_edges_one_participant_each_everyone_receives_everyone(three):
 @pytest.fixture
 def relayed():
     # edge-b's octo address in the topology is a relay we can black-hole.
-    c = Cluster(2, relay_edges=(1,))
-    yield c
-    print(c.logs())
-    c.stop()
+    with Cluster(2, relay_edges=(1,)) as c:
+        yield c
 
 
 def test_media_resumes_after_the_link_is_black_holed(relayed):
@@ -171,8 +167,7 @@ def _octo_scenario(edge_args):
     aiortc clients decoding 11 Opus streams each would saturate this
     machine's two cores (audio is forwarded to everyone below 20
     participants, so it would only dilute the comparison)."""
-    c = Cluster(3, edge_args=("--last-n", "4", *edge_args))
-    try:
+    with Cluster(3, edge_args=("--last-n", "4", *edge_args)) as c:
         out = {}
 
         async def run():
@@ -201,9 +196,6 @@ def _octo_scenario(edge_args):
 
         run_async(run)
         return out
-    finally:
-        print(c.logs()[-3000:])
-        c.stop()
 
 
 def test_selective_forwarding_sends_fewer_octo_bytes_than_forward_everything():
