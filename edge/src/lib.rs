@@ -7,9 +7,11 @@
 //! WHEP, the single-UDP-port media socket ([`socket`]: batched receive and
 //! GSO send) with address-keyed demultiplexing ([`stun`] names the session of a new address), the
 //! sans-IO routing table ([`router`]: who publishes what, who receives it),
-//! the media loop that drives every session's `Rtc` ([`media`]), join token
-//! checks, metrics, and the meeting page. Later: octo integration and the
-//! selector agent (over the selector's public API).
+//! the media loops that drive every session's `Rtc` ([`media`], one per core:
+//! [`workers`]), where sessions go ([`placement`]) and how one conference
+//! spreads over the loops (sibling links; [`linkshare`]), join token
+//! checks, metrics, the meeting page, octo integration and the selector
+//! agent (over the selector's public API).
 //!
 //! **Does not own**: the octo wire protocol (`geomesh-mesh`), placement
 //! (the selector, reached only over HTTP, never linked), or shared types
@@ -34,13 +36,16 @@ pub mod forward;
 pub mod http;
 pub mod lastn;
 pub mod layers;
+pub mod linkshare;
 pub mod media;
 pub mod messages;
 pub mod metrics;
 pub mod peer;
+pub mod placement;
 pub mod router;
 pub mod rtp;
 pub mod server;
+pub(crate) mod sibling;
 pub mod socket;
 pub mod speaker;
 pub mod stun;

@@ -28,7 +28,9 @@ use crate::layers::{LayerInfo, pick_layer};
 use crate::messages::{MediaKindName, RosterEntry, ServerMessage};
 use crate::metrics::{Direction, Metrics, Traffic};
 use crate::peer::{CONNECT_TIMEOUT, OutState, OutTrack, Peer, kind_of, media_kind, we_receive};
+use crate::placement::Placement;
 use crate::router::{Kind, PeerInfo, PeerKey, Role, Router, RouterEvent, SourceId};
+use crate::sibling::{SiblingLink, SiblingRx};
 use crate::socket::{MediaSocket, Outbox};
 use crate::stun;
 
@@ -143,10 +145,11 @@ pub enum Command {
 }
 
 /// A cloneable handle to send commands to the media workers: joins go to
-/// the conference's worker, everything else to the session's.
+/// the worker [`Placement`] chooses, everything else to the session's.
 #[derive(Clone)]
 pub struct MediaHandle {
     txs: Vec<mpsc::Sender<Command>>,
+    placement: Arc<Placement>,
 }
 
 impl MediaHandle {
@@ -175,7 +178,7 @@ impl MediaHandle {
         role: Role,
         signal: Option<mpsc::UnboundedSender<ServerMessage>>,
     ) -> Result<Joined, MediaError> {
-        let tx = &self.txs[workers::worker_of_conference(&conference, self.txs.len())];
+        let tx = &self.txs[self.placement.choose(&conference)];
         self.ask(tx, |reply| Command::Join {
             conference,
             participant,
@@ -268,8 +271,8 @@ pub struct MediaLoop {
     undrained: Vec<PeerKey>,
     /// Which worker owns which address and ufrag.
     demux: Arc<workers::Demux>,
-    /// Participants and conferences this worker last added to the gauges.
-    counted: (i64, i64),
+    /// Participants this worker last added to the gauge.
+    counted: i64,
     advertised: SocketAddr,
     router: Router,
     peers: HashMap<PeerKey, Peer>,
@@ -296,6 +299,21 @@ pub struct MediaLoop {
     scratch: Vec<PeerKey>,
     /// Media counters resolved once.
     counters: crate::metrics::MediaCounters,
+    /// Sessions per worker and conference (which worker a join goes to).
+    placement: Arc<Placement>,
+}
+
+/// What woke a worker.
+// One per round, on the stack: the size of a command does not matter.
+#[allow(clippy::large_enum_variant)]
+enum Wake {
+    Datagrams,
+    Command(Command),
+    Octo(geomesh_mesh::transport::OctoEvent),
+    Sibling(crate::sibling::SiblingMsg),
+    SiblingMedia,
+    Timer,
+    Stop,
 }
 
 /// Timeouts already due that one drain handles itself (then it leaves the
@@ -320,8 +338,16 @@ impl MediaLoop {
         last_n: crate::lastn::LastNConfig,
         workers: usize,
         bwe: bool,
+        (edge, region): (geomesh_core::EdgeId, geomesh_core::RegionId),
+        spread_above: Option<usize>,
     ) -> std::io::Result<MediaHandle> {
         let n = workers.max(1);
+        let placement = Arc::new(Placement::new(n, spread_above));
+        let share = Arc::new(crate::linkshare::LinkShare::new(n));
+        let (sibling_txs, sibling_rxs) = crate::sibling::channels(n);
+        let sibling_ids: Vec<_> = (0..n)
+            .map(|w| crate::sibling::sibling_id(&edge, w))
+            .collect();
         let socket = Arc::new(MediaSocket::new(tokio::net::UdpSocket::from_std(socket)?)?);
         let demux = Arc::new(workers::Demux::default());
         let (dgram_txs, dgram_rxs) = workers::datagram_queues(n);
@@ -336,17 +362,51 @@ impl MediaLoop {
         let mut octo_parts = None;
         if let Some(parts) = octo {
             let (txs, rxs): (Vec<_>, Vec<_>) = (0..n).map(|_| mpsc::channel(8192)).unzip();
-            tokio::spawn(workers::dispatch_octo(parts.events, txs));
+            tokio::spawn(workers::dispatch_octo(parts.events, txs, share.clone()));
             octo_rxs = rxs.into_iter().map(Some).collect();
             octo_parts = Some((parts.node, parts.peers));
         }
         let crypto = Arc::new(str0m::crypto::from_feature_flags());
         let mut txs = Vec::with_capacity(n);
-        for (worker, (dgrams, octo_rx)) in dgram_rxs.into_iter().zip(octo_rxs).enumerate() {
+        let now = Instant::now();
+        for (worker, ((dgrams, octo_rx), sibling_rx)) in dgram_rxs
+            .into_iter()
+            .zip(octo_rxs)
+            .zip(sibling_rxs)
+            .enumerate()
+        {
             let mut router = Router::with_ids(worker as u64, n as u64);
             router.set_last_n(last_n.clone());
+            let siblings: Vec<SiblingLink> = (0..n)
+                .filter(|&p| p != worker)
+                .map(|p| {
+                    SiblingLink::new(
+                        &edge,
+                        region.clone(),
+                        worker,
+                        p,
+                        sibling_txs[p].clone(),
+                        now,
+                    )
+                })
+                .collect();
             let octo = match (&octo_parts, octo_rx) {
-                (Some((node, peers)), Some(rx)) => Some(Octo::new(node.clone(), rx, peers.clone())),
+                (Some((node, peers)), Some(rx)) => Some(Octo::new(
+                    Some((node.clone(), rx)),
+                    peers.clone(),
+                    worker,
+                    siblings,
+                    sibling_ids.clone(),
+                    share.clone(),
+                )),
+                _ if n > 1 => Some(Octo::new(
+                    None,
+                    Vec::new(),
+                    worker,
+                    siblings,
+                    sibling_ids.clone(),
+                    share.clone(),
+                )),
                 _ => None,
             };
             let (tx, rx) = mpsc::channel(1024);
@@ -358,7 +418,7 @@ impl MediaLoop {
                 outbox: Outbox::default(),
                 undrained: Vec::new(),
                 demux: demux.clone(),
-                counted: (0, 0),
+                counted: 0,
                 advertised,
                 router,
                 peers: HashMap::new(),
@@ -376,14 +436,15 @@ impl MediaLoop {
                 next_retarget: Instant::now() + RETARGET_EVERY,
                 scratch: Vec::new(),
                 counters: crate::metrics::MediaCounters::new(&metrics),
+                placement: placement.clone(),
             };
             tokio::spawn(
-                lp.run(rx, dgrams)
+                lp.run(rx, dgrams, sibling_rx)
                     .instrument(tracing::info_span!("media_worker", worker)),
             );
             txs.push(tx);
         }
-        Ok(MediaHandle { txs })
+        Ok(MediaHandle { txs, placement })
     }
 
     /// A fresh session key of this worker.
@@ -397,8 +458,17 @@ impl MediaLoop {
         mut self,
         mut rx: mpsc::Receiver<Command>,
         mut dgrams: mpsc::Receiver<workers::Batch>,
+        mut siblings: SiblingRx,
     ) {
         let mut batch: Vec<workers::Batch> = Vec::with_capacity(16);
+        let mut from_siblings = Vec::with_capacity(16);
+        let busy = self
+            .metrics
+            .worker_busy
+            .get_or_create(&crate::metrics::WorkerLabel {
+                worker: self.worker as u32,
+            })
+            .clone();
         loop {
             let deadline = self
                 .peers
@@ -406,27 +476,41 @@ impl MediaLoop {
                 .filter_map(|p| p.next_timeout)
                 .chain(self.router.poll_timeout())
                 .chain(Some(self.next_retarget))
+                .chain(self.octo.as_ref().and_then(|o| o.poll_timeout()))
                 .min()
                 .unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
-            tokio::select! {
-                n = dgrams.recv_many(&mut batch, 16) => {
-                    if n == 0 {
-                        break;
-                    }
+            let woke_by = tokio::select! {
+                n = dgrams.recv_many(&mut batch, 16) => if n == 0 { Wake::Stop } else { Wake::Datagrams },
+                cmd = rx.recv() => cmd.map_or(Wake::Stop, Wake::Command),
+                Some(ev) = octo::next_event(&mut self.octo) => Wake::Octo(ev),
+                Some(msg) = siblings.control.recv() => Wake::Sibling(msg),
+                _ = siblings.media.recv_many(&mut from_siblings, 16), if !siblings.media.is_closed() => {
+                    Wake::SiblingMedia
+                }
+                _ = tokio::time::sleep_until(deadline.into()) => Wake::Timer,
+            };
+            let woke = Instant::now();
+            match woke_by {
+                Wake::Datagrams => {
                     for d in batch.drain(..).flatten() {
                         self.on_datagram(&d.data, d.src);
                     }
-                },
-                cmd = rx.recv() => match cmd {
-                    Some(cmd) => self.on_command(cmd),
-                    None => break,
-                },
-                Some(ev) = octo::next_event(&mut self.octo) => self.on_octo_event(ev),
-                _ = tokio::time::sleep_until(deadline.into()) => {}
+                }
+                Wake::Command(cmd) => self.on_command(cmd),
+                Wake::Octo(ev) => self.on_octo_event(ev),
+                Wake::Sibling(msg) => self.on_sibling(msg),
+                Wake::SiblingMedia => {
+                    for msg in from_siblings.drain(..) {
+                        self.on_sibling(msg);
+                    }
+                }
+                Wake::Timer => {}
+                Wake::Stop => break,
             }
             self.on_timeouts(Instant::now());
             self.settle();
             self.flush();
+            busy.inc_by(woke.elapsed().as_secs_f64());
         }
         info!("media loop stopped");
     }
@@ -482,6 +566,7 @@ impl MediaLoop {
     }
 
     fn on_timeouts(&mut self, now: Instant) {
+        self.sibling_timeouts(now);
         if self.router.poll_timeout().is_some_and(|t| t <= now) {
             self.router.handle_timeout(now);
         }
@@ -594,6 +679,7 @@ impl MediaLoop {
 
     /// Sends this round's datagrams.
     fn flush(&mut self) {
+        self.flush_siblings();
         if self.outbox.is_empty() {
             return;
         }
@@ -641,12 +727,15 @@ impl MediaLoop {
             self.negotiate(key);
         }
         self.octo_reconcile();
-        let (p, c) = self.router.counts();
-        // Each worker adds its own change: the gauges are edge-wide.
-        let (p, c) = (p as i64, c as i64);
-        self.metrics.participants.inc_by(p - self.counted.0);
-        self.metrics.conferences.inc_by(c - self.counted.1);
-        self.counted = (p, c);
+        let (p, _) = self.router.counts();
+        // Each worker adds its own change: the gauge is edge-wide.
+        let p = p as i64;
+        self.metrics.participants.inc_by(p - self.counted);
+        self.counted = p;
+        // A conference spread over workers counts once.
+        self.metrics
+            .conferences
+            .set(self.placement.conferences() as i64);
     }
 
     fn on_pending(&mut self, p: Pending) {
@@ -692,6 +781,7 @@ impl MediaLoop {
                 Ok(source) => {
                     peer.sources.insert(m.mid, source);
                     debug!(peer = key.0, mid = %m.mid, ?kind, "source added");
+                    self.sibling_announce(key, m.mid, source);
                 }
                 Err(e) => warn!(peer = key.0, "add_source: {e}"),
             }
@@ -765,6 +855,7 @@ impl MediaLoop {
             arrival: pkt.timestamp,
             video,
         };
+        self.count_media(Direction::In, &input);
         self.forward(source, &input);
         self.octo_send(source, &input);
     }
@@ -829,9 +920,9 @@ impl MediaLoop {
         self.drain(key);
     }
 
-    /// Counts an incoming packet and writes it to every subscriber's leg.
+    /// Writes an incoming packet to every subscriber's leg (the caller
+    /// counted it in: a packet from a sibling worker was counted there).
     fn forward(&mut self, source: SourceId, input: &InPacket) {
-        self.count_media(Direction::In, input);
         if input.layers > 1 {
             self.layer_stats.entry(source).or_default().on_packet(input);
         }
@@ -1148,6 +1239,7 @@ impl MediaLoop {
                 self.by_ufrag.insert(peer.ufrag.clone(), key);
                 self.demux.add_ufrag(&peer.ufrag, self.worker);
                 self.peers.insert(key, peer);
+                self.placement.joined(&conference, self.worker);
                 if let Some(old) = replaced {
                     if let Some(p) = self.peers.get(&old) {
                         p.signal(ServerMessage::error(
@@ -1300,6 +1392,7 @@ impl MediaLoop {
             return;
         };
         info!(peer = key.0, participant = %peer.participant, why, "session ended");
+        self.placement.left(&peer.conference, self.worker);
         self.report(false, peer.conference.clone(), peer.participant.clone());
         self.departed.insert(key, peer.participant.clone());
         for a in &peer.addrs {

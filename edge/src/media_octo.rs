@@ -33,28 +33,41 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use geomesh_core::{ConferenceId, EdgeId, ParticipantId};
-use geomesh_mesh::link::{LinkEvent, RemoteSource};
+use geomesh_mesh::link::{LinkEvent, RemoteSource, UsageError};
 use geomesh_mesh::transport::{LinkHandle, OctoEvent, OctoNode, SendError};
 use geomesh_mesh::wire::{self, MediaType, Subscription};
 
 use super::MediaLoop;
 use crate::forward::{CodecRef, InPacket};
+use crate::linkshare::LinkShare;
 use crate::messages::MediaKindName;
-use crate::metrics::{LinkLabel, Metrics};
+use crate::metrics::{Direction, LinkLabel, Metrics};
 use crate::router::{Kind, PeerInfo, PeerKey, Role, SourceId};
 use crate::rtp::{self, OctoRtp};
+use crate::sibling::{SiblingLink, SiblingMsg};
 
-/// The media loop's octo state.
+/// The media loop's octo state: links to other edges and to sibling workers.
 pub(crate) struct Octo {
-    node: Arc<OctoNode>,
-    events: mpsc::Receiver<OctoEvent>,
+    /// The edge's octo node (none without peer edges).
+    node: Option<Arc<OctoNode>>,
+    events: Option<mpsc::Receiver<OctoEvent>>,
     /// Peer edges and their octo addresses (from the topology).
     peers: Vec<(EdgeId, SocketAddr)>,
     links: HashMap<EdgeId, LinkHandle>,
+    /// The other workers of this edge.
+    siblings: HashMap<EdgeId, SiblingLink>,
+    /// Sibling identities by worker index.
+    sibling_ids: Vec<EdgeId>,
+    /// This worker.
+    worker: usize,
+    /// What the workers share of the links to other edges.
+    share: Arc<LinkShare>,
     /// Local conferences open on the links.
     open: HashSet<ConferenceId>,
-    /// Local sources announced on the links.
+    /// Local sources announced on the links to other edges.
     announced: HashSet<SourceId>,
+    /// Local sources announced on the sibling links, with the codec told.
+    sibling_announced: HashMap<SourceId, Codec>,
     /// Remote endpoints → their routing-table sessions.
     endpoints: HashMap<(EdgeId, ConferenceId, ParticipantId), PeerKey>,
     /// Remote sources → routing-table sources.
@@ -89,19 +102,33 @@ struct Remote {
 }
 
 impl Octo {
-    /// Wraps a started node; `peers` are the other edges of the topology.
+    /// Worker `worker`'s octo state: the edge's started node, if any, with
+    /// `peers` the other edges of the topology; `siblings` the links to the
+    /// other workers, `sibling_ids` every worker's identity on them.
     pub(crate) fn new(
-        node: Arc<OctoNode>,
-        events: mpsc::Receiver<OctoEvent>,
+        node: Option<(Arc<OctoNode>, mpsc::Receiver<OctoEvent>)>,
         peers: Vec<(EdgeId, SocketAddr)>,
+        worker: usize,
+        siblings: Vec<SiblingLink>,
+        sibling_ids: Vec<EdgeId>,
+        share: Arc<LinkShare>,
     ) -> Self {
+        let (node, events) = node.unzip();
         Self {
             node,
             events,
             peers,
             links: HashMap::new(),
+            siblings: siblings
+                .into_iter()
+                .map(|s| (s.peer().clone(), s))
+                .collect(),
+            sibling_ids,
+            worker,
+            share,
             open: HashSet::new(),
             announced: HashSet::new(),
+            sibling_announced: HashMap::new(),
             endpoints: HashMap::new(),
             sources: HashMap::new(),
             by_local: HashMap::new(),
@@ -115,20 +142,96 @@ impl Octo {
     /// Links to every peer edge, dialing them on first use (the lower id
     /// dials; the transport retries with backoff).
     fn ensure_links(&mut self) {
+        let Some(node) = &self.node else {
+            return;
+        };
         for (peer, addr) in &self.peers {
             if !self.links.contains_key(peer) {
                 info!(%peer, %addr, "octo: linking");
                 self.links
-                    .insert(peer.clone(), self.node.connect(peer.clone(), *addr));
+                    .insert(peer.clone(), node.connect(peer.clone(), *addr));
             }
         }
     }
+
+    /// Every link a local participant is announced on: to other edges and
+    /// to sibling workers.
+    fn announcers(&mut self) -> impl Iterator<Item = &mut dyn Announce> {
+        self.links
+            .values_mut()
+            .map(|l| l as &mut dyn Announce)
+            .chain(self.siblings.values_mut().map(|l| l as &mut dyn Announce))
+    }
+
+    /// The soonest sibling-link timeout.
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
+        self.siblings
+            .values()
+            .filter_map(|s| s.poll_timeout())
+            .min()
+    }
 }
+
+/// What a link does with a local participant, whichever its peer (sources
+/// are announced to siblings and edges at different times).
+trait Announce {
+    fn peer(&self) -> &EdgeId;
+    fn open_conference(&mut self, c: &ConferenceId) -> Result<(), UsageError>;
+    fn endpoint_joined(
+        &mut self,
+        c: &ConferenceId,
+        p: ParticipantId,
+        name: Option<String>,
+    ) -> Result<(), UsageError>;
+    fn endpoint_muted(
+        &mut self,
+        c: &ConferenceId,
+        p: &ParticipantId,
+        audio: bool,
+        video: bool,
+    ) -> Result<(), UsageError>;
+    fn endpoint_left(&mut self, c: &ConferenceId, p: &ParticipantId);
+}
+
+macro_rules! announce_via {
+    ($t:ty) => {
+        impl Announce for $t {
+            fn peer(&self) -> &EdgeId {
+                <$t>::peer(self)
+            }
+            fn open_conference(&mut self, c: &ConferenceId) -> Result<(), UsageError> {
+                <$t>::open_conference(self, c)
+            }
+            fn endpoint_joined(
+                &mut self,
+                c: &ConferenceId,
+                p: ParticipantId,
+                name: Option<String>,
+            ) -> Result<(), UsageError> {
+                <$t>::endpoint_joined(self, c, p, name)
+            }
+            fn endpoint_muted(
+                &mut self,
+                c: &ConferenceId,
+                p: &ParticipantId,
+                audio: bool,
+                video: bool,
+            ) -> Result<(), UsageError> {
+                <$t>::endpoint_muted(self, c, p, audio, video)
+            }
+            fn endpoint_left(&mut self, c: &ConferenceId, p: &ParticipantId) {
+                <$t>::endpoint_left(self, c, p)
+            }
+        }
+    };
+}
+announce_via!(LinkHandle);
+announce_via!(SiblingLink);
 
 /// Receives the next octo event, or waits forever without octo.
 pub(crate) async fn next_event(octo: &mut Option<Octo>) -> Option<OctoEvent> {
-    match octo {
-        Some(o) => o.events.recv().await,
+    match octo.as_mut().and_then(|o| o.events.as_mut()) {
+        Some(events) => events.recv().await,
         None => std::future::pending().await,
     }
 }
@@ -181,7 +284,10 @@ impl MediaLoop {
         };
         octo.ensure_links();
         let first = octo.open.insert(conference.clone());
-        for link in octo.links.values() {
+        if first {
+            octo.share.opened(conference);
+        }
+        for link in octo.announcers() {
             if first && let Err(e) = link.open_conference(conference) {
                 warn!(peer = %link.peer(), "octo open_conference: {e}");
             }
@@ -198,10 +304,10 @@ impl MediaLoop {
         participant: &ParticipantId,
         (audio, video): (bool, bool),
     ) {
-        let Some(octo) = self.octo.as_ref() else {
+        let Some(octo) = self.octo.as_mut() else {
             return;
         };
-        for link in octo.links.values() {
+        for link in octo.announcers() {
             if let Err(e) = link.endpoint_muted(conference, participant, audio, video) {
                 warn!(peer = %link.peer(), "octo endpoint_muted: {e}");
             }
@@ -270,15 +376,60 @@ impl MediaLoop {
                     link.remove_source(wire::SourceId(s.0));
                 }
             }
+            if octo.sibling_announced.remove(s).is_some() {
+                for link in octo.siblings.values_mut() {
+                    link.remove_source(wire::SourceId(s.0));
+                }
+            }
         }
-        for link in octo.links.values() {
+        for link in octo.announcers() {
             link.endpoint_left(conference, participant);
         }
         if last_local && octo.open.remove(conference) {
-            for link in octo.links.values() {
-                link.close_conference(conference);
+            for s in octo.siblings.values_mut() {
+                s.close_conference(conference);
+            }
+            // Other workers may still host it on this edge.
+            if octo.share.closed(conference) {
+                for link in octo.links.values() {
+                    link.close_conference(conference);
+                }
             }
         }
+    }
+
+    /// A local publisher negotiated a source: announce it to the sibling
+    /// workers at once (they take every layer, so they need no heights),
+    /// so their subscribers get the track before the first packet, as the
+    /// publisher's own worker's do. The codec is the publisher's first
+    /// negotiated one; the first packet corrects it if it differs.
+    pub(super) fn sibling_announce(
+        &mut self,
+        owner: PeerKey,
+        mid: str0m::media::Mid,
+        source: SourceId,
+    ) {
+        let Some(octo) = self.octo.as_mut() else {
+            return;
+        };
+        if octo.siblings.is_empty() {
+            return;
+        }
+        let Some(rtc) = self.peers.get(&owner).and_then(|p| p.rtc.as_ref()) else {
+            return;
+        };
+        let Some(pt) = rtc.media(mid).and_then(|m| m.remote_pts().first().copied()) else {
+            return;
+        };
+        let Some(params) = rtc.codec_config().params().iter().find(|p| p.pt() == pt) else {
+            return;
+        };
+        let meta = CodecMeta {
+            codec: params.spec().codec,
+            clock_rate: params.spec().clock_rate.get(),
+            pt: *pt,
+        };
+        announce_to_siblings(octo, &self.router, &self.peers, source, meta, None);
     }
 
     /// Offers a local source's packet to every link.
@@ -286,6 +437,27 @@ impl MediaLoop {
         let Some(octo) = self.octo.as_mut() else {
             return;
         };
+        let id = wire::SourceId(source.0);
+        if !octo.siblings.is_empty() {
+            let meta = CodecMeta::of(p);
+            if octo.sibling_announced.get(&source) != Some(&meta.codec) {
+                announce_to_siblings(
+                    octo,
+                    &self.router,
+                    &self.peers,
+                    source,
+                    meta,
+                    Some((p.layer, p.ssrc)),
+                );
+            }
+            let mut crossed = 0;
+            for s in octo.siblings.values_mut() {
+                crossed += u64::from(s.send(id, p));
+            }
+            if crossed > 0 {
+                self.metrics.sibling_packets.inc_by(crossed);
+            }
+        }
         if octo.links.is_empty() {
             return;
         }
@@ -302,28 +474,26 @@ impl MediaLoop {
                     return;
                 }
             }
-            let Some(info) = source_info(&self.router, &self.peers, source, p, &heights) else {
-                return;
-            };
-            let Some(conference) = self
-                .router
-                .source(source)
-                .and_then(|(owner, _)| self.router.conference_of(owner).cloned())
-            else {
+            let Some((conference, info)) = source_info(
+                &self.router,
+                &self.peers,
+                source,
+                CodecMeta::of(p),
+                Some((p.layer, p.ssrc)),
+                &heights,
+            ) else {
                 return;
             };
             if !octo.open.contains(&conference) {
                 return;
             }
             for link in octo.links.values() {
-                if let Err(e) = link.add_source(&conference, wire::SourceId(source.0), info.clone())
-                {
+                if let Err(e) = link.add_source(&conference, id, info.clone()) {
                     warn!(peer = %link.peer(), "octo add_source: {e}");
                 }
             }
             octo.announced.insert(source);
         }
-        let id = wire::SourceId(source.0);
         let mut serialized = false;
         for link in octo.links.values() {
             if !link.wants_media(id, MediaType::Rtp, p.layer) {
@@ -361,12 +531,17 @@ impl MediaLoop {
         let Some((edge, id)) = octo.by_local.get(&source) else {
             return false;
         };
-        if let Some(link) = octo.links.get(edge) {
-            match link.request_keyframe(*id, None) {
-                Ok(true) => Metrics::count(&self.metrics.keyframe_requests, "octo"),
-                Ok(false) => Metrics::count(&self.metrics.keyframe_requests, "suppressed"),
-                Err(e) => debug!(peer = %edge, "octo keyframe request: {e}"),
-            }
+        let asked = if let Some(link) = octo.links.get(edge) {
+            link.request_keyframe(*id, None)
+        } else if let Some(s) = octo.siblings.get_mut(edge) {
+            s.request_keyframe(Instant::now(), *id)
+        } else {
+            return true;
+        };
+        match asked {
+            Ok(true) => Metrics::count(&self.metrics.keyframe_requests, "octo"),
+            Ok(false) => Metrics::count(&self.metrics.keyframe_requests, "suppressed"),
+            Err(e) => debug!(peer = %edge, "octo keyframe request: {e}"),
         }
         true
     }
@@ -406,23 +581,36 @@ impl MediaLoop {
             if want == r.subscribed {
                 continue;
             }
-            let Some(link) = octo.links.get(edge) else {
+            // A sibling's link is this worker's own; a peer edge's is
+            // shared by the workers: it carries the widest wish.
+            let result = if let Some(s) = octo.siblings.get_mut(edge) {
+                match want {
+                    Some(sub) => s.subscribe(*id, sub),
+                    None => {
+                        s.unsubscribe(*id);
+                        Ok(())
+                    }
+                }
+            } else if let Some(link) = octo.links.get(edge) {
+                match octo.share.want(edge, *id, octo.worker, want) {
+                    Some(Some(sub)) => link.subscribe(*id, sub),
+                    Some(None) => {
+                        link.unsubscribe(*id);
+                        Ok(())
+                    }
+                    None => Ok(()),
+                }
+            } else {
                 continue;
             };
-            match want {
-                Some(sub) => match link.subscribe(*id, sub) {
-                    Ok(()) => {
-                        if r.subscribed.is_none() {
-                            fresh.push(r.local);
-                        }
-                        r.subscribed = Some(sub);
+            match result {
+                Ok(()) => {
+                    if want.is_some() && r.subscribed.is_none() {
+                        fresh.push(r.local);
                     }
-                    Err(e) => warn!(peer = %edge, "octo subscribe: {e}"),
-                },
-                None => {
-                    link.unsubscribe(*id);
-                    r.subscribed = None;
+                    r.subscribed = want;
                 }
+                Err(e) => warn!(peer = %edge, "octo subscribe: {e}"),
             }
         }
         for s in fresh {
@@ -486,6 +674,103 @@ impl MediaLoop {
             layers: 1,
         };
         let local = r.local;
+        self.count_media(Direction::In, &input);
+        self.forward(local, &input);
+    }
+
+    /// A message from a sibling worker.
+    pub(super) fn on_sibling(&mut self, msg: SiblingMsg) {
+        let now = Instant::now();
+        let Some(octo) = self.octo.as_mut() else {
+            return;
+        };
+        match msg {
+            SiblingMsg::Control { from, bytes } => {
+                let Some(id) = octo.sibling_ids.get(from).cloned() else {
+                    return;
+                };
+                let Some(link) = octo.siblings.get_mut(&id) else {
+                    return;
+                };
+                link.handle_control(now, &bytes);
+                self.sibling_events(&id);
+            }
+            SiblingMsg::Media { from, packets } => {
+                let Some(id) = octo.sibling_ids.get(from).cloned() else {
+                    return;
+                };
+                for (source, p) in packets {
+                    self.on_sibling_media(&id, source, p);
+                }
+            }
+        }
+    }
+
+    /// Sibling links whose timers are due.
+    pub(super) fn sibling_timeouts(&mut self, now: Instant) {
+        let Some(octo) = self.octo.as_mut() else {
+            return;
+        };
+        let mut due = Vec::new();
+        for (id, s) in octo.siblings.iter_mut() {
+            if s.poll_timeout().is_some_and(|t| t <= now) {
+                s.handle_timeout(now);
+                due.push(id.clone());
+            }
+        }
+        for id in due {
+            self.sibling_events(&id);
+        }
+    }
+
+    /// Applies what a sibling link has to say, like any link's events.
+    fn sibling_events(&mut self, id: &EdgeId) {
+        // Bounded: a link yields what one input produced.
+        for _ in 0..10_000 {
+            let Some(ev) = self
+                .octo
+                .as_mut()
+                .and_then(|o| o.siblings.get_mut(id))
+                .and_then(|s| s.poll_event())
+            else {
+                return;
+            };
+            self.on_link_event(id.clone(), ev);
+        }
+    }
+
+    /// Sends the round's packets to the sibling workers.
+    pub(super) fn flush_siblings(&mut self) {
+        let Some(octo) = self.octo.as_mut() else {
+            return;
+        };
+        for s in octo.siblings.values_mut() {
+            let lost = s.flush();
+            if lost > 0 {
+                Metrics::count_n(&self.metrics.dropped, "sibling_backlog", lost as u64);
+            }
+        }
+    }
+
+    /// A sibling's packet: forwarded like a local publisher's, simulcast
+    /// layers and all (the sibling already counted it in and extended its
+    /// sequence number).
+    fn on_sibling_media(&mut self, sibling: &EdgeId, source: wire::SourceId, p: InPacket) {
+        let Some(r) = self
+            .octo
+            .as_ref()
+            .and_then(|o| o.sources.get(&(sibling.clone(), source)))
+        else {
+            Metrics::count(&self.metrics.dropped, "octo_unknown_source");
+            return;
+        };
+        let local = r.local;
+        let input = InPacket {
+            codec: r.codec,
+            // Every layer crosses: legs choose theirs (at most 8, as announced).
+            layers: r.info.info.layers.len().clamp(1, 8) as u8,
+            ..p
+        };
         self.forward(local, &input);
     }
 
@@ -551,10 +836,12 @@ impl MediaLoop {
                 let removed = self.octo.as_mut().and_then(|o| {
                     let r = o.sources.remove(&(rs.edge.clone(), rs.id))?;
                     o.by_local.remove(&r.local);
+                    o.share.want(&rs.edge, rs.id, o.worker, None);
                     Some(r.local)
                 });
                 if let Some(local) = removed {
                     self.router.remove_source(local);
+                    self.layer_stats.remove(&local);
                     self.octo_mark_dirty();
                 }
             }
@@ -564,6 +851,11 @@ impl MediaLoop {
             LinkEvent::KeyframeRequested { source, .. } => {
                 self.request_keyframe_for(SourceId(source.0));
             }
+            LinkEvent::Rtt(_)
+                if self
+                    .octo
+                    .as_ref()
+                    .is_some_and(|o| o.siblings.contains_key(&peer)) => {}
             LinkEvent::Rtt(rtt) => {
                 self.metrics
                     .octo_rtt
@@ -589,7 +881,7 @@ impl MediaLoop {
         if octo.links.contains_key(peer) {
             return;
         }
-        let Some(link) = octo.node.link(peer) else {
+        let Some(link) = octo.node.as_ref().and_then(|n| n.link(peer)) else {
             return;
         };
         for conference in &octo.open {
@@ -705,8 +997,10 @@ impl MediaLoop {
                 .filter(|s| self.router.source(*s).is_some_and(|(o, _)| o == key))
                 .collect();
             for s in gone {
+                self.layer_stats.remove(&s);
                 if let Some(k) = octo.by_local.remove(&s) {
                     octo.sources.remove(&k);
+                    octo.share.want(&k.0, k.1, octo.worker, None);
                 }
             }
             octo.dirty = true;
@@ -723,13 +1017,57 @@ impl MediaLoop {
 }
 
 /// What the links are told about a local source, from its first packet.
+/// Announces a local source on every sibling link (again: replaces it).
+fn announce_to_siblings(
+    octo: &mut Octo,
+    router: &crate::router::Router,
+    peers: &HashMap<PeerKey, crate::peer::Peer>,
+    source: SourceId,
+    meta: CodecMeta,
+    seen: Option<(u8, u32)>,
+) {
+    let Some((conference, info)) = source_info(router, peers, source, meta, seen, &[]) else {
+        return;
+    };
+    if !octo.open.contains(&conference) {
+        return;
+    }
+    for link in octo.siblings.values_mut() {
+        if let Err(e) = link.add_source(&conference, wire::SourceId(source.0), info.clone()) {
+            warn!(peer = %link.peer(), "sibling add_source: {e}");
+        }
+    }
+    octo.sibling_announced.insert(source, meta.codec);
+}
+
+/// A source's codec as announced.
+#[derive(Debug, Clone, Copy)]
+struct CodecMeta {
+    codec: Codec,
+    clock_rate: u32,
+    pt: u8,
+}
+
+impl CodecMeta {
+    fn of(p: &InPacket) -> Self {
+        Self {
+            codec: p.codec.codec(),
+            clock_rate: p.codec.clock_rate(),
+            pt: p.pt,
+        }
+    }
+}
+
+/// A local source's conference and announcement; `seen` is the layer and
+/// SSRC of a packet, when one arrived.
 fn source_info(
     router: &crate::router::Router,
     peers: &HashMap<PeerKey, crate::peer::Peer>,
     source: SourceId,
-    p: &InPacket,
+    meta: CodecMeta,
+    seen: Option<(u8, u32)>,
     heights: &[u16],
-) -> Option<wire::SourceInfo> {
+) -> Option<(ConferenceId, wire::SourceInfo)> {
     let (owner, kind) = router.source(source)?;
     let publisher = peers.get(&owner)?;
     let mid = publisher
@@ -737,11 +1075,16 @@ fn source_info(
         .iter()
         .find(|(_, s)| **s == source)
         .map(|(m, _)| *m)?;
+    // Other layers' SSRCs are not known yet: 0 (receivers go by layer index).
+    let ssrc_of = |i: usize| match seen {
+        Some((layer, ssrc)) if usize::from(layer) == i => ssrc,
+        _ => 0,
+    };
     let rids = publisher.rids.get(&mid).cloned().unwrap_or_default();
     let layers: Vec<wire::Layer> = if rids.is_empty() {
         vec![wire::Layer {
             rid: None,
-            ssrc: p.ssrc,
+            ssrc: ssrc_of(0),
             rtx_ssrc: None,
             max_height: 0,
         }]
@@ -751,8 +1094,7 @@ fn source_info(
             .enumerate()
             .map(|(i, r)| wire::Layer {
                 rid: Some(r.to_string()),
-                // Other layers' SSRCs are not known yet: 0 (receivers go by layer index).
-                ssrc: if i == usize::from(p.layer) { p.ssrc } else { 0 },
+                ssrc: ssrc_of(i),
                 rtx_ssrc: None,
                 max_height: heights.get(i).copied().unwrap_or(0),
             })
@@ -765,14 +1107,14 @@ fn source_info(
             Kind::Video => wire::MediaKind::Video,
         },
         codec: wire::Codec {
-            name: codec_name(p.codec.codec()).to_string(),
-            payload_type: p.pt & 0x7f,
-            clock_rate: p.codec.clock_rate(),
+            name: codec_name(meta.codec).to_string(),
+            payload_type: meta.pt & 0x7f,
+            clock_rate: meta.clock_rate,
         },
         layers,
     };
     info.validate().ok()?;
-    Some(info)
+    Some((publisher.conference.clone(), info))
 }
 
 #[cfg(test)]

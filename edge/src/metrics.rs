@@ -59,6 +59,13 @@ pub struct LinkLabel {
     pub peer: String,
 }
 
+/// Labels of per-media-worker counters.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WorkerLabel {
+    /// The worker's index.
+    pub worker: u32,
+}
+
 /// Labels of per-octo-link traffic counters.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct LinkTraffic {
@@ -98,6 +105,12 @@ pub struct Metrics {
     /// Send calls on the media port (fewer than datagrams out: GSO sends
     /// a subscriber's run of equal-sized datagrams in one call).
     pub send_calls: Counter,
+    /// Media packets handed to another media worker of this edge (a
+    /// conference spread over workers).
+    pub sibling_packets: Counter,
+    /// Seconds each media worker spent working (not waiting): its share of
+    /// a core, and how evenly the workers share the load.
+    pub worker_busy: Family<WorkerLabel, Counter<f64, std::sync::atomic::AtomicU64>>,
     /// Media frames received from publishers / written to subscribers
     /// (one per audio packet, one per video packet with the marker bit).
     pub frames: Family<Media, Counter>,
@@ -160,6 +173,8 @@ impl Metrics {
             datagrams: Family::default(),
             bytes: Family::default(),
             send_calls: Counter::default(),
+            sibling_packets: Counter::default(),
+            worker_busy: Family::default(),
             frames: Family::default(),
             media_bytes: Family::default(),
             dropped: Family::default(),
@@ -203,6 +218,16 @@ impl Metrics {
             "udp_send_calls",
             "Send calls on the media port (one GSO call carries several datagrams)",
             m.send_calls.clone(),
+        );
+        registry.register(
+            "sibling_packets",
+            "Media packets handed to another media worker (a conference spread over workers)",
+            m.sibling_packets.clone(),
+        );
+        registry.register(
+            "worker_busy_seconds",
+            "Seconds each media worker spent working rather than waiting",
+            m.worker_busy.clone(),
         );
         registry.register(
             "media_frames",

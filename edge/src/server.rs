@@ -64,8 +64,12 @@ pub struct EdgeConfig {
     pub octo: Option<OctoSettings>,
     /// Last-N defaults: video sources per subscriber, audio in large conferences.
     pub last_n: crate::lastn::LastNConfig,
-    /// Media worker tasks (conferences are spread over them); default: one per core.
+    /// Media worker tasks; default: one per core.
     pub media_workers: usize,
+    /// Sessions a conference has on its home worker before further sessions
+    /// go to the least-loaded worker (`None`: a conference never spreads).
+    /// See [`crate::placement`].
+    pub spread_above: Option<usize>,
     /// TWCC bandwidth estimation toward subscribers, feeding simulcast
     /// layer choice (off by default: see docs/DECISIONS.md).
     pub bwe: bool,
@@ -131,6 +135,7 @@ impl EdgeConfig {
             octo: None,
             last_n: crate::lastn::LastNConfig::default(),
             media_workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            spread_above: Some(crate::placement::DEFAULT_SPREAD_ABOVE),
             bwe: false,
         })
     }
@@ -232,6 +237,8 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
         config.last_n,
         config.media_workers,
         config.bwe,
+        (config.id.clone(), config.region.clone()),
+        config.spread_above,
     )
     .map_err(StartError::MediaSocket)?;
     let listener = TcpListener::bind(config.http_bind)

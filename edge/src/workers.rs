@@ -1,11 +1,14 @@
-//! Multi-core: media workers, one per core, each owning whole conferences.
+//! Multi-core: media workers, one per core, each owning its sessions.
 //!
 //! An edge runs `N` media loops ([`crate::media::MediaLoop`]), each a tokio
-//! task that owns the `Rtc`s, routing table and octo state of the
-//! conferences hashed to it ([`worker_of_conference`]); the multi-threaded
-//! runtime spreads them over the cores. This is mediasoup's worker model:
-//! a conference's packets never cross workers, so the per-packet path takes
-//! no lock and shares no state. What is shared:
+//! task that owns the `Rtc`s, routing table and octo state of its sessions;
+//! the multi-threaded runtime spreads them over the cores. A conference
+//! starts whole on one worker (mediasoup's model: its packets never cross
+//! workers, no lock, no shared state) and, once large, spreads over the
+//! workers ([`crate::placement`]), which then join it over in-process
+//! sibling links the way octo joins edges ([`crate::sibling`]): a packet
+//! for a subscriber on another worker crosses once, in that worker's batch
+//! of the round. What is shared:
 //!
 //! - **The media port.** One task reads the UDP socket and hands each
 //!   datagram, in batches, to the worker that owns its session
@@ -13,8 +16,10 @@
 //!   username's ufrag → worker). Workers send on the same socket directly,
 //!   once per round ([`crate::socket::Outbox`]).
 //! - **The octo node.** One task reads its events and hands each to the
-//!   worker of its conference (or of its source, whose id encodes the
-//!   worker); link-wide events (up, down, RTT) go to every worker.
+//!   workers it concerns: about my sources, to the source's worker (its id
+//!   encodes it); the peer's endpoints and sources, to every worker; a
+//!   remote source's packets, to the workers subscribed to it
+//!   ([`crate::linkshare`]).
 //!
 //! Ids encode their worker: session keys and source ids are `worker + k·N`,
 //! so a command or an octo event about one finds its worker without a table.
@@ -211,25 +216,37 @@ pub fn worker_of_id(id: u64, workers: usize) -> usize {
     (id % workers as u64) as usize
 }
 
-/// Hands octo events to the workers they concern.
+/// Hands octo events to the workers they concern: events about my sources
+/// to the source's worker; the peer's state (endpoints, sources) to every
+/// worker, since any may host the conference ([`crate::placement`]); a
+/// remote source's packets to the workers that subscribed to it.
 pub async fn dispatch_octo(
     mut events: mpsc::Receiver<OctoEvent>,
     workers: Vec<mpsc::Sender<OctoEvent>>,
+    share: Arc<crate::linkshare::LinkShare>,
 ) {
     let n = workers.len();
+    let mut wanting = Vec::with_capacity(n);
     while let Some(ev) = events.recv().await {
+        if let OctoEvent::Media(m) = &ev {
+            wanting.clear();
+            share.wanting(&m.source.edge, m.source.id, &mut wanting);
+            // Media is dropped rather than queued behind a busy worker.
+            match wanting.as_slice() {
+                [] => {}
+                [w] => {
+                    let _ = workers[*w].try_send(ev);
+                }
+                many => {
+                    for w in many {
+                        let _ = workers[*w].try_send(ev.clone());
+                    }
+                }
+            }
+            continue;
+        }
         let target = match &ev {
-            OctoEvent::Media(m) => Some(worker_of_conference(&m.source.conference, n)),
             OctoEvent::Link { event, .. } => match event {
-                LinkEvent::ConferenceOpened { conference }
-                | LinkEvent::ConferenceClosed { conference }
-                | LinkEvent::EndpointJoined { conference, .. }
-                | LinkEvent::EndpointLeft { conference, .. } => {
-                    Some(worker_of_conference(conference, n))
-                }
-                LinkEvent::SourceAdded(rs) | LinkEvent::SourceRemoved(rs) => {
-                    Some(worker_of_conference(&rs.conference, n))
-                }
                 LinkEvent::Subscribed { source, .. }
                 | LinkEvent::Unsubscribed { source }
                 | LinkEvent::KeyframeRequested { source, .. } => Some(worker_of_id(source.0, n)),
@@ -238,10 +255,6 @@ pub async fn dispatch_octo(
             _ => Some(0),
         };
         match target {
-            // Media is dropped rather than queued behind a busy worker.
-            Some(w) if matches!(ev, OctoEvent::Media(_)) => {
-                let _ = workers[w].try_send(ev);
-            }
             Some(w) => {
                 if workers[w].send(ev).await.is_err() {
                     return;

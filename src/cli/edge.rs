@@ -39,10 +39,14 @@ pub struct Args {
     /// the subscriber asks for another number.
     #[arg(long, default_value_t = 9)]
     last_n: usize,
-    /// Media worker tasks; conferences are spread over them (default: one
-    /// per core).
+    /// Media worker tasks (default: one per core).
     #[arg(long)]
     media_workers: Option<usize>,
+    /// Sessions a conference keeps on its home worker before further ones
+    /// go to the least-loaded worker, the workers then joining it like
+    /// octo joins edges; 0: never spread a conference.
+    #[arg(long, default_value_t = geomesh_edge::placement::DEFAULT_SPREAD_ABOVE)]
+    spread_above: usize,
     /// Run TWCC bandwidth estimation toward subscribers and let it cap their
     /// simulcast layers (off by default: it adds forwarding delay, see
     /// docs/DECISIONS.md).
@@ -71,6 +75,7 @@ impl Args {
         config.octo = Some(octo);
         config.last_n.video = self.last_n;
         config.bwe = self.bwe;
+        config.spread_above = (self.spread_above > 0).then_some(self.spread_above);
         if let Some(n) = self.media_workers {
             config.media_workers = n.max(1);
         }

@@ -87,6 +87,28 @@ def test_chromium_on_two_edges_see_and_hear_each_other(mesh, browser):
     pb.context.close()
 
 
+def receives_everyone(clients):
+    """Whether client i (participant `p{i}`) decodes video and audio of every other."""
+    for i, cl in enumerate(clients):
+        for j in range(len(clients)):
+            if j != i and (cl.counter.frames.get(f"video:p{j}", 0) < 10
+                           or cl.counter.frames.get(f"audio:p{j}", 0) < 20):
+                return None
+    return True
+
+
+async def meet_and_mute(clients, timeout):
+    """Clients `p0`…: everyone decodes everyone and has the others in the
+    roster; then p0 mutes its audio and every other is told."""
+    await wait_until("every participant decodes every other", lambda: receives_everyone(clients), timeout=timeout)
+    for i, cl in enumerate(clients):
+        assert cl.roster == {f"p{j}" for j in range(len(clients)) if j != i}, (i, cl.roster)
+    await clients[0].send({"type": "mute", "kind": "audio", "muted": True})
+    said = {"type": "mute", "participant": "p0", "kind": "audio", "muted": True}
+    await wait_until("the others are told p0 muted",
+                     lambda: all(said in cl.messages for cl in clients[1:]) or None, timeout=15)
+
+
 @pytest.fixture
 def three():
     with Cluster(3) as c:
@@ -99,25 +121,8 @@ def test_three_edges_one_participant_each_everyone_receives_everyone(three):
     async def run():
         clients = [await WsClient(c.urls[i], c.mint("tri", i, participant=f"p{i}"), "tri").start() for i in range(3)]
         try:
-            def everyone():
-                for i, cl in enumerate(clients):
-                    for j in range(3):
-                        if j == i:
-                            continue
-                        if cl.counter.frames.get(f"video:p{j}", 0) < 10 or cl.counter.frames.get(f"audio:p{j}", 0) < 20:
-                            return None
-                return True
-
-            await wait_until("every participant decodes the two others on other edges", everyone, timeout=60)
-            for i, cl in enumerate(clients):
-                assert cl.roster == {f"p{j}" for j in range(3) if j != i}, (i, cl.roster)
-
-            # Mute crosses the links: the others are told, and a later
-            # joiner on another edge sees it in the roster.
-            await clients[0].send({"type": "mute", "kind": "audio", "muted": True})
-            said = {"type": "mute", "participant": "p0", "kind": "audio", "muted": True}
-            await wait_until("both other edges' participants are told p0 muted",
-                             lambda: all(said in cl.messages for cl in clients[1:]) or None, timeout=15)
+            await meet_and_mute(clients, timeout=60)
+            # A later joiner on another edge sees p0's mute in the roster.
             late = await WsClient(c.urls[2], c.mint("tri", 2, participant="p3"), "tri", video=False).start()
             clients.append(late)
             joined = next(m for m in late.messages if m["type"] == "joined")

@@ -1,0 +1,406 @@
+//! Sibling links: one conference across the media workers of one edge.
+//!
+//! When a conference's participants sit on several workers
+//! ([`crate::placement`]), the workers join it the way octo joins it across
+//! edges: every worker pair runs the octo [`Link`] state machine, in
+//! process. Control frames cross as the bytes octo puts on a QUIC stream (one
+//! protocol, one set of tests, for both); media crosses as the forwarder's
+//! own packets ([`InPacket`]: the payload shared, nothing serialized or
+//! allocated per packet), batched: a worker hands each sibling one message
+//! per round. A worker mirrors a sibling's participants and sources into
+//! its routing table exactly as it mirrors another edge's, and a sibling
+//! sends only the sources (and the simulcast layer) it subscribed to.
+//!
+//! No relay: each worker announces only its own participants, on its
+//! sibling links and on the octo links to other edges alike, so every
+//! packet crosses at most one sibling link and at most one octo link.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+use geomesh_core::{ConferenceId, EdgeId, ParticipantId, RegionId};
+use geomesh_mesh::link::{Link, LinkConfig, LinkEvent, UsageError};
+use geomesh_mesh::wire::{SourceId, SourceInfo, Subscription};
+
+use crate::forward::InPacket;
+
+/// Batches of media queued per worker before a sibling drops (and counts)
+/// them: a worker that cannot keep up loses packets, not memory.
+pub(crate) const MEDIA_QUEUE: usize = 1024;
+
+/// Sibling links measure their round trip (worker responsiveness) this often.
+const SIBLING_PING: Duration = Duration::from_secs(5);
+
+/// A deadline that does not come.
+const NEVER: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// What one worker hands another.
+#[derive(Debug)]
+pub(crate) enum SiblingMsg {
+    /// Link control bytes (octo's control stream, in process).
+    Control {
+        /// The sending worker.
+        from: usize,
+        /// One encoded control frame batch.
+        bytes: Bytes,
+    },
+    /// The round's packets of the sender's sources the receiver subscribed to.
+    Media {
+        /// The sending worker.
+        from: usize,
+        /// Source (the sender's id) and packet.
+        packets: Vec<(SourceId, InPacket)>,
+    },
+}
+
+/// The channels into one worker.
+#[derive(Debug, Clone)]
+pub(crate) struct SiblingTx {
+    /// Control: never dropped (state must not diverge).
+    pub(crate) control: mpsc::UnboundedSender<SiblingMsg>,
+    /// Media: bounded, dropped when full.
+    pub(crate) media: mpsc::Sender<SiblingMsg>,
+}
+
+/// The receiving ends of [`SiblingTx`].
+#[derive(Debug)]
+pub(crate) struct SiblingRx {
+    pub(crate) control: mpsc::UnboundedReceiver<SiblingMsg>,
+    pub(crate) media: mpsc::Receiver<SiblingMsg>,
+}
+
+/// One channel pair per worker.
+pub(crate) fn channels(n: usize) -> (Vec<SiblingTx>, Vec<SiblingRx>) {
+    (0..n)
+        .map(|_| {
+            let (ct, cr) = mpsc::unbounded_channel();
+            let (mt, mr) = mpsc::channel(MEDIA_QUEUE);
+            (
+                SiblingTx {
+                    control: ct,
+                    media: mt,
+                },
+                SiblingRx {
+                    control: cr,
+                    media: mr,
+                },
+            )
+        })
+        .unzip()
+}
+
+/// The octo identity of worker `w` of `edge` on sibling links (never on
+/// the wire between edges).
+pub(crate) fn sibling_id(edge: &EdgeId, w: usize) -> EdgeId {
+    format!("{edge}--worker-{w}")
+        .parse()
+        .unwrap_or_else(|_| edge.clone())
+}
+
+/// My side of the link to one sibling worker.
+pub(crate) struct SiblingLink {
+    /// My worker index.
+    me: usize,
+    /// The sibling's octo identity.
+    id: EdgeId,
+    link: Link,
+    tx: SiblingTx,
+    /// This round's packets for the sibling.
+    outgoing: Vec<(SourceId, InPacket)>,
+}
+
+impl SiblingLink {
+    /// A connected link from worker `me` to worker `peer` (whose channels
+    /// are `tx`); its Hello leaves at once.
+    pub(crate) fn new(
+        edge: &EdgeId,
+        region: RegionId,
+        me: usize,
+        peer: usize,
+        tx: SiblingTx,
+        now: Instant,
+    ) -> Self {
+        let id = sibling_id(edge, peer);
+        let mut config = LinkConfig::new(sibling_id(edge, me), region);
+        // The channel cannot break and a sibling cannot be slow for long
+        // without the edge being broken: no liveness failure (which would
+        // need a reconnect neither side can make).
+        config.ping_interval = SIBLING_PING;
+        config.ping_timeout = NEVER;
+        config.hello_timeout = NEVER;
+        let mut link = Link::new(config, id.clone());
+        link.handle_connected(now);
+        let mut s = Self {
+            me,
+            id,
+            link,
+            tx,
+            outgoing: Vec::new(),
+        };
+        s.pump();
+        s
+    }
+
+    /// The sibling's octo identity.
+    pub(crate) fn peer(&self) -> &EdgeId {
+        &self.id
+    }
+
+    /// Hands what the link queued to the sibling.
+    fn pump(&mut self) {
+        while let Some(bytes) = self.link.poll_transmit() {
+            // The sibling stops only when the edge does.
+            let _ = self.tx.control.send(SiblingMsg::Control {
+                from: self.me,
+                bytes,
+            });
+        }
+    }
+
+    /// Runs `f` on the link and sends what it queued.
+    fn with<R>(&mut self, f: impl FnOnce(&mut Link) -> R) -> R {
+        let r = f(&mut self.link);
+        self.pump();
+        r
+    }
+
+    /// Control bytes from the sibling.
+    pub(crate) fn handle_control(&mut self, now: Instant, bytes: &[u8]) {
+        self.with(|l| l.handle_control(now, bytes));
+    }
+
+    /// When the link wants [`SiblingLink::handle_timeout`].
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
+        self.link.poll_timeout().map(|d| d.at)
+    }
+
+    /// Pings and deadlines.
+    pub(crate) fn handle_timeout(&mut self, now: Instant) {
+        self.with(|l| l.handle_timeout(now));
+    }
+
+    /// The next event of the link (the sibling's state, mirrored).
+    pub(crate) fn poll_event(&mut self) -> Option<LinkEvent> {
+        self.link.poll_event()
+    }
+
+    /// See [`Link::open_conference`].
+    pub(crate) fn open_conference(&mut self, c: &ConferenceId) -> Result<(), UsageError> {
+        self.with(|l| l.open_conference(c))
+    }
+
+    /// See [`Link::close_conference`].
+    pub(crate) fn close_conference(&mut self, c: &ConferenceId) {
+        self.with(|l| l.close_conference(c))
+    }
+
+    /// See [`Link::endpoint_joined`].
+    pub(crate) fn endpoint_joined(
+        &mut self,
+        c: &ConferenceId,
+        p: ParticipantId,
+        name: Option<String>,
+    ) -> Result<(), UsageError> {
+        self.with(|l| l.endpoint_joined(c, p, name))
+    }
+
+    /// See [`Link::endpoint_muted`].
+    pub(crate) fn endpoint_muted(
+        &mut self,
+        c: &ConferenceId,
+        p: &ParticipantId,
+        audio: bool,
+        video: bool,
+    ) -> Result<(), UsageError> {
+        self.with(|l| l.endpoint_muted(c, p, audio, video))
+    }
+
+    /// See [`Link::endpoint_left`].
+    pub(crate) fn endpoint_left(&mut self, c: &ConferenceId, p: &ParticipantId) {
+        self.with(|l| l.endpoint_left(c, p))
+    }
+
+    /// See [`Link::add_source`].
+    pub(crate) fn add_source(
+        &mut self,
+        c: &ConferenceId,
+        id: SourceId,
+        info: SourceInfo,
+    ) -> Result<(), UsageError> {
+        self.with(|l| l.add_source(c, id, info))
+    }
+
+    /// See [`Link::remove_source`].
+    pub(crate) fn remove_source(&mut self, id: SourceId) {
+        self.with(|l| l.remove_source(id))
+    }
+
+    /// See [`Link::subscribe`].
+    pub(crate) fn subscribe(&mut self, id: SourceId, sub: Subscription) -> Result<(), UsageError> {
+        self.with(|l| l.subscribe(id, sub))
+    }
+
+    /// See [`Link::unsubscribe`].
+    pub(crate) fn unsubscribe(&mut self, id: SourceId) {
+        self.with(|l| l.unsubscribe(id))
+    }
+
+    /// See [`Link::request_keyframe`].
+    pub(crate) fn request_keyframe(
+        &mut self,
+        now: Instant,
+        id: SourceId,
+    ) -> Result<bool, UsageError> {
+        self.with(|l| l.request_keyframe(now, id, None))
+    }
+
+    /// Queues a packet of my source if the sibling subscribed to it;
+    /// returns whether it was queued. Every simulcast layer crosses (unlike
+    /// between edges, where the link picks one): the sibling then picks
+    /// each subscriber's layer itself, as the publisher's worker would.
+    pub(crate) fn send(&mut self, id: SourceId, p: &InPacket) -> bool {
+        if self.link.remote_subscription(id).is_none() {
+            return false;
+        }
+        self.outgoing.push((id, p.clone()));
+        true
+    }
+
+    /// Hands the round's packets over; returns how many were dropped
+    /// because the sibling's queue was full.
+    pub(crate) fn flush(&mut self) -> usize {
+        if self.outgoing.is_empty() {
+            return 0;
+        }
+        let packets = std::mem::take(&mut self.outgoing);
+        let n = packets.len();
+        match self.tx.media.try_send(SiblingMsg::Media {
+            from: self.me,
+            packets,
+        }) {
+            Ok(()) => 0,
+            Err(_) => n,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::forward::CodecRef;
+    use geomesh_mesh::wire::{Codec, Layer, MediaKind};
+    use str0m::format::Codec as RtcCodec;
+
+    fn packet(layer: u8) -> InPacket {
+        InPacket {
+            layer,
+            layers: 1,
+            ssrc: 1,
+            seq: 70_000,
+            ts: 90_000,
+            marker: true,
+            pt: 96,
+            keyframe: false,
+            codec: CodecRef::Remote {
+                codec: RtcCodec::Vp8,
+                clock_rate: 90_000,
+            },
+            payload: std::sync::Arc::from(&b"frame"[..]),
+            audio_level: None,
+            arrival: Instant::now(),
+            video: true,
+        }
+    }
+
+    /// Delivers every control message queued for `to` (bounded).
+    fn deliver(rx: &mut SiblingRx, to: &mut SiblingLink, now: Instant) -> Vec<LinkEvent> {
+        let mut events = Vec::new();
+        for _ in 0..100 {
+            let Ok(SiblingMsg::Control { bytes, .. }) = rx.control.try_recv() else {
+                break;
+            };
+            to.handle_control(now, &bytes);
+            while let Some(e) = to.poll_event() {
+                events.push(e);
+            }
+        }
+        events
+    }
+
+    #[test]
+    fn siblings_mirror_state_and_cross_only_subscribed_media() {
+        let edge: EdgeId = "edge-a".parse().unwrap();
+        let region: RegionId = "eu".parse().unwrap();
+        let now = Instant::now();
+        let (txs, mut rxs) = channels(2);
+        let mut a = SiblingLink::new(&edge, region.clone(), 0, 1, txs[1].clone(), now);
+        let mut b = SiblingLink::new(&edge, region, 1, 0, txs[0].clone(), now);
+        assert_eq!(b.peer().as_str(), "edge-a--worker-0");
+        let (rx0, rx1) = rxs.split_at_mut(1);
+        let (rx0, rx1) = (&mut rx0[0], &mut rx1[0]);
+        // Hellos both ways: both up.
+        let ev_b = deliver(rx1, &mut b, now);
+        let ev_a = deliver(rx0, &mut a, now);
+        assert!(ev_a.iter().any(|e| matches!(e, LinkEvent::Up { .. })));
+        assert!(ev_b.iter().any(|e| matches!(e, LinkEvent::Up { .. })));
+
+        let conf: ConferenceId = "standup".parse().unwrap();
+        let alice: ParticipantId = "alice".parse().unwrap();
+        a.open_conference(&conf).unwrap();
+        a.endpoint_joined(&conf, alice.clone(), Some("Alice".into()))
+            .unwrap();
+        let info = SourceInfo {
+            owner: alice.clone(),
+            kind: MediaKind::Video,
+            codec: Codec {
+                name: "VP8".into(),
+                payload_type: 96,
+                clock_rate: 90_000,
+            },
+            layers: vec![Layer {
+                rid: None,
+                ssrc: 1,
+                rtx_ssrc: None,
+                max_height: 720,
+            }],
+        };
+        a.add_source(&conf, SourceId(8), info).unwrap();
+        let ev_b = deliver(rx1, &mut b, now);
+        assert!(ev_b.iter().any(|e| matches!(e,
+            LinkEvent::EndpointJoined { participant, .. } if *participant == alice)));
+        assert!(ev_b.iter().any(|e| matches!(e,
+            LinkEvent::SourceAdded(rs) if rs.id == SourceId(8) && rs.edge.as_str() == "edge-a--worker-0")));
+
+        // Not subscribed: nothing crosses.
+        assert!(!a.send(SourceId(8), &packet(0)));
+        b.subscribe(SourceId(8), Subscription::BEST).unwrap();
+        let ev_a = deliver(rx0, &mut a, now);
+        assert!(
+            ev_a.iter().any(
+                |e| matches!(e, LinkEvent::Subscribed { source, .. } if *source == SourceId(8))
+            )
+        );
+        // Every layer crosses: the sibling picks each subscriber's.
+        assert!(a.send(SourceId(8), &packet(0)));
+        assert!(a.send(SourceId(8), &packet(1)));
+        assert_eq!(a.flush(), 0);
+        // One message for the round, the payload shared.
+        let Ok(SiblingMsg::Media { from, packets }) = rx1.media.try_recv() else {
+            panic!("no media batch");
+        };
+        assert_eq!((from, packets.len()), (0, 2));
+        assert_eq!(&packets[0].1.payload[..], b"frame");
+        assert_eq!((packets[0].1.layer, packets[1].1.layer), (0, 1));
+        assert!(rx1.media.try_recv().is_err());
+
+        // Leaving removes the endpoint on the sibling.
+        a.endpoint_left(&conf, &alice);
+        let ev_b = deliver(rx1, &mut b, now);
+        assert!(
+            ev_b.iter()
+                .any(|e| matches!(e, LinkEvent::EndpointLeft { .. }))
+        );
+    }
+}

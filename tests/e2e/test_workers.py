@@ -1,0 +1,49 @@
+"""One conference spread over an edge's media workers (and over edges)."""
+
+from clients import WhepViewer, WsClient, wait_until
+from conftest import Cluster, metric_sum
+from test_octo import meet_and_mute, run_async
+from test_scale import simulcast_small_tile_low_layer_then_switch_up
+
+
+def test_a_conference_spread_over_workers_and_edges_everyone_receives_everyone():
+    # Every conference spreads after one session on its home worker: two
+    # participants per edge sit on different workers of that edge.
+    with Cluster(2, edge_args=("--media-workers", "2", "--spread-above", "1")) as c:
+
+        async def run():
+            clients = []
+            for i in range(4):
+                e = i // 2
+                clients.append(await WsClient(c.urls[e], c.mint("wide", e, participant=f"p{i}"), "wide",
+                                              video_size=(160, 120), fps=10).start())
+            view = None
+            try:
+                # Media, rosters and mute cross workers and edges.
+                await meet_and_mute(clients, timeout=90)
+
+                # A WHEP viewer on p0's worker (ties go to the home worker)
+                # follows p1, who sits on the other one.
+                view = await WhepViewer(c.urls[0], "wide", c.mint("wide", 0, participant="watcher"),
+                                        participant="p1").start()
+                await wait_until("the WHEP viewer receives p1's video",
+                                 lambda: view.counter.frames.get("video", 0) >= 10, timeout=45)
+            finally:
+                if view is not None:
+                    await view.stop()
+                for cl in clients:
+                    await cl.stop()
+
+        run_async(run)
+        # Packets crossed between the workers of each edge.
+        for url in c.urls:
+            assert metric_sum([url], "geomesh_edge_sibling_packets_total") > 0, url
+
+
+def test_simulcast_layers_are_chosen_per_subscriber_on_other_workers(browser):
+    # Three workers, spreading after one session: the publisher sits on the
+    # conference's home worker, the two subscribers on the two others, so
+    # every layer choice and keyframe request crosses a sibling link.
+    with Cluster(1, edge_args=("--media-workers", "3", "--spread-above", "1")) as c:
+        simulcast_small_tile_low_layer_then_switch_up(browser, c.urls[0], "wide-simul")
+        assert metric_sum(c.urls, "geomesh_edge_sibling_packets_total") > 0
