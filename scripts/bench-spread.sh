@@ -54,7 +54,7 @@ run() {
   echo "==> $name (--spread-above $spread): geomesh loadgen -c 1 -p $PUBS -s $SUBS --audio --duration $DURATION"
   "$BIN" loadgen --edge "http://127.0.0.1:$PORT" -c 1 -p "$PUBS" -s "$SUBS" --audio \
     --duration "$DURATION" --json-out "$OUT/$name.json" 2>/dev/null | tee "$OUT/$name.txt"
-  curl -sf "http://127.0.0.1:$PORT/metrics" | grep -E '^geomesh_edge_(sibling_packets|worker_busy|dropped)' \
+  curl -sf "http://127.0.0.1:$PORT/metrics" | grep -E '^geomesh_edge_(sibling_packets|worker_busy|datagrams_dropped)' \
     | tee -a "$OUT/$name.txt" || true
   stop_edge
 }

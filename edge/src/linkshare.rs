@@ -80,27 +80,28 @@ impl LinkShare {
         false
     }
 
-    /// Worker `w` now wants `want` of a remote source. Returns the link's
-    /// new subscription when it changes (`Some(None)`: unsubscribe).
+    /// Worker `w` now wants `want` of a remote source. Returns what the
+    /// link should be subscribed to (`None`: nothing). The caller compares
+    /// it with the link's own state, which the peer can change too (a
+    /// source replaced after a restart loses its subscription).
     pub fn want(
         &self,
         edge: &EdgeId,
         id: SourceId,
         w: usize,
         want: Option<Subscription>,
-    ) -> Option<Option<Subscription>> {
+    ) -> Option<Subscription> {
         let mut demand = self.demand.write().expect("link share lock poisoned");
         let key = (edge.clone(), id);
         let wishes = demand
             .entry(key.clone())
             .or_insert_with(|| vec![None; self.workers]);
-        let before = merge(wishes);
         wishes[w] = want;
-        let after = merge(wishes);
-        if after.is_none() {
+        let merged = merge(wishes);
+        if merged.is_none() {
             demand.remove(&key);
         }
-        (before != after).then_some(after)
+        merged
     }
 
     /// Appends to `out` the workers that want packets of a remote source.
@@ -134,18 +135,18 @@ mod tests {
         let s = LinkShare::new(2);
         let e: EdgeId = "edge-b".parse().unwrap();
         let id = SourceId(3);
-        assert_eq!(s.want(&e, id, 0, sub(180)), Some(sub(180)));
+        assert_eq!(s.want(&e, id, 0, sub(180)), sub(180));
         // A taller tile on the other worker widens it; a smaller one does not.
-        assert_eq!(s.want(&e, id, 1, sub(720)), Some(sub(720)));
-        assert_eq!(s.want(&e, id, 0, sub(360)), None);
+        assert_eq!(s.want(&e, id, 1, sub(720)), sub(720));
+        assert_eq!(s.want(&e, id, 0, sub(360)), sub(720));
         // No limit wins.
-        assert_eq!(s.want(&e, id, 0, sub(0)), Some(sub(0)));
+        assert_eq!(s.want(&e, id, 0, sub(0)), sub(0));
         let mut w = Vec::new();
         s.wanting(&e, id, &mut w);
         assert_eq!(w, vec![0, 1]);
-        assert_eq!(s.want(&e, id, 0, None), Some(sub(720)));
+        assert_eq!(s.want(&e, id, 0, None), sub(720));
         // The last one out unsubscribes.
-        assert_eq!(s.want(&e, id, 1, None), Some(None));
+        assert_eq!(s.want(&e, id, 1, None), None);
         w.clear();
         s.wanting(&e, id, &mut w);
         assert!(w.is_empty());

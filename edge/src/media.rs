@@ -390,25 +390,21 @@ impl MediaLoop {
                     )
                 })
                 .collect();
-            let octo = match (&octo_parts, octo_rx) {
-                (Some((node, peers)), Some(rx)) => Some(Octo::new(
-                    Some((node.clone(), rx)),
-                    peers.clone(),
-                    worker,
-                    siblings,
-                    sibling_ids.clone(),
-                    share.clone(),
-                )),
-                _ if n > 1 => Some(Octo::new(
-                    None,
-                    Vec::new(),
-                    worker,
-                    siblings,
-                    sibling_ids.clone(),
-                    share.clone(),
-                )),
-                _ => None,
+            let (node, peers) = match (&octo_parts, octo_rx) {
+                (Some((node, peers)), Some(rx)) => (Some((node.clone(), rx)), peers.clone()),
+                _ => (None, Vec::new()),
             };
+            // Octo state whenever there is another edge or another worker.
+            let octo = (node.is_some() || n > 1).then(|| {
+                Octo::new(
+                    node,
+                    peers,
+                    worker,
+                    siblings,
+                    sibling_ids.clone(),
+                    share.clone(),
+                )
+            });
             let (tx, rx) = mpsc::channel(1024);
             let lp = MediaLoop {
                 bwe,

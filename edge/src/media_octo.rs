@@ -531,15 +531,15 @@ impl MediaLoop {
         let Some((edge, id)) = octo.by_local.get(&source) else {
             return false;
         };
-        let asked = if let Some(link) = octo.links.get(edge) {
-            link.request_keyframe(*id, None)
+        let (asked, via) = if let Some(link) = octo.links.get(edge) {
+            (link.request_keyframe(*id, None), "octo")
         } else if let Some(s) = octo.siblings.get_mut(edge) {
-            s.request_keyframe(Instant::now(), *id)
+            (s.request_keyframe(Instant::now(), *id), "sibling")
         } else {
             return true;
         };
         match asked {
-            Ok(true) => Metrics::count(&self.metrics.keyframe_requests, "octo"),
+            Ok(true) => Metrics::count(&self.metrics.keyframe_requests, via),
             Ok(false) => Metrics::count(&self.metrics.keyframe_requests, "suppressed"),
             Err(e) => debug!(peer = %edge, "octo keyframe request: {e}"),
         }
@@ -592,14 +592,19 @@ impl MediaLoop {
                     }
                 }
             } else if let Some(link) = octo.links.get(edge) {
-                match octo.share.want(edge, *id, octo.worker, want) {
-                    Some(Some(sub)) => link.subscribe(*id, sub),
-                    Some(None) => {
-                        link.unsubscribe(*id);
-                        Ok(())
+                let merged = octo.share.want(edge, *id, octo.worker, want);
+                link.with_link(|l| {
+                    if l.subscription(*id) == merged {
+                        return Ok(());
                     }
-                    None => Ok(()),
-                }
+                    match merged {
+                        Some(sub) => l.subscribe(*id, sub),
+                        None => {
+                            l.unsubscribe(*id);
+                            Ok(())
+                        }
+                    }
+                })
             } else {
                 continue;
             };

@@ -125,7 +125,8 @@ pub struct Metrics {
     pub joins: Family<Reason, Counter>,
     /// Signaling errors sent to clients, by code.
     pub signaling_errors: Family<Reason, Counter>,
-    /// Keyframe requests from subscribers: `relayed` or `suppressed` (rate limit).
+    /// Keyframe requests from subscribers: `relayed` to a local publisher,
+    /// sent over an `octo` or `sibling` link, or `suppressed` (rate limit).
     pub keyframe_requests: Family<Reason, Counter>,
     /// NACKs the edge sent to publishers (from RTCP stats).
     pub nacks: Counter,
@@ -252,7 +253,7 @@ impl Metrics {
         );
         registry.register(
             "keyframe_requests",
-            "Subscriber keyframe requests: relayed or suppressed",
+            "Subscriber keyframe requests: relayed, octo, sibling or suppressed",
             m.keyframe_requests.clone(),
         );
         registry.register("nacks_sent", "NACKs sent to publishers", m.nacks.clone());
