@@ -178,7 +178,7 @@ impl MediaHandle {
         role: Role,
         signal: Option<mpsc::UnboundedSender<ServerMessage>>,
     ) -> Result<Joined, MediaError> {
-        let tx = &self.txs[self.placement.choose(&conference)];
+        let tx = &self.txs[self.placement.choose(&conference, &participant)];
         self.ask(tx, |reply| Command::Join {
             conference,
             participant,
@@ -1235,7 +1235,8 @@ impl MediaLoop {
                 self.by_ufrag.insert(peer.ufrag.clone(), key);
                 self.demux.add_ufrag(&peer.ufrag, self.worker);
                 self.peers.insert(key, peer);
-                self.placement.joined(&conference, self.worker);
+                self.placement
+                    .joined(&conference, &participant, self.worker);
                 if let Some(old) = replaced {
                     if let Some(p) = self.peers.get(&old) {
                         p.signal(ServerMessage::error(
@@ -1388,7 +1389,8 @@ impl MediaLoop {
             return;
         };
         info!(peer = key.0, participant = %peer.participant, why, "session ended");
-        self.placement.left(&peer.conference, self.worker);
+        self.placement
+            .left(&peer.conference, &peer.participant, self.worker);
         self.report(false, peer.conference.clone(), peer.participant.clone());
         self.departed.insert(key, peer.participant.clone());
         for a in &peer.addrs {

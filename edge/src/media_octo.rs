@@ -38,7 +38,7 @@ use geomesh_mesh::transport::{LinkHandle, OctoEvent, OctoNode, SendError};
 use geomesh_mesh::wire::{self, MediaType, Subscription};
 
 use super::MediaLoop;
-use crate::forward::{CodecRef, InPacket};
+use crate::forward::{CodecRef, InPacket, LayerStats};
 use crate::linkshare::LinkShare;
 use crate::messages::MediaKindName;
 use crate::metrics::{Direction, LinkLabel, Metrics};
@@ -66,6 +66,9 @@ pub(crate) struct Octo {
     open: HashSet<ConferenceId>,
     /// Local sources announced on the links to other edges.
     announced: HashSet<SourceId>,
+    /// Of those, simulcast sources announced before every layer's height
+    /// was known: announced again once they are.
+    incomplete: HashSet<SourceId>,
     /// Local sources announced on the sibling links, with the codec told.
     sibling_announced: HashMap<SourceId, Codec>,
     /// Remote endpoints → their routing-table sessions.
@@ -128,6 +131,7 @@ impl Octo {
             share,
             open: HashSet::new(),
             announced: HashSet::new(),
+            incomplete: HashSet::new(),
             sibling_announced: HashMap::new(),
             endpoints: HashMap::new(),
             sources: HashMap::new(),
@@ -371,6 +375,7 @@ impl MediaLoop {
         };
         for s in sources {
             octo.first_seen.remove(s);
+            octo.incomplete.remove(s);
             if octo.announced.remove(s) {
                 for link in octo.links.values() {
                     link.remove_source(wire::SourceId(s.0));
@@ -461,15 +466,23 @@ impl MediaLoop {
         if octo.links.is_empty() {
             return;
         }
+        // Heights are learnt from keyframes: check again on one.
+        if p.keyframe
+            && octo.incomplete.contains(&source)
+            && heights_known(&self.layer_stats, source, p.layers)
+        {
+            octo.incomplete.remove(&source);
+            octo.announced.remove(&source);
+        }
         if !octo.announced.contains(&source) {
             let heights: Vec<u16> = self
                 .layer_stats
                 .get(&source)
                 .map_or(Vec::new(), |s| s.heights().collect());
+            let mut known = true;
             if p.layers > 1 {
                 let first = *octo.first_seen.entry(source).or_insert(p.arrival);
-                let known =
-                    heights.len() == usize::from(p.layers) && heights.iter().all(|h| *h > 0);
+                known = heights.len() == usize::from(p.layers) && heights.iter().all(|h| *h > 0);
                 if !known && p.arrival.saturating_duration_since(first) < ANNOUNCE_WAIT {
                     return;
                 }
@@ -493,6 +506,9 @@ impl MediaLoop {
                 }
             }
             octo.announced.insert(source);
+            if !known {
+                octo.incomplete.insert(source);
+            }
         }
         let mut serialized = false;
         for link in octo.links.values() {
@@ -904,6 +920,7 @@ impl MediaLoop {
         }
         // Sources are announced again on their next packet.
         octo.announced.clear();
+        octo.incomplete.clear();
         octo.links.insert(peer.clone(), link);
     }
 
@@ -1022,6 +1039,17 @@ impl MediaLoop {
 }
 
 /// What the links are told about a local source, from its first packet.
+/// Whether the height of each of a local source's `layers` is known.
+fn heights_known(stats: &HashMap<SourceId, LayerStats>, source: SourceId, layers: u8) -> bool {
+    stats.get(&source).is_some_and(|s| {
+        let mut n = 0;
+        s.heights().all(|h| {
+            n += 1;
+            h > 0
+        }) && n == usize::from(layers)
+    })
+}
+
 /// Announces a local source on every sibling link (again: replaces it).
 fn announce_to_siblings(
     octo: &mut Octo,

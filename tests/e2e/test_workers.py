@@ -47,3 +47,32 @@ def test_simulcast_layers_are_chosen_per_subscriber_on_other_workers(browser):
     with Cluster(1, edge_args=("--media-workers", "3", "--spread-above", "1")) as c:
         simulcast_small_tile_low_layer_then_switch_up(browser, c.urls[0], "wide-simul")
         assert metric_sum(c.urls, "geomesh_edge_sibling_packets_total") > 0
+
+
+def test_joining_again_replaces_the_session_on_its_worker():
+    # p1 lands on the worker p0 is not on; joining again must go there too,
+    # so the old session is replaced instead of left to time out.
+    with Cluster(1, edge_args=("--media-workers", "2", "--spread-above", "1")) as c:
+        url = c.urls[0]
+
+        async def run():
+            p0 = await WsClient(url, c.mint("again", 0, participant="p0"), "again", video=False).start()
+            p1 = await WsClient(url, c.mint("again", 0, participant="p1"), "again", video=False).start()
+            again = None
+            try:
+                await wait_until("p0 hears p1", lambda: p0.counter.frames.get("audio:p1", 0) >= 10 or None)
+                again = await WsClient(url, c.mint("again", 0, participant="p1"), "again", video=False).start()
+                await wait_until("the first p1 session is told it was replaced",
+                                 lambda: any(m.get("type") == "error" and m.get("code") == "replaced"
+                                             for m in p1.messages) or None, timeout=15)
+                assert again.roster == {"p0"}, again.roster
+                before = p0.counter.frames.get("audio:p1", 0)
+                await wait_until("p0 hears the new p1 session",
+                                 lambda: p0.counter.frames.get("audio:p1", 0) >= before + 10 or None)
+            finally:
+                for cl in (again, p1, p0):
+                    if cl is not None:
+                        await cl.stop()
+
+        run_async(run)
+        assert metric_sum(c.urls, "geomesh_edge_sibling_packets_total") > 0

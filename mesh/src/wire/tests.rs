@@ -429,4 +429,13 @@ fn subscription_selects_one_layer() {
     assert_eq!(s(255, 100).select(&layers), 0, "nothing fits: lowest");
     assert_eq!(s(0, 0).select(&[l(0)]), 0);
     assert_eq!(s(255, 100).select(&[l(0), l(0)]), 1, "unknown heights fit");
+    // Once a height is known, unknown ones no longer fit a limit: the
+    // publisher may not be sending them yet.
+    assert_eq!(s(255, 180).select(&[l(180), l(0), l(0)]), 0);
+    assert_eq!(s(255, 720).select(&[l(180), l(360), l(0)]), 1);
+    assert_eq!(
+        s(255, 0).select(&[l(180), l(0), l(0)]),
+        2,
+        "no limit: the best"
+    );
 }

@@ -288,8 +288,13 @@ impl Subscription {
     };
 
     /// The layer to forward: the highest index `≤ max_layer` whose height
-    /// fits `max_height`; the lowest layer (0) if none does.
+    /// fits `max_height`, else the lowest layer (0). Heights not known yet
+    /// (0) fit only while no layer's height is known (a codec whose frame
+    /// sizes the sender does not read): once one is, a guess could pick a
+    /// layer the publisher is not sending yet (browsers start the higher
+    /// layers as their bandwidth estimate grows) or a too tall one.
     pub fn select(&self, layers: &[Layer]) -> u8 {
+        let any_known = layers.iter().any(|l| l.max_height != 0);
         layers
             .iter()
             .enumerate()
@@ -297,8 +302,8 @@ impl Subscription {
             .find(|(i, l)| {
                 *i <= usize::from(self.max_layer)
                     && (self.max_height == 0
-                        || l.max_height == 0
-                        || l.max_height <= self.max_height)
+                        || (l.max_height == 0 && !any_known)
+                        || (l.max_height != 0 && l.max_height <= self.max_height))
             })
             // At most MAX_LAYERS (8) layers: fits a u8.
             .map_or(0, |(i, _)| i as u8)
