@@ -1,7 +1,7 @@
 """One conference spread over an edge's media workers (and over edges)."""
 
 from clients import WhepViewer, WsClient, wait_until
-from conftest import Cluster, metric_sum
+from conftest import Cluster, metric_sum, metrics, wait_for
 from test_octo import meet_and_mute, run_async
 from test_scale import simulcast_small_tile_low_layer_then_switch_up
 
@@ -76,3 +76,39 @@ def test_joining_again_replaces_the_session_on_its_worker():
 
         run_async(run)
         assert metric_sum(c.urls, "geomesh_edge_sibling_packets_total") > 0
+
+
+def test_guests_come_and_go_across_workers_and_nothing_is_left_behind():
+    # Pairs of guests join a spread conference and leave again, eight
+    # times, on alternating edges; two participants stay throughout.
+    with Cluster(2, edge_args=("--media-workers", "2", "--spread-above", "1")) as c:
+
+        async def run():
+            stay = [await WsClient(c.urls[e], c.mint("churn", e, participant=f"s{e}"), "churn",
+                                   video_size=(160, 120), fps=10).start() for e in range(2)]
+            try:
+                for r in range(8):
+                    e = r % 2
+                    guests = [await WsClient(c.urls[e], c.mint("churn", e, participant=f"g{r}-{k}"), "churn",
+                                             video_size=(160, 120), fps=10).start() for k in range(2)]
+                    await wait_until(f"round {r}: both stayers hear both guests",
+                                     lambda: all(s.counter.frames.get(f"audio:g{r}-{k}", 0) >= 5
+                                                 for s in stay for k in range(2)) or None, timeout=30)
+                    for g in guests:
+                        await g.stop()
+                await wait_until("the guests are gone from the stayers' rosters",
+                                 lambda: (stay[0].roster == {"s1"} and stay[1].roster == {"s0"}) or None,
+                                 timeout=15)
+                before = stay[1].counter.frames.get("video:s0", 0)
+                await wait_until("the stayers still see each other",
+                                 lambda: stay[1].counter.frames.get("video:s0", 0) >= before + 10 or None)
+            finally:
+                for s in stay:
+                    await s.stop()
+
+        run_async(run)
+        # Every session counted out again on every worker.
+        for url in c.urls:
+            wait_for(f"{url}: no participants or conferences left",
+                     lambda url=url: all(metrics(url).get(f"geomesh_edge_{g}") == 0
+                                         for g in ("participants", "conferences")))
