@@ -92,11 +92,19 @@ pub(crate) fn channels(n: usize) -> (Vec<SiblingTx>, Vec<SiblingRx>) {
 }
 
 /// The octo identity of worker `w` of `edge` on sibling links (never on
-/// the wire between edges).
+/// the wire between edges): `<edge>--worker-<w>`, the edge's part cut so
+/// that the whole stays a valid id (63 bytes).
 pub(crate) fn sibling_id(edge: &EdgeId, w: usize) -> EdgeId {
-    format!("{edge}--worker-{w}")
+    let suffix = format!("--worker-{w}");
+    let head: String = edge
+        .as_str()
+        .chars()
+        .take(63usize.saturating_sub(suffix.len()))
+        .collect();
+    format!("{}{suffix}", head.trim_end_matches('-'))
         .parse()
-        .unwrap_or_else(|_| edge.clone())
+        // A valid edge id's prefix, without a trailing '-', and the suffix.
+        .expect("sibling ids are valid edge ids")
 }
 
 /// My side of the link to one sibling worker.
@@ -327,6 +335,21 @@ mod tests {
             }
         }
         events
+    }
+
+    #[test]
+    fn sibling_ids_are_distinct_valid_ids_even_for_long_edge_ids() {
+        let long: EdgeId = format!("a{}", "-b".repeat(31)).parse().unwrap();
+        assert_eq!(long.as_str().len(), 63);
+        let ids: Vec<EdgeId> = (0..12).map(|w| sibling_id(&long, w)).collect();
+        for (i, id) in ids.iter().enumerate() {
+            assert!(id.as_str().len() <= 63 && id.as_str().ends_with(&format!("--worker-{i}")));
+            assert_ne!(id, &long);
+        }
+        assert_eq!(
+            ids.iter().collect::<std::collections::HashSet<_>>().len(),
+            12
+        );
     }
 
     #[test]
