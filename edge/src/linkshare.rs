@@ -21,8 +21,9 @@ pub struct LinkShare {
     workers: usize,
     /// Workers with local participants, per conference.
     open: Mutex<HashMap<ConferenceId, usize>>,
-    /// Each worker's wish per remote source (index: worker).
-    demand: RwLock<HashMap<(EdgeId, SourceId), Wishes>>,
+    /// Each worker's wish per remote source (index: worker), by peer edge:
+    /// the dispatcher looks a packet's source up without building a key.
+    demand: RwLock<HashMap<EdgeId, HashMap<SourceId, Wishes>>>,
 }
 
 /// One wish per worker (`None`: that worker does not want the source).
@@ -92,14 +93,17 @@ impl LinkShare {
         want: Option<Subscription>,
     ) -> Option<Subscription> {
         let mut demand = self.demand.write().expect("link share lock poisoned");
-        let key = (edge.clone(), id);
-        let wishes = demand
-            .entry(key.clone())
+        let sources = demand.entry(edge.clone()).or_default();
+        let wishes = sources
+            .entry(id)
             .or_insert_with(|| vec![None; self.workers]);
         wishes[w] = want;
         let merged = merge(wishes);
         if merged.is_none() {
-            demand.remove(&key);
+            sources.remove(&id);
+            if sources.is_empty() {
+                demand.remove(edge);
+            }
         }
         merged
     }
@@ -107,7 +111,7 @@ impl LinkShare {
     /// Appends to `out` the workers that want packets of a remote source.
     pub fn wanting(&self, edge: &EdgeId, id: SourceId, out: &mut Vec<usize>) {
         let demand = self.demand.read().expect("link share lock poisoned");
-        if let Some(wishes) = demand.get(&(edge.clone(), id)) {
+        if let Some(wishes) = demand.get(edge).and_then(|s| s.get(&id)) {
             out.extend(
                 wishes
                     .iter()

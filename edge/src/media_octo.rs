@@ -33,7 +33,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use geomesh_core::{ConferenceId, EdgeId, ParticipantId};
-use geomesh_mesh::link::{LinkEvent, RemoteSource, UsageError};
+use geomesh_mesh::link::{Link, LinkEvent, RemoteSource};
 use geomesh_mesh::transport::{LinkHandle, OctoEvent, OctoNode, SendError};
 use geomesh_mesh::wire::{self, MediaType, Subscription};
 
@@ -158,13 +158,15 @@ impl Octo {
         }
     }
 
-    /// Every link a local participant is announced on: to other edges and
-    /// to sibling workers.
-    fn announcers(&mut self) -> impl Iterator<Item = &mut dyn Announce> {
-        self.links
-            .values_mut()
-            .map(|l| l as &mut dyn Announce)
-            .chain(self.siblings.values_mut().map(|l| l as &mut dyn Announce))
+    /// Runs `f` on every link a local participant is announced on: to
+    /// other edges and to sibling workers.
+    fn each_link(&mut self, mut f: impl FnMut(&mut Link)) {
+        for link in self.links.values() {
+            link.with_link(&mut f);
+        }
+        for s in self.siblings.values_mut() {
+            s.with_link(&mut f);
+        }
     }
 
     /// The soonest sibling-link timeout.
@@ -175,62 +177,6 @@ impl Octo {
             .min()
     }
 }
-
-/// What a link does with a local participant, whichever its peer (sources
-/// are announced to siblings and edges at different times).
-trait Announce {
-    fn peer(&self) -> &EdgeId;
-    fn open_conference(&mut self, c: &ConferenceId) -> Result<(), UsageError>;
-    fn endpoint_joined(
-        &mut self,
-        c: &ConferenceId,
-        p: ParticipantId,
-        name: Option<String>,
-    ) -> Result<(), UsageError>;
-    fn endpoint_muted(
-        &mut self,
-        c: &ConferenceId,
-        p: &ParticipantId,
-        audio: bool,
-        video: bool,
-    ) -> Result<(), UsageError>;
-    fn endpoint_left(&mut self, c: &ConferenceId, p: &ParticipantId);
-}
-
-macro_rules! announce_via {
-    ($t:ty) => {
-        impl Announce for $t {
-            fn peer(&self) -> &EdgeId {
-                <$t>::peer(self)
-            }
-            fn open_conference(&mut self, c: &ConferenceId) -> Result<(), UsageError> {
-                <$t>::open_conference(self, c)
-            }
-            fn endpoint_joined(
-                &mut self,
-                c: &ConferenceId,
-                p: ParticipantId,
-                name: Option<String>,
-            ) -> Result<(), UsageError> {
-                <$t>::endpoint_joined(self, c, p, name)
-            }
-            fn endpoint_muted(
-                &mut self,
-                c: &ConferenceId,
-                p: &ParticipantId,
-                audio: bool,
-                video: bool,
-            ) -> Result<(), UsageError> {
-                <$t>::endpoint_muted(self, c, p, audio, video)
-            }
-            fn endpoint_left(&mut self, c: &ConferenceId, p: &ParticipantId) {
-                <$t>::endpoint_left(self, c, p)
-            }
-        }
-    };
-}
-announce_via!(LinkHandle);
-announce_via!(SiblingLink);
 
 /// Receives the next octo event, or waits forever without octo.
 pub(crate) async fn next_event(octo: &mut Option<Octo>) -> Option<OctoEvent> {
@@ -291,14 +237,14 @@ impl MediaLoop {
         if first {
             octo.share.opened(conference);
         }
-        for link in octo.announcers() {
+        octo.each_link(|link| {
             if first && let Err(e) = link.open_conference(conference) {
                 warn!(peer = %link.peer(), "octo open_conference: {e}");
             }
             if let Err(e) = link.endpoint_joined(conference, participant.clone(), name.clone()) {
                 warn!(peer = %link.peer(), "octo endpoint_joined: {e}");
             }
-        }
+        });
     }
 
     /// A local participant muted or unmuted: every link tells its peer.
@@ -311,11 +257,11 @@ impl MediaLoop {
         let Some(octo) = self.octo.as_mut() else {
             return;
         };
-        for link in octo.announcers() {
+        octo.each_link(|link| {
             if let Err(e) = link.endpoint_muted(conference, participant, audio, video) {
                 warn!(peer = %link.peer(), "octo endpoint_muted: {e}");
             }
-        }
+        });
     }
 
     /// What a remote endpoint has muted (audio, video).
@@ -383,16 +329,14 @@ impl MediaLoop {
             }
             if octo.sibling_announced.remove(s).is_some() {
                 for link in octo.siblings.values_mut() {
-                    link.remove_source(wire::SourceId(s.0));
+                    link.with_link(|l| l.remove_source(wire::SourceId(s.0)));
                 }
             }
         }
-        for link in octo.announcers() {
-            link.endpoint_left(conference, participant);
-        }
+        octo.each_link(|link| link.endpoint_left(conference, participant));
         if last_local && octo.open.remove(conference) {
             for s in octo.siblings.values_mut() {
-                s.close_conference(conference);
+                s.with_link(|l| l.close_conference(conference));
             }
             // Other workers may still host it on this edge.
             if octo.share.closed(conference) {
@@ -469,20 +413,17 @@ impl MediaLoop {
         // Heights are learnt from keyframes: check again on one.
         if p.keyframe
             && octo.incomplete.contains(&source)
-            && heights_known(&self.layer_stats, source, p.layers)
+            && all_heights_known(&layer_heights(&self.layer_stats, source), p.layers)
         {
             octo.incomplete.remove(&source);
             octo.announced.remove(&source);
         }
         if !octo.announced.contains(&source) {
-            let heights: Vec<u16> = self
-                .layer_stats
-                .get(&source)
-                .map_or(Vec::new(), |s| s.heights().collect());
+            let heights = layer_heights(&self.layer_stats, source);
             let mut known = true;
             if p.layers > 1 {
                 let first = *octo.first_seen.entry(source).or_insert(p.arrival);
-                known = heights.len() == usize::from(p.layers) && heights.iter().all(|h| *h > 0);
+                known = all_heights_known(&heights, p.layers);
                 if !known && p.arrival.saturating_duration_since(first) < ANNOUNCE_WAIT {
                     return;
                 }
@@ -550,7 +491,10 @@ impl MediaLoop {
         let (asked, via) = if let Some(link) = octo.links.get(edge) {
             (link.request_keyframe(*id, None), "octo")
         } else if let Some(s) = octo.siblings.get_mut(edge) {
-            (s.request_keyframe(Instant::now(), *id), "sibling")
+            (
+                s.with_link(|l| l.request_keyframe(Instant::now(), *id, None)),
+                "sibling",
+            )
         } else {
             return true;
         };
@@ -597,30 +541,27 @@ impl MediaLoop {
             if want == r.subscribed {
                 continue;
             }
-            // A sibling's link is this worker's own; a peer edge's is
-            // shared by the workers: it carries the widest wish.
-            let result = if let Some(s) = octo.siblings.get_mut(edge) {
-                match want {
-                    Some(sub) => s.subscribe(*id, sub),
+            // The link asks for `target`: a sibling's link is this worker's
+            // own; a peer edge's is shared by the workers and carries the
+            // widest wish. Compared with the link's own state, which the
+            // peer can change (a source replaced after a restart).
+            let apply = |l: &mut Link, target: Option<Subscription>| {
+                if l.subscription(*id) == target {
+                    return Ok(());
+                }
+                match target {
+                    Some(sub) => l.subscribe(*id, sub),
                     None => {
-                        s.unsubscribe(*id);
+                        l.unsubscribe(*id);
                         Ok(())
                     }
                 }
+            };
+            let result = if let Some(s) = octo.siblings.get_mut(edge) {
+                s.with_link(|l| apply(l, want))
             } else if let Some(link) = octo.links.get(edge) {
                 let merged = octo.share.want(edge, *id, octo.worker, want);
-                link.with_link(|l| {
-                    if l.subscription(*id) == merged {
-                        return Ok(());
-                    }
-                    match merged {
-                        Some(sub) => l.subscribe(*id, sub),
-                        None => {
-                            l.unsubscribe(*id);
-                            Ok(())
-                        }
-                    }
-                })
+                link.with_link(|l| apply(l, merged))
             } else {
                 continue;
             };
@@ -720,8 +661,11 @@ impl MediaLoop {
                 let Some(id) = octo.sibling_ids.get(from).cloned() else {
                     return;
                 };
+                // One key for the batch: no allocation per packet.
+                let mut key = (id, wire::SourceId(0));
                 for (source, p) in packets {
-                    self.on_sibling_media(&id, source, p);
+                    key.1 = source;
+                    self.on_sibling_media(&key, p);
                 }
             }
         }
@@ -776,12 +720,8 @@ impl MediaLoop {
     /// A sibling's packet: forwarded like a local publisher's, simulcast
     /// layers and all (the sibling already counted it in and extended its
     /// sequence number).
-    fn on_sibling_media(&mut self, sibling: &EdgeId, source: wire::SourceId, p: InPacket) {
-        let Some(r) = self
-            .octo
-            .as_ref()
-            .and_then(|o| o.sources.get(&(sibling.clone(), source)))
-        else {
+    fn on_sibling_media(&mut self, key: &(EdgeId, wire::SourceId), p: InPacket) {
+        let Some(r) = self.octo.as_ref().and_then(|o| o.sources.get(key)) else {
             Metrics::count(&self.metrics.dropped, "octo_unknown_source");
             return;
         };
@@ -1038,16 +978,16 @@ impl MediaLoop {
     }
 }
 
-/// What the links are told about a local source, from its first packet.
-/// Whether the height of each of a local source's `layers` is known.
-fn heights_known(stats: &HashMap<SourceId, LayerStats>, source: SourceId, layers: u8) -> bool {
-    stats.get(&source).is_some_and(|s| {
-        let mut n = 0;
-        s.heights().all(|h| {
-            n += 1;
-            h > 0
-        }) && n == usize::from(layers)
-    })
+/// The measured heights of a local source's simulcast layers (0: none yet).
+fn layer_heights(stats: &HashMap<SourceId, LayerStats>, source: SourceId) -> Vec<u16> {
+    stats
+        .get(&source)
+        .map_or(Vec::new(), |s| s.heights().collect())
+}
+
+/// Whether each of `layers` layers has a known height.
+fn all_heights_known(heights: &[u16], layers: u8) -> bool {
+    heights.len() == usize::from(layers) && heights.iter().all(|h| *h > 0)
 }
 
 /// Announces a local source on every sibling link (again: replaces it).
@@ -1066,9 +1006,11 @@ fn announce_to_siblings(
         return;
     }
     for link in octo.siblings.values_mut() {
-        if let Err(e) = link.add_source(&conference, wire::SourceId(source.0), info.clone()) {
-            warn!(peer = %link.peer(), "sibling add_source: {e}");
-        }
+        link.with_link(|l| {
+            if let Err(e) = l.add_source(&conference, wire::SourceId(source.0), info.clone()) {
+                warn!(peer = %l.peer(), "sibling add_source: {e}");
+            }
+        });
     }
     octo.sibling_announced.insert(source, meta.codec);
 }

@@ -125,8 +125,9 @@ impl Placement {
         self.lock().conferences.len()
     }
 
-    /// Sessions per worker (for metrics and tests).
-    pub fn totals(&self) -> Vec<usize> {
+    /// Sessions per worker.
+    #[cfg(test)]
+    fn totals(&self) -> Vec<usize> {
         self.lock().total.clone()
     }
 }

@@ -20,15 +20,15 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
-use geomesh_core::{ConferenceId, EdgeId, ParticipantId, RegionId};
-use geomesh_mesh::link::{Link, LinkConfig, LinkEvent, UsageError};
-use geomesh_mesh::wire::{SourceId, SourceInfo, Subscription};
+use geomesh_core::{EdgeId, RegionId};
+use geomesh_mesh::link::{Link, LinkConfig, LinkEvent};
+use geomesh_mesh::wire::SourceId;
 
 use crate::forward::InPacket;
 
 /// Batches of media queued per worker before a sibling drops (and counts)
 /// them: a worker that cannot keep up loses packets, not memory.
-pub(crate) const MEDIA_QUEUE: usize = 1024;
+const MEDIA_QUEUE: usize = 1024;
 
 /// Sibling links measure their round trip (worker responsiveness) this often.
 const SIBLING_PING: Duration = Duration::from_secs(5);
@@ -167,8 +167,10 @@ impl SiblingLink {
         }
     }
 
-    /// Runs `f` on the link and sends what it queued.
-    fn with<R>(&mut self, f: impl FnOnce(&mut Link) -> R) -> R {
+    /// Runs `f` on the link and hands what it queued to the sibling (as
+    /// [`geomesh_mesh::transport::LinkHandle::with_link`] does for a peer
+    /// edge).
+    pub(crate) fn with_link<R>(&mut self, f: impl FnOnce(&mut Link) -> R) -> R {
         let r = f(&mut self.link);
         self.pump();
         r
@@ -176,7 +178,7 @@ impl SiblingLink {
 
     /// Control bytes from the sibling.
     pub(crate) fn handle_control(&mut self, now: Instant, bytes: &[u8]) {
-        self.with(|l| l.handle_control(now, bytes));
+        self.with_link(|l| l.handle_control(now, bytes));
     }
 
     /// When the link wants [`SiblingLink::handle_timeout`].
@@ -186,82 +188,12 @@ impl SiblingLink {
 
     /// Pings and deadlines.
     pub(crate) fn handle_timeout(&mut self, now: Instant) {
-        self.with(|l| l.handle_timeout(now));
+        self.with_link(|l| l.handle_timeout(now));
     }
 
     /// The next event of the link (the sibling's state, mirrored).
     pub(crate) fn poll_event(&mut self) -> Option<LinkEvent> {
         self.link.poll_event()
-    }
-
-    /// See [`Link::open_conference`].
-    pub(crate) fn open_conference(&mut self, c: &ConferenceId) -> Result<(), UsageError> {
-        self.with(|l| l.open_conference(c))
-    }
-
-    /// See [`Link::close_conference`].
-    pub(crate) fn close_conference(&mut self, c: &ConferenceId) {
-        self.with(|l| l.close_conference(c))
-    }
-
-    /// See [`Link::endpoint_joined`].
-    pub(crate) fn endpoint_joined(
-        &mut self,
-        c: &ConferenceId,
-        p: ParticipantId,
-        name: Option<String>,
-    ) -> Result<(), UsageError> {
-        self.with(|l| l.endpoint_joined(c, p, name))
-    }
-
-    /// See [`Link::endpoint_muted`].
-    pub(crate) fn endpoint_muted(
-        &mut self,
-        c: &ConferenceId,
-        p: &ParticipantId,
-        audio: bool,
-        video: bool,
-    ) -> Result<(), UsageError> {
-        self.with(|l| l.endpoint_muted(c, p, audio, video))
-    }
-
-    /// See [`Link::endpoint_left`].
-    pub(crate) fn endpoint_left(&mut self, c: &ConferenceId, p: &ParticipantId) {
-        self.with(|l| l.endpoint_left(c, p))
-    }
-
-    /// See [`Link::add_source`].
-    pub(crate) fn add_source(
-        &mut self,
-        c: &ConferenceId,
-        id: SourceId,
-        info: SourceInfo,
-    ) -> Result<(), UsageError> {
-        self.with(|l| l.add_source(c, id, info))
-    }
-
-    /// See [`Link::remove_source`].
-    pub(crate) fn remove_source(&mut self, id: SourceId) {
-        self.with(|l| l.remove_source(id))
-    }
-
-    /// See [`Link::subscribe`].
-    pub(crate) fn subscribe(&mut self, id: SourceId, sub: Subscription) -> Result<(), UsageError> {
-        self.with(|l| l.subscribe(id, sub))
-    }
-
-    /// See [`Link::unsubscribe`].
-    pub(crate) fn unsubscribe(&mut self, id: SourceId) {
-        self.with(|l| l.unsubscribe(id))
-    }
-
-    /// See [`Link::request_keyframe`].
-    pub(crate) fn request_keyframe(
-        &mut self,
-        now: Instant,
-        id: SourceId,
-    ) -> Result<bool, UsageError> {
-        self.with(|l| l.request_keyframe(now, id, None))
     }
 
     /// Queues a packet of my source if the sibling subscribed to it;
@@ -298,7 +230,8 @@ impl SiblingLink {
 mod tests {
     use super::*;
     use crate::forward::CodecRef;
-    use geomesh_mesh::wire::{Codec, Layer, MediaKind};
+    use geomesh_core::{ConferenceId, ParticipantId};
+    use geomesh_mesh::wire::{Codec, Layer, MediaKind, SourceInfo, Subscription};
     use str0m::format::Codec as RtcCodec;
 
     fn packet(layer: u8) -> InPacket {
@@ -371,8 +304,8 @@ mod tests {
 
         let conf: ConferenceId = "standup".parse().unwrap();
         let alice: ParticipantId = "alice".parse().unwrap();
-        a.open_conference(&conf).unwrap();
-        a.endpoint_joined(&conf, alice.clone(), Some("Alice".into()))
+        a.with_link(|l| l.open_conference(&conf)).unwrap();
+        a.with_link(|l| l.endpoint_joined(&conf, alice.clone(), Some("Alice".into())))
             .unwrap();
         let info = SourceInfo {
             owner: alice.clone(),
@@ -389,7 +322,8 @@ mod tests {
                 max_height: 720,
             }],
         };
-        a.add_source(&conf, SourceId(8), info).unwrap();
+        a.with_link(|l| l.add_source(&conf, SourceId(8), info))
+            .unwrap();
         let ev_b = deliver(rx1, &mut b, now);
         assert!(ev_b.iter().any(|e| matches!(e,
             LinkEvent::EndpointJoined { participant, .. } if *participant == alice)));
@@ -398,7 +332,8 @@ mod tests {
 
         // Not subscribed: nothing crosses.
         assert!(!a.send(SourceId(8), &packet(0)));
-        b.subscribe(SourceId(8), Subscription::BEST).unwrap();
+        b.with_link(|l| l.subscribe(SourceId(8), Subscription::BEST))
+            .unwrap();
         let ev_a = deliver(rx0, &mut a, now);
         assert!(
             ev_a.iter().any(
@@ -419,7 +354,7 @@ mod tests {
         assert!(rx1.media.try_recv().is_err());
 
         // Leaving removes the endpoint on the sibling.
-        a.endpoint_left(&conf, &alice);
+        a.with_link(|l| l.endpoint_left(&conf, &alice));
         let ev_b = deliver(rx1, &mut b, now);
         assert!(
             ev_b.iter()
