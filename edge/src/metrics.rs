@@ -148,8 +148,12 @@ pub struct Metrics {
     pub octo_bytes: Family<LinkTraffic, Counter>,
     /// Octo control stream bytes.
     pub octo_control_bytes: Family<LinkTraffic, Counter>,
-    /// Octo datagrams dropped per link: too_big, congestion, malformed, backpressure.
+    /// Octo datagrams dropped per link: too_big, congestion, malformed,
+    /// backpressure, fragment_incomplete (a fragmented packet given up).
     pub octo_dropped: Family<LinkReason, Counter>,
+    /// Octo media packets split into fragments (out) or reassembled from
+    /// them (in) per link: packets bigger than the connection's datagrams.
+    pub octo_fragmented: Family<LinkTraffic, Counter>,
     /// Packets not sent because the peer did not subscribe (selective forwarding).
     pub octo_not_wanted: Family<LinkLabel, Counter>,
     /// QUIC connections per link after the first.
@@ -194,6 +198,7 @@ impl Metrics {
             octo_bytes: Family::default(),
             octo_control_bytes: Family::default(),
             octo_dropped: Family::default(),
+            octo_fragmented: Family::default(),
             octo_not_wanted: Family::default(),
             octo_reconnects: Family::default(),
             octo_node: std::sync::OnceLock::new(),
@@ -309,6 +314,11 @@ impl Metrics {
             m.octo_dropped.clone(),
         );
         registry.register(
+            "octo_fragmented_packets",
+            "Octo media packets sent as fragments (out) or reassembled (in) per link",
+            m.octo_fragmented.clone(),
+        );
+        registry.register(
             "octo_media_not_wanted",
             "Packets not sent on a link because the peer did not subscribe",
             m.octo_not_wanted.clone(),
@@ -382,6 +392,20 @@ impl Metrics {
             catch_up(
                 &self.octo_dropped.get_or_create(&reason("backpressure")),
                 s.rx_dropped_backpressure,
+            );
+            catch_up(
+                &self
+                    .octo_dropped
+                    .get_or_create(&reason("fragment_incomplete")),
+                s.fragments_incomplete,
+            );
+            catch_up(
+                &self.octo_fragmented.get_or_create(&traffic(Direction::Out)),
+                s.fragmented_tx_packets,
+            );
+            catch_up(
+                &self.octo_fragmented.get_or_create(&traffic(Direction::In)),
+                s.reassembled_rx_packets,
             );
             catch_up(
                 &self.octo_not_wanted.get_or_create(&one),

@@ -7,19 +7,23 @@
 //!
 //! - [`wire`]: the versioned octo wire protocol (version 1, ALPN
 //!   `geomesh-octo/1`): length-prefixed control frames on one reliable QUIC
-//!   stream per link, and media datagrams with a header of at most 8 bytes.
+//!   stream per link, and media datagrams with a header of at most 8 bytes
+//!   (or fragments of a packet too big for the connection's datagrams).
 //!   A sans-IO codec; decoding never panics and every malformed input is a
 //!   typed [`wire::DecodeError`]. `docs/PROTOCOL.md` ("Octo wire protocol")
 //!   has it byte by byte.
 //! - [`link`]: the sans-IO state machine for one edge pair
 //!   ([`link::Link`]): Hello exchange (version and identity checks), my
 //!   announced state and the peer's, subscriptions and the forwarding rule,
-//!   keyframe requests, Ping/Pong RTT, re-announcement after reconnects.
+//!   keyframe requests, Ping/Pong RTT, re-announcement after reconnects,
+//!   bounded reassembly of fragmented packets.
 //! - [`tls`]: mutual TLS with the cluster CA; only *edge* certificates are
 //!   accepted, and the peer's id is read from its certificate.
 //! - [`transport`]: the thin quinn driver ([`transport::OctoNode`]): one
 //!   QUIC connection per edge pair shared by all conferences, dial/accept
-//!   with backoff (the lower id dials), datagram sizing, metrics.
+//!   with backoff (the lower id dials), datagram sizing (path-MTU
+//!   discovery above a 1280-byte floor; fragments for what does not fit),
+//!   metrics.
 //! - [`fuzz`]: the body of the `octo_wire` fuzz target.
 //!
 //! **Does not own**: what an edge does with media (SFU routing, simulcast

@@ -31,14 +31,84 @@ class MovingVideo(MediaStreamTrack):
             self.start = time.monotonic()
         self.n += 1
         await asyncio.sleep(max(0, self.start + self.n / self.fps - time.monotonic()))
+        frame = VideoFrame.from_ndarray(self.image(), format="bgr24")
+        frame.pts = self.n * int(90000 / self.fps)
+        frame.time_base = fractions.Fraction(1, 90000)
+        return frame
+
+    def image(self):
         img = np.zeros((self.h, self.w, 3), np.uint8)
         x = (self.n * 7) % self.w
         img[:, max(0, x - 20):x, :] = (255, 128, 0)
         img[:, :, 2] = (self.n * 3) % 256
-        frame = VideoFrame.from_ndarray(img, format="bgr24")
-        frame.pts = self.n * int(90000 / self.fps)
-        frame.time_base = fractions.Fraction(1, 90000)
-        return frame
+        return img
+
+
+class NoisyVideo(MovingVideo):
+    """Random noise in every frame: the encoder spends its whole bitrate, so
+    aiortc fills its VP8 packets to 1,300 bytes. `n` counts frames handed
+    to the encoder."""
+
+    def __init__(self, fps=30, width=320, height=240, seed=1):
+        super().__init__(fps, width, height)
+        self.rng = np.random.default_rng(seed)
+
+    def image(self):
+        return self.rng.integers(0, 256, (self.h, self.w, 3), dtype=np.uint8)
+
+
+class RtpTap:
+    """Records the RTP packets a peer connection sends (plaintext sizes) or
+    receives (SSRC, sequence number, payload size, kind), by wrapping
+    aiortc's `RTCDtlsTransport._send_rtp` and `RTCRtpReceiver._handle_rtp_packet`
+    on the connection's own objects. Tap after `start()` (the transports are
+    bundled by then) and before media flows."""
+
+    def __init__(self):
+        self.sent = []  # plaintext RTP packet sizes (RTCP excluded)
+        self.received = []  # (kind, ssrc, seq, payload bytes)
+
+    def tap_sender(self, pc):
+        for transport in {id(s.transport): s.transport for s in pc.getSenders()}.values():
+            send = transport._send_rtp
+
+            async def wrapped(data, send=send):
+                if len(data) >= 2 and not 192 <= data[1] <= 223:
+                    self.sent.append(len(data))
+                await send(data)
+
+            transport._send_rtp = wrapped
+        return self
+
+    def tap_receivers(self, pc):
+        for receiver in pc.getReceivers():
+            handle = receiver._handle_rtp_packet
+            kind = receiver.track.kind
+
+            async def wrapped(packet, arrival_time_ms, handle=handle, kind=kind):
+                self.received.append((kind, packet.ssrc, packet.sequence_number, len(packet.payload)))
+                await handle(packet, arrival_time_ms)
+
+            receiver._handle_rtp_packet = wrapped
+        return self
+
+    def missing(self, kind):
+        """Sequence numbers missing on the SSRC of `kind` that carried the
+        most packets, between its first and last packet (wrap-aware), and
+        how many packets that SSRC carried."""
+        by_ssrc = {}
+        for k, ssrc, seq, _ in self.received:
+            if k == kind:
+                by_ssrc.setdefault(ssrc, []).append(seq)
+        if not by_ssrc:
+            return None, 0
+        seqs = max(by_ssrc.values(), key=len)
+        unwrapped, cur = set(), None
+        for seq in seqs:
+            # Each packet's distance from the one before, in -2^15..2^15.
+            cur = seq if cur is None else cur + ((seq - cur + 0x8000) % 0x10000) - 0x8000
+            unwrapped.add(cur)
+        return (max(unwrapped) - min(unwrapped) + 1) - len(unwrapped), len(seqs)
 
 
 class Tone(MediaStreamTrack):
@@ -110,13 +180,13 @@ async def http_delete(url):
 
 
 class WhipPublisher:
-    def __init__(self, base, conference, token, video=True, audio=True, tone=440.0):
+    def __init__(self, base, conference, token, video=True, audio=True, tone=440.0, video_track=None):
         self.base, self.conference, self.token = base, conference, token
         self.pc = RTCPeerConnection(NO_ICE_SERVERS)
         if audio:
             self.pc.addTransceiver(Tone(tone), direction="sendonly")
         if video:
-            self.pc.addTransceiver(MovingVideo(), direction="sendonly")
+            self.pc.addTransceiver(video_track or MovingVideo(), direction="sendonly")
         self.location = None
 
     async def start(self):

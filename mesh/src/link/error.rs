@@ -142,11 +142,20 @@ pub enum DatagramError {
         /// The conference handle the datagram named.
         conference: u16,
     },
+    /// A fragment whose count or RTP/RTCP type differs from the earlier
+    /// fragments of its packet.
+    #[error("fragment of packet {packet} disagrees with its earlier fragments")]
+    FragmentMismatch {
+        /// The packet id.
+        packet: u16,
+    },
 }
 
-/// Why [`super::Link::encode_media`] did not produce a datagram. Only
-/// `TooLong` and `NotAnnounced` point at a problem; the rest is the link's
-/// forwarding policy at work (send only what the peer wants).
+/// Why [`super::Link::encode_media`] (or
+/// [`super::Link::encode_media_fragments`]) did not produce a datagram.
+/// Only `TooLong`, `NotAnnounced`, `NoFragments` and `TooManyFragments`
+/// point at a problem; the rest is the link's forwarding policy at work
+/// (send only what the peer wants).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum NotSent {
@@ -173,4 +182,16 @@ pub enum NotSent {
     /// The packet is larger than [`crate::wire::MAX_MEDIA_PACKET`].
     #[error("packet of {0} bytes is too long")]
     TooLong(usize),
+    /// The packet needs fragments and the peer does not accept them.
+    #[error("the peer does not accept fragmented media")]
+    NoFragments,
+    /// The packet does not fit [`crate::wire::MAX_FRAGMENTS`] fragments of
+    /// the connection's datagram size.
+    #[error("a packet of {len} bytes does not fit 8 fragments of {max_datagram} bytes")]
+    TooManyFragments {
+        /// The packet's length.
+        len: usize,
+        /// The datagram size.
+        max_datagram: usize,
+    },
 }

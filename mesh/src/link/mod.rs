@@ -8,14 +8,16 @@
 //! - **in**: [`Link::handle_connected`] / [`Link::handle_disconnected`]
 //!   (a QUIC connection came and went), [`Link::handle_control`] (bytes
 //!   from the control stream), [`Link::handle_datagram`] (one media
-//!   datagram; the hot path returns its [`MediaIn`] directly),
+//!   datagram; the hot path returns its [`MediaIn`] directly, a fragment
+//!   once its packet is complete),
 //!   [`Link::handle_timeout`], and the edge's calls (`open_conference`,
 //!   `add_source`, `subscribe`, …);
 //! - **out**: [`Link::poll_transmit`] (bytes for the control stream),
 //!   [`Link::poll_event`] ([`LinkEvent`]s for the edge),
 //!   [`Link::poll_timeout`] (the next [`Deadline`] and why), and
 //!   [`Link::encode_media`] (one datagram for one of my packets, or why it
-//!   is not sent).
+//!   is not sent) and [`Link::encode_media_fragments`] (the same packet as
+//!   fragments, for a connection whose datagrams are too small for it).
 //!
 //! ## Forwarding rule
 //!
@@ -25,6 +27,17 @@
 //! source in a conference open on the link; the link filters.
 //! [`LinkConfig::forward_unsubscribed`] turns the filter off (for the
 //! bandwidth comparison).
+//!
+//! ## Fragments
+//!
+//! A packet whose datagram would exceed the connection's current datagram
+//! size (before path-MTU discovery, or beyond the path's MTU) goes as up to
+//! [`crate::wire::MAX_FRAGMENTS`] fragment datagrams, if the peer announced
+//! [`Capabilities::FRAGMENTS`]. The receiving link reassembles at most
+//! [`MAX_REASSEMBLING`] packets at a time and gives a packet up once as
+//! many newer ones have begun (counted in [`FragmentStats::incomplete`]);
+//! a complete packet is delivered as a [`MediaIn`] after the same checks
+//! as an unfragmented one.
 //!
 //! ## Reconnects
 //!
@@ -41,6 +54,7 @@ mod config;
 mod error;
 mod event;
 mod local;
+mod reassembly;
 mod remote;
 
 use std::collections::VecDeque;
@@ -54,12 +68,15 @@ use tracing::{debug, info, trace, warn};
 pub use config::{LinkConfig, LinkState};
 pub use error::{DatagramError, LinkError, NotSent, ProtocolViolation, UsageError, close_code};
 pub use event::{Deadline, DownReason, LinkEvent, MediaIn, RemoteSource, TimeoutReason};
+pub use reassembly::{FragmentStats, MAX_REASSEMBLING};
 
 use crate::wire::{
-    Capabilities, ControlFrame, DecodeError, FrameDecoder, GoodbyeReason, Hello, MediaType,
-    PROTOCOL_VERSION, SourceId, SourceInfo, Subscription, decode_datagram, varint,
+    Capabilities, ControlFrame, DecodeError, FragmentSizes, FrameDecoder, GoodbyeReason, Hello,
+    MediaDatagram, MediaType, PROTOCOL_VERSION, SourceId, SourceInfo, Subscription,
+    decode_datagram, encode_fragments, varint,
 };
 use local::LocalState;
+use reassembly::Reassembly;
 use remote::RemoteState;
 
 /// Frames and events on their way out.
@@ -127,6 +144,9 @@ pub struct Link {
     out: Outbox,
     local: LocalState,
     remote: RemoteState,
+    reassembly: Reassembly,
+    /// The id of my next fragmented packet.
+    next_packet_id: u16,
     ping: PingState,
     span: tracing::Span,
 }
@@ -144,6 +164,8 @@ impl Link {
             decoder: FrameDecoder::new(),
             out: Outbox::default(),
             local: LocalState::default(),
+            reassembly: Reassembly::default(),
+            next_packet_id: 0,
             ping: PingState::default(),
             span,
         }
@@ -221,6 +243,7 @@ impl Link {
         self.ping.outstanding = None;
         self.local.disconnected();
         self.remote.disconnected(now, self.config.resync_grace);
+        self.reassembly.clear();
         self.out.emit(LinkEvent::Down { reason });
     }
 
@@ -405,10 +428,14 @@ impl Link {
         Ok(())
     }
 
-    /// One media datagram from the peer. Errors are for counting; the link
-    /// stays up.
-    pub fn handle_datagram(&mut self, datagram: Bytes) -> Result<MediaIn, DatagramError> {
-        let (header, packet) = decode_datagram(&datagram)?;
+    /// One media datagram from the peer: its packet, or `None` for a
+    /// fragment that did not complete one (yet, or a duplicate). Errors are
+    /// for counting; the link stays up.
+    pub fn handle_datagram(&mut self, datagram: Bytes) -> Result<Option<MediaIn>, DatagramError> {
+        let (header, packet, fragment) = match decode_datagram(&datagram)? {
+            MediaDatagram::Packet(header, packet) => (header, packet, None),
+            MediaDatagram::Fragment(f, chunk) => (f.media, chunk, Some(f)),
+        };
         if !self.is_up() {
             return Err(DatagramError::NotUp);
         }
@@ -420,14 +447,28 @@ impl Link {
                     conference: header.conference.get(),
                 });
             }
-            Some(Ok(s)) => s.clone(),
+            Some(Ok(s)) => s,
         };
         let start = datagram.len() - packet.len();
-        Ok(MediaIn {
-            source,
+        let packet = datagram.slice(start..);
+        let packet = match fragment {
+            None => packet,
+            Some(f) => match self.reassembly.push(&f, packet)? {
+                Some(whole) => whole,
+                None => return Ok(None),
+            },
+        };
+        Ok(Some(MediaIn {
+            source: source.clone(),
             ty: header.ty,
-            packet: datagram.slice(start..),
-        })
+            packet,
+        }))
+    }
+
+    /// How many fragmented packets were reassembled, and dropped
+    /// incomplete, over the link's life.
+    pub fn fragment_stats(&self) -> FragmentStats {
+        self.reassembly.stats()
     }
 
     /// Runs timers that are due: Hello deadline, Ping, Pong deadline, resync.
@@ -529,6 +570,43 @@ impl Link {
         header.encode(out);
         out.extend_from_slice(packet);
         Ok(())
+    }
+
+    /// Like [`Link::encode_media`], for a packet whose datagram would exceed
+    /// the connection's `max_datagram` size: writes it as fragment
+    /// datagrams of at most `max_datagram` bytes, one after the other, into
+    /// `out`, and returns their lengths. Refused with
+    /// [`NotSent::NoFragments`] if the peer did not announce
+    /// [`Capabilities::FRAGMENTS`], and with [`NotSent::TooManyFragments`]
+    /// if `max_datagram` is too small for [`crate::wire::MAX_FRAGMENTS`].
+    pub fn encode_media_fragments(
+        &mut self,
+        source: SourceId,
+        ty: MediaType,
+        layer: u8,
+        packet: &[u8],
+        max_datagram: usize,
+        out: &mut BytesMut,
+    ) -> Result<FragmentSizes, NotSent> {
+        let caps = self.peer_capabilities();
+        let header = self.local.media_header(
+            source,
+            ty,
+            layer,
+            packet.len(),
+            caps,
+            self.config.forward_unsubscribed,
+        )?;
+        if !caps.contains(Capabilities::FRAGMENTS) {
+            return Err(NotSent::NoFragments);
+        }
+        let sizes = encode_fragments(header, self.next_packet_id, packet, max_datagram, out)
+            .ok_or(NotSent::TooManyFragments {
+                len: packet.len(),
+                max_datagram,
+            })?;
+        self.next_packet_id = self.next_packet_id.wrapping_add(1);
+        Ok(sizes)
     }
 
     /// Whether [`Link::encode_media`] would send a packet of my `source`

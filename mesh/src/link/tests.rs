@@ -13,6 +13,8 @@ use crate::wire::{
     SourceInfo,
 };
 
+mod fragments;
+
 fn edge(s: &str) -> EdgeId {
     EdgeId::new(s).unwrap()
 }
@@ -194,7 +196,8 @@ impl Pair {
             .map_err(|e| format!("not sent: {e}"))?;
         self.b
             .handle_datagram(buf.freeze())
-            .map_err(|e| format!("dropped: {e}"))
+            .map_err(|e| format!("dropped: {e}"))?
+            .ok_or_else(|| "a whole packet delivered nothing".to_string())
     }
 }
 

@@ -3,6 +3,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::link::FragmentStats;
+
 /// Counters for one link (one peer edge), over the node's life and across
 /// reconnects. Updated with relaxed atomics on the hot path.
 #[derive(Debug, Default)]
@@ -14,6 +16,7 @@ pub struct LinkMetrics {
     pub(crate) control_tx_bytes: AtomicU64,
     pub(crate) control_rx_bytes: AtomicU64,
     pub(crate) media_not_wanted: AtomicU64,
+    pub(crate) fragmented_tx_packets: AtomicU64,
     pub(crate) dropped_too_big: AtomicU64,
     pub(crate) dropped_congestion: AtomicU64,
     pub(crate) rx_malformed: AtomicU64,
@@ -34,14 +37,22 @@ pub(crate) fn add(c: &AtomicU64, n: usize) {
 /// A copy of a link's counters at one moment.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LinkMetricsSnapshot {
-    /// Media datagrams sent.
+    /// Media packets sent (a fragmented packet counts once).
     pub media_tx_packets: u64,
-    /// Media datagram bytes sent (octo header included, QUIC overhead not).
+    /// Media datagram bytes sent (octo headers included, QUIC overhead not).
     pub media_tx_bytes: u64,
-    /// Media datagrams received and accepted.
+    /// Media packets received and accepted (a reassembled packet counts once).
     pub media_rx_packets: u64,
-    /// Their bytes.
+    /// Bytes of the media datagrams received and accepted (fragments too).
     pub media_rx_bytes: u64,
+    /// Of the packets sent, how many went as fragments (their datagram
+    /// exceeded the connection's `max_datagram_size()`).
+    pub fragmented_tx_packets: u64,
+    /// Of the packets received, how many were reassembled from fragments.
+    pub reassembled_rx_packets: u64,
+    /// Fragmented packets dropped with fragments missing (evicted by newer
+    /// ones, or pending when the connection went down).
+    pub fragments_incomplete: u64,
     /// Control stream bytes written.
     pub control_tx_bytes: u64,
     /// Control stream bytes read.
@@ -75,8 +86,13 @@ impl LinkMetrics {
         );
     }
 
-    /// Reads every counter.
-    pub fn snapshot(&self, quic_rtt: Option<Duration>) -> LinkMetricsSnapshot {
+    /// Reads every counter; `quic_rtt` and `fragments` come from the
+    /// connection and the link.
+    pub fn snapshot(
+        &self,
+        quic_rtt: Option<Duration>,
+        fragments: FragmentStats,
+    ) -> LinkMetricsSnapshot {
         let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let rtt = g(&self.rtt_us);
         LinkMetricsSnapshot {
@@ -84,6 +100,9 @@ impl LinkMetrics {
             media_tx_bytes: g(&self.media_tx_bytes),
             media_rx_packets: g(&self.media_rx_packets),
             media_rx_bytes: g(&self.media_rx_bytes),
+            fragmented_tx_packets: g(&self.fragmented_tx_packets),
+            reassembled_rx_packets: fragments.reassembled,
+            fragments_incomplete: fragments.incomplete,
             control_tx_bytes: g(&self.control_tx_bytes),
             control_rx_bytes: g(&self.control_rx_bytes),
             media_not_wanted: g(&self.media_not_wanted),

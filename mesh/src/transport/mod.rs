@@ -40,16 +40,26 @@ pub use peer::{LinkHandle, SendError};
 
 use crate::link::{Link, LinkConfig, LinkEvent, MediaIn, close_code};
 use crate::tls::{self, Credentials, IdentityError, TlsError};
-use crate::wire::MAX_DATAGRAM;
+use crate::wire::{MAX_MEDIA_HEADER, MIN_FRAGMENT_DATAGRAM};
 use connect::{accept_loop, dial_loop};
 use peer::{Peer, Shared};
 
 /// The UDP payload size octo assumes every path carries (quinn's
-/// `initial_mtu` and `min_mtu`): a [`MAX_DATAGRAM`] (1208 bytes) plus the
-/// worst-case QUIC short-header and DATAGRAM frame overhead (≈ 38 bytes)
-/// is 1246; 1280 leaves room. quinn's default of 1200 would not fit a full
-/// RTP packet. MTU discovery still raises it where the path allows.
+/// `initial_mtu` and `min_mtu`), the floor under path-MTU discovery. At
+/// 1280 a connection's datagrams hold ≈ 1246 bytes (QUIC's short header
+/// and DATAGRAM frame take ≤ 38): a 1200-byte packet (str0m, Chromium)
+/// plus its header fits one datagram; quinn's default of 1200 would not.
+/// A bigger packet (aiortc's 1300-byte VP8, up to
+/// [`crate::wire::MAX_MEDIA_PACKET`]) goes as fragments until MTU
+/// discovery raises the size (up to [`OCTO_MAX_MTU`]).
 pub const OCTO_MTU: u16 = 1280;
+
+/// The upper bound of quinn's path-MTU discovery: 1452, the UDP payload of
+/// a 1500-byte Ethernet path under IPv6 (IPv4 leaves 1472). Datagrams then
+/// hold ≈ 1418 bytes, so aiortc's 1300-byte packets plus header go whole.
+/// quinn also caps discovery at the peer's `max_udp_payload_size`
+/// (quinn's default 1472).
+pub const OCTO_MAX_MTU: u16 = 1452;
 
 /// Settings for an [`OctoNode`].
 #[derive(Debug, Clone)]
@@ -75,6 +85,9 @@ pub struct OctoConfig {
     pub higher_dial_delay: Duration,
     /// UDP payload size assumed on every path ([`OCTO_MTU`]).
     pub mtu: u16,
+    /// The largest UDP payload path-MTU discovery tries ([`OCTO_MAX_MTU`]);
+    /// at or below `mtu`, discovery is off.
+    pub max_mtu: u16,
     /// QUIC's outgoing datagram buffer. When full, new media is dropped
     /// (and counted) rather than queued: old media is worthless.
     pub datagram_send_buffer: usize,
@@ -89,8 +102,9 @@ pub struct OctoConfig {
 
 impl OctoConfig {
     /// Defaults: keep-alive 1 s, idle timeout 5 s, handshake 5 s, backoff
-    /// 100 ms … 5 s, higher-id dial delay 2 s, MTU 1280, 256 KiB datagram
-    /// buffer, 8192 events, 4-byte connection ids.
+    /// 100 ms … 5 s, higher-id dial delay 2 s, MTU 1280 raised by discovery
+    /// up to 1452, 256 KiB datagram buffer, 8192 events, 4-byte connection
+    /// ids.
     pub fn new(edge: EdgeId, region: RegionId, bind: SocketAddr, credentials: Credentials) -> Self {
         Self {
             link: LinkConfig::new(edge, region),
@@ -103,6 +117,7 @@ impl OctoConfig {
             backoff_max: Duration::from_secs(5),
             higher_dial_delay: Duration::from_secs(2),
             mtu: OCTO_MTU,
+            max_mtu: OCTO_MAX_MTU,
             datagram_send_buffer: 256 * 1024,
             event_capacity: 8192,
             cid_len: 4,
@@ -273,8 +288,11 @@ impl std::fmt::Debug for OctoNode {
 
 fn transport_config(config: &OctoConfig) -> Result<Arc<quinn::TransportConfig>, TransportError> {
     let mut t = quinn::TransportConfig::default();
+    let mut mtu_discovery = quinn::MtuDiscoveryConfig::default();
+    mtu_discovery.upper_bound(config.max_mtu);
     t.initial_mtu(config.mtu)
         .min_mtu(config.mtu)
+        .mtu_discovery_config((config.max_mtu > config.mtu).then_some(mtu_discovery))
         .keep_alive_interval(Some(config.keep_alive))
         .max_idle_timeout(Some(
             config
@@ -418,7 +436,9 @@ impl OctoNode {
         endpoint.wait_idle().await;
     }
 
-    fn close(&self) {
+    /// Closes every link (QUIC close, code 0) without waiting: peers learn
+    /// at once instead of after their idle timeout.
+    pub fn close(&self) {
         self.inner
             .endpoint
             .close(VarInt::from_u32(close_code::NORMAL), b"shutdown");
@@ -440,5 +460,11 @@ impl Drop for OctoNode {
     }
 }
 
-// A full RTP packet plus header plus QUIC's worst-case overhead fits OCTO_MTU.
-const _: () = assert!(MAX_DATAGRAM + 38 <= OCTO_MTU as usize);
+/// QUIC's worst-case short-header and DATAGRAM frame overhead, in bytes.
+const QUIC_DATAGRAM_OVERHEAD: usize = 38;
+// At OCTO_MTU every packet fits its 8 fragments (a full packet need not fit
+// one datagram), and a 1200-byte packet goes whole.
+const _: () = assert!(MIN_FRAGMENT_DATAGRAM + QUIC_DATAGRAM_OVERHEAD <= OCTO_MTU as usize);
+const _: () = assert!(1200 + MAX_MEDIA_HEADER + QUIC_DATAGRAM_OVERHEAD <= OCTO_MTU as usize);
+// Discovery can raise datagrams above aiortc's 1300-byte packets plus header.
+const _: () = assert!(1300 + MAX_MEDIA_HEADER + QUIC_DATAGRAM_OVERHEAD <= OCTO_MAX_MTU as usize);

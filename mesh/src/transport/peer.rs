@@ -13,7 +13,10 @@ use tracing::{Instrument, debug, trace, warn};
 use super::OctoEvent;
 use super::metrics::{LinkMetrics, LinkMetricsSnapshot, add, inc};
 use crate::link::{DownReason, Link, LinkError, LinkEvent, NotSent, UsageError, close_code};
-use crate::wire::{GoodbyeReason, MAX_DATAGRAM, MediaType, SourceId, SourceInfo, Subscription};
+use crate::wire::{
+    GoodbyeReason, MAX_DATAGRAM, MIN_FRAGMENT_DATAGRAM, MediaType, SourceId, SourceInfo,
+    Subscription,
+};
 
 /// A connection handed to a peer's driver by the dialer or the acceptor.
 pub(crate) struct NewConn {
@@ -58,7 +61,9 @@ pub enum SendError {
     /// The link's forwarding rule or state (not wanted, not up, …).
     #[error(transparent)]
     NotSent(#[from] NotSent),
-    /// Larger than the connection's `max_datagram_size()`: dropped and counted.
+    /// Larger than the connection's `max_datagram_size()` and the peer
+    /// does not accept fragments (or 8 fragments are not enough): dropped
+    /// and counted.
     #[error("datagram of {len} bytes exceeds the path's {max}")]
     TooBig {
         /// Datagram length.
@@ -190,9 +195,11 @@ impl LinkHandle {
     }
 
     /// Sends one RTP or RTCP packet of my source as a datagram, if the peer
-    /// wants it (see [`Link::encode_media`]). Never blocks: a packet that
-    /// does not fit the path or meets a full send buffer is dropped and
-    /// counted.
+    /// wants it (see [`Link::encode_media`]). A packet whose datagram
+    /// exceeds the connection's `max_datagram_size()` goes as fragments
+    /// ([`Link::encode_media_fragments`]) to a peer that accepts them.
+    /// Never blocks: a packet that cannot be sent whole or in fragments, or
+    /// meets a full send buffer, is dropped and counted.
     pub fn send_media(
         &self,
         source: SourceId,
@@ -216,8 +223,7 @@ impl LinkHandle {
         let len = buf.len();
         let max = conn.max_datagram_size().unwrap_or(0);
         if len > max {
-            inc(&m.dropped_too_big);
-            return Err(SendError::TooBig { len, max });
+            return self.send_fragments(&conn, source, ty, layer, packet, buf);
         }
         if conn.datagram_send_buffer_space() < len {
             inc(&m.dropped_congestion);
@@ -235,6 +241,59 @@ impl LinkHandle {
             }
             Err(_) => Err(NotSent::NotUp.into()),
         }
+    }
+
+    /// The cold path of [`LinkHandle::send_media`]: the packet's datagram
+    /// in `buf` exceeds the connection's datagram size.
+    #[cold]
+    fn send_fragments(
+        &self,
+        conn: &Connection,
+        source: SourceId,
+        ty: MediaType,
+        layer: u8,
+        packet: &[u8],
+        mut buf: BytesMut,
+    ) -> Result<(), SendError> {
+        let m = &self.peer.metrics;
+        let len = buf.len();
+        buf.clear();
+        let max = conn.max_datagram_size().unwrap_or(0);
+        let encoded = self
+            .peer
+            .lock()
+            .link
+            .encode_media_fragments(source, ty, layer, packet, max, &mut buf);
+        let sizes = match encoded {
+            Ok(sizes) => sizes,
+            Err(NotSent::NoFragments | NotSent::TooManyFragments { .. }) => {
+                inc(&m.dropped_too_big);
+                return Err(SendError::TooBig { len, max });
+            }
+            // The link changed since `send_media` looked (unsubscribed, down).
+            Err(e) => return Err(e.into()),
+        };
+        let total = sizes.total();
+        if conn.datagram_send_buffer_space() < total {
+            inc(&m.dropped_congestion);
+            return Err(SendError::Congested);
+        }
+        let mut all = buf.freeze();
+        for &n in sizes.datagrams() {
+            match conn.send_datagram(all.split_to(n)) {
+                Ok(()) => {}
+                // The path shrank (black-hole detection) between fragments.
+                Err(quinn::SendDatagramError::TooLarge) => {
+                    inc(&m.dropped_too_big);
+                    return Err(SendError::TooBig { len: n, max });
+                }
+                Err(_) => return Err(NotSent::NotUp.into()),
+            }
+        }
+        inc(&m.media_tx_packets);
+        inc(&m.fragmented_tx_packets);
+        add(&m.media_tx_bytes, total);
+        Ok(())
     }
 
     /// The current connection's `max_datagram_size()`, if connected.
@@ -260,8 +319,11 @@ impl LinkHandle {
 
     /// The link's counters.
     pub fn metrics(&self) -> LinkMetricsSnapshot {
-        let quic_rtt = self.quic_rtt();
-        self.peer.metrics.snapshot(quic_rtt)
+        let (quic_rtt, fragments) = {
+            let s = self.peer.lock();
+            (s.conn.as_ref().map(|c| c.rtt()), s.link.fragment_stats())
+        };
+        self.peer.metrics.snapshot(quic_rtt, fragments)
     }
 }
 
@@ -445,11 +507,14 @@ fn install(
     }
     inc(&m.connections);
     match new.conn.max_datagram_size() {
-        Some(max) if max >= MAX_DATAGRAM => trace!(max, "datagram size ok"),
+        Some(max) if max >= MAX_DATAGRAM => trace!(max, "datagram size fits every packet"),
+        Some(max) if max >= MIN_FRAGMENT_DATAGRAM => {
+            trace!(max, "datagram size; larger packets go as fragments")
+        }
         other => warn!(
             ?other,
-            need = MAX_DATAGRAM,
-            "the path's datagram size is below a full RTP packet plus header; big packets will be dropped"
+            need = MIN_FRAGMENT_DATAGRAM,
+            "the path's datagram size is too small even for fragments; big packets will be dropped"
         ),
     }
     let datagrams = tokio::spawn(
@@ -479,7 +544,9 @@ async fn read_datagrams(peer: Arc<Peer>, conn: Connection, events: mpsc::Sender<
         let len = datagram.len();
         let r = peer.lock().link.handle_datagram(datagram);
         match r {
-            Ok(media) => {
+            // A fragment; its packet is not complete yet.
+            Ok(None) => add(&m.media_rx_bytes, len),
+            Ok(Some(media)) => {
                 inc(&m.media_rx_packets);
                 add(&m.media_rx_bytes, len);
                 match events.try_send(OctoEvent::Media(media)) {

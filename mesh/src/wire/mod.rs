@@ -6,7 +6,10 @@
 //!   ordered bidirectional stream. [`FrameDecoder`] reassembles them from
 //!   stream chunks; [`ControlFrame::encode`] writes one.
 //! - **Media** ([`MediaHeader`]): one RTP or RTCP packet per QUIC datagram
-//!   behind a header of at most [`MAX_MEDIA_HEADER`] bytes.
+//!   behind a header of at most [`MAX_MEDIA_HEADER`] bytes, or — when the
+//!   packet does not fit the connection's datagram size — split into at
+//!   most [`MAX_FRAGMENTS`] fragment datagrams ([`FragmentHeader`],
+//!   [`encode_fragments`]) that the receiving link reassembles.
 //!
 //! Integers are QUIC varints ([`varint`]) unless a field is stated as a
 //! fixed-width big-endian integer; strings are a varint byte length and
@@ -18,6 +21,7 @@
 //! packet sizes) is checked before anything is allocated.
 
 mod control;
+mod fragment;
 mod framing;
 mod media;
 mod reader;
@@ -25,8 +29,9 @@ mod types;
 pub mod varint;
 
 pub use control::{ControlFrame, FrameType, Hello};
+pub use fragment::{FragmentHeader, FragmentSizes, encode_fragments};
 pub use framing::FrameDecoder;
-pub use media::{MediaHeader, MediaType, decode_datagram};
+pub use media::{MediaDatagram, MediaHeader, MediaType, check_packet, decode_datagram};
 pub use types::{
     Capabilities, Codec, ConferenceHandle, GoodbyeReason, Layer, MediaKind, SourceHandle, SourceId,
     SourceInfo, Subscription,
@@ -54,15 +59,31 @@ pub const MAX_RID_LEN: usize = 16;
 /// The most simulcast layers one source may have.
 pub const MAX_LAYERS: usize = 8;
 
-/// The largest RTP or RTCP packet carried in one datagram: str0m's default
-/// MTU of 1150 bytes for the SRTP payload plus room for SRTP's auth tag,
-/// header extensions and RTX, rounded up. Bigger packets are refused.
-pub const MAX_MEDIA_PACKET: usize = 1200;
+/// The largest RTP or RTCP packet an octo link carries: every packet an
+/// edge can accept from a client. The edge's media socket reads each UDP
+/// datagram into a 2048-byte buffer (`edge/src/socket.rs`), so an SRTP
+/// packet from a client is at most 2048 bytes; decrypted (SRTP's auth tag
+/// gone) and rewritten for the link (12-byte header, at most the 8-byte
+/// audio-level extension, the payload unchanged) it is no longer. An SFU
+/// must forward every packet it accepted: aiortc sends 1300-byte VP8
+/// packets, other clients more. Bigger packets are refused.
+pub const MAX_MEDIA_PACKET: usize = 2048;
 /// The longest media header: type (1 byte) + conference handle (≤ 2 bytes)
 /// + source handle (≤ 4 bytes) = 7, rounded up to the protocol's promise of 8.
 pub const MAX_MEDIA_HEADER: usize = 8;
-/// The largest media datagram payload an octo link must carry.
+/// The largest whole-packet media datagram (a [`MAX_MEDIA_PACKET`] behind
+/// a [`MAX_MEDIA_HEADER`]). A path need not carry it: a packet whose
+/// datagram exceeds the connection's datagram size goes as fragments.
 pub const MAX_DATAGRAM: usize = MAX_MEDIA_PACKET + MAX_MEDIA_HEADER;
+/// The most fragments one packet is split into.
+pub const MAX_FRAGMENTS: usize = 8;
+/// The longest fragment header: a media header (≤ 7 bytes) + packet id
+/// (2) + fragment byte (1) = 10, rounded up to [`MAX_MEDIA_HEADER`] + 3.
+pub const MAX_FRAGMENT_HEADER: usize = MAX_MEDIA_HEADER + 3;
+/// The smallest datagram size at which every packet of up to
+/// [`MAX_MEDIA_PACKET`] bytes still fits in [`MAX_FRAGMENTS`] fragments.
+pub const MIN_FRAGMENT_DATAGRAM: usize =
+    MAX_FRAGMENT_HEADER + MAX_MEDIA_PACKET.div_ceil(MAX_FRAGMENTS);
 
 /// Why bytes from the network are not a valid octo frame or datagram.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -135,6 +156,17 @@ pub enum DecodeError {
         len: usize,
         /// The limit.
         max: usize,
+    },
+    /// A fragment datagram whose fragment count is not 1–[`MAX_FRAGMENTS`].
+    #[error("fragment count {0} is not 1-8")]
+    FragmentCount(u8),
+    /// A fragment datagram whose index is not below its fragment count.
+    #[error("fragment index {index} is not below the fragment count {count}")]
+    FragmentIndex {
+        /// The fragment's index.
+        index: u8,
+        /// The packet's fragment count.
+        count: u8,
     },
     /// A media datagram whose payload is not an RTP or RTCP packet.
     #[error("not an {expected} packet: {reason}")]

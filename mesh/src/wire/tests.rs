@@ -193,7 +193,9 @@ proptest! {
         prop_assert_eq!(buf.len(), header.encoded_len());
         prop_assert!(buf.len() <= MAX_MEDIA_HEADER);
         buf.extend_from_slice(&packet);
-        let (h, p) = decode_datagram(&buf).unwrap();
+        let MediaDatagram::Packet(h, p) = decode_datagram(&buf).unwrap() else {
+            panic!("a whole packet")
+        };
         prop_assert_eq!(h, header);
         prop_assert_eq!(p, &packet[..]);
     }
@@ -233,7 +235,7 @@ fn hello_is_byte_exact() {
     assert_eq!(
         body(&hello()),
         [
-            0x01, 0x01, 0x06, b'e', b'd', b'g', b'e', b'-', b'1', 0x02, b'e', b'u', 0x07
+            0x01, 0x01, 0x06, b'e', b'd', b'g', b'e', b'-', b'1', 0x02, b'e', b'u', 0x0f
         ]
     );
     let header = MediaHeader {
@@ -438,4 +440,168 @@ fn subscription_selects_one_layer() {
         2,
         "no limit: the best"
     );
+}
+
+fn rtp_packet(len: usize) -> Vec<u8> {
+    let mut p = vec![0x80, 96, 0x12, 0x34, 0, 0, 0, 1, 0, 0, 0x03, 0xe9];
+    p.extend((0..len - 12).map(|i| (i % 251) as u8));
+    p
+}
+
+fn video_header() -> MediaHeader {
+    MediaHeader {
+        ty: MediaType::Rtp,
+        conference: ConferenceHandle::new(3).unwrap(),
+        source: SourceHandle::new(70).unwrap(),
+    }
+}
+
+/// The fragment datagrams `encode_fragments` wrote, decoded.
+fn fragments(packet: &[u8], max: usize) -> Vec<(FragmentHeader, Vec<u8>)> {
+    let mut out = BytesMut::new();
+    let sizes = encode_fragments(video_header(), 9, packet, max, &mut out).unwrap();
+    assert_eq!(sizes.total(), out.len());
+    let mut out = out.freeze();
+    sizes
+        .datagrams()
+        .iter()
+        .map(|n| {
+            let d = out.split_to(*n);
+            assert!(d.len() <= max);
+            match decode_datagram(&d).unwrap() {
+                MediaDatagram::Fragment(h, chunk) => (h, chunk.to_vec()),
+                other => panic!("not a fragment: {other:?}"),
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn fragments_split_evenly_and_concatenate_to_the_packet() {
+    for (len, max, count) in [(1300, 700, 2), (2000, 600, 4), (2048, 267, 8), (13, 16, 2)] {
+        let packet = rtp_packet(len);
+        let got = fragments(&packet, max);
+        assert_eq!(got.len(), count, "{len} bytes at {max}");
+        let mut whole = Vec::new();
+        for (i, (h, chunk)) in got.iter().enumerate() {
+            assert_eq!((h.index, h.count, h.packet), (i as u8, count as u8, 9));
+            assert_eq!(h.media, video_header());
+            assert!(chunk.len() >= got[0].1.len() - 1 || i == count - 1);
+            whole.extend_from_slice(chunk);
+        }
+        assert_eq!(whole, packet);
+    }
+    // MIN_FRAGMENT_DATAGRAM is enough for the largest packet.
+    assert_eq!(
+        fragments(&rtp_packet(MAX_MEDIA_PACKET), MIN_FRAGMENT_DATAGRAM).len(),
+        MAX_FRAGMENTS
+    );
+}
+
+#[test]
+fn fragment_header_is_byte_exact() {
+    // Documented in docs/PROTOCOL.md: RTCP, packet 0x0102, fragment 1 of 3.
+    let h = FragmentHeader {
+        media: MediaHeader {
+            ty: MediaType::Rtcp,
+            ..video_header()
+        },
+        packet: 0x0102,
+        index: 1,
+        count: 3,
+    };
+    let mut b = Vec::new();
+    h.encode(&mut b);
+    assert_eq!(b, [0x03, 0x03, 0x40, 0x46, 0x01, 0x02, 0x93]);
+    assert_eq!(b.len(), h.encoded_len());
+    b.push(0xaa);
+    assert_eq!(
+        decode_datagram(&b),
+        Ok(MediaDatagram::Fragment(h, &[0xaa][..]))
+    );
+}
+
+#[test]
+fn fragments_that_cannot_be_made_are_refused() {
+    let mut out = BytesMut::new();
+    let h = video_header();
+    // Nine fragments would be needed.
+    assert_eq!(
+        encode_fragments(h, 0, &rtp_packet(2048), 262, &mut out),
+        None
+    );
+    // No room for a byte behind the header, an empty or oversized packet.
+    assert_eq!(encode_fragments(h, 0, &rtp_packet(100), 7, &mut out), None);
+    assert_eq!(encode_fragments(h, 0, &[], 1000, &mut out), None);
+    let big = vec![0x80; MAX_MEDIA_PACKET + 1];
+    assert_eq!(encode_fragments(h, 0, &big, 1000, &mut out), None);
+    assert!(out.is_empty());
+}
+
+#[test]
+fn malformed_fragment_headers_are_typed_errors() {
+    // type 3, conference 0, source 0, packet 0, then the fragment byte.
+    let frag = |b: u8, chunk: &[u8]| {
+        let mut d = vec![0x03, 0x00, 0x00, 0x00, 0x00, b];
+        d.extend_from_slice(chunk);
+        d
+    };
+    assert!(decode_datagram(&frag(0x12, b"x")).is_ok());
+    assert_eq!(
+        decode_datagram(&frag(0x00, b"x")),
+        Err(DecodeError::FragmentCount(0))
+    );
+    assert_eq!(
+        decode_datagram(&frag(0x09, b"x")),
+        Err(DecodeError::FragmentCount(9))
+    );
+    assert_eq!(
+        decode_datagram(&frag(0x0f, b"x")),
+        Err(DecodeError::FragmentCount(15))
+    );
+    assert_eq!(
+        decode_datagram(&frag(0x22, b"x")),
+        Err(DecodeError::FragmentIndex { index: 2, count: 2 })
+    );
+    // Index 7 of 8, RTCP: the largest valid fragment byte.
+    assert!(decode_datagram(&frag(0xf8, b"x")).is_ok());
+    // An empty chunk, a cut header, an oversized chunk.
+    assert_eq!(
+        decode_datagram(&frag(0x12, b"")),
+        Err(DecodeError::Truncated)
+    );
+    assert_eq!(
+        decode_datagram(&[0x03, 0x00, 0x00, 0x00]),
+        Err(DecodeError::Truncated)
+    );
+    assert!(matches!(
+        decode_datagram(&frag(0x12, &[0x80; MAX_MEDIA_PACKET + 1])),
+        Err(DecodeError::PacketTooLong { .. })
+    ));
+}
+
+proptest! {
+    #[test]
+    fn any_packet_round_trips_through_fragments(
+        len in 12..=MAX_MEDIA_PACKET,
+        max in MIN_FRAGMENT_DATAGRAM..1500,
+        id in any::<u16>(),
+    ) {
+        let packet = rtp_packet(len);
+        let mut out = BytesMut::new();
+        let sizes = encode_fragments(video_header(), id, &packet, max, &mut out).unwrap();
+        prop_assert!(sizes.datagrams().len() <= MAX_FRAGMENTS);
+        let mut out = out.freeze();
+        let mut whole = Vec::new();
+        for n in sizes.datagrams() {
+            let d = out.split_to(*n);
+            prop_assert!(d.len() <= max);
+            let MediaDatagram::Fragment(h, chunk) = decode_datagram(&d).unwrap() else {
+                panic!("a fragment")
+            };
+            prop_assert_eq!(h.packet, id);
+            whole.extend_from_slice(chunk);
+        }
+        prop_assert_eq!(whole, packet);
+    }
 }

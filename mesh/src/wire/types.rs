@@ -334,8 +334,12 @@ impl Capabilities {
     /// The edge sends and understands ENDPOINT_MUTED (a peer without it
     /// skips the frame, as every unknown frame).
     pub const MUTE: Capabilities = Capabilities(1 << 2);
+    /// The edge accepts fragment datagrams (type 3) and reassembles them: a
+    /// packet too big for the connection's datagram size may be split.
+    pub const FRAGMENTS: Capabilities = Capabilities(1 << 3);
     /// Everything this version implements.
-    pub const ALL: Capabilities = Capabilities(Self::RTCP.0 | Self::SIMULCAST.0 | Self::MUTE.0);
+    pub const ALL: Capabilities =
+        Capabilities(Self::RTCP.0 | Self::SIMULCAST.0 | Self::MUTE.0 | Self::FRAGMENTS.0);
 
     /// From raw bits (masked to the 62 bits a varint can hold).
     pub fn from_bits(bits: u64) -> Self {
