@@ -52,6 +52,8 @@ enum Command {
     Selector(cli::selector::Args),
     /// Start a local mesh on loopback (no setup needed).
     Dev(cli::dev::Args),
+    /// Drain an edge: no new participants; optionally move the current ones.
+    Drain(cli::drain::Args),
     /// Run a latency study (simulations) from a scenario file.
     Sim(cli::sim::Args),
     /// Load edges with many WebRTC participants and measure them.
@@ -71,6 +73,7 @@ fn main() -> ExitCode {
         Command::Edge(a) => a.run(),
         Command::Selector(a) => a.run(),
         Command::Dev(a) => a.run(cli.log_format),
+        Command::Drain(a) => a.run(),
         Command::Sim(a) => a.run(),
         Command::Loadgen(a) => a.run(),
     };

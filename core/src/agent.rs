@@ -10,6 +10,8 @@
 //! - `POST /agent/v1/register` [`RegisterRequest`] → [`RegisterResponse`]
 //! - `POST /agent/v1/heartbeat` [`Heartbeat`] → [`HeartbeatResponse`]
 //! - `POST /agent/v1/participants` [`ParticipantReport`] → [`ParticipantReportResponse`]
+//! - `GET /agent/v1/placements?after=…` → [`PlacementPage`]
+//! - `POST /agent/v1/leave` [`LeaveRequest`] → [`LeaveResponse`]
 
 use std::collections::BTreeMap;
 
@@ -25,6 +27,13 @@ pub const REGISTER_PATH: &str = "/agent/v1/register";
 pub const HEARTBEAT_PATH: &str = "/agent/v1/heartbeat";
 /// `POST`: participants that joined or left the calling edge.
 pub const PARTICIPANTS_PATH: &str = "/agent/v1/participants";
+/// `GET`: the placements the cluster records on the calling edge (paged).
+pub const PLACEMENTS_PATH: &str = "/agent/v1/placements";
+/// `POST`: the calling edge is shutting down: place nobody there, move its
+/// participants.
+pub const LEAVE_PATH: &str = "/agent/v1/leave";
+/// Most placements in one [`PlacementPage`].
+pub const PLACEMENT_PAGE: usize = 5000;
 
 /// Longest `boot_id`, in bytes.
 pub const MAX_BOOT_ID_LEN: usize = 64;
@@ -52,6 +61,23 @@ pub struct RegisterRequest {
     /// `http://{http}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base_url: Option<String>,
+    /// How the edge describes itself, from its own topology: used only
+    /// when the selector's topology does not list it (an edge added at
+    /// runtime; its certificate must still come from the cluster CA).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub describe: Option<EdgeDescription>,
+}
+
+/// An edge's own account of where it is and what it carries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EdgeDescription {
+    /// Its region (one the selectors' topology knows).
+    pub region: RegionId,
+    /// Participants at stress 1.0.
+    pub capacity: u32,
+    /// The address in its ICE candidates (GeoDNS answers with it).
+    pub public_ip: std::net::IpAddr,
 }
 
 /// `POST /agent/v1/register` response body.
@@ -79,6 +105,10 @@ pub struct SelectorEndpoint {
     pub id: SelectorId,
     /// `https://{raft address}` (verify the certificate against `id`).
     pub url: String,
+    /// Its public API base URL (`http://{api address}`): where browsers
+    /// that open an edge's page are sent to join.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api: Option<String>,
 }
 
 /// `POST /agent/v1/heartbeat` request body (default once per second to
@@ -104,6 +134,10 @@ pub struct Heartbeat {
     /// Measured RTTs of octo links to other edges.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub links: Vec<LinkRtt>,
+    /// [`participant_digest`] of the participants connected now: a
+    /// selector whose record of this edge differs answers `resync`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<u64>,
 }
 
 /// One octo link round trip.
@@ -127,6 +161,19 @@ pub struct HeartbeatResponse {
     pub conferences: BTreeMap<ConferenceId, Vec<EdgeId>>,
     /// How often to heartbeat, in milliseconds.
     pub heartbeat_interval_ms: u64,
+    /// Move the current participants away (one by one; an operator's
+    /// `drain --migrate`, or the edge's own shutdown).
+    #[serde(default)]
+    pub migrate: bool,
+    /// The cluster's record of this edge's participants differs from the
+    /// heartbeat's `digest`: compare with `GET /agent/v1/placements` and
+    /// report the difference.
+    #[serde(default)]
+    pub resync: bool,
+    /// Every selector node now (nodes are added and removed at runtime):
+    /// heartbeat each of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub selectors: Vec<SelectorEndpoint>,
 }
 
 /// `POST /agent/v1/participants` request body.
@@ -149,6 +196,87 @@ pub struct ParticipantRef {
     pub conference: ConferenceId,
     /// The participant.
     pub participant: ParticipantId,
+    /// When the session started on the reporting edge, Unix ms (`joined`
+    /// only): when two edges hold the same participant, the newer session
+    /// is the real one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since_ms: Option<u64>,
+}
+
+impl ParticipantRef {
+    /// A reference without a session time.
+    pub fn new(conference: ConferenceId, participant: ParticipantId) -> Self {
+        Self {
+            conference,
+            participant,
+            since_ms: None,
+        }
+    }
+}
+
+/// The digest of a set of participants: the XOR of each one's 64-bit
+/// FNV-1a hash over `conference \0 participant`. Order-free, so an edge and
+/// a selector compute it the same way and both keep it up to date in O(1)
+/// per change (XOR in on join, XOR out on leave).
+pub fn participant_digest<'a>(
+    set: impl IntoIterator<Item = (&'a ConferenceId, &'a ParticipantId)>,
+) -> u64 {
+    set.into_iter()
+        .fold(0, |d, (c, p)| d ^ participant_hash(c, p))
+}
+
+/// One participant's term of [`participant_digest`].
+pub fn participant_hash(conference: &ConferenceId, participant: &ParticipantId) -> u64 {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    let mut h = OFFSET;
+    for b in conference
+        .as_str()
+        .bytes()
+        .chain([0])
+        .chain(participant.as_str().bytes())
+    {
+        h = (h ^ u64::from(b)).wrapping_mul(PRIME);
+    }
+    h
+}
+
+/// `GET /agent/v1/placements` response body: the calling edge's
+/// placements in (conference, participant) order, at most
+/// [`PLACEMENT_PAGE`]; `next` is the `after` of the next page.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlacementPage {
+    /// Placements on the edge.
+    pub placements: Vec<PlacementEntry>,
+    /// `conference/participant` to pass as `after` for the next page; absent on the last.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}
+
+/// One placement on the calling edge.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlacementEntry {
+    /// The conference.
+    pub conference: ConferenceId,
+    /// The participant.
+    pub participant: ParticipantId,
+    /// The edge reported it connected (else the client is on its way).
+    pub confirmed: bool,
+}
+
+/// `POST /agent/v1/leave` request body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeaveRequest {
+    /// The `boot_id` the edge registered with.
+    pub boot_id: String,
+}
+
+/// `POST /agent/v1/leave` response body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LeaveResponse {
+    /// The edge now takes no new participants.
+    pub draining: bool,
 }
 
 /// `POST /agent/v1/participants` response body.
@@ -161,6 +289,10 @@ pub struct ParticipantReportResponse {
     /// `left` entries that were not on this edge (already released or
     /// placed elsewhere).
     pub ignored: u32,
+    /// `joined` entries not recorded because the participant is connected
+    /// to another edge by a newer session: end these sessions here.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub moved: Vec<ParticipantRef>,
 }
 
 /// Why an agent request body is refused.

@@ -15,6 +15,10 @@ pub const MAX_DISPLAY_NAME: usize = 64;
 pub const MAX_PROBES: usize = 32;
 /// Probe RTTs above this are not measurements (10 s).
 pub const MAX_PROBE_RTT_MS: f64 = 10_000.0;
+/// Most edges one join may exclude.
+pub const MAX_EXCLUDE: usize = 16;
+/// Longest rejoin secret accepted, in bytes (a base64url Ed25519 signature is 86).
+pub const MAX_REJOIN_SECRET: usize = 128;
 
 /// `POST /v1/join` request body.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -23,15 +27,28 @@ pub struct JoinRequest {
     /// The conference to join.
     pub conference: ConferenceId,
     /// A stable participant id; joins with the same id are idempotent. The
-    /// selector makes one up when absent.
+    /// selector makes one up when absent. A participant an edge reports
+    /// connected can only be joined again with its `rejoin_secret`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub participant: Option<ParticipantId>,
+    /// The secret a previous join answered for this `participant`: proves
+    /// the client is the one that holds the identity (failover, migration).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejoin_secret: Option<String>,
     /// The name shown to other participants.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub display_name: Option<String>,
     /// Where the client says it is (wins over GeoIP of its address).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub location: Option<GeoPoint>,
+    /// A region the client says it is in: its location is the region's
+    /// (demos that pretend to be elsewhere). Ignored when `location` is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<RegionId>,
+    /// Edges this client could not use (its connection or ICE failed there,
+    /// or the edge asked it to move): never placed there by this join.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<EdgeId>,
     /// Client-measured RTTs to candidate edges (from `GET /v1/probe-targets`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub probes: Vec<Probe>,
@@ -78,6 +95,15 @@ pub enum JoinRequestError {
     /// Display name too long or with control characters.
     #[error("display_name: {0}")]
     DisplayName(&'static str),
+    /// Too many excluded edges.
+    #[error("exclude: {0} entries (at most {MAX_EXCLUDE})")]
+    TooManyExcluded(usize),
+    /// A rejoin secret that cannot be one.
+    #[error("rejoin_secret: longer than {MAX_REJOIN_SECRET} bytes")]
+    RejoinSecret,
+    /// A rejoin secret without the participant it belongs to.
+    #[error("rejoin_secret: needs the participant it was issued for")]
+    SecretWithoutParticipant,
 }
 
 impl JoinRequest {
@@ -101,6 +127,17 @@ impl JoinRequest {
                     index,
                     edge: p.edge.clone(),
                 });
+            }
+        }
+        if self.exclude.len() > MAX_EXCLUDE {
+            return Err(JoinRequestError::TooManyExcluded(self.exclude.len()));
+        }
+        if let Some(secret) = &self.rejoin_secret {
+            if secret.len() > MAX_REJOIN_SECRET {
+                return Err(JoinRequestError::RejoinSecret);
+            }
+            if self.participant.is_none() {
+                return Err(JoinRequestError::SecretWithoutParticipant);
             }
         }
         if let Some(n) = &self.display_name {
@@ -141,6 +178,13 @@ pub struct JoinResponse {
     pub token: String,
     /// Ranked fallbacks, each with its own token, for when the edge fails.
     pub fallbacks: Vec<Fallback>,
+    /// Send this with `participant` to join again as the same participant
+    /// (after a failure, or when an edge asks the client to move).
+    pub rejoin_secret: String,
+    /// Public base URLs of every selector node, this one first: where to
+    /// join again when this one does not answer.
+    #[serde(default)]
+    pub selectors: Vec<String>,
 }
 
 /// A fallback edge and the token that admits the participant there.

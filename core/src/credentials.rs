@@ -158,18 +158,10 @@ fn validity(params: &mut CertificateParams, now: SystemTime, days: i64) {
     params.not_after = now + time::Duration::days(days);
 }
 
-/// Writes a cluster CA, one certificate per edge and selector of `topology`,
-/// and the token key pair into `out`. Refuses to overwrite unless `force`.
-pub fn init(
-    topology: &Topology,
-    out: &Path,
-    force: bool,
-    now: SystemTime,
-) -> Result<Written, CredentialsError> {
-    let layout = TlsSettings {
-        dir: out.to_path_buf(),
-    };
-    let mut nodes: Vec<(Role, String, Vec<IpAddr>)> = Vec::new();
+/// Every edge and selector of `topology`: role, id and the IPs its
+/// certificate names.
+fn nodes(topology: &Topology) -> Vec<(Role, String, Vec<IpAddr>)> {
+    let mut nodes = Vec::new();
     for e in &topology.edges {
         let mut ips = vec![e.public_ip, e.http.ip(), e.octo.ip()];
         ips.retain(|ip| !ip.is_unspecified());
@@ -182,7 +174,21 @@ pub fn init(
         ips.dedup();
         nodes.push((Role::Selector, s.id.to_string(), ips));
     }
+    nodes
+}
 
+/// Writes a cluster CA, one certificate per edge and selector of `topology`,
+/// and the token key pair into `out`. Refuses to overwrite unless `force`.
+pub fn init(
+    topology: &Topology,
+    out: &Path,
+    force: bool,
+    now: SystemTime,
+) -> Result<Written, CredentialsError> {
+    let layout = TlsSettings {
+        dir: out.to_path_buf(),
+    };
+    let nodes = nodes(topology);
     let mut targets = vec![
         layout.ca_cert(),
         out.join("ca.key"),
@@ -198,12 +204,6 @@ pub fn init(
     }
 
     let mut files = Vec::new();
-    let mut write = |path: PathBuf, contents: &str| -> Result<(), CredentialsError> {
-        write_private(&path, contents.as_bytes())?;
-        files.push(path);
-        Ok(())
-    };
-
     let ca_key = KeyPair::generate().map_err(cert_err("ca"))?;
     let mut ca_params = CertificateParams::default();
     let mut dn = DistinguishedName::new();
@@ -217,39 +217,86 @@ pub fn init(
     ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     validity(&mut ca_params, now, CA_DAYS);
     let ca_cert = ca_params.self_signed(&ca_key).map_err(cert_err("ca"))?;
-    write(layout.ca_cert(), &ca_cert.pem())?;
-    write(out.join("ca.key"), &ca_key.serialize_pem())?;
+    write_listed(&mut files, layout.ca_cert(), &ca_cert.pem())?;
+    write_listed(&mut files, out.join("ca.key"), &ca_key.serialize_pem())?;
     let issuer = Issuer::new(ca_params, ca_key);
-
-    for (role, id, ips) in &nodes {
-        let key = KeyPair::generate().map_err(cert_err(id))?;
-        let mut params = CertificateParams::new(vec![id.clone()]).map_err(cert_err(id))?;
-        let uri = rcgen::string::Ia5String::try_from(role.uri(id)).map_err(cert_err(id))?;
-        params.subject_alt_names.push(SanType::URI(uri));
-        params
-            .subject_alt_names
-            .extend(ips.iter().map(|ip| SanType::IpAddress(*ip)));
-        let mut dn = DistinguishedName::new();
-        dn.push(DnType::OrganizationName, "geomesh");
-        dn.push(DnType::OrganizationalUnitName, role.as_str());
-        dn.push(DnType::CommonName, id.as_str());
-        params.distinguished_name = dn;
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        // Every node is a TLS server (it accepts links) and a client (it dials them).
-        params.extended_key_usages = vec![
-            ExtendedKeyUsagePurpose::ServerAuth,
-            ExtendedKeyUsagePurpose::ClientAuth,
-        ];
-        validity(&mut params, now, NODE_DAYS);
-        let cert = params.signed_by(&key, &issuer).map_err(cert_err(id))?;
-        write(layout.node_cert(id), &cert.pem())?;
-        write(layout.node_key(id), &key.serialize_pem())?;
+    for node in &nodes {
+        issue(&issuer, node, &layout, now, &mut files)?;
     }
 
     let token = TokenSigner::generate()?;
-    write(layout.token_key(), &token.to_pem())?;
-    write(layout.token_public_key(), &token.verifier().to_pem())?;
+    write_listed(&mut files, layout.token_key(), &token.to_pem())?;
+    write_listed(
+        &mut files,
+        layout.token_public_key(),
+        &token.verifier().to_pem(),
+    )?;
     Ok(Written { files })
+}
+
+/// Issues certificates, with the existing CA in `out` (`ca.pem`,
+/// `ca.key`), for the nodes of `topology` that have none yet: an edge or
+/// selector added to the topology of a running cluster. Nothing existing
+/// is touched.
+pub fn add(topology: &Topology, out: &Path, now: SystemTime) -> Result<Written, CredentialsError> {
+    let layout = TlsSettings {
+        dir: out.to_path_buf(),
+    };
+    let read = |path: PathBuf| {
+        fs::read_to_string(&path).map_err(|source| CredentialsError::Io { path, source })
+    };
+    let ca_key = KeyPair::from_pem(&read(out.join("ca.key"))?).map_err(cert_err("ca"))?;
+    let issuer =
+        Issuer::from_ca_cert_pem(&read(layout.ca_cert())?, ca_key).map_err(cert_err("ca"))?;
+    let mut files = Vec::new();
+    for node in nodes(topology) {
+        if !layout.node_cert(&node.1).exists() {
+            issue(&issuer, &node, &layout, now, &mut files)?;
+        }
+    }
+    Ok(Written { files })
+}
+
+fn write_listed(
+    files: &mut Vec<PathBuf>,
+    path: PathBuf,
+    contents: &str,
+) -> Result<(), CredentialsError> {
+    write_private(&path, contents.as_bytes())?;
+    files.push(path);
+    Ok(())
+}
+
+/// One node's key and certificate, signed by `issuer`.
+fn issue(
+    issuer: &Issuer<'_, KeyPair>,
+    (role, id, ips): &(Role, String, Vec<IpAddr>),
+    layout: &TlsSettings,
+    now: SystemTime,
+    files: &mut Vec<PathBuf>,
+) -> Result<(), CredentialsError> {
+    let key = KeyPair::generate().map_err(cert_err(id))?;
+    let mut params = CertificateParams::new(vec![id.clone()]).map_err(cert_err(id))?;
+    let uri = rcgen::string::Ia5String::try_from(role.uri(id)).map_err(cert_err(id))?;
+    params.subject_alt_names.push(SanType::URI(uri));
+    params
+        .subject_alt_names
+        .extend(ips.iter().map(|ip| SanType::IpAddress(*ip)));
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::OrganizationName, "geomesh");
+    dn.push(DnType::OrganizationalUnitName, role.as_str());
+    dn.push(DnType::CommonName, id.as_str());
+    params.distinguished_name = dn;
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    // Every node is a TLS server (it accepts links) and a client (it dials them).
+    params.extended_key_usages = vec![
+        ExtendedKeyUsagePurpose::ServerAuth,
+        ExtendedKeyUsagePurpose::ClientAuth,
+    ];
+    validity(&mut params, now, NODE_DAYS);
+    let cert = params.signed_by(&key, issuer).map_err(cert_err(id))?;
+    write_listed(files, layout.node_cert(id), &cert.pem())?;
+    write_listed(files, layout.node_key(id), &key.serialize_pem())
 }
 
 /// Writes a file readable by its owner only (0600), creating 0700 parents.
@@ -322,6 +369,42 @@ selectors:
         );
         init(&t, &out, true, SystemTime::now()).unwrap();
         assert_ne!(fs::read(out.join("ca.pem")).unwrap(), before);
+    }
+
+    #[test]
+    fn add_issues_only_what_is_missing_with_the_same_ca() {
+        let t = Topology::parse(TOPO, Path::new(".")).unwrap().topology;
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("certs");
+        init(&t, &out, false, SystemTime::now()).unwrap();
+        let ca = fs::read(out.join("ca.pem")).unwrap();
+        let edge1 = fs::read(out.join("nodes/edge-1.pem")).unwrap();
+        let grown = TOPO.replace(
+            "selectors:",
+            "  - { id: edge-2, region: eu, public_ip: 127.0.0.2, http: 127.0.0.1:8082, octo: 127.0.0.1:4432, capacity: 10 }\nselectors:",
+        );
+        let t2 = Topology::parse(&grown, Path::new(".")).unwrap().topology;
+        let w = add(&t2, &out, SystemTime::now()).unwrap();
+        assert_eq!(w.files.len(), 2, "{:?}", w.files);
+        assert_eq!(fs::read(out.join("ca.pem")).unwrap(), ca);
+        assert_eq!(fs::read(out.join("nodes/edge-1.pem")).unwrap(), edge1);
+        // The new certificate chains to the existing CA and names its node.
+        let pem = fs::read_to_string(out.join("nodes/edge-2.pem")).unwrap();
+        let der = pem_der(&pem);
+        assert_eq!(node_identity(&der), Ok((Role::Edge, "edge-2".into())));
+        let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
+        let ca_der = pem_der(&String::from_utf8(ca).unwrap());
+        let (_, ca_cert) = x509_parser::parse_x509_certificate(&ca_der).unwrap();
+        assert!(cert.verify_signature(Some(ca_cert.public_key())).is_ok());
+        assert!(add(&t2, &out, SystemTime::now()).unwrap().files.is_empty());
+    }
+
+    fn pem_der(pem: &str) -> Vec<u8> {
+        let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap()
     }
 
     fn cert_with_uris(uris: &[&str]) -> Vec<u8> {

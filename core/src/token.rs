@@ -206,6 +206,19 @@ impl TokenSigner {
         }
     }
 
+    /// The rejoin secret of one identity: an Ed25519 signature over the
+    /// conference and participant ids, base64url. Deterministic, so every
+    /// selector holding the key computes the same secret and none is stored;
+    /// only the selector that assigned the identity hands it out, and only
+    /// its holder can rejoin as that participant.
+    pub fn rejoin_secret(&self, conference: &ConferenceId, participant: &ParticipantId) -> String {
+        B64.encode(
+            self.key
+                .sign(&rejoin_message(conference, participant))
+                .to_bytes(),
+        )
+    }
+
     /// Signs claims into a compact JWT.
     pub fn sign(&self, claims: &JoinClaims) -> String {
         // Serializing a struct of strings and integers cannot fail.
@@ -261,6 +274,28 @@ impl TokenVerifier {
     pub fn with_leeway(mut self, leeway: Duration) -> Self {
         self.leeway = leeway;
         self
+    }
+
+    /// Whether `secret` is the rejoin secret of this identity
+    /// ([`TokenSigner::rejoin_secret`]).
+    pub fn check_rejoin_secret(
+        &self,
+        conference: &ConferenceId,
+        participant: &ParticipantId,
+        secret: &str,
+    ) -> bool {
+        let Ok(sig) = B64.decode(secret) else {
+            return false;
+        };
+        let Ok(sig) = <[u8; 64]>::try_from(sig) else {
+            return false;
+        };
+        self.key
+            .verify(
+                &rejoin_message(conference, participant),
+                &Signature::from_bytes(&sig),
+            )
+            .is_ok()
     }
 
     /// Checks the signature and time, but not edge or conference.
@@ -362,6 +397,12 @@ impl TokenVerifier {
         }
         Ok(claims)
     }
+}
+
+/// What a rejoin secret signs; the prefix keeps it from ever verifying as
+/// (or being) a join token's signature.
+fn rejoin_message(conference: &ConferenceId, participant: &ParticipantId) -> Vec<u8> {
+    format!("geomesh rejoin v1\n{conference}\n{participant}").into_bytes()
 }
 
 fn read(path: &std::path::Path) -> Result<String, KeyError> {

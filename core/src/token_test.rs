@@ -140,3 +140,20 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn rejoin_secrets_are_per_identity_and_per_key() {
+    let s = TokenSigner::generate().unwrap();
+    let v = s.verifier();
+    let (c, p) = ("standup".parse().unwrap(), "alice".parse().unwrap());
+    let secret = s.rejoin_secret(&c, &p);
+    assert_eq!(secret, s.rejoin_secret(&c, &p), "deterministic");
+    assert!(v.check_rejoin_secret(&c, &p, &secret));
+    assert!(!v.check_rejoin_secret(&c, &"bob".parse().unwrap(), &secret));
+    assert!(!v.check_rejoin_secret(&"retro".parse().unwrap(), &p, &secret));
+    let other = TokenSigner::generate().unwrap();
+    assert!(!other.verifier().check_rejoin_secret(&c, &p, &secret));
+    for junk in ["", "!!", "AAAA", &secret[1..]] {
+        assert!(!v.check_rejoin_secret(&c, &p, junk), "{junk:?}");
+    }
+}

@@ -3,12 +3,13 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use axum::Router;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, Query, State, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Query, RawQuery, State, WebSocketUpgrade};
 use axum::http::{StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 
@@ -25,6 +26,8 @@ use crate::whip;
 pub struct AppState {
     /// This edge.
     pub edge_id: EdgeId,
+    /// Its region.
+    pub region: geomesh_core::RegionId,
     /// Checks join tokens.
     pub verifier: TokenVerifier,
     /// The media loop.
@@ -37,25 +40,27 @@ pub struct AppState {
     pub dev_signer: Option<Arc<TokenSigner>>,
     /// What the selector agent learned (None when not in a cluster).
     pub agent: Option<Arc<crate::agent::AgentState>>,
+    /// The edge is shutting down: new sessions are refused.
+    pub closing: Arc<AtomicBool>,
 }
 
-const INDEX_HTML: &str = include_str!("../../web/index.html");
-const APP_JS: &str = include_str!("../../web/app.js");
-const STYLE_CSS: &str = include_str!("../../web/style.css");
+impl AppState {
+    /// Whether new sessions are refused: the edge is shutting down, or an
+    /// operator removed it from the cluster.
+    pub fn is_closing(&self) -> bool {
+        self.closing.load(Ordering::Relaxed)
+            || self
+                .agent
+                .as_ref()
+                .is_some_and(|a| a.removed.load(Ordering::Relaxed))
+    }
+}
 
 /// The axum router.
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/", get(|| async { Html(INDEX_HTML) }))
-        .route(
-            "/app.js",
-            get(|| async { ([(header::CONTENT_TYPE, "text/javascript")], APP_JS) }),
-        )
-        .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
-        .route(
-            "/style.css",
-            get(|| async { ([(header::CONTENT_TYPE, "text/css")], STYLE_CSS) }),
-        )
+        .route("/", get(index))
+        .merge(geomesh_web::assets())
         .route("/v1/rtc", get(rtc))
         .route("/v1/whip/{conference}", post(whip::whip_post))
         .route("/v1/whep/{conference}", post(whip::whep_post))
@@ -73,6 +78,22 @@ pub fn router(state: AppState) -> Router {
         .route("/dev/token", get(dev_token))
         .layer(DefaultBodyLimit::max(MAX_MESSAGE_BYTES))
         .with_state(state)
+}
+
+/// The meeting page. A user joins through the selectors (they choose the
+/// edge), so a page opened here is sent to a selector's page with the same
+/// query — unless the link carries a join token of its own (`?token=`),
+/// which names this edge.
+async fn index(State(state): State<AppState>, RawQuery(query): RawQuery) -> Response {
+    let q = query.unwrap_or_default();
+    let has_token = q.split('&').any(|kv| kv.starts_with("token="));
+    match state.agent.as_ref().and_then(|a| a.selector_api()) {
+        Some(api) if !has_token => {
+            let sep = if q.is_empty() { "" } else { "?" };
+            Redirect::temporary(&format!("{api}/{sep}{q}")).into_response()
+        }
+        _ => geomesh_web::index().await.into_response(),
+    }
 }
 
 async fn rtc(ws: WebSocketUpgrade, State(state): State<AppState>) -> Response {
@@ -98,6 +119,9 @@ pub struct Health {
     /// Draining: the selectors place no new participants here.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub draining: Option<bool>,
+    /// Shutting down: new sessions are refused while the current ones move.
+    #[serde(default)]
+    pub closing: bool,
 }
 
 async fn healthz(State(state): State<AppState>) -> Response {
@@ -114,6 +138,7 @@ async fn healthz(State(state): State<AppState>) -> Response {
             .agent
             .as_ref()
             .map(|a| a.draining.load(std::sync::atomic::Ordering::Relaxed)),
+        closing: state.is_closing(),
     })
     .into_response()
 }

@@ -32,6 +32,7 @@
 #![deny(missing_docs)]
 
 pub mod agent;
+pub mod drain;
 pub mod forward;
 pub mod http;
 pub mod lastn;

@@ -142,6 +142,43 @@ pub enum Command {
         /// Reply: whether it existed.
         reply: Option<oneshot::Sender<bool>>,
     },
+    /// End this worker's sessions of a participant (it is connected to
+    /// another edge by a newer session): told `code`, then closed.
+    Evict {
+        /// Conference.
+        conference: ConferenceId,
+        /// Participant.
+        participant: ParticipantId,
+        /// Error code the client is told (`moved`).
+        code: &'static str,
+        /// Only sessions that started at or before this time (Unix ms).
+        not_after_ms: u64,
+    },
+    /// This worker's local sessions.
+    Sessions {
+        /// Reply.
+        reply: oneshot::Sender<Vec<SessionSummary>>,
+    },
+    /// Ask a WebSocket session to move to another edge.
+    Migrate {
+        /// Session.
+        key: PeerKey,
+        /// Why (`draining`, `shutdown`).
+        reason: &'static str,
+    },
+}
+
+/// One local session, as drain and migration see it.
+#[derive(Debug, Clone)]
+pub struct SessionSummary {
+    /// The session.
+    pub key: PeerKey,
+    /// Its conference.
+    pub conference: ConferenceId,
+    /// Its participant.
+    pub participant: ParticipantId,
+    /// It has a signaling channel (a WebSocket client that can be asked to move).
+    pub movable: bool,
 }
 
 /// A cloneable handle to send commands to the media workers: joins go to
@@ -233,6 +270,48 @@ impl MediaHandle {
             .await;
     }
 
+    /// Ends the local sessions of `participant` in `conference` that
+    /// started at or before `not_after_ms` (it is connected elsewhere by a
+    /// newer session).
+    pub async fn evict(
+        &self,
+        conference: ConferenceId,
+        participant: ParticipantId,
+        code: &'static str,
+        not_after_ms: u64,
+    ) {
+        // Rare: every worker looks, rather than trusting a placement guess.
+        for tx in &self.txs {
+            let _ = tx
+                .send(Command::Evict {
+                    conference: conference.clone(),
+                    participant: participant.clone(),
+                    code,
+                    not_after_ms,
+                })
+                .await;
+        }
+    }
+
+    /// Every local session of every worker.
+    pub async fn sessions(&self) -> Vec<SessionSummary> {
+        let mut out = Vec::new();
+        for tx in &self.txs {
+            if let Ok(mut v) = self.ask(tx, |reply| Command::Sessions { reply }).await {
+                out.append(&mut v);
+            }
+        }
+        out
+    }
+
+    /// Asks a WebSocket session to move to another edge.
+    pub async fn migrate(&self, key: PeerKey, reason: &'static str) {
+        let _ = self
+            .to_key(key)
+            .send(Command::Migrate { key, reason })
+            .await;
+    }
+
     /// Ends a session; true if it existed.
     pub async fn leave(&self, key: PeerKey) -> bool {
         self.ask(self.to_key(key), |reply| Command::Leave {
@@ -301,6 +380,9 @@ pub struct MediaLoop {
     counters: crate::metrics::MediaCounters,
     /// Sessions per worker and conference (which worker a join goes to).
     placement: Arc<Placement>,
+    /// This edge and its region (roster entries of local sessions).
+    edge: geomesh_core::EdgeId,
+    region: geomesh_core::RegionId,
 }
 
 /// What woke a worker.
@@ -433,6 +515,8 @@ impl MediaLoop {
                 scratch: Vec::new(),
                 counters: crate::metrics::MediaCounters::new(&metrics),
                 placement: placement.clone(),
+                edge: edge.clone(),
+                region: region.clone(),
             };
             tokio::spawn(
                 lp.run(rx, dgrams, sibling_rx)
@@ -1257,7 +1341,8 @@ impl MediaLoop {
                 if let Some(name) = announce {
                     self.octo_local_joined(&conference, &participant, name);
                 }
-                self.report(true, conference, participant);
+                let since = self.peers.get(&key).map(|p| p.since_ms);
+                self.report(true, conference, participant, since);
                 let _ = reply.send(Joined { key, roster });
             }
             Command::Offer { key, sdp, reply } => {
@@ -1306,6 +1391,54 @@ impl MediaLoop {
                 self.remove(key, "left");
                 if let Some(r) = reply {
                     let _ = r.send(existed);
+                }
+            }
+            Command::Evict {
+                conference,
+                participant,
+                code,
+                not_after_ms,
+            } => {
+                let keys: Vec<PeerKey> = self
+                    .peers
+                    .values()
+                    .filter(|p| {
+                        p.conference == conference
+                            && p.participant == participant
+                            && p.since_ms <= not_after_ms
+                    })
+                    .map(|p| p.key)
+                    .collect();
+                for key in keys {
+                    if let Some(p) = self.peers.get(&key) {
+                        p.signal(ServerMessage::error(
+                            code,
+                            "this participant is connected to another edge now",
+                            true,
+                        ));
+                    }
+                    self.remove(key, code);
+                }
+            }
+            Command::Sessions { reply } => {
+                let list = self
+                    .peers
+                    .values()
+                    .map(|p| SessionSummary {
+                        key: p.key,
+                        conference: p.conference.clone(),
+                        participant: p.participant.clone(),
+                        movable: p.signal.is_some(),
+                    })
+                    .collect();
+                let _ = reply.send(list);
+            }
+            Command::Migrate { key, reason } => {
+                if let Some(p) = self.peers.get(&key) {
+                    info!(peer = key.0, participant = %p.participant, reason, "asking the session to move");
+                    p.signal(ServerMessage::Migrate {
+                        reason: reason.to_string(),
+                    });
                 }
             }
         }
@@ -1373,12 +1506,19 @@ impl MediaLoop {
         Ok(())
     }
 
-    fn report(&self, joined: bool, conference: ConferenceId, participant: ParticipantId) {
+    fn report(
+        &self,
+        joined: bool,
+        conference: ConferenceId,
+        participant: ParticipantId,
+        since_ms: Option<u64>,
+    ) {
         if let Some(tx) = &self.reports {
             let _ = tx.send(ParticipantEvent {
                 joined,
                 conference,
                 participant,
+                since_ms,
             });
         }
     }
@@ -1391,7 +1531,12 @@ impl MediaLoop {
         info!(peer = key.0, participant = %peer.participant, why, "session ended");
         self.placement
             .left(&peer.conference, &peer.participant, self.worker);
-        self.report(false, peer.conference.clone(), peer.participant.clone());
+        self.report(
+            false,
+            peer.conference.clone(),
+            peer.participant.clone(),
+            None,
+        );
         self.departed.insert(key, peer.participant.clone());
         for a in &peer.addrs {
             self.by_addr.remove(a);
@@ -1424,18 +1569,37 @@ impl MediaLoop {
 }
 
 impl MediaLoop {
-    /// A roster entry for a local or remote session.
+    /// A roster entry for a local or remote session, with the edge and
+    /// region the participant is on (a sibling worker's is this edge).
     fn roster_entry(&self, key: PeerKey) -> Option<RosterEntry> {
+        let here = (Some(self.edge.to_string()), Some(self.region.to_string()));
         if let Some(p) = self.peers.get(&key) {
-            return Some(roster_entry(p));
+            let (edge, region) = here;
+            return Some(RosterEntry {
+                id: p.participant.clone(),
+                name: p.name.clone(),
+                audio_muted: p.muted.0,
+                video_muted: p.muted.1,
+                edge,
+                region,
+            });
         }
         let info = self.router.peer(key)?;
         let (audio_muted, video_muted) = self.octo_remote_muted(key);
+        let (edge, region) = match (&info.role, self.octo.as_ref()) {
+            (Role::Remote { edge }, Some(o)) if !o.is_sibling(edge) => (
+                Some(edge.to_string()),
+                o.region_of(edge).map(ToString::to_string),
+            ),
+            _ => here,
+        };
         Some(RosterEntry {
             id: info.participant.clone(),
             name: info.name.clone(),
             audio_muted,
             video_muted,
+            edge,
+            region,
         })
     }
 
@@ -1458,14 +1622,5 @@ impl MediaLoop {
                 p.signal(message.clone());
             }
         }
-    }
-}
-
-fn roster_entry(p: &Peer) -> RosterEntry {
-    RosterEntry {
-        id: p.participant.clone(),
-        name: p.name.clone(),
-        audio_muted: p.muted.0,
-        video_muted: p.muted.1,
     }
 }

@@ -86,6 +86,8 @@ pub(crate) struct Octo {
     first_seen: HashMap<SourceId, Instant>,
     /// (audio, video) muted of remote endpoints with a track muted.
     muted: HashMap<PeerKey, (bool, bool)>,
+    /// Each peer edge's region, from its Hello.
+    regions: HashMap<EdgeId, geomesh_core::RegionId>,
 }
 
 /// A simulcast source is announced once every layer's height is known (the
@@ -140,7 +142,18 @@ impl Octo {
             buf: Vec::with_capacity(1500),
             first_seen: HashMap::new(),
             muted: HashMap::new(),
+            regions: HashMap::new(),
         }
+    }
+
+    /// A peer edge's region, once its link came up.
+    pub(crate) fn region_of(&self, edge: &EdgeId) -> Option<&geomesh_core::RegionId> {
+        self.regions.get(edge)
+    }
+
+    /// Whether `edge` names one of this edge's own workers.
+    pub(crate) fn is_sibling(&self, edge: &EdgeId) -> bool {
+        self.sibling_ids.contains(edge)
     }
 
     /// Links to every peer edge, dialing them on first use (the lower id
@@ -739,6 +752,9 @@ impl MediaLoop {
         match event {
             LinkEvent::Up { region, .. } => {
                 info!(%peer, %region, "octo link up");
+                if let Some(o) = self.octo.as_mut() {
+                    o.regions.insert(peer.clone(), region);
+                }
                 self.octo_adopt_link(&peer);
             }
             LinkEvent::Synced => {

@@ -79,6 +79,12 @@ pub struct RosterEntry {
     pub audio_muted: bool,
     /// Video muted.
     pub video_muted: bool,
+    /// The edge the participant is connected to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edge: Option<String>,
+    /// That edge's region.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
 }
 
 /// Edge → client.
@@ -93,6 +99,8 @@ pub enum ServerMessage {
         conference: ConferenceId,
         /// The edge serving you.
         edge: String,
+        /// Its region.
+        region: String,
         /// Everyone already there.
         participants: Vec<RosterEntry>,
     },
@@ -132,10 +140,18 @@ pub enum ServerMessage {
     },
     /// Answer to `ping`.
     Pong,
+    /// Move to another edge: join again through the selector (with the
+    /// participant id and rejoin secret, excluding this edge), then leave
+    /// this session. The edge is draining or shutting down.
+    Migrate {
+        /// Why (`draining`, `shutdown`).
+        reason: String,
+    },
     /// Something was wrong; `fatal` errors close the session.
     Error {
         /// Stable code: `bad_message`, `unauthorized`, `bad_sdp`, `not_joined`,
-        /// `already_joined`, `replaced`, `too_large`, `internal`.
+        /// `already_joined`, `replaced`, `moved`, `edge_closing`, `too_large`,
+        /// `internal`.
         code: String,
         /// Human-readable detail.
         message: String,

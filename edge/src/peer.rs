@@ -76,6 +76,9 @@ pub struct Peer {
     pub conference: ConferenceId,
     /// What the session does.
     pub role: Role,
+    /// When the session started, Unix ms (the newer of two sessions of one
+    /// participant on different edges is the real one).
+    pub since_ms: u64,
     /// Signaling channel (WebSocket sessions only).
     pub signal: Option<UnboundedSender<ServerMessage>>,
     /// The WebRTC session, once the client's offer arrived.
@@ -168,6 +171,9 @@ impl Peer {
             name,
             conference,
             role,
+            since_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
             signal,
             rtc: None,
             needs_drain: false,

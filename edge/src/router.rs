@@ -281,6 +281,7 @@ impl Router {
         conf.peers.push(key);
         let members: Vec<PeerKey> = conf.peers.clone();
         let role = info.role.clone();
+        let participant = info.participant.clone();
         self.peers.insert(
             key,
             Peer {
@@ -296,7 +297,10 @@ impl Router {
         );
         if role.in_roster() {
             for &other in &members {
-                if other != key && self.peers[&other].info.role == Role::Member {
+                let o = &self.peers[&other].info;
+                // A participant never sees itself; a second session of someone
+                // already shown (moving between edges) updates the entry.
+                if other != key && o.role == Role::Member && o.participant != participant {
                     self.events.push_back(RouterEvent::Joined {
                         to: other,
                         peer: key,
@@ -328,6 +332,7 @@ impl Router {
         let sources = peer.sources.clone();
         let conference = peer.conference.clone();
         let in_roster = peer.info.role.in_roster();
+        let participant = peer.info.participant.clone();
         for s in sources {
             self.remove_source(s);
         }
@@ -357,13 +362,25 @@ impl Router {
         }
         let remaining = conf.peers.clone();
         if in_roster {
+            // Another session of the same participant (it moved to another
+            // edge, or is moving) keeps it in the roster: others see the
+            // entry change, not a departure.
+            let still = remaining.iter().rev().copied().find(|k| {
+                let i = &self.peers[k].info;
+                i.participant == participant && i.role.in_roster()
+            });
             for &other in &remaining {
-                if self.peers[&other].info.role == Role::Member {
-                    self.events.push_back(RouterEvent::Left {
+                let o = &self.peers[&other].info;
+                if o.role != Role::Member || o.participant == participant {
+                    continue;
+                }
+                self.events.push_back(match still {
+                    Some(peer) => RouterEvent::Joined { to: other, peer },
+                    None => RouterEvent::Left {
                         to: other,
                         peer: key,
-                    });
-                }
+                    },
+                });
             }
         }
         // Viewers that watched it move to the next publisher; members may
@@ -489,17 +506,25 @@ impl Router {
     }
 
     /// Everyone a member sees in the roster of its conference (itself excluded).
+    /// Everyone `key` sees: one entry per participant (its latest
+    /// session, when it has several while moving between edges), never
+    /// `key`'s own participant.
     pub fn roster(&self, key: PeerKey) -> Vec<&PeerInfo> {
         let Some(p) = self.peers.get(&key) else {
             return Vec::new();
         };
-        self.conferences[&p.conference]
-            .peers
-            .iter()
-            .filter(|&&k| k != key)
-            .map(|k| &self.peers[k].info)
-            .filter(|i| i.role.in_roster())
-            .collect()
+        let mut out: Vec<&PeerInfo> = Vec::new();
+        for k in self.conferences[&p.conference].peers.iter().rev() {
+            let i = &self.peers[k].info;
+            if i.role.in_roster()
+                && i.participant != p.info.participant
+                && !out.iter().any(|o| o.participant == i.participant)
+            {
+                out.push(i);
+            }
+        }
+        out.reverse();
+        out
     }
 
     /// Local roster participants (members and publishers) of a conference.
@@ -538,6 +563,11 @@ impl Router {
             .get_mut(&source)
             .expect("subscribing to a known source");
         if src.subscribers.contains(&to) {
+            return;
+        }
+        // A participant's other session (on its old edge, while it moves)
+        // publishes the participant's own media: never sent back to it.
+        if self.peers[&src.owner].info.participant == self.peers[&to].info.participant {
             return;
         }
         src.subscribers.push(to);

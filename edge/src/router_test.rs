@@ -408,3 +408,53 @@ fn a_viewer_without_a_named_participant_follows_the_dominant_speaker() {
     assert_eq!(r.subscribers(video[0]), &[PeerKey(9)]);
     assert!(r.subscribers(video[1]).is_empty());
 }
+
+#[test]
+fn a_participant_moving_between_edges_is_shown_once_and_never_to_itself() {
+    let mut r = Router::default();
+    let remote = |edge: &str| Role::Remote {
+        edge: edge.parse().unwrap(),
+    };
+    r.join(conf("c"), info(1, "a", Role::Member)).unwrap();
+    // b on edge-1, mirrored here.
+    r.join(conf("c"), info(2, "b", remote("edge-1"))).unwrap();
+    let old_video = r.add_source(B, Kind::Video).unwrap();
+    drain(&mut r);
+    // b moves: its new session (edge-2) appears before the old one goes.
+    r.join(conf("c"), info(3, "b", remote("edge-2"))).unwrap();
+    let new_video = r.add_source(C, Kind::Video).unwrap();
+    let ev = drain(&mut r);
+    assert!(
+        ev.contains(&RouterEvent::Joined { to: A, peer: C }),
+        "an update of b's entry: {ev:?}"
+    );
+    let roster: Vec<PeerKey> = r.roster(A).iter().map(|i| i.key).collect();
+    assert_eq!(roster, vec![C], "b once, its newest session");
+    assert_eq!(r.subscribers(new_video), &[A]);
+    // The old session goes: a is told of the newer one, not of a departure.
+    r.leave(B).unwrap();
+    let ev = drain(&mut r);
+    assert!(
+        ev.contains(&RouterEvent::Joined { to: A, peer: C }),
+        "{ev:?}"
+    );
+    assert!(
+        !ev.iter().any(|e| matches!(e, RouterEvent::Left { .. })),
+        "{ev:?}"
+    );
+    assert!(r.subscribers(old_video).is_empty());
+    // a itself moving: its other session never receives a's own media.
+    r.join(conf("c"), info(4, "a", remote("edge-3"))).unwrap();
+    let a_far = r.add_source(PeerKey(4), Kind::Video).unwrap();
+    let ev = drain(&mut r);
+    assert!(r.subscribers(a_far).is_empty(), "{ev:?}");
+    assert!(
+        !ev.iter()
+            .any(|e| matches!(e, RouterEvent::Joined { to, .. } if *to == A)),
+        "a is never told about itself: {ev:?}"
+    );
+    assert!(r.roster(A).iter().all(|i| i.participant.as_str() != "a"));
+    // When b's last session leaves, a is told.
+    r.leave(C).unwrap();
+    assert!(drain(&mut r).contains(&RouterEvent::Left { to: A, peer: C }));
+}

@@ -2,6 +2,10 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use geomesh_mesh::wire::GoodbyeReason;
 
 use tokio::net::TcpListener;
 use tracing::info;
@@ -171,6 +175,39 @@ pub struct EdgeHandle {
     pub media_addr: SocketAddr,
     /// The HTTP server task (ends only on error).
     pub server: tokio::task::JoinHandle<std::io::Result<()>>,
+    media: crate::media::MediaHandle,
+    agent: Option<crate::agent::AgentHandle>,
+    closing: Arc<AtomicBool>,
+    octo: Option<Arc<geomesh_mesh::transport::OctoNode>>,
+}
+
+impl EdgeHandle {
+    /// Leaves without ending anyone's call: refuses new sessions, tells the
+    /// selectors (no new placements here; they move its participants),
+    /// asks every WebSocket participant to move to another edge, waits
+    /// until they have or `deadline` passed, then says goodbye on the octo
+    /// links. Returns the sessions still here.
+    pub async fn shutdown(self, deadline: Duration) -> usize {
+        let start = std::time::Instant::now();
+        self.closing.store(true, Ordering::Relaxed);
+        if let Some(a) = &self.agent {
+            let told = tokio::time::timeout(Duration::from_secs(5), a.leave())
+                .await
+                .unwrap_or(false);
+            info!(told, "told the selectors this edge is leaving");
+        }
+        let left =
+            crate::drain::evacuate(&self.media, deadline.saturating_sub(start.elapsed())).await;
+        if let Some(node) = &self.octo {
+            for l in node.links() {
+                l.goodbye(GoodbyeReason::Shutdown, "edge shutting down");
+            }
+            node.close();
+        }
+        self.server.abort();
+        info!(left, "edge stopped");
+        left
+    }
 }
 
 /// Binds and starts an edge on the current tokio runtime.
@@ -200,13 +237,16 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
     );
     let metrics = Arc::new(Metrics::new());
     let (reports_tx, reports_rx) = tokio::sync::mpsc::unbounded_channel();
-    let agent = match config.agent {
+    let (agent, agent_actions) = match config.agent {
         Some(a) => {
-            Some(crate::agent::spawn(a, metrics.clone(), reports_rx).map_err(StartError::Agent)?)
+            let (h, actions) =
+                crate::agent::spawn(a, metrics.clone(), reports_rx).map_err(StartError::Agent)?;
+            (Some(h), Some(actions))
         }
-        None => None,
+        None => (None, None),
     };
     let reports = agent.as_ref().map(|_| reports_tx);
+    let mut octo_node = None;
     let octo = match config.octo {
         Some(o) => {
             let mut oc = geomesh_mesh::transport::OctoConfig::new(
@@ -218,6 +258,7 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
             oc.link.forward_unsubscribed = o.forward_unsubscribed;
             let (node, events) = geomesh_mesh::transport::OctoNode::start(oc).await?;
             let node = Arc::new(node);
+            octo_node = Some(node.clone());
             info!(edge = %config.id, octo = ?node.local_addr().ok(), peers = o.peers.len(), "octo listening");
             let _ = metrics.octo_node.set(node.clone());
             Some(crate::media::OctoParts {
@@ -253,14 +294,35 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
         addr: config.http_bind,
         source,
     })?;
+    if let (Some(a), Some(mut actions)) = (&agent, agent_actions) {
+        let m = media.clone();
+        tokio::spawn(async move {
+            while let Some(action) = actions.recv().await {
+                match action {
+                    crate::agent::AgentAction::Evict {
+                        conference,
+                        participant,
+                        not_after_ms,
+                    } => {
+                        m.evict(conference, participant, "moved", not_after_ms)
+                            .await
+                    }
+                }
+            }
+        });
+        tokio::spawn(crate::drain::follow_migrate(media.clone(), a.state.clone()));
+    }
+    let closing = Arc::new(AtomicBool::new(false));
     let state = AppState {
         edge_id: config.id.clone(),
+        region: config.region.clone(),
         verifier: config.verifier,
-        media,
+        media: media.clone(),
         metrics,
         http_sessions: Arc::default(),
         dev_signer: config.dev_signer.map(Arc::new),
-        agent,
+        agent: agent.as_ref().map(|a| a.state.clone()),
+        closing: closing.clone(),
     };
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
@@ -269,5 +331,9 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
         http_addr,
         media_addr: advertised,
         server,
+        media,
+        agent,
+        closing,
+        octo: octo_node,
     })
 }

@@ -103,6 +103,14 @@ async fn post(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    if state.is_closing() {
+        return refuse(
+            &state,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "closing",
+            "this edge is shutting down: ask the selector for another",
+        );
+    }
     let Ok(conference) = conference.parse::<ConferenceId>() else {
         return refuse(
             &state,

@@ -92,6 +92,20 @@ pub async fn session(mut socket: WebSocket, state: AppState) {
             }
         }
     };
+    if state.is_closing() {
+        Metrics::count(&state.metrics.joins, "closing");
+        send(
+            &mut socket,
+            &state,
+            &ServerMessage::error(
+                "edge_closing",
+                "this edge is shutting down: join through the selector again",
+                true,
+            ),
+        )
+        .await;
+        return;
+    }
     let claims = match state.verifier.verify(
         &token,
         SystemTime::now(),
@@ -140,6 +154,7 @@ pub async fn session(mut socket: WebSocket, state: AppState) {
         participant: claims.participant.clone(),
         conference: claims.conference.clone(),
         edge: state.edge_id.to_string(),
+        region: state.region.to_string(),
         participants: joined.roster,
     };
     if send(&mut socket, &state, &welcome).await {

@@ -10,17 +10,17 @@ use std::time::Instant;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Extension, State};
+use axum::extract::{Extension, Query, State};
 use axum::http::StatusCode;
-use geomesh_core::EdgeId;
-use geomesh_core::SelectorId;
 use geomesh_core::agent::{
-    Heartbeat, HeartbeatResponse, ParticipantReport, ParticipantReportResponse, RegisterRequest,
-    RegisterResponse, SelectorEndpoint,
+    Heartbeat, HeartbeatResponse, LeaveRequest, LeaveResponse, PLACEMENT_PAGE, ParticipantReport,
+    ParticipantReportResponse, PlacementEntry, PlacementPage, RegisterRequest, RegisterResponse,
+    SelectorEndpoint,
 };
+use geomesh_core::{ConferenceId, EdgeId, ParticipantId, SelectorId};
 
 use crate::api_error::ApiFailure;
-use crate::internal::{Caller, parse, require_edge};
+use crate::internal::{Caller, edge_identity, parse, require_edge};
 use crate::metrics::Metrics;
 use crate::node::Shared;
 use crate::state::{Op, OpResult};
@@ -43,36 +43,82 @@ fn not_registered(edge: &EdgeId) -> ApiFailure {
     )
 }
 
+/// The current Raft members as edges reach them.
+fn selector_endpoints(s: &Shared) -> Vec<SelectorEndpoint> {
+    let membership = s.raft.metrics().borrow().membership_config.clone();
+    membership
+        .membership()
+        .nodes()
+        .filter_map(|(_, n)| {
+            Some(SelectorEndpoint {
+                id: SelectorId::new(n.id.clone()).ok()?,
+                url: format!("https://{}", n.raft),
+                api: Some(format!("http://{}", n.api)),
+            })
+        })
+        .collect()
+}
+
 /// `POST /agent/v1/register`.
 pub async fn register(
     State(s): State<Arc<Shared>>,
     Extension(c): Extension<Caller>,
     body: Bytes,
 ) -> Result<Json<RegisterResponse>, ApiFailure> {
-    let edge = require_edge(&s, &c)?;
+    let edge = edge_identity(&s, &c)?;
     let req: RegisterRequest = parse(&body)?;
     req.validate()
         .map_err(|e| ApiFailure::bad_request(e.to_string()))?;
-    // require_edge checked the edge is in the topology.
-    let topo = s
+    // The topology is authoritative for the edges it lists; an edge added
+    // at runtime (a certificate of the cluster CA, no topology entry here)
+    // describes itself.
+    let (region, capacity, public_ip, runtime, topo_url) = match s.cfg.topology.edge(&edge) {
+        Some(t) => (t.region.clone(), t.capacity, None, false, t.base_url()),
+        None => {
+            let d = req.describe.as_ref().ok_or_else(|| {
+                Metrics::reason(&s.metrics.internal_refused, "unknown_edge");
+                ApiFailure::new(
+                    StatusCode::FORBIDDEN,
+                    "forbidden",
+                    format!("edge {edge} is not in the topology and did not describe itself"),
+                )
+            })?;
+            (
+                d.region.clone(),
+                d.capacity,
+                Some(d.public_ip),
+                true,
+                String::new(),
+            )
+        }
+    };
+    let location = s
         .cfg
         .topology
-        .edge(&edge)
-        .expect("edge in topology")
-        .clone();
-    let region = s
-        .cfg
-        .topology
-        .region(&topo.region)
-        .expect("validated topology: edge region exists");
+        .region(&region)
+        .ok_or_else(|| {
+            ApiFailure::bad_request(format!("describe.region: unknown region {region}"))
+        })?
+        .location;
+    let base_url = match (&req.base_url, runtime) {
+        (Some(u), _) => u.clone(),
+        (None, false) => topo_url,
+        (None, true) => {
+            return Err(ApiFailure::bad_request(
+                "base_url: required for an edge that describes itself",
+            ));
+        }
+    };
     let op = Op::RegisterEdge {
         edge: edge.clone(),
-        region: topo.region.clone(),
-        location: region.location,
-        capacity: topo.capacity,
-        base_url: req.base_url.clone().unwrap_or_else(|| topo.base_url()),
+        region: region.clone(),
+        location,
+        capacity,
+        base_url,
         boot_id: req.boot_id.clone(),
         lease_ms: ms(s.cfg.edge_lease),
+        public_ip,
+        runtime,
     };
     let res = s.propose(vec![op]).await.map_err(write_failure)?;
     let (restarted, draining) = match res.first() {
@@ -81,8 +127,11 @@ pub async fn register(
             draining,
             released,
         }) => {
-            tracing::info!(%edge, restarted, released, boot_id = %req.boot_id, "edge registered");
+            tracing::info!(%edge, restarted, released, runtime, boot_id = %req.boot_id, "edge registered");
             (*restarted, *draining)
+        }
+        Some(OpResult::Rejected(e @ crate::state::ApplyError::Removed(_))) => {
+            return Err(ApiFailure::new(StatusCode::GONE, "removed", e.to_string()));
         }
         other => {
             return Err(ApiFailure::new(
@@ -95,24 +144,13 @@ pub async fn register(
     if restarted {
         s.soft().forget(&edge);
     }
-    let membership = s.raft.metrics().borrow().membership_config.clone();
-    let selectors = membership
-        .membership()
-        .nodes()
-        .filter_map(|(_, n)| {
-            Some(SelectorEndpoint {
-                id: SelectorId::new(n.id.clone()).ok()?,
-                url: format!("https://{}", n.raft),
-            })
-        })
-        .collect();
     Ok(Json(RegisterResponse {
         edge,
-        region: topo.region,
+        region,
         draining,
         restarted,
         heartbeat_interval_ms: ms(s.cfg.topology.policy.heartbeat_interval),
-        selectors,
+        selectors: selector_endpoints(&s),
     }))
 }
 
@@ -144,15 +182,31 @@ fn heartbeat_inner(s: &Shared, c: &Caller, body: &[u8]) -> Result<HeartbeatRespo
             )));
         }
     }
-    let (draining, conferences) = s.with_state(|st| match st.edge(&edge) {
-        Some(r) if r.boot_id == hb.boot_id => Ok((r.draining, st.octo_peers(&edge))),
+    let (draining, migrate, conferences, digest) = s.with_state(|st| match st.edge(&edge) {
+        Some(r) if r.boot_id == hb.boot_id => Ok((
+            r.draining,
+            r.migrate,
+            st.octo_peers(&edge),
+            st.digest(&edge),
+        )),
         _ => Err(not_registered(&edge)),
     })?;
-    s.soft().heartbeat(&edge, hb, Instant::now());
+    let theirs = hb.digest;
+    let resync = {
+        let mut soft = s.soft();
+        soft.heartbeat(&edge, hb, Instant::now());
+        theirs.is_some_and(|d| soft.note_digest(&edge, d == digest) >= 2)
+    };
+    if resync {
+        tracing::debug!(%edge, "participant digest differs: asking the edge to resync");
+    }
     Ok(HeartbeatResponse {
         draining,
         conferences,
         heartbeat_interval_ms: ms(s.cfg.topology.policy.heartbeat_interval),
+        migrate,
+        resync,
+        selectors: selector_endpoints(s),
     })
 }
 
@@ -188,6 +242,7 @@ pub async fn participants(
         joined: 0,
         left: 0,
         ignored: 0,
+        moved: Vec::new(),
     };
     if ops.is_empty() {
         return Ok(Json(out));
@@ -195,10 +250,15 @@ pub async fn participants(
     let results = s.propose(ops).await.map_err(write_failure)?;
     for (i, r) in results.iter().enumerate() {
         match r {
-            OpResult::Reported { recorded, ignored } if i == 0 && has_joined => {
+            OpResult::Reported {
+                recorded, moved, ..
+            } if i == 0 && has_joined => {
                 out.joined = *recorded;
+                out.moved.clone_from(moved);
             }
-            OpResult::Reported { recorded, ignored } => {
+            OpResult::Reported {
+                recorded, ignored, ..
+            } => {
                 out.left = *recorded;
                 out.ignored = *ignored;
             }
@@ -219,4 +279,84 @@ pub async fn participants(
         }
     }
     Ok(Json(out))
+}
+
+/// Query of `GET /agent/v1/placements`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlacementQuery {
+    /// `conference/participant` of the last entry of the previous page.
+    after: Option<String>,
+}
+
+/// `GET /agent/v1/placements`: what the cluster records on the calling edge.
+pub async fn placements(
+    State(s): State<Arc<Shared>>,
+    Extension(c): Extension<Caller>,
+    Query(q): Query<PlacementQuery>,
+) -> Result<Json<PlacementPage>, ApiFailure> {
+    let edge = require_edge(&s, &c)?;
+    let after = match &q.after {
+        None => None,
+        Some(a) => {
+            let bad = || ApiFailure::bad_request("after: expected conference/participant");
+            let (c, p) = a.split_once('/').ok_or_else(bad)?;
+            Some((
+                ConferenceId::new(c).map_err(|_| bad())?,
+                ParticipantId::new(p).map_err(|_| bad())?,
+            ))
+        }
+    };
+    let page = s.with_state(|st| {
+        let list = st.placements_on(
+            &edge,
+            after.as_ref().map(|(c, p)| (c, p)),
+            PLACEMENT_PAGE + 1,
+        );
+        let more = list.len() > PLACEMENT_PAGE;
+        let placements: Vec<PlacementEntry> = list
+            .into_iter()
+            .take(PLACEMENT_PAGE)
+            .map(|(c, p, r)| PlacementEntry {
+                conference: c.clone(),
+                participant: p.clone(),
+                confirmed: r.confirmed,
+            })
+            .collect();
+        let next = more
+            .then(|| {
+                placements
+                    .last()
+                    .map(|l| format!("{}/{}", l.conference, l.participant))
+            })
+            .flatten();
+        PlacementPage { placements, next }
+    });
+    Ok(Json(page))
+}
+
+/// `POST /agent/v1/leave`: the calling edge shuts down.
+pub async fn leave(
+    State(s): State<Arc<Shared>>,
+    Extension(c): Extension<Caller>,
+    body: Bytes,
+) -> Result<Json<LeaveResponse>, ApiFailure> {
+    let edge = require_edge(&s, &c)?;
+    let req: LeaveRequest = parse(&body)?;
+    geomesh_core::agent::validate_boot_id(&req.boot_id)
+        .map_err(|e| ApiFailure::bad_request(e.to_string()))?;
+    let res = s
+        .propose(vec![Op::Leave {
+            edge: edge.clone(),
+            boot_id: req.boot_id,
+        }])
+        .await
+        .map_err(write_failure)?;
+    match res.first() {
+        Some(OpResult::EdgeChanged { .. }) => {
+            tracing::info!(%edge, "edge is leaving: draining and migrating");
+            Ok(Json(LeaveResponse { draining: true }))
+        }
+        _ => Err(not_registered(&edge)),
+    }
 }

@@ -49,15 +49,46 @@ pub async fn serve(shared: Arc<Shared>, listener: TcpListener) {
 /// The public routes.
 pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
-        .route("/v1/join", post(join_handler))
-        .route("/v1/probe-targets", get(probe_targets))
+        .route("/", get(geomesh_web::index))
+        .merge(geomesh_web::assets())
+        .route("/v1/join", post(join_handler).options(preflight))
+        .route("/v1/probe-targets", get(probe_targets).options(preflight))
         .route("/v1/bridges", get(bridges))
         .route("/v1/bridges/{id}/drain", post(drain))
         .route("/v1/conferences/{id}", get(conference))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .fallback(|| async { ApiFailure::not_found("no such endpoint") })
+        .layer(axum::middleware::map_response(allow_any_origin))
         .with_state(shared)
+}
+
+/// Pages served by one selector join through another when theirs stops
+/// answering, and operators' applications call the API from their own
+/// origins: the public API is readable from any origin. Nothing it answers
+/// depends on cookies; authorization, where needed, is an explicit header.
+async fn allow_any_origin(mut res: Response) -> Response {
+    res.headers_mut().insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        header::HeaderValue::from_static("*"),
+    );
+    res
+}
+
+/// CORS preflight of the join endpoints.
+async fn preflight() -> Response {
+    (
+        StatusCode::NO_CONTENT,
+        [
+            (header::ACCESS_CONTROL_ALLOW_METHODS, "GET, POST, OPTIONS"),
+            (
+                header::ACCESS_CONTROL_ALLOW_HEADERS,
+                "content-type, authorization",
+            ),
+            (header::ACCESS_CONTROL_MAX_AGE, "600"),
+        ],
+    )
+        .into_response()
 }
 
 /// The client's address: the connection's, or — when the connection comes
@@ -114,7 +145,7 @@ async fn probe_targets(
     headers: HeaderMap,
 ) -> Json<ProbeTargets> {
     let ip = client_ip(peer.ip(), &headers, &s.cfg.trusted_proxies);
-    let (location, _) = locate(&s, None, ip);
+    let (location, _) = locate(&s, None, None, ip);
     let now = Instant::now();
     let applied = s.store.read();
     let st = &applied.state;
@@ -152,7 +183,7 @@ async fn probe_targets(
 /// `GET /v1/bridges` body.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Bridges {
-    /// Every edge of the topology.
+    /// Every edge: the topology's, then those registered at runtime.
     pub bridges: Vec<Bridge>,
 }
 
@@ -179,6 +210,12 @@ pub struct Bridge {
     pub base_url: Option<String>,
     /// Its last heartbeat to this node.
     pub load: Option<Load>,
+    /// Its participants are being moved away (replicated).
+    #[serde(default)]
+    pub migrate: bool,
+    /// Listed in the topology (else it registered at runtime from its own description).
+    #[serde(default = "yes")]
+    pub in_topology: bool,
 }
 
 /// The last heartbeat's figures.
@@ -207,10 +244,7 @@ async fn bridges(State(s): State<Arc<Shared>>) -> Json<Bridges> {
     let applied = s.store.read();
     let st = &applied.state;
     let soft = s.soft();
-    let bridges = s
-        .cfg
-        .topology
-        .edges
+    let bridges = crate::view::known_edges(&s.cfg.topology, st)
         .iter()
         .map(|e| {
             let rec = st.edge(&e.id);
@@ -236,6 +270,8 @@ async fn bridges(State(s): State<Arc<Shared>>) -> Json<Bridges> {
                 capacity: e.capacity,
                 base_url: rec.map(|r| r.base_url.clone()),
                 load,
+                migrate: rec.is_some_and(|r| r.migrate),
+                in_topology: e.in_topology,
             }
         })
         .collect();
@@ -316,11 +352,13 @@ async fn conference(
     }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct DrainBody {
     #[serde(default = "yes")]
     draining: bool,
+    #[serde(default)]
+    migrate: bool,
 }
 
 fn yes() -> bool {
@@ -334,6 +372,9 @@ pub struct DrainResult {
     pub edge: EdgeId,
     /// Its draining state now.
     pub draining: bool,
+    /// Its participants are being moved away.
+    #[serde(default)]
+    pub migrate: bool,
 }
 
 async fn drain(
@@ -351,12 +392,14 @@ async fn drain(
         ));
     }
     let edge = EdgeId::new(id).map_err(|e| ApiFailure::bad_request(e.to_string()))?;
-    let draining = if body.iter().all(u8::is_ascii_whitespace) {
-        true
+    let DrainBody { draining, migrate } = if body.iter().all(u8::is_ascii_whitespace) {
+        DrainBody {
+            draining: true,
+            migrate: false,
+        }
     } else {
         serde_json::from_slice::<DrainBody>(&body)
             .map_err(|e| ApiFailure::bad_request(format!("body: {e}")))?
-            .draining
     };
     let unknown = || {
         ApiFailure::new(
@@ -372,15 +415,17 @@ async fn drain(
         .propose(vec![Op::SetDraining {
             edge: edge.clone(),
             draining,
+            migrate,
         }])
         .await
         .map_err(|e| ApiFailure::unavailable(e.to_string()))?;
     match res.first() {
         Some(OpResult::Draining { draining }) => {
-            tracing::info!(%edge, draining, "drain state changed");
+            tracing::info!(%edge, draining, migrate, "drain state changed");
             Ok(Json(DrainResult {
                 edge,
                 draining: *draining,
+                migrate: *draining && migrate,
             }))
         }
         _ => Err(unknown()),

@@ -7,14 +7,19 @@ use geomesh_core::topology::TlsSettings;
 use geomesh_core::{SelectorId, Topology};
 use ipnet::IpNet;
 
-/// Raft timing. Defaults are WAN-safe (selectors in different continents,
-/// RTTs up to ~300 ms); loopback tests use much shorter ones.
+/// Raft timing. Defaults are WAN-safe (selectors on different continents,
+/// RTTs up to ~300 ms); loopback tests and `geomesh dev` use shorter ones.
 ///
 /// After a leader dies, a follower waits its leader lease (openraft 0.9:
-/// `election_max`) plus a random election timeout in
-/// `[election_min, election_max)` from the last heartbeat before it stands:
-/// the next write commits about `election_max + election_min…max` after
-/// the loss (2–4 s with the defaults).
+/// `election_max`) plus its election timeout (random in
+/// `[election_min, election_max)`, fixed per process) from the last
+/// heartbeat before it stands; then one round trip for votes and one for
+/// the new leader's first entry. With the defaults a follower stands
+/// 1.7–2.0 s after the last heartbeat: with 200 ms heartbeats that is eight
+/// or more lost in a row (or a stall that long), never one slow path at
+/// 300 ms RTT. The next join commits about that plus three round trips
+/// later: ≈ 1.9 s on one continent, ≈ 2.7 s with 300 ms between selectors
+/// (docs/BENCHMARKS.md).
 #[derive(Debug, Clone, Copy)]
 pub struct RaftTiming {
     /// Leader heartbeat period.
@@ -31,9 +36,9 @@ pub struct RaftTiming {
 impl Default for RaftTiming {
     fn default() -> Self {
         Self {
-            heartbeat: Duration::from_millis(250),
-            election_min: Duration::from_millis(1_000),
-            election_max: Duration::from_millis(2_000),
+            heartbeat: Duration::from_millis(200),
+            election_min: Duration::from_millis(700),
+            election_max: Duration::from_millis(1_000),
             snapshot_logs: 5_000,
         }
     }

@@ -110,20 +110,21 @@ impl GeoDns {
         let soft = self.shared.soft();
         let family = |ip: &IpAddr| ip.is_ipv6() == v6 && !ip.is_unspecified();
         let pick = |need_healthy: bool| {
-            let mut v: Vec<(f64, &str, IpAddr)> = self
-                .shared
-                .cfg
-                .topology
-                .edges
+            // Registered edges: the topology's address, or the one an edge
+            // added at runtime described.
+            let mut v: Vec<(f64, &str, IpAddr)> = st
+                .edges()
                 .iter()
-                .filter(|e| family(&e.public_ip))
-                .filter_map(|e| {
-                    let rec = st.edge(&e.id)?;
-                    if rec.draining || (need_healthy && !soft.is_healthy(&e.id, now)) {
+                .filter_map(|(id, rec)| {
+                    let ip = match self.shared.cfg.topology.edge(id) {
+                        Some(t) => t.public_ip,
+                        None => rec.public_ip?,
+                    };
+                    if !family(&ip) || rec.draining || (need_healthy && !soft.is_healthy(id, now)) {
                         return None;
                     }
                     let d = client.map_or(0.0, |c| haversine_km(c, rec.location));
-                    Some((d, e.id.as_str(), e.public_ip))
+                    Some((d, id.as_str(), ip))
                 })
                 .collect();
             v.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(b.1)));

@@ -3,7 +3,9 @@
 //! handshake; the peer's role and id come from its certificate's URI SAN.
 //!
 //! - `/raft/v1/*` and `/admin/v1/*`: selector certificates only;
-//! - `/agent/v1/*`: edge certificates whose id is an edge of the topology.
+//! - `/agent/v1/*`: edge certificates whose id is an edge of the topology
+//!   or a registered one (`register` also takes an edge that describes
+//!   itself: one added at runtime).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,6 +43,16 @@ pub mod admin_paths {
     pub const REMOVE_NODE: &str = "/admin/v1/remove-node";
     /// `GET` → `RaftStatus`.
     pub const STATUS: &str = "/admin/v1/status";
+    /// `POST` [`super::RemoveEdgeRequest`] → [`super::AdminResult`]: remove an edge.
+    pub const REMOVE_EDGE: &str = "/admin/v1/remove-edge";
+}
+
+/// Remove-edge body.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoveEdgeRequest {
+    /// The edge id.
+    pub id: EdgeId,
 }
 
 /// Add-node body.
@@ -135,6 +147,7 @@ fn router(shared: Arc<Shared>) -> Router {
         .route(admin_paths::ADD_NODE, post(admin_add))
         .route(admin_paths::REMOVE_NODE, post(admin_remove))
         .route(admin_paths::STATUS, get(admin_status))
+        .route(admin_paths::REMOVE_EDGE, post(admin_remove_edge))
         .route(
             geomesh_core::agent::REGISTER_PATH,
             post(crate::agent::register),
@@ -147,6 +160,11 @@ fn router(shared: Arc<Shared>) -> Router {
             geomesh_core::agent::PARTICIPANTS_PATH,
             post(crate::agent::participants),
         )
+        .route(
+            geomesh_core::agent::PLACEMENTS_PATH,
+            get(crate::agent::placements),
+        )
+        .route(geomesh_core::agent::LEAVE_PATH, post(crate::agent::leave))
         .fallback(|| async { ApiFailure::not_found("no such internal endpoint") })
         .with_state(shared)
 }
@@ -203,20 +221,35 @@ pub fn require_selector(shared: &Shared, caller: &Caller) -> Result<(), ApiFailu
     }
 }
 
-/// Only edge certificates naming an edge of the topology; returns its id.
+/// Only edge certificates naming an edge of the topology or a registered
+/// one; returns its id.
 pub fn require_edge(shared: &Shared, caller: &Caller) -> Result<EdgeId, ApiFailure> {
+    let edge = edge_identity(shared, caller)?;
+    if shared.cfg.topology.edge(&edge).is_some() || shared.with_state(|st| st.edge(&edge).is_some())
+    {
+        Ok(edge)
+    } else {
+        Err(refuse(
+            &shared.metrics,
+            "unknown_edge",
+            format!("edge {edge} is neither in the topology nor registered"),
+        ))
+    }
+}
+
+/// Any edge certificate of the cluster CA; returns its id.
+pub fn edge_identity(shared: &Shared, caller: &Caller) -> Result<EdgeId, ApiFailure> {
     match &caller.0 {
         Some(Peer {
             role: Role::Edge,
             id,
-        }) => match EdgeId::new(id.clone()) {
-            Ok(e) if shared.cfg.topology.edge(&e).is_some() => Ok(e),
-            _ => Err(refuse(
+        }) => EdgeId::new(id.clone()).map_err(|_| {
+            refuse(
                 &shared.metrics,
                 "unknown_edge",
-                format!("edge {id} is not in the topology"),
-            )),
-        },
+                format!("{id:?} is not an edge id"),
+            )
+        }),
         Some(p) => Err(refuse(
             &shared.metrics,
             "wrong_role",
@@ -381,4 +414,33 @@ async fn admin_status(
 ) -> Result<Response, ApiFailure> {
     require_selector(&s, &c)?;
     Ok(json(&s.raft_status()))
+}
+
+async fn admin_remove_edge(
+    State(s): State<Arc<Shared>>,
+    Extension(c): Extension<Caller>,
+    body: Bytes,
+) -> Result<Response, ApiFailure> {
+    require_selector(&s, &c)?;
+    let req: RemoveEdgeRequest = parse(&body)?;
+    let res = s
+        .propose(vec![Op::RemoveEdge {
+            edge: req.id.clone(),
+        }])
+        .await
+        .map_err(|e| ApiFailure::unavailable(e.to_string()))?;
+    match res.first() {
+        Some(crate::state::OpResult::EdgeChanged { released }) => {
+            tracing::info!(edge = %req.id, released, "edge removed");
+            Ok(json(&AdminResult {
+                message: format!("removed edge {} ({released} participants released)", req.id),
+                voters: voters(&s.raft_status()),
+            }))
+        }
+        _ => Err(ApiFailure::new(
+            StatusCode::NOT_FOUND,
+            "unknown_edge",
+            format!("edge {} is not registered", req.id),
+        )),
+    }
 }

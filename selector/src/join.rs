@@ -3,8 +3,11 @@
 //!
 //! Idempotent by (conference, participant): a live placement on a usable
 //! edge is returned as it is, with no write; one on an edge this node sees
-//! unhealthy or draining is moved (compare-and-set on the old edge in the
-//! state machine, so two nodes never move it twice).
+//! unhealthy or draining, or that the client excludes (it failed there), is
+//! moved (compare-and-set on the old edge in the state machine, so two
+//! nodes never move it twice). A participant an edge reports connected is
+//! only joined again with its rejoin secret: nobody else can take over an
+//! identity that is in a meeting.
 
 use std::net::IpAddr;
 use std::time::{Duration, Instant, SystemTime};
@@ -46,14 +49,19 @@ impl LocationSource {
     }
 }
 
-/// The client's location: the hint, else GeoIP, else the default.
+/// The client's location: the hint (a point, else a region's location),
+/// else GeoIP, else the default.
 pub fn locate(
     shared: &Shared,
     hint: Option<GeoPoint>,
+    region: Option<&geomesh_core::RegionId>,
     ip: IpAddr,
 ) -> (Option<GeoPoint>, LocationSource) {
     if let Some(p) = hint {
         return (Some(p), LocationSource::Hint);
+    }
+    if let Some(r) = region.and_then(|r| shared.cfg.topology.region(r)) {
+        return (Some(r.location), LocationSource::Hint);
     }
     if let Ok(loc) = shared.geoip.lookup(ip) {
         return (Some(loc.point), LocationSource::GeoIp);
@@ -122,8 +130,44 @@ pub async fn join(
     client_ip: IpAddr,
 ) -> Result<JoinResponse, ApiFailure> {
     let conf = req.conference.clone();
+    if let Some(r) = &req.region
+        && shared.cfg.topology.region(r).is_none()
+    {
+        return Err(ApiFailure::bad_request(format!(
+            "region: unknown region {r}"
+        )));
+    }
     let participant = req.participant.clone().unwrap_or_else(random_participant);
-    let (location, loc_src) = locate(shared, req.location, client_ip);
+    let holds_identity = req.rejoin_secret.as_deref().is_some_and(|secret| {
+        shared
+            .signer
+            .verifier()
+            .check_rejoin_secret(&conf, &participant, secret)
+    });
+    if req.rejoin_secret.is_some() && !holds_identity {
+        return Err(ApiFailure::new(
+            StatusCode::FORBIDDEN,
+            "bad_rejoin_secret",
+            "rejoin_secret is not the secret of this participant",
+        ));
+    }
+    // A participant connected to an edge is in the meeting: only its holder
+    // joins as it again. An unconfirmed placement may be asked for again
+    // (a client whose answer was lost retries).
+    let in_use = shared.with_state(|st| {
+        st.participant(&conf, &participant, unix_ms(SystemTime::now()))
+            .is_some_and(|r| r.confirmed)
+    });
+    if in_use && !holds_identity {
+        return Err(ApiFailure::new(
+            StatusCode::CONFLICT,
+            "participant_in_use",
+            format!(
+                "participant {participant} is in conference {conf}: only its rejoin_secret joins as it again"
+            ),
+        ));
+    }
+    let (location, loc_src) = locate(shared, req.location, req.region.as_ref(), client_ip);
     Metrics::reason(&shared.metrics.location_source, loc_src.as_str());
     let lease_ms = u64::try_from((shared.cfg.token_ttl + Duration::from_secs(30)).as_millis())
         .unwrap_or(u64::MAX);
@@ -134,11 +178,13 @@ pub async fn join(
             let applied = shared.store.read();
             let st = &applied.state;
             let soft = shared.soft();
-            let edges = view::edge_statuses(&shared.cfg.topology, st, &soft, now);
-            let conf_edges = view::conference_edges(&shared.cfg.topology, st, &conf);
-            let existing = st
-                .participant(&conf, &participant, now_ms)
-                .map(|r| (r.edge.clone(), view::usable(st, &soft, &r.edge, now)));
+            let edges = view::edge_statuses(&shared.cfg.topology, st, &soft, now, &req.exclude);
+            let conf_edges = view::conference_edges(&edges, st, &conf);
+            let existing = st.participant(&conf, &participant, now_ms).map(|r| {
+                let usable =
+                    view::usable(st, &soft, &r.edge, now) && !req.exclude.contains(&r.edge);
+                (r.edge.clone(), usable)
+            });
             (edges, conf_edges, existing)
         };
         let cluster = ClusterView {
@@ -274,6 +320,7 @@ fn respond(
         .collect();
     let edge = endpoint(shared, st, &d.edge, &req.conference);
     drop(applied);
+    let selectors = selector_urls(shared);
     shared.metrics.join("ok", d.reason);
     tracing::info!(
         target: "selection",
@@ -294,5 +341,20 @@ fn respond(
         token: token(&d.edge),
         edge,
         fallbacks,
+        rejoin_secret: shared.signer.rejoin_secret(&req.conference, participant),
+        selectors,
     }
+}
+
+/// Public API base URLs of every Raft member, this node first.
+pub fn selector_urls(shared: &Shared) -> Vec<String> {
+    let me = shared.cfg.id.as_str();
+    let membership = shared.raft.metrics().borrow().membership_config.clone();
+    let mut nodes: Vec<(bool, String)> = membership
+        .membership()
+        .nodes()
+        .map(|(_, n)| (n.id != me, format!("http://{}", n.api)))
+        .collect();
+    nodes.sort();
+    nodes.into_iter().map(|(_, u)| u).collect()
 }

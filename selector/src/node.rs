@@ -419,23 +419,60 @@ pub async fn init_cluster(shared: &Shared) -> Result<bool, String> {
     }
 }
 
+/// How often the leader looks for edges that just became unhealthy: their
+/// participants are released at once, not at the next lease sweep.
+const UNHEALTHY_CHECK: Duration = Duration::from_millis(250);
+
 /// The leader's upkeep: every `maintain_interval`, renew the leases of
-/// edges heartbeating this node and release lapsed placements.
+/// edges heartbeating this node and release lapsed placements; and as soon
+/// as a registered edge with placements stops heartbeating (health
+/// timeout), release its placements so its clients are placed elsewhere.
 async fn maintain(shared: Arc<Shared>) {
-    let mut tick = tokio::time::interval(shared.cfg.maintain_interval);
+    let mut tick = tokio::time::interval(UNHEALTHY_CHECK.min(shared.cfg.maintain_interval));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_sweep: Option<Instant> = None;
     loop {
         tick.tick().await;
         if !shared.is_leader() {
+            last_sweep = None;
             continue;
         }
-        let live = shared.soft().live_edges(Instant::now());
+        let now = Instant::now();
+        let (live, unhealthy) = {
+            let soft = shared.soft();
+            let live = soft.live_edges(now);
+            // A node that has not yet listened for a whole health timeout
+            // has not heard from every edge: it judges no one.
+            let unhealthy = if shared.uptime() > soft.health_timeout() * 2 {
+                shared.with_state(|st| {
+                    st.edges()
+                        .keys()
+                        .filter(|e| !live.contains(e) && st.participants_on(e) > 0)
+                        .cloned()
+                        .collect::<Vec<_>>()
+                })
+            } else {
+                Vec::new()
+            };
+            (live, unhealthy)
+        };
+        let sweep_due =
+            last_sweep.is_none_or(|t| now.duration_since(t) >= shared.cfg.maintain_interval);
+        if !sweep_due && unhealthy.is_empty() {
+            continue;
+        }
+        if !unhealthy.is_empty() {
+            tracing::info!(edges = ?unhealthy.iter().map(|e| e.as_str()).collect::<Vec<_>>(),
+                "edges stopped heartbeating: releasing their participants");
+        }
         let op = Op::Maintain {
             live_edges: live,
             edge_lease_ms: u64::try_from(shared.cfg.edge_lease.as_millis()).unwrap_or(u64::MAX),
+            unhealthy,
         };
-        if let Err(e) = shared.propose(vec![op]).await {
-            tracing::debug!(error = %e, "maintenance entry not committed");
+        match shared.propose(vec![op]).await {
+            Ok(_) => last_sweep = Some(now),
+            Err(e) => tracing::debug!(error = %e, "maintenance entry not committed"),
         }
     }
 }

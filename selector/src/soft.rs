@@ -22,6 +22,9 @@ pub struct EdgeSoft {
     pub placed_since: u32,
     /// Heartbeats received since this node started.
     pub count: u64,
+    /// Consecutive heartbeats whose digest differed from the replicated
+    /// record of the edge's participants.
+    pub digest_mismatches: u32,
 }
 
 /// Heartbeat-derived state of every edge, on this node.
@@ -42,16 +45,35 @@ impl SoftState {
 
     /// Takes a (validated) heartbeat.
     pub fn heartbeat(&mut self, edge: &EdgeId, hb: Heartbeat, now: Instant) {
-        let count = self.edges.get(edge).map_or(0, |e| e.count) + 1;
+        let (count, digest_mismatches) = self
+            .edges
+            .get(edge)
+            .map_or((0, 0), |e| (e.count, e.digest_mismatches));
         self.edges.insert(
             edge.clone(),
             EdgeSoft {
                 last: now,
                 heartbeat: hb,
                 placed_since: 0,
-                count,
+                count: count + 1,
+                digest_mismatches,
             },
         );
+    }
+
+    /// Records whether the edge's last digest matched the replicated state;
+    /// returns how many heartbeats in a row did not. One mismatch is
+    /// usually a report still on its way; two in a row are not.
+    pub fn note_digest(&mut self, edge: &EdgeId, matched: bool) -> u32 {
+        let Some(e) = self.edges.get_mut(edge) else {
+            return 0;
+        };
+        e.digest_mismatches = if matched {
+            0
+        } else {
+            e.digest_mismatches.saturating_add(1)
+        };
+        e.digest_mismatches
     }
 
     /// Forgets an edge (it restarted: its old load means nothing).
@@ -110,6 +132,7 @@ mod tests {
             cpu: 0.1,
             stress: 0.01,
             links: vec![],
+            digest: None,
         }
     }
 

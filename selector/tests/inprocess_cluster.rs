@@ -92,16 +92,18 @@ fn register() -> Op {
         base_url: "http://127.0.0.1:1".into(),
         boot_id: "b".into(),
         lease_ms: 600_000,
+        public_ip: None,
+        runtime: false,
     }
 }
 
 fn joined(k: usize) -> Op {
     Op::Joined {
         edge: EdgeId::new("edge-1").unwrap(),
-        participants: vec![ParticipantRef {
-            conference: ConferenceId::new("c").unwrap(),
-            participant: ParticipantId::new(format!("p{k}")).unwrap(),
-        }],
+        participants: vec![ParticipantRef::new(
+            ConferenceId::new("c").unwrap(),
+            ParticipantId::new(format!("p{k}")).unwrap(),
+        )],
     }
 }
 

@@ -23,17 +23,35 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Issue certificates, with the existing cluster CA, for the nodes of the
+    /// topology that have none yet (an edge or selector added to a running
+    /// cluster). Existing files are never touched.
+    Add {
+        /// The topology listing the new nodes.
+        #[arg(long)]
+        topology: PathBuf,
+        /// The credentials directory of `certs init` (ca.pem and ca.key are read).
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 impl Command {
     pub fn run(self) -> anyhow::Result<ExitCode> {
-        let Command::Init {
-            topology,
-            out,
-            force,
-        } = self;
-        let t = super::load_topology(&topology)?;
-        let w = credentials::init(&t, &out, force, SystemTime::now())?;
+        let (w, out) = match self {
+            Command::Init {
+                topology,
+                out,
+                force,
+            } => {
+                let t = super::load_topology(&topology)?;
+                (credentials::init(&t, &out, force, SystemTime::now())?, out)
+            }
+            Command::Add { topology, out } => {
+                let t = super::load_topology(&topology)?;
+                (credentials::add(&t, &out, SystemTime::now())?, out)
+            }
+        };
         for f in &w.files {
             println!("{}", f.display());
         }

@@ -1,14 +1,17 @@
 //! `geomesh dev`: a working local mesh with no setup.
 //!
-//! Writes a loopback topology and fresh credentials into a directory (a
-//! temporary one by default), starts a 3-node selector cluster (Raft, GeoDNS)
-//! and one edge per region, each as its own process, waits until the
-//! selectors have a leader and every edge has registered, writes the state
-//! file, and prints the meeting page URL. Ctrl-C or SIGTERM stops the children and
-//! removes the temporary directory.
+//! Writes a topology and fresh credentials into a directory (a temporary
+//! one by default), starts a 3-node selector cluster (Raft, GeoDNS) and
+//! four edges in three regions (two in one of them), each as its own
+//! process with its log in a file, waits until the selectors have a leader
+//! and every edge is healthy, writes the state file, and prints the meeting
+//! page URL (a selector's page: it places every participant). The terminal
+//! then shows what a person needs: per region the edges and their state,
+//! the selectors and the leader, and one line per notable event (edge up or
+//! down, leader change). Ctrl-C or SIGTERM stops the children and removes
+//! the temporary directory.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant, SystemTime};
@@ -18,16 +21,21 @@ use geomesh_core::credentials;
 use geomesh_core::topology::Topology;
 use serde::Serialize;
 
-/// Start a local mesh on loopback for development and demos.
+use super::dev_monitor::{Monitor, http_get};
+
+/// Start a local mesh for development and demos.
 #[derive(clap::Args)]
 pub struct Args {
     /// Write the mesh's state (regions, edges, selectors, key paths) as JSON here.
     #[arg(long)]
     state_file: Option<PathBuf>,
-    /// Keep topology and credentials in this directory (default: a temporary one, removed on exit).
+    /// Keep topology, credentials and logs in this directory (default: a
+    /// temporary one, removed on exit).
     #[arg(long)]
     dir: Option<PathBuf>,
-    /// First HTTP port; edges use consecutive ports from here.
+    /// First HTTP port: the selectors' public API (and the meeting page)
+    /// from here, the edges' from +10, the selectors' Raft from +30 and
+    /// GeoDNS from +40.
     #[arg(long, default_value_t = 8080)]
     http_port: u16,
     /// First media (UDP) port.
@@ -36,23 +44,53 @@ pub struct Args {
     /// First octo (QUIC) port.
     #[arg(long, default_value_t = 4433)]
     octo_port: u16,
+    /// Bind and advertise this address instead of 127.0.0.1: for devices on
+    /// the same network, and for clients whose ICE agents never gather
+    /// loopback candidates (libnice: GStreamer webrtcbin, Janus).
+    #[arg(long, default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
+    host: IpAddr,
 }
 
 /// The dev regions: real coordinates (../shared/data/regions.csv) so that
 /// GeoIP overrides and placement behave as in a real rollout.
+/// `dev-sa` has no edge: an edge started there later (scale-out) takes
+/// its participants, who until then go to the nearest other region.
 const REGIONS: &[(&str, &str, f64, f64)] = &[
     ("dev-eu", "Frankfurt", 50.11, 8.68),
     ("dev-us", "Virginia", 39.04, -77.49),
+    ("dev-ap", "Singapore", 1.35, 103.82),
+    ("dev-sa", "Sao Paulo", -23.55, -46.63),
 ];
 
-/// Three selector nodes (a Raft majority survives one loss), in these regions.
-const SELECTOR_REGIONS: &[&str] = &["dev-eu", "dev-us", "dev-eu"];
+/// The edges and their regions: one region has two, so an edge can fail
+/// and its participants stay in their region. The first two are in
+/// different regions (scripts rely on it).
+const EDGES: &[(&str, &str)] = &[
+    ("edge-dev-eu-1", "dev-eu"),
+    ("edge-dev-us-1", "dev-us"),
+    ("edge-dev-ap-1", "dev-ap"),
+    ("edge-dev-eu-2", "dev-eu"),
+];
 
-/// Port offsets from `--http-port`: edges use +0.., selectors' API +20..,
-/// Raft (internal mTLS) +30.., GeoDNS (UDP) +40...
-const API_OFFSET: u16 = 20;
+/// Three selector nodes (a Raft majority survives one loss), one per region.
+const SELECTOR_REGIONS: &[&str] = &["dev-eu", "dev-us", "dev-ap"];
+
+/// Port offsets from `--http-port`.
+const EDGE_OFFSET: u16 = 10;
 const RAFT_OFFSET: u16 = 30;
 const DNS_OFFSET: u16 = 40;
+
+/// Raft timing for one machine: a leader loss is repaired in about a
+/// second (lease 700 ms + election 400–700 ms). The selector's defaults are
+/// for selectors on different continents.
+const DEV_RAFT: &[&str] = &[
+    "--raft-heartbeat",
+    "100ms",
+    "--election-min",
+    "400ms",
+    "--election-max",
+    "700ms",
+];
 
 /// `--state-file` contents. These keys are a contract: scripts read them.
 #[derive(Serialize)]
@@ -61,8 +99,14 @@ struct State {
     edges: Vec<StateEdge>,
     selectors: Vec<StateSelector>,
     meeting_host: String,
+    /// The meeting page (the first selector's `/`).
+    meeting_url: String,
     token_key: PathBuf,
     certs_dir: PathBuf,
+    /// The topology the mesh runs (for `geomesh` commands and extra edges).
+    topology: PathBuf,
+    /// Where the children's logs are.
+    logs_dir: PathBuf,
 }
 
 #[derive(Serialize)]
@@ -78,6 +122,7 @@ struct StateEdge {
     region: String,
     url: String,
     pid: u32,
+    log: PathBuf,
 }
 
 #[derive(Serialize)]
@@ -86,13 +131,16 @@ struct StateSelector {
     url: String,
     dns: String,
     pid: u32,
+    log: PathBuf,
 }
 
 const MEETING_HOST: &str = "meet.geomesh.test";
 
 fn topology_yaml(a: &Args) -> String {
+    let host = a.host;
+    let (lat, lon) = (REGIONS[0].2, REGIONS[0].3);
     let mut y = format!(
-        "# Generated by `geomesh dev`: a loopback mesh.\nversion: 1\ncluster:\n  name: dev\n  domain: {MEETING_HOST}\ntls:\n  dir: certs\ngeoip:\n  overrides:\n    - cidr: 127.0.0.0/8\n      region: {}\nregions:\n",
+        "# Generated by `geomesh dev`.\nversion: 1\ncluster:\n  name: dev\n  domain: {MEETING_HOST}\ntls:\n  dir: certs\ngeoip:\n  default_location: {{ lat: {lat}, lon: {lon} }}\n  overrides:\n    - cidr: 127.0.0.0/8\n      region: {}\nregions:\n",
         REGIONS[0].0
     );
     for (id, name, lat, lon) in REGIONS {
@@ -101,45 +149,27 @@ fn topology_yaml(a: &Args) -> String {
         );
     }
     y += "edges:\n";
-    for (i, (region, ..)) in REGIONS.iter().enumerate() {
+    for (i, (id, region)) in EDGES.iter().enumerate() {
         let i = i as u16;
         y += &format!(
-            "  - {{ id: edge-{region}, region: {region}, public_ip: 127.0.0.1, bind_ip: 127.0.0.1, media_port: {}, http: 127.0.0.1:{}, octo: 127.0.0.1:{}, capacity: 100 }}\n",
+            "  - {{ id: {id}, region: {region}, public_ip: {host}, bind_ip: {host}, media_port: {}, http: {}, octo: {}, capacity: 100 }}\n",
             a.media_port + i,
-            a.http_port + i,
-            a.octo_port + i
+            SocketAddr::new(host, a.http_port + EDGE_OFFSET + i),
+            SocketAddr::new(host, a.octo_port + i)
         );
     }
     y += "selectors:\n";
     for (i, region) in SELECTOR_REGIONS.iter().enumerate() {
         let i = i as u16;
         y += &format!(
-            "  - {{ id: sel-dev-{}, region: {region}, api: 127.0.0.1:{}, raft: 127.0.0.1:{}, dns: 127.0.0.1:{} }}\n",
+            "  - {{ id: sel-dev-{}, region: {region}, api: {}, raft: {}, dns: {} }}\n",
             i + 1,
-            a.http_port + API_OFFSET + i,
-            a.http_port + RAFT_OFFSET + i,
-            a.http_port + DNS_OFFSET + i
+            SocketAddr::new(host, a.http_port + i),
+            SocketAddr::new(host, a.http_port + RAFT_OFFSET + i),
+            SocketAddr::new(host, a.http_port + DNS_OFFSET + i)
         );
     }
     y
-}
-
-/// A minimal HTTP/1.0 `GET /healthz` on loopback: true on a 200 whose body
-/// contains `needle`.
-fn healthy(addr: SocketAddr, needle: &str) -> bool {
-    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(300)) else {
-        return false;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
-    if s.write_all(b"GET /healthz HTTP/1.0\r\nHost: localhost\r\n\r\n")
-        .is_err()
-    {
-        return false;
-    }
-    let mut resp = Vec::new();
-    let _ = s.take(64 * 1024).read_to_end(&mut resp);
-    let resp = String::from_utf8_lossy(&resp);
-    resp.starts_with("HTTP/1.") && resp.get(9..12) == Some("200") && resp.contains(needle)
 }
 
 struct Children(Vec<Child>);
@@ -150,7 +180,9 @@ impl Drop for Children {
             let pid = nix::unistd::Pid::from_raw(c.id() as i32);
             let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
         }
-        let deadline = Instant::now() + Duration::from_secs(5);
+        // Edges move their participants before exiting (bounded by their
+        // --drain-timeout, short here): give them that long.
+        let deadline = Instant::now() + Duration::from_secs(8);
         for c in &mut self.0 {
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = c.try_wait() {
@@ -172,6 +204,47 @@ fn write_state(path: &Path, state: &State) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Starts `exe args…` with stdout and stderr appended to `log`.
+fn spawn_logged(exe: &Path, args: &[&std::ffi::OsStr], log: &Path) -> anyhow::Result<Child> {
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .with_context(|| format!("opening {}", log.display()))?;
+    let err = out.try_clone()?;
+    Command::new(exe)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .with_context(|| format!("starting {}", exe.display()))
+}
+
+/// Waits until `ok()` or fails with `what` after `deadline`; stops early
+/// when the child exited.
+fn wait_until(
+    what: &str,
+    deadline: Instant,
+    child: &mut Child,
+    log: &Path,
+    mut ok: impl FnMut() -> bool,
+) -> anyhow::Result<()> {
+    while !ok() {
+        if let Ok(Some(status)) = child.try_wait() {
+            bail!(
+                "{what}: the process exited ({status}); see {}",
+                log.display()
+            );
+        }
+        if Instant::now() > deadline {
+            bail!("{what}: not within 60 s; see {}", log.display());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(())
+}
+
 impl Args {
     pub fn run(self, log_format: crate::logging::Format) -> anyhow::Result<ExitCode> {
         let (_tmp, dir) = match &self.dir {
@@ -186,6 +259,8 @@ impl Args {
             }
         };
         let dir = std::fs::canonicalize(&dir)?;
+        let logs = dir.join("logs");
+        std::fs::create_dir_all(&logs)?;
         let topo_path = dir.join("topology.yaml");
         std::fs::write(&topo_path, topology_yaml(&self))?;
         let topology = Topology::load(&topo_path)
@@ -193,6 +268,9 @@ impl Args {
             .topology;
         let certs = topology.tls.dir.clone();
         credentials::init(&topology, &certs, true, SystemTime::now())?;
+        if !self.host.is_loopback() {
+            tracing::warn!(host = %self.host, "the dev mesh listens on a non-loopback address: anyone on this network can join (dev tokens, open joins)");
+        }
 
         let exe = std::env::current_exe().context("locating the geomesh binary")?;
         let format = match log_format {
@@ -200,80 +278,83 @@ impl Args {
             crate::logging::Format::Json => "json",
         };
         let mut children = Children(Vec::new());
-        let mut selector_pids = Vec::new();
+        let mut selector_logs = Vec::new();
         for (i, sel) in topology.selectors.iter().enumerate() {
             let data = dir.join("selectors").join(sel.id.as_str());
             std::fs::create_dir_all(&data)?;
-            let mut cmd = Command::new(&exe);
-            cmd.args(["--log-format", format, "selector", "--id", sel.id.as_str()])
-                .arg("--topology")
-                .arg(&topo_path)
-                .arg("--certs")
-                .arg(&certs)
-                .arg("--data")
-                .arg(&data)
-                .stdin(Stdio::null());
+            let log = logs.join(format!("{}.log", sel.id));
+            let mut args: Vec<&std::ffi::OsStr> = vec![
+                "--log-format".as_ref(),
+                format.as_ref(),
+                "selector".as_ref(),
+                "--id".as_ref(),
+                sel.id.as_str().as_ref(),
+                "--topology".as_ref(),
+                topo_path.as_os_str(),
+                "--certs".as_ref(),
+                certs.as_os_str(),
+                "--data".as_ref(),
+                data.as_os_str(),
+            ];
+            args.extend(DEV_RAFT.iter().map(|a| std::ffi::OsStr::new(*a)));
             // The first node initializes the cluster's membership.
             if i == 0 {
-                cmd.arg("--init");
+                args.push("--init".as_ref());
             }
-            let child = cmd
-                .spawn()
-                .with_context(|| format!("starting selector {}", sel.id))?;
-            selector_pids.push(child.id());
-            children.0.push(child);
+            children.0.push(spawn_logged(&exe, &args, &log)?);
+            selector_logs.push(log);
         }
+        let mut edge_logs = Vec::new();
         for e in &topology.edges {
-            let child = Command::new(&exe)
-                .args([
-                    "--log-format",
-                    format,
-                    "edge",
-                    "--dev",
-                    "--id",
-                    e.id.as_str(),
-                ])
-                .arg("--topology")
-                .arg(&topo_path)
-                .arg("--certs")
-                .arg(&certs)
-                .stdin(Stdio::null())
-                .spawn()
-                .with_context(|| format!("starting edge {}", e.id))?;
-            children.0.push(child);
+            let log = logs.join(format!("{}.log", e.id));
+            let args: Vec<&std::ffi::OsStr> = vec![
+                "--log-format".as_ref(),
+                format.as_ref(),
+                "edge".as_ref(),
+                "--dev".as_ref(),
+                "--id".as_ref(),
+                e.id.as_str().as_ref(),
+                "--topology".as_ref(),
+                topo_path.as_os_str(),
+                "--certs".as_ref(),
+                certs.as_os_str(),
+                "--drain-timeout".as_ref(),
+                "5s".as_ref(),
+            ];
+            children.0.push(spawn_logged(&exe, &args, &log)?);
+            edge_logs.push(log);
         }
         let deadline = Instant::now() + Duration::from_secs(60);
         let n_sel = topology.selectors.len();
-        for (s, c) in topology.selectors.iter().zip(children.0.iter_mut()) {
-            while !healthy(s.api, "leader_id\":\"") {
-                if let Ok(Some(status)) = c.try_wait() {
-                    bail!("selector {} exited during start-up ({status})", s.id);
-                }
-                if Instant::now() > deadline {
-                    bail!("selector {} found no Raft leader within 60 s", s.id);
-                }
-                std::thread::sleep(Duration::from_millis(100));
+        {
+            let (sels, edges) = children.0.split_at_mut(n_sel);
+            for ((s, c), log) in topology.selectors.iter().zip(sels).zip(&selector_logs) {
+                wait_until(
+                    &format!("selector {} finding a Raft leader", s.id),
+                    deadline,
+                    c,
+                    log,
+                    || http_get(s.api, "/healthz").is_some_and(|b| b.contains("leader_id\":\"")),
+                )?;
             }
-        }
-        for (e, c) in topology.edges.iter().zip(children.0[n_sel..].iter_mut()) {
-            while !healthy(e.http, "\"registered\":true") {
-                if let Ok(Some(status)) = c.try_wait() {
-                    bail!("edge {} exited during start-up ({status})", e.id);
-                }
-                if Instant::now() > deadline {
-                    bail!(
-                        "edge {} did not register with the selectors within 60 s",
-                        e.id
-                    );
-                }
-                std::thread::sleep(Duration::from_millis(100));
+            for ((e, c), log) in topology.edges.iter().zip(edges).zip(&edge_logs) {
+                wait_until(
+                    &format!("edge {} registering with the selectors", e.id),
+                    deadline,
+                    c,
+                    log,
+                    || {
+                        http_get(e.http, "/healthz")
+                            .is_some_and(|b| b.contains("\"registered\":true"))
+                    },
+                )?;
             }
         }
         // Heartbeats are soft state per selector node: wait until every node
         // has heard from every edge, so the first join can be placed anywhere.
         let all_healthy = format!("\"edges_healthy\":{}", topology.edges.len());
         for s in &topology.selectors {
-            while !healthy(s.api, &all_healthy) {
+            while !http_get(s.api, "/healthz").is_some_and(|b| b.contains(&all_healthy)) {
                 if Instant::now() > deadline {
                     bail!(
                         "selector {} did not see every edge healthy within 60 s",
@@ -283,6 +364,7 @@ impl Args {
                 std::thread::sleep(Duration::from_millis(100));
             }
         }
+        let meeting_url = format!("http://{}/", topology.selectors[0].api);
         let state = State {
             regions: topology
                 .regions
@@ -297,45 +379,73 @@ impl Args {
                 .edges
                 .iter()
                 .zip(&children.0[n_sel..])
-                .map(|(e, c)| StateEdge {
+                .zip(&edge_logs)
+                .map(|((e, c), log)| StateEdge {
                     id: e.id.to_string(),
                     region: e.region.to_string(),
                     url: e.base_url(),
                     pid: c.id(),
+                    log: log.clone(),
                 })
                 .collect(),
             selectors: topology
                 .selectors
                 .iter()
-                .zip(&selector_pids)
-                .map(|(s, pid)| StateSelector {
+                .zip(&children.0)
+                .zip(&selector_logs)
+                .map(|((s, c), log)| StateSelector {
                     id: s.id.to_string(),
                     url: format!("http://{}", s.api),
                     dns: s.dns.map(|d| d.to_string()).unwrap_or_default(),
-                    pid: *pid,
+                    pid: c.id(),
+                    log: log.clone(),
                 })
                 .collect(),
             meeting_host: MEETING_HOST.to_string(),
+            meeting_url: meeting_url.clone(),
             token_key: topology.tls.token_key(),
             certs_dir: certs.clone(),
+            topology: topo_path.clone(),
+            logs_dir: logs.clone(),
         };
         if let Some(p) = &self.state_file {
             write_state(p, &state)?;
         }
-        let url = format!("{}/", topology.edges[0].base_url());
+        println!("geomesh dev is running.");
+        println!();
         println!(
-            "geomesh dev is running: open {url} in two browser tabs, enter the same conference name, and join."
+            "  Open {meeting_url} in two browser tabs, enter the same conference name, and join."
         );
         println!(
-            "(topology and credentials in {}; Ctrl-C stops)",
+            "  Pretend to be elsewhere: {meeting_url}?conference=demo&autojoin=1&region=dev-ap"
+        );
+        println!();
+        println!(
+            "  logs: {}   (topology and credentials in {}; Ctrl-C stops)",
+            logs.display(),
             dir.display()
         );
+        let mut monitor = Monitor::new(&topology);
+        monitor.print_summary();
 
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        rt.block_on(super::shutdown_signal());
-        tracing::info!("stopping the dev mesh");
+        rt.block_on(async {
+            let stop = super::shutdown_signal();
+            tokio::pin!(stop);
+            let mut tick = tokio::time::interval(Duration::from_millis(500));
+            loop {
+                tokio::select! {
+                    _ = &mut stop => break,
+                    _ = tick.tick() => {
+                        // Blocking loopback GETs with short time-outs: fine on this thread.
+                        monitor.poll();
+                    }
+                }
+            }
+        });
+        println!("stopping the dev mesh");
         drop(children);
         if let Some(p) = &self.state_file {
             let _ = std::fs::remove_file(p);

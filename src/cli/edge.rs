@@ -52,6 +52,10 @@ pub struct Args {
     /// docs/DECISIONS.md).
     #[arg(long)]
     bwe: bool,
+    /// On SIGTERM or Ctrl-C, wait at most this long for participants to move
+    /// to other edges before exiting.
+    #[arg(long, default_value = "15s")]
+    drain_timeout: humantime::Duration,
 }
 
 impl Args {
@@ -94,14 +98,24 @@ impl Args {
                 .collect(),
             tls: (*node_tls.client).clone(),
             heartbeat: topology.policy.heartbeat_interval,
+            describe: Some(geomesh_core::agent::EdgeDescription {
+                region: edge.region.clone(),
+                capacity: edge.capacity,
+                public_ip: edge.public_ip,
+            }),
         });
+        let drain_timeout: std::time::Duration = self.drain_timeout.into();
         let rt = tokio::runtime::Runtime::new().context("starting the runtime")?;
         rt.block_on(async move {
             let edge = start(config).await?;
             tracing::info!(edge = %self.id, url = %format!("http://{}/", edge.http_addr), "edge ready");
             super::shutdown_signal().await;
-            tracing::info!(edge = %self.id, "stopping");
-            edge.server.abort();
+            tracing::info!(edge = %self.id, timeout = ?drain_timeout, "stopping: moving participants to other edges");
+            // A second signal stops at once.
+            tokio::select! {
+                _ = edge.shutdown(drain_timeout) => {}
+                _ = super::shutdown_signal() => tracing::warn!("stopping now"),
+            }
             anyhow::Ok(())
         })?;
         Ok(ExitCode::SUCCESS)

@@ -2,6 +2,8 @@
 
 pub mod certs;
 pub mod dev;
+mod dev_monitor;
+pub mod drain;
 pub mod edge;
 pub mod geoip;
 pub mod loadgen;

@@ -8,7 +8,9 @@ use std::time::Duration;
 use anyhow::{Context, anyhow, bail};
 use geomesh_core::SelectorId;
 use geomesh_core::topology::{TlsSettings, Topology};
-use geomesh_selector::internal::{AdminResult, NodeRequest, RemoveRequest, admin_paths};
+use geomesh_selector::internal::{
+    AdminResult, NodeRequest, RemoveEdgeRequest, RemoveRequest, admin_paths,
+};
 use geomesh_selector::node::RaftStatus;
 use geomesh_selector::raft::PeerClient;
 use geomesh_selector::tls::NodeTls;
@@ -58,14 +60,16 @@ struct RunArgs {
     #[arg(long)]
     init: bool,
     /// Raft leader heartbeat period.
-    #[arg(long, default_value = "250ms")]
+    #[arg(long, default_value = "200ms")]
     raft_heartbeat: humantime::Duration,
     /// Raft election timeout, lower bound.
-    #[arg(long, default_value = "1s")]
+    #[arg(long, default_value = "700ms")]
     election_min: humantime::Duration,
     /// Raft election timeout, upper bound (also openraft's leader lease: a
-    /// leader loss is repaired about `election-max + election-min…max` later).
-    #[arg(long, default_value = "2s")]
+    /// leader loss is repaired about `election-max + election-min…max` plus
+    /// three round trips later). The defaults are safe for selectors on
+    /// different continents (≈ 300 ms apart).
+    #[arg(long, default_value = "1s")]
     election_max: humantime::Duration,
     /// Snapshot (and compact the log) every this many entries.
     #[arg(long, default_value_t = 5000)]
@@ -106,6 +110,15 @@ enum Admin {
         /// The selector to remove.
         #[arg(long)]
         node: SelectorId,
+    },
+    /// Remove an edge from the cluster: it leaves placement at once, its
+    /// participants are released (their clients rejoin elsewhere) and the
+    /// running process may not register again (a restart may).
+    RemoveEdge {
+        #[command(flatten)]
+        admin: AdminArgs,
+        /// The edge to remove.
+        edge: geomesh_core::EdgeId,
     },
 }
 
@@ -232,6 +245,18 @@ impl Admin {
                 let leader = leader_client(&t, &a).await?;
                 let r: AdminResult = leader.post(admin_paths::ADD_NODE, &body, TIMEOUT).await?;
                 println!("{} (voters: {})", r.message, r.voters.join(", "));
+            }
+            Admin::RemoveEdge { admin: a, edge } => {
+                let t = super::load_topology(&a.topology)?;
+                let c = client_for(&t, &a.certs, &a.id, &a.id)?;
+                let r: AdminResult = c
+                    .post(
+                        admin_paths::REMOVE_EDGE,
+                        &RemoveEdgeRequest { id: edge },
+                        TIMEOUT,
+                    )
+                    .await?;
+                println!("{}", r.message);
             }
             Admin::RemoveNode { admin: a, node } => {
                 let t = super::load_topology(&a.topology)?;

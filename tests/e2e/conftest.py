@@ -119,6 +119,26 @@ class DevMesh:
     def edge(self):
         return self.state["edges"][0]
 
+    @property
+    def meeting_url(self):
+        """The meeting page: the first selector's `/`."""
+        return self.state["meeting_url"].rstrip("/")
+
+    def page(self, conference, name, region=None, extra=""):
+        """The meeting page URL that joins `conference` as `name` at once
+        through the selector, pretending to be in `region` (then placed on
+        that region's edge)."""
+        url = f"{self.meeting_url}/?conference={conference}&name={name}&autojoin=1"
+        if region:
+            url += f"&region={region}"
+        return url + extra
+
+    def edge_by_id(self, edge_id):
+        return next(e for e in self.state["edges"] if e["id"] == edge_id)
+
+    def kill(self, pid, sig=signal.SIGKILL):
+        os.kill(pid, sig)
+
     def mint(self, conference, edge=None, participant=None, name=None, ttl="10m"):
         return mint_token(self.state["token_key"], conference, edge or self.edge["id"], participant, name, ttl)
 
@@ -170,13 +190,16 @@ def browser():
 
         yield open_page
         for c in contexts:
-            c.close()
+            try:
+                c.close()
+            except Exception:
+                pass  # a test closed it already
 
 
 STATS_JS = """async () => {
   const g = window.geomesh;
   const out = {joined: g.joined, me: g.me, roster: [...g.roster.keys()], errors: g.errors,
-               dominant: g.dominant,
+               dominant: g.dominant, edge: g.edge, rejoins: g.rejoins, events: g.events,
                state: g.pc ? g.pc.connectionState : 'none', video: {}, audio: {}, height: {}, freeze: {}};
   if (!g.pc) return out;
   const stats = await g.pc.getStats();
@@ -330,6 +353,12 @@ class Cluster:
 
     def mint(self, conference, edge_index, participant=None, name=None):
         return mint_token(self.token_key, conference, self.ids[edge_index], participant, name)
+
+    def page(self, conference, edge_index, name, extra=""):
+        """The meeting page of edge `edge_index` joining with a token minted
+        for it (these edges have no selector to place them)."""
+        token = self.mint(conference, edge_index, participant=name, name=name)
+        return f"{self.urls[edge_index]}/?conference={conference}&name={name}&autojoin=1&token={token}{extra}"
 
     def logs(self):
         out = []

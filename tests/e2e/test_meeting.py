@@ -4,8 +4,7 @@ from conftest import page_stats, wait_for
 
 
 def test_three_browsers_see_and_hear_each_other(mesh, browser):
-    url = mesh.edge["url"]
-    pages = [browser(f"{url}/?conference=trio&name=user{i}&autojoin=1") for i in range(3)]
+    pages = [browser(mesh.page("trio", f"user{i}")) for i in range(3)]
     ids = [wait_for(f"page {i} joined", lambda p=p: page_stats(p)["me"]) for i, p in enumerate(pages)]
 
     def everyone_receives():
@@ -40,9 +39,8 @@ def test_three_browsers_see_and_hear_each_other(mesh, browser):
 
 
 def test_mute_is_shown_to_others(mesh, browser):
-    url = mesh.edge["url"]
-    a = browser(f"{url}/?conference=mute-room&name=alice&autojoin=1")
-    b = browser(f"{url}/?conference=mute-room&name=bob&autojoin=1")
+    a = browser(mesh.page("mute-room", "alice"))
+    b = browser(mesh.page("mute-room", "bob"))
     a_id = wait_for("alice joined", lambda: page_stats(a)["me"])
     wait_for("bob sees alice", lambda: a_id in page_stats(b)["roster"])
     wait_for("alice has media", lambda: page_stats(a)["state"] == "connected")

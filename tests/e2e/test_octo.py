@@ -68,8 +68,9 @@ def test_whip_on_first_edge_whep_on_second(mesh):
 
 def test_chromium_on_two_edges_see_and_hear_each_other(mesh, browser):
     a, b = mesh.state["edges"][0], mesh.state["edges"][1]
-    pa = browser(f"{a['url']}/?conference=across&name=anna&autojoin=1")
-    pb = browser(f"{b['url']}/?conference=across&name=ben&autojoin=1")
+    # Through the selector, pretending to be in each edge's region.
+    pa = browser(mesh.page("across", "anna", a["region"]))
+    pb = browser(mesh.page("across", "ben", b["region"]))
     ida = wait_for("anna joined", lambda: page_stats(pa)["me"])
     idb = wait_for("ben joined", lambda: page_stats(pb)["me"])
 
@@ -80,6 +81,8 @@ def test_chromium_on_two_edges_see_and_hear_each_other(mesh, browser):
         return (sa, sb) if ok else None
 
     sa, sb = wait_for("video and audio across the octo link both ways", both_receive, timeout=60)
+    # Each on an edge of its region: two edges.
+    assert (sa["edge"]["region"], sb["edge"]["region"]) == (a["region"], b["region"]), (sa["edge"], sb["edge"])
     # Rosters show the participant on the other edge.
     assert idb in sa["roster"] and ida in sb["roster"], (sa, sb)
     # Later tests in this module measure link bytes: stop these media flows.
@@ -219,9 +222,9 @@ def test_only_the_layer_remote_tiles_need_crosses_the_link(mesh, browser):
     """A simulcast publisher on edge A, a small-tile subscriber on edge B:
     only the low layer crosses the octo link."""
     a, b = mesh.state["edges"][0], mesh.state["edges"][1]
-    pub = browser(f"{a['url']}/?conference=prune&name=pub&autojoin=1")
+    pub = browser(mesh.page("prune", "pub", a["region"]))
     pub_id = wait_for("publisher joined", lambda: page_stats(pub)["me"])
-    sub = browser(f"{b['url']}/?conference=prune&name=far&autojoin=1&simulcast=0&maxHeight=180")
+    sub = browser(mesh.page("prune", "far", b["region"], "&simulcast=0&maxHeight=180"))
 
     def low_layer():
         s = page_stats(sub)
@@ -229,10 +232,13 @@ def test_only_the_layer_remote_tiles_need_crosses_the_link(mesh, browser):
         return s if s["video"].get(pub_id, 0) >= 30 and 0 < h <= 180 else None
 
     wait_for("the far subscriber decodes the low layer", low_layer, timeout=60)
+    # The selector chose the publisher's edge among its region's.
+    home = mesh.edge_by_id(page_stats(pub)["edge"]["id"])
+    assert page_stats(sub)["edge"]["region"] != home["region"]
 
-    o0, i0 = octo_and_ingress_bytes([a["url"]])
+    o0, i0 = octo_and_ingress_bytes([home["url"]])
     time.sleep(5)
-    o1, i1 = octo_and_ingress_bytes([a["url"]])
+    o1, i1 = octo_and_ingress_bytes([home["url"]])
     share = (o1 - o0) / (i1 - i0)
     print(f"OCTO-PRUNE octo/ingress on the publisher's edge = {share:.3f}")
     assert share < 0.5, share

@@ -7,14 +7,15 @@ from conftest import page_stats, wait_for
 from test_octo import run_async
 
 
-def simulcast_small_tile_low_layer_then_switch_up(browser, url, conference):
+def simulcast_small_tile_low_layer_then_switch_up(browser, page):
     """A Chromium simulcast publisher and two subscribers joining in that
     order: the one with a 180p tile receives a low layer, the other a higher
-    one; the small tile grows and switches up without a freeze."""
-    pub = browser(f"{url}/?conference={conference}&name=pub&autojoin=1")
+    one; the small tile grows and switches up without a freeze. `page(name,
+    extra)` is the meeting page URL of one participant."""
+    pub = browser(page("pub", ""))
     pub_id = wait_for("publisher joined", lambda: page_stats(pub)["me"])
-    small = browser(f"{url}/?conference={conference}&name=small&autojoin=1&simulcast=0&maxHeight=180")
-    big = browser(f"{url}/?conference={conference}&name=big&autojoin=1&simulcast=0")
+    small = browser(page("small", "&simulcast=0&maxHeight=180"))
+    big = browser(page("big", "&simulcast=0"))
 
     def heights():
         s, b = page_stats(small), page_stats(big)
@@ -40,7 +41,7 @@ def simulcast_small_tile_low_layer_then_switch_up(browser, url, conference):
 
 
 def test_simulcast_small_tile_gets_the_low_layer_and_switches_without_freezing(mesh, browser):
-    simulcast_small_tile_low_layer_then_switch_up(browser, mesh.edge["url"], "simul")
+    simulcast_small_tile_low_layer_then_switch_up(browser, lambda n, x: mesh.page("simul", n, extra=x))
 
 
 def test_dominant_speaker_is_announced_and_whep_follows_it(mesh):

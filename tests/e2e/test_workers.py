@@ -45,7 +45,7 @@ def test_simulcast_layers_are_chosen_per_subscriber_on_other_workers(browser):
     # conference's home worker, the two subscribers on the two others, so
     # every layer choice and keyframe request crosses a sibling link.
     with Cluster(1, edge_args=("--media-workers", "3", "--spread-above", "1")) as c:
-        simulcast_small_tile_low_layer_then_switch_up(browser, c.urls[0], "wide-simul")
+        simulcast_small_tile_low_layer_then_switch_up(browser, lambda n, x: c.page("wide-simul", 0, n, x))
         assert metric_sum(c.urls, "geomesh_edge_sibling_packets_total") > 0
 
 

@@ -359,6 +359,7 @@ impl EdgeAgent {
             cpu: 0.1,
             stress: 0.0,
             links: vec![],
+            digest: None,
         }
     }
 

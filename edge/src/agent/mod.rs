@@ -1,42 +1,45 @@
 //! The selector agent: registers this edge with the selector cluster,
 //! heartbeats its load to every selector node, reports participants joining
-//! and leaving, and learns whether it is draining and which other edges
-//! host its conferences.
+//! and leaving, and learns whether it is draining (and should move its
+//! participants), which other edges host its conferences, and which
+//! selector nodes exist now.
 //!
 //! It speaks only the selector's internal HTTP API (`geomesh_core::agent`)
 //! over mutual TLS with the cluster CA: the selector takes this edge's id
 //! from its certificate. The edge never links the selector crate.
+//!
+//! One task owns the participant set ([`local`]) and the reports; one task
+//! per selector node heartbeats it ([`beat`]), so a node that hangs delays
+//! nobody else. The heartbeat carries the set's digest; a node whose
+//! replicated record differs answers `resync`, and the agent compares the
+//! record with the set and reports the difference, so the cluster's view
+//! converges on what this edge really holds after any lost message.
+
+mod beat;
+mod client;
+mod local;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use geomesh_core::agent::{
-    HEARTBEAT_PATH, Heartbeat, HeartbeatResponse, PARTICIPANTS_PATH, ParticipantRef,
-    ParticipantReport, ParticipantReportResponse, REGISTER_PATH, RegisterRequest, RegisterResponse,
+    EdgeDescription, Heartbeat, HeartbeatResponse, LEAVE_PATH, LeaveRequest, LeaveResponse,
+    PARTICIPANTS_PATH, PLACEMENTS_PATH, ParticipantReportResponse, PlacementEntry, PlacementPage,
+    REGISTER_PATH, RegisterRequest, RegisterResponse, SelectorEndpoint,
 };
 use geomesh_core::{ConferenceId, EdgeId, ParticipantId, SelectorId};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use serde::Serialize;
-use serde::de::DeserializeOwned;
-use tokio::sync::mpsc;
-use tracing::{Instrument, debug, info, info_span, warn};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tracing::{Instrument, debug, error, info, info_span, warn};
 
 use crate::metrics::{Direction, Metrics, Traffic};
-
-/// A participant arriving at or leaving this edge.
-#[derive(Debug, Clone)]
-pub struct ParticipantEvent {
-    /// Joined (true) or left (false).
-    pub joined: bool,
-    /// The conference.
-    pub conference: ConferenceId,
-    /// The participant.
-    pub participant: ParticipantId,
-}
+use client::{CallError, Selector, endpoint_addr};
+pub use local::{LocalParticipants, ParticipantEvent};
 
 /// What the agent needs.
 pub struct AgentConfig {
@@ -46,12 +49,16 @@ pub struct AgentConfig {
     pub capacity: u32,
     /// The base URL clients use for this edge.
     pub base_url: String,
-    /// Every selector node: id (its certificate's DNS name) and internal address.
+    /// The selector nodes known at start: id (its certificate's DNS name)
+    /// and internal address. Nodes added later are learned from answers.
     pub selectors: Vec<(SelectorId, SocketAddr)>,
     /// Client TLS: this edge's certificate, trusting only the cluster CA.
     pub tls: rustls::ClientConfig,
     /// Heartbeat period until the selectors say otherwise.
     pub heartbeat: Duration,
+    /// How this edge describes itself to selectors whose topology does
+    /// not list it (an edge added at runtime).
+    pub describe: Option<EdgeDescription>,
 }
 
 /// What the agent learned, shared with the rest of the edge.
@@ -61,98 +68,135 @@ pub struct AgentState {
     pub registered: AtomicBool,
     /// The selectors asked this edge to drain.
     pub draining: AtomicBool,
+    /// The selectors asked this edge to move its participants away.
+    pub migrate: AtomicBool,
     /// Per local conference, the other edges hosting it (octo peers).
     pub peers: Mutex<BTreeMap<ConferenceId, Vec<EdgeId>>>,
+    /// Public API base URLs of the selector nodes: where a browser that
+    /// opens this edge's meeting page is sent to join.
+    pub selector_apis: Mutex<Vec<String>>,
+    /// An operator removed this edge from the cluster: it takes nobody new
+    /// and moves its participants away until the process is restarted.
+    pub removed: AtomicBool,
+    /// The heartbeat period the selectors asked for, in milliseconds.
+    heartbeat_ms: AtomicU64,
 }
 
-/// Why one call failed.
-#[derive(Debug, thiserror::Error)]
-enum CallError {
-    #[error("unreachable: {0}")]
-    Unreachable(String),
-    #[error("refused with {status}: {body}")]
-    Refused { status: u16, body: String },
-    #[error("bad answer: {0}")]
-    Decode(String),
-}
+impl AgentState {
+    /// Takes one heartbeat answer.
+    fn answered(&self, from: &SelectorId, resp: &HeartbeatResponse) {
+        self.draining.store(resp.draining, Ordering::Relaxed);
+        self.migrate.store(resp.migrate, Ordering::Relaxed);
+        self.heartbeat_ms.store(
+            resp.heartbeat_interval_ms.clamp(100, 60_000),
+            Ordering::Relaxed,
+        );
+        *self.peers.lock().expect("peers lock") = resp.conferences.clone();
+        debug!(selector = %from, draining = resp.draining, migrate = resp.migrate, "heartbeat answered");
+    }
 
-struct Selector {
-    id: SelectorId,
-    base: String,
-    http: reqwest::Client,
-}
+    /// Whether the current participants should be moved away.
+    pub fn should_migrate(&self) -> bool {
+        self.migrate.load(Ordering::Relaxed) || self.removed.load(Ordering::Relaxed)
+    }
 
-impl Selector {
-    async fn post<Req: Serialize, Resp: DeserializeOwned>(
-        &self,
-        path: &str,
-        body: &Req,
-    ) -> Result<Resp, CallError> {
-        let res = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .json(body)
-            .send()
-            .await
-            .map_err(|e| CallError::Unreachable(e.to_string()))?;
-        let status = res.status();
-        if !status.is_success() {
-            let body = res.text().await.unwrap_or_default();
-            return Err(CallError::Refused {
-                status: status.as_u16(),
-                body,
-            });
-        }
-        res.json()
-            .await
-            .map_err(|e| CallError::Decode(e.to_string()))
+    /// The first selector public API URL, if any is known.
+    pub fn selector_api(&self) -> Option<String> {
+        self.selector_apis
+            .lock()
+            .expect("selector list lock")
+            .first()
+            .cloned()
     }
 }
 
-/// Most participant events kept while no selector answers.
-const MAX_BUFFERED_REPORTS: usize = 10_000;
+/// What the agent asks of the media workers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AgentAction {
+    /// The participant is connected to another edge by a newer session:
+    /// end its sessions here that started no later than `not_after_ms`.
+    Evict {
+        /// Conference.
+        conference: ConferenceId,
+        /// Participant.
+        participant: ParticipantId,
+        /// Only sessions that started at or before this time (Unix ms).
+        not_after_ms: u64,
+    },
+}
 
-/// Starts the agent; it runs until the process ends.
+enum Request {
+    Leave(oneshot::Sender<bool>),
+}
+
+/// A handle on the running agent.
+#[derive(Clone)]
+pub struct AgentHandle {
+    /// What it learned.
+    pub state: Arc<AgentState>,
+    requests: mpsc::UnboundedSender<Request>,
+}
+
+impl AgentHandle {
+    /// Tells the cluster this edge is shutting down (draining, its
+    /// participants to be moved); true when a selector took it.
+    pub async fn leave(&self) -> bool {
+        let (tx, rx) = oneshot::channel();
+        if self.requests.send(Request::Leave(tx)).is_err() {
+            return false;
+        }
+        rx.await.unwrap_or(false)
+    }
+}
+
+/// A call to one node: one interval at least a second, else five.
+const CALL_DEADLINE: Duration = Duration::from_secs(5);
+/// Resyncs are at most this frequent.
+const RESYNC_EVERY: Duration = Duration::from_secs(2);
+
+/// Starts the agent; it runs until the process ends. The receiver gets
+/// what the agent asks of the media workers.
 pub fn spawn(
     config: AgentConfig,
     metrics: Arc<Metrics>,
     events: mpsc::UnboundedReceiver<ParticipantEvent>,
-) -> Result<Arc<AgentState>, String> {
-    let mut selectors = Vec::new();
-    for (id, addr) in &config.selectors {
-        // Requests go to https://<selector id>:<port>, resolved to its address,
-        // so the certificate is checked against the selector's id.
-        let http = reqwest::Client::builder()
-            .tls_backend_preconfigured(config.tls.clone())
-            .resolve(id.as_str(), *addr)
-            .no_proxy()
-            .connect_timeout(Duration::from_secs(2))
-            .timeout(Duration::from_secs(5))
-            .build()
-            .map_err(|e| format!("HTTP client for {id}: {e}"))?;
-        selectors.push(Selector {
-            id: id.clone(),
-            base: format!("https://{id}:{}", addr.port()),
-            http,
-        });
-    }
+) -> Result<(AgentHandle, mpsc::UnboundedReceiver<AgentAction>), String> {
     let state = Arc::new(AgentState::default());
+    state.heartbeat_ms.store(
+        u64::try_from(config.heartbeat.as_millis())
+            .unwrap_or(1000)
+            .clamp(100, 60_000),
+        Ordering::Relaxed,
+    );
     let mut b = [0u8; 8];
     getrandom::fill(&mut b).map_err(|e| e.to_string())?;
     let boot_id: String = b.iter().map(|x| format!("{x:02x}")).collect();
     let last = Sample::now(&metrics);
-    let agent = Agent {
+    let (asks_tx, asks) = mpsc::unbounded_channel();
+    let (requests, requests_rx) = mpsc::unbounded_channel();
+    let (actions, actions_rx) = mpsc::unbounded_channel();
+    let (body, _) = watch::channel(None);
+    let span = info_span!("agent", edge = %config.edge);
+    let initial = config.selectors.clone();
+    let mut agent = Agent {
         config,
-        selectors,
+        selectors: BTreeMap::new(),
         state: state.clone(),
         metrics,
         boot_id,
-        pending: Vec::new(),
+        local: LocalParticipants::default(),
         last,
+        body,
+        asks_tx,
+        actions,
+        last_resync: None,
+        preferred: None,
     };
-    let span = info_span!("agent", edge = %agent.config.edge);
-    tokio::spawn(agent.run(events).instrument(span));
-    Ok(state)
+    for (id, addr) in initial {
+        agent.add_selector(id, addr)?;
+    }
+    tokio::spawn(agent.run(events, asks, requests_rx).instrument(span));
+    Ok((AgentHandle { state, requests }, actions_rx))
 }
 
 /// Counters at one instant, to turn totals into rates.
@@ -191,76 +235,294 @@ impl Sample {
 
 struct Agent {
     config: AgentConfig,
-    selectors: Vec<Selector>,
+    /// Every selector node this edge heartbeats, with its heartbeat task.
+    selectors: BTreeMap<SelectorId, (Arc<Selector>, JoinHandle<()>)>,
     state: Arc<AgentState>,
     metrics: Arc<Metrics>,
     boot_id: String,
-    pending: Vec<ParticipantEvent>,
+    local: LocalParticipants,
     last: Sample,
+    /// The latest heartbeat body, read by every heartbeat task.
+    body: watch::Sender<Option<Heartbeat>>,
+    asks_tx: mpsc::UnboundedSender<beat::Ask>,
+    actions: mpsc::UnboundedSender<AgentAction>,
+    last_resync: Option<Instant>,
+    /// The node that took the last write: tried first next time.
+    preferred: Option<SelectorId>,
 }
 
 impl Agent {
-    async fn run(mut self, mut events: mpsc::UnboundedReceiver<ParticipantEvent>) {
-        let mut interval = self.config.heartbeat;
-        let mut next_beat = Instant::now();
+    async fn run(
+        mut self,
+        mut events: mpsc::UnboundedReceiver<ParticipantEvent>,
+        mut asks: mpsc::UnboundedReceiver<beat::Ask>,
+        mut requests: mpsc::UnboundedReceiver<Request>,
+    ) {
         let mut backoff = Duration::from_millis(250);
+        let mut next_sample = Instant::now();
+        let mut next_register = Instant::now();
         loop {
-            if !self.state.registered.load(Ordering::Relaxed) {
+            if !self.state.registered.load(Ordering::Relaxed) && Instant::now() >= next_register {
                 match self.register().await {
-                    Ok(r) => {
-                        interval =
-                            Duration::from_millis(r.heartbeat_interval_ms.clamp(100, 60_000));
-                        self.state.draining.store(r.draining, Ordering::Relaxed);
-                        self.state.registered.store(true, Ordering::Relaxed);
-                        backoff = Duration::from_millis(250);
-                        info!(region = %r.region, draining = r.draining, "registered with the selectors");
-                    }
+                    Ok(()) => backoff = Duration::from_millis(250),
                     Err(e) => {
                         debug!("registration failed: {e}");
-                        tokio::time::sleep(backoff).await;
+                        next_register = Instant::now() + backoff;
                         backoff = (backoff * 2).min(Duration::from_secs(5));
-                        continue;
                     }
                 }
             }
+            let wake = if self.state.registered.load(Ordering::Relaxed) {
+                next_sample
+            } else {
+                next_sample.min(next_register)
+            };
             tokio::select! {
-                ev = events.recv() => match ev {
-                    Some(ev) => {
-                        self.pending.push(ev);
-                        // Batch what arrives together.
-                        while let Ok(ev) = events.try_recv() {
-                            self.pending.push(ev);
-                        }
-                        self.report().await;
+                ev = events.recv() => {
+                    let Some(ev) = ev else { return };
+                    self.local.handle_event(ev);
+                    // Batch what arrives together.
+                    while let Ok(ev) = events.try_recv() {
+                        self.local.handle_event(ev);
                     }
-                    None => return,
+                    self.publish_body();
+                    self.report().await;
+                }
+                Some(ask) = asks.recv() => match ask {
+                    beat::Ask::Register => {}
+                    beat::Ask::Resync => self.resync().await,
+                    beat::Ask::Selectors(list) => self.adopt_selectors(&list),
                 },
-                _ = tokio::time::sleep_until(next_beat.into()) => {
-                    next_beat = Instant::now() + interval;
-                    self.heartbeat().await;
-                    if !self.pending.is_empty() {
-                        self.report().await;
+                Some(req) = requests.recv() => match req {
+                    Request::Leave(reply) => {
+                        let _ = reply.send(self.leave().await);
+                    }
+                },
+                _ = tokio::time::sleep_until(wake.into()) => {
+                    if Instant::now() >= next_sample {
+                        let interval = Duration::from_millis(self.state.heartbeat_ms.load(Ordering::Relaxed));
+                        next_sample = Instant::now() + interval;
+                        self.publish_body();
+                        if self.local.has_pending() {
+                            self.report().await;
+                        }
                     }
                 }
             }
         }
     }
 
-    async fn register(&self) -> Result<RegisterResponse, CallError> {
+    /// Starts heartbeating a selector node.
+    fn add_selector(&mut self, id: SelectorId, addr: SocketAddr) -> Result<(), String> {
+        let sel = Arc::new(Selector::new(id.clone(), addr, &self.config.tls)?);
+        let task = tokio::spawn(
+            beat::run(
+                sel.clone(),
+                self.body.subscribe(),
+                self.state.clone(),
+                self.asks_tx.clone(),
+            )
+            .instrument(info_span!("heartbeat", selector = %id)),
+        );
+        self.selectors.insert(id, (sel, task));
+        Ok(())
+    }
+
+    /// Follows the cluster's current selector nodes: new ones are
+    /// heartbeated, removed ones no longer.
+    fn adopt_selectors(&mut self, list: &[SelectorEndpoint]) {
+        let wanted: Vec<(SelectorId, SocketAddr)> = list
+            .iter()
+            .filter_map(|s| Some((s.id.clone(), endpoint_addr(&s.url)?)))
+            .collect();
+        if wanted.is_empty() {
+            return;
+        }
+        let mut apis: Vec<String> = list.iter().filter_map(|s| s.api.clone()).collect();
+        apis.sort();
+        *self.state.selector_apis.lock().expect("selector list lock") = apis;
+        for (id, addr) in &wanted {
+            let known = self.selectors.get(id).is_some_and(|(s, _)| s.addr == *addr);
+            if !known {
+                if let Some((_, task)) = self.selectors.remove(id) {
+                    task.abort();
+                }
+                info!(selector = %id, %addr, "heartbeating a selector node");
+                if let Err(e) = self.add_selector(id.clone(), *addr) {
+                    warn!("{e}");
+                }
+            }
+        }
+        let gone: Vec<SelectorId> = self
+            .selectors
+            .keys()
+            .filter(|id| !wanted.iter().any(|(w, _)| w == *id))
+            .cloned()
+            .collect();
+        for id in gone {
+            info!(selector = %id, "selector node left the cluster; no longer heartbeating it");
+            if let Some((_, task)) = self.selectors.remove(&id) {
+                task.abort();
+            }
+        }
+    }
+
+    /// The nodes to try for a write: the one that took the last, then the rest.
+    fn write_order(&self) -> Vec<Arc<Selector>> {
+        let mut v: Vec<Arc<Selector>> = self.selectors.values().map(|(s, _)| s.clone()).collect();
+        v.sort_by_key(|s| Some(&s.id) != self.preferred.as_ref());
+        v
+    }
+
+    async fn register(&mut self) -> Result<(), CallError> {
         let req = RegisterRequest {
             boot_id: self.boot_id.clone(),
             base_url: Some(self.config.base_url.clone()),
+            describe: self.config.describe.clone(),
         };
         let mut last = CallError::Unreachable("no selectors".into());
-        for s in &self.selectors {
-            match s.post(REGISTER_PATH, &req).await {
-                Ok(r) => return Ok(r),
+        for s in self.write_order() {
+            match s
+                .post::<_, RegisterResponse>(REGISTER_PATH, &req, CALL_DEADLINE)
+                .await
+            {
+                Ok(r) => {
+                    self.state.heartbeat_ms.store(
+                        r.heartbeat_interval_ms.clamp(100, 60_000),
+                        Ordering::Relaxed,
+                    );
+                    self.state.draining.store(r.draining, Ordering::Relaxed);
+                    self.state.registered.store(true, Ordering::Relaxed);
+                    self.preferred = Some(s.id.clone());
+                    info!(region = %r.region, draining = r.draining, restarted = r.restarted, "registered with the selectors");
+                    self.adopt_selectors(&r.selectors);
+                    self.publish_body();
+                    // Whatever the cluster lost while we were unknown to it.
+                    self.last_resync = None;
+                    self.resync().await;
+                    return Ok(());
+                }
+                Err(CallError::Refused { status: 410, body }) => {
+                    if !self.state.removed.swap(true, Ordering::Relaxed) {
+                        error!(%body, "this edge was removed from the cluster: moving its participants away; it takes nobody new until restarted");
+                    }
+                    last = CallError::Refused { status: 410, body };
+                    break;
+                }
                 Err(e) => last = e,
             }
         }
         Err(last)
     }
 
+    /// Sends the pending participant events, in order, to the first node
+    /// that takes them; acts on participants the cluster says moved on.
+    async fn report(&mut self) {
+        'reports: while let Some((report, n)) = self.local.next_report() {
+            for s in self.write_order() {
+                match s
+                    .post::<_, ParticipantReportResponse>(PARTICIPANTS_PATH, &report, CALL_DEADLINE)
+                    .await
+                {
+                    Ok(r) => {
+                        debug!(selector = %s.id, joined = r.joined, left = r.left, ignored = r.ignored, moved = r.moved.len(), "participants reported");
+                        self.preferred = Some(s.id.clone());
+                        self.local.reported(n);
+                        for m in r.moved {
+                            info!(conference = %m.conference, participant = %m.participant,
+                                "participant is connected to another edge by a newer session: ending it here");
+                            let _ = self.actions.send(AgentAction::Evict {
+                                conference: m.conference,
+                                participant: m.participant,
+                                not_after_ms: m.since_ms.unwrap_or(0),
+                            });
+                        }
+                        continue 'reports;
+                    }
+                    Err(CallError::Refused { status: 409, .. }) => {
+                        // Registration lapsed: register, then report.
+                        self.state.registered.store(false, Ordering::Relaxed);
+                        return;
+                    }
+                    Err(e) => debug!(selector = %s.id, "participant report: {e}"),
+                }
+            }
+            return;
+        }
+    }
+
+    /// Compares the cluster's record of this edge with the participants
+    /// connected now and reports the difference.
+    async fn resync(&mut self) {
+        if self.last_resync.is_some_and(|t| t.elapsed() < RESYNC_EVERY) {
+            return;
+        }
+        self.last_resync = Some(Instant::now());
+        let mut recorded: Vec<PlacementEntry> = Vec::new();
+        let mut fetched = false;
+        'nodes: for s in self.write_order() {
+            recorded.clear();
+            let mut after: Option<String> = None;
+            // Bounded: a page holds thousands; no edge holds this many pages.
+            for _ in 0..1000 {
+                let path = match &after {
+                    Some(a) => format!("{PLACEMENTS_PATH}?after={a}"),
+                    None => PLACEMENTS_PATH.to_string(),
+                };
+                match s.get::<PlacementPage>(&path, CALL_DEADLINE).await {
+                    Ok(page) => {
+                        recorded.extend(page.placements);
+                        match page.next {
+                            Some(n) => after = Some(n),
+                            None => {
+                                fetched = true;
+                                break 'nodes;
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        debug!(selector = %s.id, "placements: {e}");
+                        continue 'nodes;
+                    }
+                }
+            }
+        }
+        if !fetched {
+            return;
+        }
+        let (joined, left) = self.local.resync(&recorded);
+        if joined + left > 0 {
+            info!(
+                joined,
+                left, "the cluster's record of this edge differed: reporting the difference"
+            );
+        }
+        self.report().await;
+    }
+
+    async fn leave(&mut self) -> bool {
+        let req = LeaveRequest {
+            boot_id: self.boot_id.clone(),
+        };
+        for s in self.write_order() {
+            match s
+                .post::<_, LeaveResponse>(LEAVE_PATH, &req, Duration::from_secs(3))
+                .await
+            {
+                Ok(_) => {
+                    self.state.draining.store(true, Ordering::Relaxed);
+                    return true;
+                }
+                Err(e) => debug!(selector = %s.id, "leave: {e}"),
+            }
+        }
+        false
+    }
+
+    fn publish_body(&mut self) {
+        let hb = self.heartbeat_body();
+        self.body.send_replace(Some(hb));
+    }
     fn heartbeat_body(&mut self) -> Heartbeat {
         let now = Sample::now(&self.metrics);
         let secs = now
@@ -283,6 +545,7 @@ impl Agent {
             cpu,
             stress: (participants as f64 / self.config.capacity.max(1) as f64).min(100.0),
             links: self.link_rtts(),
+            digest: Some(self.local.digest()),
         }
     }
 
@@ -304,71 +567,5 @@ impl Agent {
                 })
             })
             .collect()
-    }
-
-    /// One heartbeat to every selector node, concurrently.
-    async fn heartbeat(&mut self) {
-        let body = self.heartbeat_body();
-        let calls = self
-            .selectors
-            .iter()
-            .map(|s| s.post::<_, HeartbeatResponse>(HEARTBEAT_PATH, &body));
-        let results = futures_util::future::join_all(calls).await;
-        let mut answered = false;
-        for (s, r) in self.selectors.iter().zip(results) {
-            match r {
-                Ok(resp) => {
-                    answered = true;
-                    self.state.draining.store(resp.draining, Ordering::Relaxed);
-                    *self.state.peers.lock().expect("peers lock") = resp.conferences;
-                }
-                Err(CallError::Refused { status, body }) if (400..500).contains(&status) => {
-                    // The node does not know us (it lost state, or we restarted): register again.
-                    warn!(selector = %s.id, status, %body, "heartbeat refused; registering again");
-                    self.state.registered.store(false, Ordering::Relaxed);
-                }
-                Err(e) => debug!(selector = %s.id, "heartbeat: {e}"),
-            }
-        }
-        if !answered {
-            debug!("no selector answered the heartbeat");
-        }
-    }
-
-    /// Sends buffered participant events to the first selector that takes them.
-    async fn report(&mut self) {
-        let mut report = ParticipantReport::default();
-        for ev in &self.pending {
-            let r = ParticipantRef {
-                conference: ev.conference.clone(),
-                participant: ev.participant.clone(),
-            };
-            if ev.joined {
-                report.joined.push(r);
-            } else {
-                report.left.push(r);
-            }
-        }
-        for s in &self.selectors {
-            match s
-                .post::<_, ParticipantReportResponse>(PARTICIPANTS_PATH, &report)
-                .await
-            {
-                Ok(r) => {
-                    debug!(selector = %s.id, joined = r.joined, left = r.left, ignored = r.ignored, "participants reported");
-                    self.pending.clear();
-                    return;
-                }
-                Err(e) => debug!(selector = %s.id, "participant report: {e}"),
-            }
-        }
-        if self.pending.len() > MAX_BUFFERED_REPORTS {
-            let excess = self.pending.len() - MAX_BUFFERED_REPORTS;
-            warn!(
-                dropped = excess,
-                "no selector reachable; dropping the oldest participant reports"
-            );
-            self.pending.drain(..excess);
-        }
     }
 }

@@ -36,13 +36,38 @@ pub enum Op {
         boot_id: String,
         /// How long the registration lives without renewal.
         lease_ms: u64,
+        /// The address GeoDNS answers with, for an edge that described
+        /// itself (the topology's otherwise).
+        #[serde(default)]
+        public_ip: Option<std::net::IpAddr>,
+        /// Not in the proposer's topology: registered from its own
+        /// description; forgotten once its lease lapses.
+        #[serde(default)]
+        runtime: bool,
     },
-    /// Start or stop draining an edge.
+    /// Start or stop draining an edge (an operator's decision).
     SetDraining {
         /// The edge.
         edge: EdgeId,
         /// New state.
         draining: bool,
+        /// Also move its participants away.
+        #[serde(default)]
+        migrate: bool,
+    },
+    /// The edge process is shutting down: draining and migrating until it
+    /// registers again with another boot id.
+    Leave {
+        /// The edge (from its certificate).
+        edge: EdgeId,
+        /// The leaving process.
+        boot_id: String,
+    },
+    /// An operator removed the edge: its record and placements go, and the
+    /// process with this boot id may not register again.
+    RemoveEdge {
+        /// The edge.
+        edge: EdgeId,
     },
     /// Place a participant (idempotent by conference + participant).
     Join {
@@ -77,13 +102,18 @@ pub enum Op {
         participants: Vec<ParticipantRef>,
     },
     /// Periodic upkeep by the leader: renew the leases of edges it hears
-    /// heartbeats from, then release lapsed placements and the
-    /// participants of edges whose lease lapsed.
+    /// heartbeats from, then release lapsed placements, the participants
+    /// of edges whose lease lapsed and of edges the leader finds unhealthy.
     Maintain {
         /// Edges heard from recently.
         live_edges: Vec<EdgeId>,
         /// New edge lease length.
         edge_lease_ms: u64,
+        /// Registered edges the leader has not heard from within the health
+        /// timeout: their participants are released at once (their clients
+        /// rejoin elsewhere); the registration stays.
+        #[serde(default)]
+        unhealthy: Vec<EdgeId>,
     },
 }
 
@@ -118,6 +148,15 @@ pub enum OpResult {
         recorded: u32,
         /// Entries that did not match (left from another edge).
         ignored: u32,
+        /// `Joined` entries refused: the participant is connected to another
+        /// edge by a newer session.
+        #[serde(default)]
+        moved: Vec<ParticipantRef>,
+    },
+    /// `Leave` or `RemoveEdge` done.
+    EdgeChanged {
+        /// Participants released.
+        released: u32,
     },
     /// `Maintain` done.
     Maintained {
@@ -140,6 +179,12 @@ pub enum ApplyError {
     /// The edge is draining.
     #[error("edge {0} is draining")]
     EdgeDraining(EdgeId),
+    /// The edge was removed by an operator; this process may not come back.
+    #[error("edge {0} was removed; restart it to register again")]
+    Removed(EdgeId),
+    /// A `Leave` from a process that is not the registered one.
+    #[error("edge {0} is registered with another boot id")]
+    StaleBoot(EdgeId),
     /// Placing there would exceed the per-conference cap.
     #[error("conference {conference} already spans {max_edges} edges")]
     ConferenceFull {

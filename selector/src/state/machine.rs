@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use geomesh_core::agent::ParticipantRef;
+use geomesh_core::agent::{ParticipantRef, participant_hash};
 use geomesh_core::{ConferenceId, EdgeId, GeoPoint, ParticipantId, RegionId};
 use serde::{Deserialize, Serialize};
 
@@ -29,8 +29,23 @@ pub struct EdgeRecord {
     pub registered_ms: u64,
     /// Takes no new participants.
     pub draining: bool,
+    /// Its participants are asked to move away (with `draining`).
+    #[serde(default)]
+    pub migrate: bool,
+    /// Draining because the process said it is shutting down (`Leave`):
+    /// cleared when the edge registers again with a new boot id, unlike
+    /// an operator's drain.
+    #[serde(default)]
+    pub leaving: bool,
     /// Its participants are released if no leader renews it by then.
     pub lease_until_ms: u64,
+    /// GeoDNS address of an edge that described itself.
+    #[serde(default)]
+    pub public_ip: Option<std::net::IpAddr>,
+    /// Registered from its own description (not in the topology): the
+    /// record is forgotten when its lease lapses.
+    #[serde(default)]
+    pub runtime: bool,
 }
 
 /// Where one participant is placed.
@@ -44,6 +59,10 @@ pub struct ParticipantRecord {
     pub confirmed: bool,
     /// An unconfirmed placement lapses at this time, Unix ms.
     pub lease_until_ms: u64,
+    /// When the confirmed session started on its edge (the edge's clock),
+    /// Unix ms: the newer of two sessions of one participant wins.
+    #[serde(default)]
+    pub since_ms: Option<u64>,
 }
 
 impl ParticipantRecord {
@@ -62,9 +81,19 @@ pub struct SelectorState {
     /// Conference → edge → participants placed there.
     conferences: BTreeMap<ConferenceId, BTreeMap<EdgeId, u32>>,
     participants: BTreeMap<ConferenceId, BTreeMap<ParticipantId, ParticipantRecord>>,
+    /// Removed edges and the boot id that may not register again.
+    #[serde(default)]
+    removed: BTreeMap<EdgeId, String>,
+    /// Bumped whenever an edge is registered anew, removed or forgotten.
+    #[serde(default)]
+    edges_version: u64,
     /// Edge → conferences it hosts (derived from `conferences`).
     #[serde(skip)]
     by_edge: BTreeMap<EdgeId, BTreeSet<ConferenceId>>,
+    /// Edge → digest of its confirmed participants (derived; see
+    /// [`geomesh_core::agent::participant_digest`]).
+    #[serde(skip)]
+    digests: BTreeMap<EdgeId, u64>,
 }
 
 impl SelectorState {
@@ -81,6 +110,15 @@ impl SelectorState {
                 self.by_edge.entry(e.clone()).or_default().insert(c.clone());
             }
         }
+        self.digests.clear();
+        for (c, ps) in &self.participants {
+            for (p, r) in ps {
+                if r.confirmed {
+                    *self.digests.entry(r.edge.clone()).or_default() ^= participant_hash(c, p);
+                }
+            }
+        }
+        self.digests.retain(|_, d| *d != 0);
     }
 
     /// Applies one log entry.
@@ -103,15 +141,61 @@ impl SelectorState {
                 base_url,
                 boot_id,
                 lease_ms,
+                public_ip,
+                runtime,
             } => self.register(
-                now, edge, region, *location, *capacity, base_url, boot_id, *lease_ms,
+                edge,
+                EdgeRecord {
+                    region: region.clone(),
+                    location: *location,
+                    capacity: *capacity,
+                    base_url: base_url.clone(),
+                    boot_id: boot_id.clone(),
+                    registered_ms: now,
+                    draining: false,
+                    migrate: false,
+                    leaving: false,
+                    lease_until_ms: now.saturating_add(*lease_ms),
+                    public_ip: *public_ip,
+                    runtime: *runtime,
+                },
             ),
-            Op::SetDraining { edge, draining } => match self.edges.get_mut(edge) {
+            Op::SetDraining {
+                edge,
+                draining,
+                migrate,
+            } => match self.edges.get_mut(edge) {
                 Some(r) => {
                     r.draining = *draining;
+                    r.migrate = *draining && *migrate;
+                    r.leaving = false;
+                    if *draining {
+                        self.release_unconfirmed(edge);
+                    }
                     OpResult::Draining {
                         draining: *draining,
                     }
+                }
+                None => OpResult::Rejected(ApplyError::UnknownEdge(edge.clone())),
+            },
+            Op::Leave { edge, boot_id } => match self.edges.get_mut(edge) {
+                Some(r) if &r.boot_id == boot_id => {
+                    // An operator's drain outlives the process; a shutdown does not.
+                    r.leaving = !r.draining || r.leaving;
+                    r.draining = true;
+                    r.migrate = true;
+                    let released = self.release_unconfirmed(edge);
+                    OpResult::EdgeChanged { released }
+                }
+                Some(_) => OpResult::Rejected(ApplyError::StaleBoot(edge.clone())),
+                None => OpResult::Rejected(ApplyError::UnknownEdge(edge.clone())),
+            },
+            Op::RemoveEdge { edge } => match self.edges.remove(edge) {
+                Some(r) => {
+                    let released = self.release_edge(edge);
+                    self.removed.insert(edge.clone(), r.boot_id);
+                    self.edges_version += 1;
+                    OpResult::EdgeChanged { released }
                 }
                 None => OpResult::Rejected(ApplyError::UnknownEdge(edge.clone())),
             },
@@ -136,49 +220,37 @@ impl SelectorState {
             Op::Maintain {
                 live_edges,
                 edge_lease_ms,
-            } => self.maintain(now, live_edges, *edge_lease_ms),
+                unhealthy,
+            } => self.maintain(now, live_edges, *edge_lease_ms, unhealthy),
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn register(
-        &mut self,
-        now: u64,
-        edge: &EdgeId,
-        region: &RegionId,
-        location: GeoPoint,
-        capacity: u32,
-        base_url: &str,
-        boot_id: &str,
-        lease_ms: u64,
-    ) -> OpResult {
-        let lease_until_ms = now.saturating_add(lease_ms);
-        let (restarted, draining) = match self.edges.get(edge) {
-            Some(r) => (r.boot_id != boot_id, r.draining),
-            None => (false, false),
-        };
+    /// Registers `rec` (its `registered_ms` and drain fields are decided here).
+    fn register(&mut self, edge: &EdgeId, mut rec: EdgeRecord) -> OpResult {
+        if self.removed.get(edge) == Some(&rec.boot_id) {
+            return OpResult::Rejected(ApplyError::Removed(edge.clone()));
+        }
+        self.removed.remove(edge);
+        let old = self.edges.get(edge);
+        let restarted = old.is_some_and(|r| r.boot_id != rec.boot_id);
+        match old {
+            Some(r) if !restarted => {
+                rec.registered_ms = r.registered_ms;
+                (rec.draining, rec.migrate, rec.leaving) = (r.draining, r.migrate, r.leaving);
+            }
+            // A new process of an edge that was leaving comes back in
+            // service; an operator's drain stays.
+            Some(r) if !r.leaving => (rec.draining, rec.migrate) = (r.draining, r.migrate),
+            Some(_) => {}
+            None => self.edges_version += 1,
+        }
         let released = if restarted {
             self.release_edge(edge)
         } else {
             0
         };
-        let registered_ms = match self.edges.get(edge) {
-            Some(r) if !restarted => r.registered_ms,
-            _ => now,
-        };
-        self.edges.insert(
-            edge.clone(),
-            EdgeRecord {
-                region: region.clone(),
-                location,
-                capacity,
-                base_url: base_url.to_string(),
-                boot_id: boot_id.to_string(),
-                registered_ms,
-                draining,
-                lease_until_ms,
-            },
-        );
+        let draining = rec.draining;
+        self.edges.insert(edge.clone(), rec);
         OpResult::Registered {
             restarted,
             released,
@@ -242,6 +314,7 @@ impl SelectorState {
                 placed_ms: now,
                 confirmed: false,
                 lease_until_ms: now.saturating_add(lease_ms),
+                since_ms: None,
             },
         );
         OpResult::Placed {
@@ -255,13 +328,31 @@ impl SelectorState {
             return OpResult::Rejected(ApplyError::UnknownEdge(edge.clone()));
         }
         let mut recorded = 0;
+        let mut moved = Vec::new();
         for r in refs {
             let current = self
                 .participants
-                .get_mut(&r.conference)
-                .and_then(|m| m.get_mut(&r.participant));
+                .get(&r.conference)
+                .and_then(|m| m.get(&r.participant));
             match current {
-                Some(rec) if &rec.edge == edge => rec.confirmed = true,
+                Some(rec) if &rec.edge == edge => {
+                    if !rec.confirmed {
+                        self.toggle_digest(edge, &r.conference, &r.participant);
+                    }
+                    let rec = self
+                        .participants
+                        .get_mut(&r.conference)
+                        .and_then(|m| m.get_mut(&r.participant))
+                        .expect("matched above");
+                    rec.confirmed = true;
+                    rec.since_ms = r.since_ms.or(rec.since_ms);
+                }
+                // Connected elsewhere by a newer session: this one is the
+                // ghost (its client moved on), not the other.
+                Some(rec) if rec.confirmed && newer(rec.since_ms, r.since_ms) => {
+                    moved.push(r.clone());
+                    continue;
+                }
                 _ => {
                     // The edge admitted them with a valid token: it is the truth.
                     self.remove_participant(&r.conference, &r.participant);
@@ -273,6 +364,7 @@ impl SelectorState {
                             placed_ms: now,
                             confirmed: true,
                             lease_until_ms: now,
+                            since_ms: r.since_ms,
                         },
                     );
                 }
@@ -282,6 +374,7 @@ impl SelectorState {
         OpResult::Reported {
             recorded,
             ignored: 0,
+            moved,
         }
     }
 
@@ -303,10 +396,20 @@ impl SelectorState {
                 ignored += 1;
             }
         }
-        OpResult::Reported { recorded, ignored }
+        OpResult::Reported {
+            recorded,
+            ignored,
+            moved: Vec::new(),
+        }
     }
 
-    fn maintain(&mut self, now: u64, live: &[EdgeId], edge_lease_ms: u64) -> OpResult {
+    fn maintain(
+        &mut self,
+        now: u64,
+        live: &[EdgeId],
+        edge_lease_ms: u64,
+        unhealthy: &[EdgeId],
+    ) -> OpResult {
         let mut renewed = 0;
         for e in live {
             if let Some(r) = self.edges.get_mut(e) {
@@ -328,11 +431,39 @@ impl SelectorState {
                 }
             }
         }
-        let released = gone.len() as u32;
+        let mut released = gone.len() as u32;
         for (c, p) in gone {
             self.remove_participant(&c, &p);
         }
+        for e in unhealthy {
+            if !live.contains(e) {
+                released += self.release_edge(e);
+            }
+        }
+        // An edge known only from its own description is forgotten with its lease.
+        let before = self.edges.len();
+        self.edges
+            .retain(|e, r| !(r.runtime && lapsed_edges.contains(e)));
+        if self.edges.len() != before {
+            self.edges_version += 1;
+        }
         OpResult::Maintained { renewed, released }
+    }
+
+    /// Releases the placements on `edge` that its clients have not used
+    /// yet (it is draining: they are placed again when they ask); a client
+    /// that connects anyway is recorded by the edge's report.
+    fn release_unconfirmed(&mut self, edge: &EdgeId) -> u32 {
+        let gone: Vec<(ConferenceId, ParticipantId)> = self
+            .placements_on(edge, None, usize::MAX)
+            .into_iter()
+            .filter(|(_, _, r)| !r.confirmed)
+            .map(|(c, p, _)| (c.clone(), p.clone()))
+            .collect();
+        for (c, p) in &gone {
+            self.remove_participant(c, p);
+        }
+        gone.len() as u32
     }
 
     /// Releases every participant on `edge`; returns how many.
@@ -358,8 +489,20 @@ impl SelectorState {
         n
     }
 
+    /// XORs one participant in or out of an edge's digest.
+    fn toggle_digest(&mut self, edge: &EdgeId, c: &ConferenceId, p: &ParticipantId) {
+        let d = self.digests.entry(edge.clone()).or_default();
+        *d ^= participant_hash(c, p);
+        if *d == 0 {
+            self.digests.remove(edge);
+        }
+    }
+
     fn insert_participant(&mut self, c: &ConferenceId, p: &ParticipantId, rec: ParticipantRecord) {
         let edge = rec.edge.clone();
+        if rec.confirmed {
+            self.toggle_digest(&edge, c, p);
+        }
         let prev = self
             .participants
             .entry(c.clone())
@@ -387,6 +530,9 @@ impl SelectorState {
         let rec = ps.remove(p)?;
         if ps.is_empty() {
             self.participants.remove(c);
+        }
+        if rec.confirmed {
+            self.toggle_digest(&rec.edge, c, p);
         }
         // Counts mirror `participants`; a missing entry is a bug.
         let edges = self
@@ -472,6 +618,47 @@ impl SelectorState {
         out
     }
 
+    /// Digest of the confirmed participants on one edge.
+    pub fn digest(&self, edge: &EdgeId) -> u64 {
+        self.digests.get(edge).copied().unwrap_or(0)
+    }
+
+    /// Bumped whenever the set of registered edges changes.
+    pub fn edges_version(&self) -> u64 {
+        self.edges_version
+    }
+
+    /// The boot id a removed edge may not register with again.
+    pub fn removed_boot(&self, edge: &EdgeId) -> Option<&str> {
+        self.removed.get(edge).map(String::as_str)
+    }
+
+    /// Placements on one edge, in (conference, participant) order, after
+    /// `after` (exclusive), at most `limit`.
+    pub fn placements_on(
+        &self,
+        edge: &EdgeId,
+        after: Option<(&ConferenceId, &ParticipantId)>,
+        limit: usize,
+    ) -> Vec<(&ConferenceId, &ParticipantId, &ParticipantRecord)> {
+        let mut out = Vec::new();
+        for c in self.by_edge.get(edge).into_iter().flatten() {
+            if after.is_some_and(|(ac, _)| c < ac) {
+                continue;
+            }
+            for (p, r) in &self.participants[c] {
+                if &r.edge != edge || after.is_some_and(|(ac, ap)| (c, p) <= (ac, ap)) {
+                    continue;
+                }
+                if out.len() == limit {
+                    return out;
+                }
+                out.push((c, p, r));
+            }
+        }
+        out
+    }
+
     /// Placements on one edge.
     pub fn participants_on(&self, edge: &EdgeId) -> u32 {
         self.by_edge
@@ -511,8 +698,17 @@ impl SelectorState {
         if copy.by_edge != self.by_edge {
             return Err("by_edge index out of date".into());
         }
+        if copy.digests != self.digests {
+            return Err(format!("digests {:?} != {:?}", self.digests, copy.digests));
+        }
         Ok(())
     }
+}
+
+/// Whether a recorded session start `theirs` is newer than `ours`
+/// (unknown times never win).
+fn newer(theirs: Option<u64>, ours: Option<u64>) -> bool {
+    matches!((theirs, ours), (Some(t), Some(o)) if t > o)
 }
 
 #[cfg(test)]

@@ -11,10 +11,7 @@ fn p(s: &str) -> ParticipantId {
     ParticipantId::new(s).unwrap()
 }
 fn pref(conf: &str, part: &str) -> ParticipantRef {
-    ParticipantRef {
-        conference: c(conf),
-        participant: p(part),
-    }
+    ParticipantRef::new(c(conf), p(part))
 }
 
 fn register(edge: &str, boot: &str) -> Op {
@@ -26,6 +23,8 @@ fn register(edge: &str, boot: &str) -> Op {
         base_url: format!("http://{edge}.test"),
         boot_id: boot.into(),
         lease_ms: 60_000,
+        public_ip: None,
+        runtime: false,
     }
 }
 
@@ -95,6 +94,7 @@ fn unknown_or_draining_edges_change_nothing() {
             Op::SetDraining {
                 edge: e("nope"),
                 draining: true,
+                migrate: false,
             },
         ],
     );
@@ -113,6 +113,7 @@ fn unknown_or_draining_edges_change_nothing() {
         vec![Op::SetDraining {
             edge: e("a"),
             draining: true,
+            migrate: false,
         }],
     );
     let r = run(&mut s, 2_002, vec![join("standup", "ada", "a")]);
@@ -193,6 +194,7 @@ fn unconfirmed_leases_lapse_deterministically() {
         vec![Op::Maintain {
             live_edges: vec![e("a"), e("b"), e("x")],
             edge_lease_ms: 60_000,
+            unhealthy: vec![],
         }],
     );
     assert_eq!(
@@ -241,6 +243,7 @@ fn edge_lease_lapse_releases_its_participants() {
         vec![Op::Maintain {
             live_edges: vec![e("b")],
             edge_lease_ms: 60_000,
+            unhealthy: vec![],
         }],
     );
     // p1 (on lapsed a) and p2 (unconfirmed, lease lapsed) are both released.
@@ -264,9 +267,14 @@ fn restart_releases_and_keeps_draining() {
         vec![
             join("m", "p1", "a"),
             join("m", "p2", "b"),
+            Op::Joined {
+                edge: e("a"),
+                participants: vec![pref("m", "p1")],
+            },
             Op::SetDraining {
                 edge: e("a"),
                 draining: true,
+                migrate: false,
             },
         ],
     );
@@ -313,7 +321,8 @@ fn reports_confirm_move_and_release() {
         r,
         vec![OpResult::Reported {
             recorded: 2,
-            ignored: 0
+            ignored: 0,
+            moved: vec![]
         }]
     );
     assert_eq!(s.participants_on(&e("a")), 2);
@@ -330,7 +339,8 @@ fn reports_confirm_move_and_release() {
         r,
         vec![OpResult::Reported {
             recorded: 0,
-            ignored: 2
+            ignored: 2,
+            moved: vec![]
         }]
     );
     let r = run(
@@ -345,7 +355,8 @@ fn reports_confirm_move_and_release() {
         r,
         vec![OpResult::Reported {
             recorded: 2,
-            ignored: 0
+            ignored: 0,
+            moved: vec![]
         }]
     );
     assert!(s.conferences().is_empty());
@@ -415,10 +426,12 @@ fn random_log_keeps_invariants_and_replicas_agree() {
             4 => Op::Maintain {
                 live_edges: vec![e(edges[next(3) as usize])],
                 edge_lease_ms: 30_000,
+                unhealthy: vec![],
             },
             _ => Op::SetDraining {
                 edge: e(edge),
                 draining: next(2) == 0,
+                migrate: false,
             },
         };
         let cmd = Command {
@@ -429,4 +442,284 @@ fn random_log_keeps_invariants_and_replicas_agree() {
         a.check_invariants().unwrap();
     }
     assert_eq!(a, b);
+}
+
+fn since(conf: &str, part: &str, ms: u64) -> ParticipantRef {
+    ParticipantRef {
+        since_ms: Some(ms),
+        ..pref(conf, part)
+    }
+}
+
+fn joined_on(edge: &str, refs: Vec<ParticipantRef>) -> Op {
+    Op::Joined {
+        edge: e(edge),
+        participants: refs,
+    }
+}
+
+#[test]
+fn the_newer_session_of_a_participant_wins() {
+    let mut s = cluster();
+    run(
+        &mut s,
+        2_000,
+        vec![joined_on("a", vec![since("m", "ada", 100)])],
+    );
+    // Moved to b by a newer session: recorded there.
+    run(
+        &mut s,
+        2_100,
+        vec![joined_on("b", vec![since("m", "ada", 200)])],
+    );
+    assert_eq!(
+        s.participant(&c("m"), &p("ada"), 2_100).unwrap().edge,
+        e("b")
+    );
+    // a's late report of its old session does not take it back: it is told.
+    let r = run(
+        &mut s,
+        2_200,
+        vec![joined_on("a", vec![since("m", "ada", 100)])],
+    );
+    assert_eq!(
+        r,
+        vec![OpResult::Reported {
+            recorded: 0,
+            ignored: 0,
+            moved: vec![since("m", "ada", 100)],
+        }]
+    );
+    assert_eq!(
+        s.participant(&c("m"), &p("ada"), 2_200).unwrap().edge,
+        e("b")
+    );
+    // A session newer than the one recorded moves it back.
+    run(
+        &mut s,
+        2_300,
+        vec![joined_on("a", vec![since("m", "ada", 300)])],
+    );
+    assert_eq!(
+        s.participant(&c("m"), &p("ada"), 2_300).unwrap().edge,
+        e("a")
+    );
+}
+
+#[test]
+fn digests_follow_confirmed_placements() {
+    use geomesh_core::agent::participant_digest;
+    let mut s = cluster();
+    run(
+        &mut s,
+        2_000,
+        vec![
+            join("m", "ada", "a"),
+            join("m", "bob", "a"),
+            joined_on("a", vec![pref("m", "ada")]),
+        ],
+    );
+    let (m, ada, bob) = (c("m"), p("ada"), p("bob"));
+    assert_eq!(
+        s.digest(&e("a")),
+        participant_digest([(&m, &ada)]),
+        "bob is not confirmed"
+    );
+    run(&mut s, 2_001, vec![joined_on("a", vec![pref("m", "bob")])]);
+    assert_eq!(
+        s.digest(&e("a")),
+        participant_digest([(&m, &ada), (&m, &bob)])
+    );
+    run(
+        &mut s,
+        2_002,
+        vec![Op::Left {
+            edge: e("a"),
+            participants: vec![pref("m", "ada")],
+        }],
+    );
+    assert_eq!(s.digest(&e("a")), participant_digest([(&m, &bob)]));
+    assert_eq!(s.digest(&e("b")), 0);
+}
+
+#[test]
+fn drains_release_unused_placements_and_leaving_ends_with_the_process() {
+    let mut s = cluster();
+    run(
+        &mut s,
+        2_000,
+        vec![
+            join("m", "ada", "a"),
+            join("m", "bob", "a"),
+            joined_on("a", vec![pref("m", "ada")]),
+        ],
+    );
+    let r = run(
+        &mut s,
+        2_001,
+        vec![Op::Leave {
+            edge: e("a"),
+            boot_id: "b1".into(),
+        }],
+    );
+    assert_eq!(
+        r,
+        vec![OpResult::EdgeChanged { released: 1 }],
+        "bob never connected"
+    );
+    let rec = s.edge(&e("a")).unwrap();
+    assert!(rec.draining && rec.migrate && rec.leaving);
+    assert!(
+        s.participant(&c("m"), &p("ada"), 2_001).is_some(),
+        "ada stays until she moves"
+    );
+    // Another process cannot say the edge is leaving.
+    let r = run(
+        &mut s,
+        2_002,
+        vec![Op::Leave {
+            edge: e("b"),
+            boot_id: "other".into(),
+        }],
+    );
+    assert_eq!(r, vec![OpResult::Rejected(ApplyError::StaleBoot(e("b")))]);
+    // The restarted edge is back in service.
+    run(&mut s, 3_000, vec![register("a", "b2")]);
+    let rec = s.edge(&e("a")).unwrap();
+    assert!(!rec.draining && !rec.migrate && !rec.leaving);
+    // An operator's drain survives both a leave and a restart.
+    run(
+        &mut s,
+        3_001,
+        vec![
+            Op::SetDraining {
+                edge: e("a"),
+                draining: true,
+                migrate: false,
+            },
+            Op::Leave {
+                edge: e("a"),
+                boot_id: "b2".into(),
+            },
+            register("a", "b3"),
+        ],
+    );
+    assert!(s.edge(&e("a")).unwrap().draining);
+}
+
+#[test]
+fn removed_edges_leave_and_their_process_stays_out() {
+    let mut s = cluster();
+    run(
+        &mut s,
+        2_000,
+        vec![
+            joined_on("a", vec![pref("m", "ada")]),
+            join("m", "bob", "b"),
+        ],
+    );
+    let v = s.edges_version();
+    let r = run(&mut s, 2_001, vec![Op::RemoveEdge { edge: e("a") }]);
+    assert_eq!(r, vec![OpResult::EdgeChanged { released: 1 }]);
+    assert!(s.edge(&e("a")).is_none());
+    assert!(s.edges_version() > v);
+    assert!(s.participant(&c("m"), &p("ada"), 2_001).is_none());
+    let r = run(&mut s, 2_002, vec![register("a", "b1")]);
+    assert_eq!(r, vec![OpResult::Rejected(ApplyError::Removed(e("a")))]);
+    let r = run(&mut s, 2_003, vec![register("a", "b2")]);
+    assert!(
+        matches!(r[0], OpResult::Registered { .. }),
+        "a restart may come back"
+    );
+    assert_eq!(s.removed_boot(&e("a")), None);
+}
+
+fn runtime_edge(edge: &str) -> Op {
+    let mut op = register(edge, "b1");
+    if let Op::RegisterEdge { runtime, .. } = &mut op {
+        *runtime = true;
+    }
+    op
+}
+
+#[test]
+fn unhealthy_edges_lose_their_placements_at_once_and_runtime_edges_are_forgotten() {
+    let mut s = cluster();
+    run(
+        &mut s,
+        2_000,
+        vec![
+            joined_on("a", vec![pref("m", "ada")]),
+            joined_on("b", vec![pref("m", "bob")]),
+            runtime_edge("new"),
+        ],
+    );
+    let r = run(
+        &mut s,
+        2_500,
+        vec![Op::Maintain {
+            live_edges: vec![e("b"), e("x"), e("new")],
+            edge_lease_ms: 60_000,
+            unhealthy: vec![e("a")],
+        }],
+    );
+    assert_eq!(
+        r,
+        vec![OpResult::Maintained {
+            renewed: 3,
+            released: 1
+        }]
+    );
+    assert!(
+        s.edge(&e("a")).is_some(),
+        "registration stays: it may come back"
+    );
+    assert!(s.participant(&c("m"), &p("ada"), 2_500).is_none());
+    assert!(s.participant(&c("m"), &p("bob"), 2_500).is_some());
+    // An unhealthy edge the leader still hears from (listed live) keeps them.
+    run(
+        &mut s,
+        2_600,
+        vec![Op::Maintain {
+            live_edges: vec![e("b")],
+            edge_lease_ms: 60_000,
+            unhealthy: vec![e("b")],
+        }],
+    );
+    assert!(s.participant(&c("m"), &p("bob"), 2_600).is_some());
+    // The runtime edge's lease lapses: it is forgotten, not just emptied.
+    run(
+        &mut s,
+        200_000,
+        vec![Op::Maintain {
+            live_edges: vec![e("b")],
+            edge_lease_ms: 60_000,
+            unhealthy: vec![],
+        }],
+    );
+    assert!(s.edge(&e("new")).is_none());
+    assert!(s.edge(&e("x")).is_some(), "topology edges stay registered");
+}
+
+#[test]
+fn placements_page_in_order() {
+    let mut s = cluster();
+    let ops: Vec<Op> = (0..5)
+        .map(|i| join(if i < 3 { "c1" } else { "c2" }, &format!("p{i}"), "a"))
+        .chain([join("c1", "other", "b")])
+        .collect();
+    run(&mut s, 2_000, ops);
+    let all: Vec<String> = s
+        .placements_on(&e("a"), None, 10)
+        .iter()
+        .map(|(c, p, _)| format!("{c}/{p}"))
+        .collect();
+    assert_eq!(all, ["c1/p0", "c1/p1", "c1/p2", "c2/p3", "c2/p4"]);
+    let (c1, p1) = (c("c1"), p("p1"));
+    let page: Vec<String> = s
+        .placements_on(&e("a"), Some((&c1, &p1)), 2)
+        .iter()
+        .map(|(c, p, _)| format!("{c}/{p}"))
+        .collect();
+    assert_eq!(page, ["c1/p2", "c2/p3"]);
 }

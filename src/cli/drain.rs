@@ -1,0 +1,139 @@
+//! `geomesh drain EDGE_ID [--migrate] [--wait]`: take an edge out of
+//! service without ending anyone's call, through the selectors' public API
+//! (`POST /v1/bridges/{id}/drain`, `GET /v1/bridges`).
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use geomesh_core::EdgeId;
+use serde_json::{Value, json};
+
+/// Drain an edge: the selectors place nobody new there; with `--migrate`
+/// its participants are moved to other edges one by one (their pages
+/// rejoin without a reload); with `--wait` the command returns once the
+/// edge is empty.
+#[derive(clap::Args)]
+pub struct Args {
+    /// The edge to drain.
+    edge: EdgeId,
+    /// Move its current participants to other edges, one by one.
+    #[arg(long)]
+    migrate: bool,
+    /// Return only when the edge has no participant left.
+    #[arg(long)]
+    wait: bool,
+    /// Put the edge back in service instead.
+    #[arg(long, conflicts_with_all = ["migrate", "wait"])]
+    cancel: bool,
+    /// A selector's public API (repeatable; tried in order). Default: the
+    /// first selector of `geomesh dev`.
+    #[arg(
+        long = "selector",
+        env = "GEOMESH_SELECTOR",
+        value_delimiter = ',',
+        default_value = "http://127.0.0.1:8080"
+    )]
+    selectors: Vec<String>,
+    /// Give up waiting after this long.
+    #[arg(long, default_value = "30m")]
+    timeout: humantime::Duration,
+}
+
+impl Args {
+    pub fn run(self) -> anyhow::Result<ExitCode> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        rt.block_on(self.run_async())
+    }
+
+    async fn run_async(self) -> anyhow::Result<ExitCode> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(15))
+            .build()?;
+        let body = json!({"draining": !self.cancel, "migrate": self.migrate});
+        let path = format!("/v1/bridges/{}/drain", self.edge);
+        let answer = self
+            .call(|base| http.post(format!("{base}{path}")).json(&body))
+            .await?;
+        println!(
+            "{}: draining={} migrate={}",
+            self.edge,
+            answer["draining"].as_bool().unwrap_or(false),
+            answer["migrate"].as_bool().unwrap_or(false)
+        );
+        if !self.wait {
+            return Ok(ExitCode::SUCCESS);
+        }
+        let deadline = Instant::now() + Duration::from(self.timeout);
+        let mut last = None;
+        loop {
+            let bridges = self
+                .call(|base| http.get(format!("{base}/v1/bridges")))
+                .await?;
+            let me = bridges["bridges"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|b| b["id"].as_str() == Some(self.edge.as_str()))
+                .cloned()
+                .unwrap_or(Value::Null);
+            // Placements (the cluster's record) and the edge's own count
+            // (WHIP/WHEP sessions, clients on their way) must both be 0;
+            // an edge that stopped heartbeating holds nobody.
+            let placed = me["participants"].as_u64().unwrap_or(0);
+            let connected = if me["healthy"].as_bool() == Some(true) {
+                me["load"]["participants"].as_u64().unwrap_or(0)
+            } else {
+                0
+            };
+            if last != Some((placed, connected)) {
+                println!("{}: {placed} placed, {connected} connected", self.edge);
+                last = Some((placed, connected));
+            }
+            if placed == 0 && connected == 0 {
+                println!("{}: empty", self.edge);
+                return Ok(ExitCode::SUCCESS);
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "{} still has participants after {}",
+                    self.edge,
+                    self.timeout
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    /// The first selector's answer, trying each in turn.
+    async fn call(&self, req: impl Fn(&str) -> reqwest::RequestBuilder) -> anyhow::Result<Value> {
+        let mut last = None;
+        for base in &self.selectors {
+            let base = base.trim_end_matches('/');
+            match req(base).send().await {
+                Ok(r) => {
+                    let status = r.status();
+                    let v: Value = r
+                        .json()
+                        .await
+                        .with_context(|| format!("{base}: not JSON"))?;
+                    if status.is_success() {
+                        return Ok(v);
+                    }
+                    // The cluster said no: another node would say the same.
+                    if status.is_client_error() {
+                        bail!(
+                            "{base}: {status}: {}",
+                            v["message"].as_str().unwrap_or("refused")
+                        );
+                    }
+                    last = Some(anyhow::anyhow!("{base}: {status}: {v}"));
+                }
+                Err(e) => last = Some(anyhow::anyhow!("{base}: {e}")),
+            }
+        }
+        Err(last.unwrap_or_else(|| anyhow::anyhow!("no selector given")))
+    }
+}
