@@ -28,8 +28,8 @@ fn certs_then_tokens_round_trip_and_refusals_are_reasoned() {
     let out_s = out.to_str().unwrap();
     let r = geomesh(&["certs", "init", "--topology", &example(), "--out", out_s]);
     assert!(r.status.success(), "{}", text(&r.stderr));
-    // 4 cluster files + 2 per node (14 edges, 3 selectors).
-    assert_eq!(text(&r.stdout).lines().count(), 4 + 2 * 17);
+    // 5 cluster files + 2 per node (14 edges, 3 selectors, the operator).
+    assert_eq!(text(&r.stdout).lines().count(), 5 + 2 * 18);
     let again = geomesh(&["certs", "init", "--topology", &example(), "--out", out_s]);
     assert_eq!(again.status.code(), Some(1));
     assert!(

@@ -184,8 +184,25 @@ async fn join_api_places_signs_drains_and_refuses_bad_input() {
         (Some("edge-eu"), Some(true), Some(true))
     );
 
-    // Drain: unknown edge and bad bodies change nothing; a drained edge takes no joins.
+    // Operating needs the operator's credential, wherever the request comes from.
     let drain = |e: &str| format!("{}/v1/bridges/{e}/drain", c.api(0));
+    for (method, url) in [
+        (reqwest::Method::POST, drain("edge-eu")),
+        (
+            reqwest::Method::GET,
+            format!("{}/v1/conferences/standup", c.api(0)),
+        ),
+    ] {
+        for auth in [None, Some("Bearer not-the-token"), Some("Basic x")] {
+            let mut r = http.request(method.clone(), &url);
+            if let Some(a) = auth {
+                r = r.header("authorization", a);
+            }
+            let r = r.send().await.unwrap();
+            assert_eq!(r.status(), 401, "{method} {url} with {auth:?}");
+        }
+    }
+    // Drain: unknown edge and bad bodies change nothing; a drained edge takes no joins.
     let (status, v) = post_json(&http, &drain("edge-zz"), "").await.unwrap();
     assert_eq!((status, v["error"].as_str()), (404, Some("unknown_edge")));
     let (status, _) = post_json(&http, &drain("Bad_Id"), "").await.unwrap();
@@ -242,8 +259,320 @@ async fn join_api_places_signs_drains_and_refuses_bad_input() {
     hb.abort();
 }
 
+/// GET as the operator: status and body.
 async fn get_status(http: &reqwest::Client, url: &str) -> (u16, Value) {
-    let r = http.get(url).send().await.unwrap();
+    let r = http
+        .get(url)
+        .header("authorization", format!("Bearer {}", operator_token()))
+        .send()
+        .await
+        .unwrap();
     let s = r.status().as_u16();
     (s, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn status_of(http: &reqwest::Client, c: &Cluster, body: Value) -> (u16, String, Value) {
+    let (s, v) = join(http, c, body).await;
+    (s, v["error"].as_str().unwrap_or("").to_string(), v)
+}
+
+/// Waits (bounded) until `f` holds; fails with what `f` last saw.
+async fn eventually<F, Fut>(what: &str, mut f: F) -> Value
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<Value>>,
+{
+    let mut last = None;
+    for _ in 0..200 {
+        if let Some(v) = f().await {
+            return v;
+        }
+        last = Some(what);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{what}: not within 10 s ({last:?})");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejoins_exclusions_regions_the_page_and_a_silent_edge() {
+    let mut c = Cluster::new(1);
+    c.start_all();
+    let http = http();
+    c.wait_leader(&http, Duration::from_secs(30)).await;
+    let agents = register_edges(&c, 0).await;
+    let (eu, us, ap) = (agents[0].clone(), agents[1].clone(), agents[2].clone());
+    let mut hb = spawn_heartbeats(agents.clone());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // A region hint places the client as if it were there.
+    let (s, _, r) = status_of(&http, &c, json!({"conference": "r", "region": "ap"})).await;
+    assert_eq!((s, r["edge"]["id"].as_str()), (200, Some("edge-ap")), "{r}");
+    let (s, code, _) = status_of(&http, &c, json!({"conference": "r", "region": "mars"})).await;
+    assert_eq!((s, code.as_str()), (400, "bad_request"));
+
+    // Grants: none, tampered, for another conference or participant → refused.
+    let raw_join = |auth: Option<String>, body: Value| {
+        let http = http.clone();
+        let url = format!("{}/v1/join", c.api(0));
+        async move {
+            let mut r = http
+                .post(url)
+                .header("content-type", "application/json")
+                .body(body.to_string());
+            if let Some(a) = auth {
+                r = r.header("authorization", format!("Bearer {a}"));
+            }
+            let r = r.send().await.unwrap();
+            (
+                r.status().as_u16(),
+                r.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+    let (s, v) = raw_join(None, json!({"conference": "m"})).await;
+    assert_eq!((s, v["error"].as_str()), (401, Some("unauthorized")), "{v}");
+    let g = grant("m", "ada");
+    // A claim changed: the payload is base64 still, its signature is not its own.
+    let mut parts: Vec<String> = g.split('.').map(String::from).collect();
+    let mut b = parts[1].clone().into_bytes();
+    b[5] = if b[5] == b'A' { b'B' } else { b'A' };
+    parts[1] = String::from_utf8(b).unwrap();
+    let tampered = parts.join(".");
+    let (s, v) = raw_join(Some(tampered), json!({"conference": "m"})).await;
+    assert_eq!(s, 401, "{v}");
+    assert!(
+        v["message"].as_str().unwrap().contains("bad signature"),
+        "{v}"
+    );
+    let (s, v) = raw_join(Some(grant("other", "ada")), json!({"conference": "m"})).await;
+    assert_eq!((s, v["error"].as_str()), (403, Some("forbidden")), "{v}");
+    let (s, _) = raw_join(
+        Some(g.clone()),
+        json!({"conference": "m", "participant": "mallory"}),
+    )
+    .await;
+    assert_eq!(s, 403, "a grant names who joins");
+    // A grant admits its participant; the edge token carries the identity.
+    let (s, a) = raw_join(Some(g), json!({"conference": "m", "display_name": "Ada"})).await;
+    assert_eq!((s, a["participant"].as_str()), (200, Some("ada")), "{a}");
+    let secret = a["rejoin_secret"].as_str().unwrap().to_string();
+    assert_eq!(a["selectors"][0], c.api(0), "{a}");
+    let ada = json!({"conference": "m", "participant": "ada"});
+    eu.post(0, "/agent/v1/participants", &json!({"joined": [ada]}))
+        .await
+        .unwrap();
+    // The rejoin secret is its own proof (a grant may expire in a long
+    // meeting); another participant's secret is not.
+    let (_, _, bob) = status_of(&http, &c, json!({"conference": "m", "participant": "bob"})).await;
+    for wrong in ["nonsense", bob["rejoin_secret"].as_str().unwrap()] {
+        let (s, v) = raw_join(
+            None,
+            json!({"conference": "m", "participant": "ada", "rejoin_secret": wrong}),
+        )
+        .await;
+        assert_eq!(
+            (s, v["error"].as_str()),
+            (403, Some("bad_rejoin_secret")),
+            "{wrong}"
+        );
+    }
+    let (s, r) = raw_join(
+        None,
+        json!({"conference": "m", "participant": "ada", "rejoin_secret": secret}),
+    )
+    .await;
+    assert_eq!((s, r["edge"]["id"].as_str()), (200, Some("edge-eu")), "{r}");
+    // A subscribe-only grant: the edge token says so, and so does the secret.
+    let viewer = {
+        use geomesh_core::grant::{GrantClaims, GrantSigner};
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        GrantSigner::hs256("test-app", grant_secret().as_bytes()).sign(&GrantClaims {
+            sub: "vic".parse().unwrap(),
+            conf: "m".parse().unwrap(),
+            name: Some("Vic".into()),
+            publish: false,
+            subscribe: true,
+            exp: now + 600,
+            iat: Some(now),
+            nbf: None,
+        })
+    };
+    let (s, v) = raw_join(Some(viewer), json!({"conference": "m"})).await;
+    assert_eq!(s, 200, "{v}");
+    let verifier = TokenVerifier::load(&c.certs.join("token.pub")).unwrap();
+    let claims = verifier
+        .check(
+            v["token"].as_str().unwrap(),
+            std::time::SystemTime::now(),
+            None,
+            None,
+        )
+        .unwrap();
+    assert!(claims.no_publish && !claims.no_subscribe, "{claims:?}");
+    assert_eq!(claims.name.as_deref(), Some("Vic"));
+    let (s, again) = raw_join(
+        None,
+        json!({"conference": "m", "participant": "vic", "rejoin_secret": v["rejoin_secret"]}),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let claims = verifier
+        .check(
+            again["token"].as_str().unwrap(),
+            std::time::SystemTime::now(),
+            None,
+            None,
+        )
+        .unwrap();
+    assert!(claims.no_publish, "a rejoin keeps the grant's rights");
+    // Excluding the edge it failed on moves it.
+    let (s, _, r) = status_of(
+        &http,
+        &c,
+        json!({"conference": "m", "participant": "ada", "rejoin_secret": secret,
+               "exclude": ["edge-eu"]}),
+    )
+    .await;
+    assert_eq!(s, 200, "{r}");
+    assert_ne!(r["edge"]["id"], "edge-eu", "{r}");
+    assert!(
+        r["fallbacks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["edge"]["id"] != "edge-eu"),
+        "{r}"
+    );
+    let (s, code, _) = status_of(
+        &http,
+        &c,
+        json!({"conference": "m", "exclude": (0..17).map(|i| format!("e{i}")).collect::<Vec<_>>()}),
+    )
+    .await;
+    assert_eq!((s, code.as_str()), (400, "bad_request"));
+
+    // The meeting page and cross-origin joins.
+    let page = http.get(format!("{}/", c.api(0))).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("/app.js"));
+    let js = http
+        .get(format!("{}/app.js", c.api(0)))
+        .send()
+        .await
+        .unwrap();
+    assert!(js.text().await.unwrap().contains("/v1/join"));
+    let pre = http
+        .request(reqwest::Method::OPTIONS, format!("{}/v1/join", c.api(0)))
+        .header("origin", "http://elsewhere.test")
+        .header("access-control-request-method", "POST")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pre.status(), 204);
+    assert_eq!(pre.headers()["access-control-allow-origin"], "*");
+    assert!(
+        pre.headers()["access-control-allow-headers"]
+            .to_str()
+            .unwrap()
+            .contains("content-type")
+    );
+
+    // An edge that stops heartbeating loses its placements at once, keeps
+    // its registration, and gets them back through a resync when it returns.
+    let (_, _, cai) = status_of(
+        &http,
+        &c,
+        json!({"conference": "m", "participant": "cai", "location": {"lat": 40.7, "lon": -74.0}}),
+    )
+    .await;
+    assert_eq!(cai["edge"]["id"], "edge-us", "{cai}");
+    let cai_ref = json!({"conference": "m", "participant": "cai"});
+    us.post(0, "/agent/v1/participants", &json!({"joined": [cai_ref]}))
+        .await
+        .unwrap();
+    hb.abort();
+    hb = spawn_heartbeats(vec![eu.clone(), ap.clone()]);
+    let bridges = format!("{}/v1/bridges", c.api(0));
+    let us_bridge = |b: Value| {
+        b["bridges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["id"] == "edge-us")
+            .cloned()
+    };
+    eventually("edge-us unhealthy and emptied", || async {
+        let b = us_bridge(get_json(&http, &bridges).await?)?;
+        (b["healthy"] == false && b["participants"] == 0 && b["registered"] == true).then_some(b)
+    })
+    .await;
+    let (s, _, r) = status_of(
+        &http,
+        &c,
+        json!({"conference": "m2", "location": {"lat": 40.7, "lon": -74.0}}),
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_ne!(r["edge"]["id"], "edge-us", "new joins avoid it: {r}");
+    // It comes back still holding cai: its digest differs, twice → resync.
+    let digest = geomesh_core::agent::participant_digest([(
+        &ConferenceId::new("m").unwrap(),
+        &"cai".parse().unwrap(),
+    )]);
+    let mut body = serde_json::to_value(us.heartbeat_body()).unwrap();
+    body["participants"] = json!(1);
+    body["digest"] = json!(digest);
+    let first = us.post(0, "/agent/v1/heartbeat", &body).await.unwrap();
+    assert_eq!(
+        first["resync"], false,
+        "one mismatch may be a report in flight"
+    );
+    let second = us.post(0, "/agent/v1/heartbeat", &body).await.unwrap();
+    assert_eq!(second["resync"], true, "{second}");
+    let page = us.get(0, "/agent/v1/placements").await.unwrap();
+    assert_eq!(page["placements"], json!([]), "{page}");
+    us.post(0, "/agent/v1/participants", &json!({"joined": [cai_ref]}))
+        .await
+        .unwrap();
+    let third = us.post(0, "/agent/v1/heartbeat", &body).await.unwrap();
+    assert_eq!(third["resync"], false, "{third}");
+    let conf = get_json(&http, &format!("{}/v1/conferences/m", c.api(0)))
+        .await
+        .unwrap();
+    assert!(
+        conf["participants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["participant"] == "cai" && p["edge"] == "edge-us" && p["confirmed"] == true),
+        "{conf}"
+    );
+
+    // Drain with migrate: told in the heartbeat answer; unused placements released.
+    let (_, _, dan) = status_of(&http, &c, json!({"conference": "m3", "participant": "dan"})).await;
+    assert_eq!(dan["edge"]["id"], "edge-eu");
+    let (s, v) = post_json(
+        &http,
+        &format!("{}/v1/bridges/edge-eu/drain", c.api(0)),
+        r#"{"draining":true,"migrate":true}"#,
+    )
+    .await
+    .unwrap();
+    assert_eq!((s, v["migrate"].as_bool()), (200, Some(true)), "{v}");
+    let answer = eu.heartbeat(0).await.unwrap();
+    assert_eq!(
+        (answer["draining"].as_bool(), answer["migrate"].as_bool()),
+        (Some(true), Some(true))
+    );
+    assert_eq!(
+        get_status(&http, &format!("{}/v1/conferences/m3", c.api(0)))
+            .await
+            .0,
+        404,
+        "dan never connected: released"
+    );
+    hb.abort();
 }

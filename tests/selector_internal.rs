@@ -123,7 +123,6 @@ async fn internal_api_checks_identity_and_refuses_bad_bodies() {
     };
     let bad_bodies = [
         hb(json!({"links": [{"edge": "edge-us", "rtt_ms": -1.0}]})),
-        hb(json!({"links": [{"edge": "edge-nowhere", "rtt_ms": 10.0}]})),
         hb(json!({"links": [{"edge": "edge-eu", "rtt_ms": 10.0}]})),
         hb(json!({"cpu": 2.0})),
         hb(json!({"stress": -0.5})),
@@ -156,6 +155,31 @@ async fn internal_api_checks_identity_and_refuses_bad_bodies() {
     assert_eq!(
         b[0]["load"]["participants"], 7,
         "bad heartbeats changed nothing: {b}"
+    );
+    // A link to an edge nobody knows (removed a moment ago) is dropped, not
+    // a reason to refuse the heartbeat.
+    let mut with_stranger = good.clone();
+    with_stranger.participants = 8;
+    with_stranger.links = vec![
+        geomesh_core::agent::LinkRtt {
+            edge: "edge-nowhere".parse().unwrap(),
+            rtt_ms: 10.0,
+        },
+        geomesh_core::agent::LinkRtt {
+            edge: "edge-us".parse().unwrap(),
+            rtt_ms: 80.0,
+        },
+    ];
+    let _: Value = client
+        .post("/agent/v1/heartbeat", &with_stranger, T)
+        .await
+        .unwrap();
+    let b = bridges().await;
+    assert_eq!(b[0]["load"]["participants"], 8, "{b}");
+    assert_eq!(
+        b[0]["load"]["links"],
+        json!([{"edge": "edge-us", "rtt_ms": 80.0}]),
+        "{b}"
     );
 
     // Bad registrations change nothing.
@@ -245,7 +269,10 @@ async fn internal_api_checks_identity_and_refuses_bad_bodies() {
         "{r:?}"
     );
     let b = bridges().await;
-    assert_eq!(b[0]["load"]["participants"], 7);
+    assert_eq!(
+        b[0]["load"]["participants"], 8,
+        "refused callers changed nothing"
+    );
 
     // Participant reports and octo peers.
     us.heartbeat(0).await.unwrap();

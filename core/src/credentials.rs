@@ -1,7 +1,8 @@
 //! Cluster credentials: the files `geomesh certs init` writes and every node
 //! reads.
 //!
-//! One cluster CA (ECDSA P-256) signs one certificate per edge and selector.
+//! One cluster CA (ECDSA P-256) signs one certificate per edge and selector,
+//! and one for operators (role `operator`: the admin API and tools).
 //! A node's id is its certificate's DNS SAN, and its role and id are also in
 //! a URI SAN `urn:geomesh:<role>:<id>`: peers take a node's identity from
 //! the certificate, never from a message. The Ed25519 join-token key pair
@@ -9,7 +10,11 @@
 //!
 //! ```text
 //! ca.pem  ca.key  token.key  token.pub  nodes/<id>.pem  nodes/<id>.key
+//! nodes/operator.pem  nodes/operator.key  operator.token
 //! ```
+//!
+//! `operator.token` is a random bearer token for the selectors' public
+//! operating endpoints (the topology's `access.operator_token_file`).
 //!
 //! `ca.key` is needed only to issue certificates: keep it off the nodes.
 
@@ -40,7 +45,12 @@ pub enum Role {
     Edge,
     /// A selector node.
     Selector,
+    /// A person or tool operating the cluster (drain, membership, listings).
+    Operator,
 }
+
+/// The id of the operator certificate `geomesh certs init` writes.
+pub const OPERATOR_ID: &str = "operator";
 
 impl Role {
     /// `edge` or `selector`.
@@ -48,6 +58,7 @@ impl Role {
         match self {
             Role::Edge => "edge",
             Role::Selector => "selector",
+            Role::Operator => "operator",
         }
     }
 
@@ -104,6 +115,7 @@ pub fn node_identity(der: &[u8]) -> Result<(Role, String), IdentityError> {
     let role = match role {
         "edge" => Role::Edge,
         "selector" => Role::Selector,
+        "operator" => Role::Operator,
         other => return Err(IdentityError::UnknownRole(format!("{other} {id}"))),
     };
     Ok((role, id.to_string()))
@@ -174,7 +186,16 @@ fn nodes(topology: &Topology) -> Vec<(Role, String, Vec<IpAddr>)> {
         ips.dedup();
         nodes.push((Role::Selector, s.id.to_string(), ips));
     }
+    nodes.push((Role::Operator, OPERATOR_ID.to_string(), Vec::new()));
     nodes
+}
+
+/// A fresh operator token: 32 random bytes, base64url.
+fn operator_token() -> Result<String, CredentialsError> {
+    use base64::Engine;
+    let mut b = [0u8; 32];
+    getrandom::fill(&mut b).map_err(|e| crate::token::KeyError::Random(e.to_string()))?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b) + "\n")
 }
 
 /// Writes a cluster CA, one certificate per edge and selector of `topology`,
@@ -194,6 +215,7 @@ pub fn init(
         out.join("ca.key"),
         layout.token_key(),
         layout.token_public_key(),
+        layout.operator_token(),
     ];
     for (_, id, _) in &nodes {
         targets.push(layout.node_cert(id));
@@ -231,6 +253,7 @@ pub fn init(
         layout.token_public_key(),
         &token.verifier().to_pem(),
     )?;
+    write_listed(&mut files, layout.operator_token(), &operator_token()?)?;
     Ok(Written { files })
 }
 
@@ -347,7 +370,7 @@ selectors:
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("certs");
         let w = init(&t, &out, false, SystemTime::now()).unwrap();
-        assert_eq!(w.files.len(), 8);
+        assert_eq!(w.files.len(), 11, "{:?}", w.files);
         for f in &w.files {
             let mode = fs::metadata(f).unwrap().permissions().mode() & 0o777;
             assert_eq!(mode, 0o600, "{}", f.display());

@@ -10,6 +10,8 @@
 //!   and column for every problem;
 //! - [`token`]: Ed25519-signed join tokens (the selector signs, the edge
 //!   verifies);
+//! - [`grant`]: join grants (HS256 or EdDSA JWTs an operator's application
+//!   signs; the selector verifies them before placing anyone);
 //! - [`credentials`]: the cluster CA, node certificates and token keys that
 //!   `geomesh certs init` writes (with rcgen);
 //! - [`yaml`]: positioned YAML parsing shared by every geomesh file format;
@@ -29,6 +31,7 @@ pub mod agent;
 pub mod api;
 pub mod credentials;
 pub mod geo;
+pub mod grant;
 pub mod id;
 pub mod token;
 pub mod topology;

@@ -50,6 +50,12 @@ pub struct JoinClaims {
     /// Display name, if the joiner gave one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// May not send media (absent: may). From the join grant.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_publish: bool,
+    /// May not receive media (absent: may). From the join grant.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_subscribe: bool,
 }
 
 impl JoinClaims {
@@ -70,6 +76,8 @@ impl JoinClaims {
             iat,
             exp: iat.saturating_add(ttl.as_secs().max(1)),
             name: None,
+            no_publish: false,
+            no_subscribe: false,
         }
     }
 }
@@ -206,17 +214,27 @@ impl TokenSigner {
         }
     }
 
-    /// The rejoin secret of one identity: an Ed25519 signature over the
-    /// conference and participant ids, base64url. Deterministic, so every
-    /// selector holding the key computes the same secret and none is stored;
-    /// only the selector that assigned the identity hands it out, and only
-    /// its holder can rejoin as that participant.
-    pub fn rejoin_secret(&self, conference: &ConferenceId, participant: &ParticipantId) -> String {
-        B64.encode(
-            self.key
-                .sign(&rejoin_message(conference, participant))
-                .to_bytes(),
-        )
+    /// The rejoin secret of one identity: proof, for [`REJOIN_TTL`] from
+    /// `now`, that its holder was admitted as `participant` of `conference`
+    /// with `rights`. Base64url of a version byte, the rights, the issue
+    /// time and an Ed25519 signature over them and the ids: every selector
+    /// holding the key checks it and none is stored. The selector that
+    /// admitted the identity hands it out; a rejoin gets a fresh one, so a
+    /// long meeting never runs out.
+    pub fn rejoin_secret(
+        &self,
+        conference: &ConferenceId,
+        participant: &ParticipantId,
+        rights: Rights,
+        now: SystemTime,
+    ) -> String {
+        let head = rejoin_head(rights, unix(now));
+        let sig = self
+            .key
+            .sign(&rejoin_message(conference, participant, &head));
+        let mut out = head.to_vec();
+        out.extend_from_slice(&sig.to_bytes());
+        B64.encode(out)
     }
 
     /// Signs claims into a compact JWT.
@@ -276,26 +294,29 @@ impl TokenVerifier {
         self
     }
 
-    /// Whether `secret` is the rejoin secret of this identity
-    /// ([`TokenSigner::rejoin_secret`]).
+    /// The rights a rejoin secret of this identity carries, if it is one
+    /// ([`TokenSigner::rejoin_secret`]) and younger than [`REJOIN_TTL`].
     pub fn check_rejoin_secret(
         &self,
         conference: &ConferenceId,
         participant: &ParticipantId,
         secret: &str,
-    ) -> bool {
-        let Ok(sig) = B64.decode(secret) else {
-            return false;
-        };
-        let Ok(sig) = <[u8; 64]>::try_from(sig) else {
-            return false;
-        };
+        now: SystemTime,
+    ) -> Option<Rights> {
+        let raw = B64.decode(secret).ok()?;
+        if raw.len() != REJOIN_HEAD + 64 || raw[0] != REJOIN_VERSION {
+            return None;
+        }
+        let (head, sig) = raw.split_at(REJOIN_HEAD);
+        let sig = Signature::from_bytes(sig.try_into().ok()?);
         self.key
-            .verify(
-                &rejoin_message(conference, participant),
-                &Signature::from_bytes(&sig),
-            )
-            .is_ok()
+            .verify(&rejoin_message(conference, participant, head), &sig)
+            .ok()?;
+        let issued = u64::from_be_bytes(head[2..10].try_into().ok()?);
+        let now = unix(now);
+        let fresh = issued <= now.saturating_add(self.leeway.as_secs())
+            && now < issued.saturating_add(REJOIN_TTL.as_secs());
+        fresh.then(|| Rights::from_bits(head[1]))
     }
 
     /// Checks the signature and time, but not edge or conference.
@@ -399,10 +420,54 @@ impl TokenVerifier {
     }
 }
 
+/// How long a rejoin secret admits its holder again.
+pub const REJOIN_TTL: Duration = Duration::from_secs(12 * 3600);
+const REJOIN_VERSION: u8 = 1;
+/// Version, rights, issue time (u64, big-endian).
+const REJOIN_HEAD: usize = 10;
+
+/// What a participant may do, from its grant (everything in open mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rights {
+    /// Send media.
+    pub publish: bool,
+    /// Receive media.
+    pub subscribe: bool,
+}
+
+impl Rights {
+    /// Everything.
+    pub const ALL: Rights = Rights {
+        publish: true,
+        subscribe: true,
+    };
+
+    fn bits(self) -> u8 {
+        u8::from(self.publish) | (u8::from(self.subscribe) << 1)
+    }
+
+    fn from_bits(b: u8) -> Self {
+        Self {
+            publish: b & 1 != 0,
+            subscribe: b & 2 != 0,
+        }
+    }
+}
+
+fn rejoin_head(rights: Rights, issued: u64) -> [u8; REJOIN_HEAD] {
+    let mut h = [0u8; REJOIN_HEAD];
+    h[0] = REJOIN_VERSION;
+    h[1] = rights.bits();
+    h[2..].copy_from_slice(&issued.to_be_bytes());
+    h
+}
+
 /// What a rejoin secret signs; the prefix keeps it from ever verifying as
 /// (or being) a join token's signature.
-fn rejoin_message(conference: &ConferenceId, participant: &ParticipantId) -> Vec<u8> {
-    format!("geomesh rejoin v1\n{conference}\n{participant}").into_bytes()
+fn rejoin_message(conference: &ConferenceId, participant: &ParticipantId, head: &[u8]) -> Vec<u8> {
+    let mut m = format!("geomesh rejoin v1\n{conference}\n{participant}\n").into_bytes();
+    m.extend_from_slice(head);
+    m
 }
 
 fn read(path: &std::path::Path) -> Result<String, KeyError> {

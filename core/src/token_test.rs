@@ -142,18 +142,46 @@ proptest! {
 }
 
 #[test]
-fn rejoin_secrets_are_per_identity_and_per_key() {
+fn rejoin_secrets_are_per_identity_key_and_time_and_carry_rights() {
     let s = TokenSigner::generate().unwrap();
     let v = s.verifier();
     let (c, p) = ("standup".parse().unwrap(), "alice".parse().unwrap());
-    let secret = s.rejoin_secret(&c, &p);
-    assert_eq!(secret, s.rejoin_secret(&c, &p), "deterministic");
-    assert!(v.check_rejoin_secret(&c, &p, &secret));
-    assert!(!v.check_rejoin_secret(&c, &"bob".parse().unwrap(), &secret));
-    assert!(!v.check_rejoin_secret(&"retro".parse().unwrap(), &p, &secret));
+    let viewer = Rights {
+        publish: false,
+        subscribe: true,
+    };
+    let secret = s.rejoin_secret(&c, &p, viewer, t0());
+    assert_eq!(v.check_rejoin_secret(&c, &p, &secret, t0()), Some(viewer));
+    let later = t0() + REJOIN_TTL - Duration::from_secs(1);
+    assert_eq!(v.check_rejoin_secret(&c, &p, &secret, later), Some(viewer));
+    assert_eq!(
+        v.check_rejoin_secret(&c, &p, &secret, t0() + REJOIN_TTL),
+        None,
+        "expired"
+    );
+    assert_eq!(
+        v.check_rejoin_secret(&c, &p, &secret, t0() - Duration::from_secs(600)),
+        None,
+        "issued in the future"
+    );
+    assert_eq!(
+        v.check_rejoin_secret(&c, &"bob".parse().unwrap(), &secret, t0()),
+        None
+    );
+    assert_eq!(
+        v.check_rejoin_secret(&"retro".parse().unwrap(), &p, &secret, t0()),
+        None
+    );
     let other = TokenSigner::generate().unwrap();
-    assert!(!other.verifier().check_rejoin_secret(&c, &p, &secret));
+    assert_eq!(
+        other.verifier().check_rejoin_secret(&c, &p, &secret, t0()),
+        None
+    );
+    // The rights cannot be edited: they are signed.
+    let mut raw = B64.decode(&secret).unwrap();
+    raw[1] = 3;
+    assert_eq!(v.check_rejoin_secret(&c, &p, &B64.encode(raw), t0()), None);
     for junk in ["", "!!", "AAAA", &secret[1..]] {
-        assert!(!v.check_rejoin_secret(&c, &p, junk), "{junk:?}");
+        assert_eq!(v.check_rejoin_secret(&c, &p, junk, t0()), None, "{junk:?}");
     }
 }

@@ -17,7 +17,7 @@ use geomesh_core::token::{JoinClaims, TokenSigner, TokenVerifier};
 use geomesh_core::{ConferenceId, EdgeId, ParticipantId};
 
 use crate::media::MediaHandle;
-use crate::messages::MAX_MESSAGE_BYTES;
+use crate::messages::{MAX_BODY_BYTES, MAX_MESSAGE_BYTES};
 use crate::metrics::Metrics;
 use crate::whip;
 
@@ -76,7 +76,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/dev/token", get(dev_token))
-        .layer(DefaultBodyLimit::max(MAX_MESSAGE_BYTES))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
 

@@ -45,6 +45,7 @@ pub mod peer;
 pub mod placement;
 pub mod router;
 pub mod rtp;
+pub mod sdp;
 pub mod server;
 pub(crate) mod sibling;
 pub mod socket;

@@ -5,8 +5,15 @@ use serde::{Deserialize, Serialize};
 
 use geomesh_core::{ConferenceId, ParticipantId};
 
-/// Largest signaling message accepted (an SDP offer with many m-lines is ~20 kB).
-pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+/// Largest signaling message accepted. A subscriber's SDP answer grows by
+/// about 1.6 kB per m-line, and stopped m-lines stay in it (str0m does not
+/// recycle its own m-line slots): a participant who rejoins ten times adds
+/// 32 kB to everyone's next answer. 1 MiB is room for hundreds of arrivals
+/// and departures in one session's life (docs/DECISIONS.md).
+pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
+
+/// Largest HTTP request body (WHIP/WHEP offers: a handful of m-lines).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// Client → edge.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -103,6 +110,10 @@ pub enum ServerMessage {
         region: String,
         /// Everyone already there.
         participants: Vec<RosterEntry>,
+        /// This participant may send media (its grant).
+        can_publish: bool,
+        /// This participant may receive media (its grant).
+        can_subscribe: bool,
     },
     /// Answer to the client's offer.
     Answer {
@@ -149,9 +160,9 @@ pub enum ServerMessage {
     },
     /// Something was wrong; `fatal` errors close the session.
     Error {
-        /// Stable code: `bad_message`, `unauthorized`, `bad_sdp`, `not_joined`,
-        /// `already_joined`, `replaced`, `moved`, `edge_closing`, `too_large`,
-        /// `internal`.
+        /// Stable code: `bad_message`, `unauthorized`, `forbidden`, `bad_sdp`,
+        /// `not_joined`, `already_joined`, `replaced`, `moved`,
+        /// `edge_closing`, `too_large`, `internal`.
         code: String,
         /// Human-readable detail.
         message: String,

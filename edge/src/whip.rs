@@ -167,6 +167,21 @@ async fn post(
             "SDP is not UTF-8",
         );
     };
+    let allowed = match kind {
+        Kind::Whip => !claims.no_publish,
+        Kind::Whep => !claims.no_subscribe,
+    };
+    if !allowed {
+        return refuse(
+            &state,
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            match kind {
+                Kind::Whip => "this participant may not publish (its grant)",
+                Kind::Whep => "this participant may not subscribe (its grant)",
+            },
+        );
+    }
     let role = match kind {
         Kind::Whip => Role::Publisher,
         Kind::Whep => Role::Viewer { follow },

@@ -125,13 +125,21 @@ pub async fn session(mut socket: WebSocket, state: AppState) {
         }
     };
     let (tx, mut rx) = mpsc::unbounded_channel();
+    // A participant that may not receive joins like a WHIP publisher (in
+    // the roster, sent nothing); one that may not send is refused any
+    // offer that sends.
+    let role = if claims.no_subscribe {
+        Role::Publisher
+    } else {
+        Role::Member
+    };
     let joined = match state
         .media
         .join(
             claims.conference.clone(),
             claims.participant.clone(),
             claims.name.clone(),
-            Role::Member,
+            role,
             Some(tx),
         )
         .await
@@ -156,9 +164,11 @@ pub async fn session(mut socket: WebSocket, state: AppState) {
         edge: state.edge_id.to_string(),
         region: state.region.to_string(),
         participants: joined.roster,
+        can_publish: !claims.no_publish,
+        can_subscribe: !claims.no_subscribe,
     };
     if send(&mut socket, &state, &welcome).await {
-        run(&mut socket, &state, key, &mut rx)
+        run(&mut socket, &state, key, !claims.no_publish, &mut rx)
             .instrument(span.clone())
             .await;
     }
@@ -170,6 +180,7 @@ async fn run(
     socket: &mut WebSocket,
     state: &AppState,
     key: PeerKey,
+    may_publish: bool,
     rx: &mut mpsc::UnboundedReceiver<ServerMessage>,
 ) {
     loop {
@@ -192,6 +203,14 @@ async fn run(
                     Err(e) => Some(bad_message(e)),
                     Ok(ClientMessage::Join { .. }) => {
                         Some(ServerMessage::error("already_joined", "this session has joined", false))
+                    }
+                    Ok(ClientMessage::Offer { sdp }) if !may_publish && crate::sdp::sends_media(&sdp) => {
+                        Metrics::count(&state.metrics.joins, "forbidden");
+                        Some(ServerMessage::error(
+                            "forbidden",
+                            "this participant may not publish (its grant): offer receive-only m-lines",
+                            false,
+                        ))
                     }
                     Ok(ClientMessage::Offer { sdp }) => Some(match state.media.offer(key, sdp).await {
                         Ok(sdp) => ServerMessage::Answer { sdp },

@@ -59,6 +59,14 @@ fn selector_endpoints(s: &Shared) -> Vec<SelectorEndpoint> {
         .collect()
 }
 
+fn removed(edge: &EdgeId) -> ApiFailure {
+    ApiFailure::new(
+        StatusCode::GONE,
+        "removed",
+        format!("edge {edge} was removed from the cluster; restart it to register again"),
+    )
+}
+
 /// `POST /agent/v1/register`.
 pub async fn register(
     State(s): State<Arc<Shared>>,
@@ -170,18 +178,23 @@ pub async fn heartbeat(
 }
 
 fn heartbeat_inner(s: &Shared, c: &Caller, body: &[u8]) -> Result<HeartbeatResponse, ApiFailure> {
-    let edge = require_edge(s, c)?;
-    let hb: Heartbeat = parse(body)?;
+    // Any edge of the CA may be told where it stands: registered, not
+    // (register), or removed.
+    let edge = edge_identity(s, c)?;
+    let mut hb: Heartbeat = parse(body)?;
     hb.validate()
         .map_err(|e| ApiFailure::bad_request(e.to_string()))?;
-    for (i, l) in hb.links.iter().enumerate() {
-        if l.edge == edge || s.cfg.topology.edge(&l.edge).is_none() {
-            return Err(ApiFailure::bad_request(format!(
-                "links[{i}].edge: {} is not another edge of the topology",
-                l.edge
-            )));
-        }
+    if let Some(i) = hb.links.iter().position(|l| l.edge == edge) {
+        return Err(ApiFailure::bad_request(format!(
+            "links[{i}].edge: {edge} is the calling edge itself"
+        )));
     }
+    // A link to an edge this node does not know (removed a moment ago, or
+    // registered but not yet replicated here) is not kept, but does not
+    // cost the edge its heartbeat.
+    hb.links.retain(|l| {
+        s.cfg.topology.edge(&l.edge).is_some() || s.with_state(|st| st.edge(&l.edge).is_some())
+    });
     let (draining, migrate, conferences, digest) = s.with_state(|st| match st.edge(&edge) {
         Some(r) if r.boot_id == hb.boot_id => Ok((
             r.draining,
@@ -189,6 +202,7 @@ fn heartbeat_inner(s: &Shared, c: &Caller, body: &[u8]) -> Result<HeartbeatRespo
             st.octo_peers(&edge),
             st.digest(&edge),
         )),
+        _ if st.removed_boot(&edge) == Some(hb.boot_id.as_str()) => Err(removed(&edge)),
         _ => Err(not_registered(&edge)),
     })?;
     let theirs = hb.digest;

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 
 use crate::api_error::ApiFailure;
-use crate::join::{join, locate};
+use crate::join::{identify, join, locate};
 use crate::node::Shared;
 use crate::state::{Op, OpResult};
 
@@ -129,8 +129,15 @@ async fn join_handler(
             .map_err(|e| ApiFailure::bad_request(format!("body: {e}")))?;
         req.validate()
             .map_err(|e| ApiFailure::bad_request(e.to_string()))?;
+        // A rejoin secret proves an identity by itself (the grant that
+        // admitted it may have expired during a long meeting).
+        let grant = match (&req.rejoin_secret, crate::access::bearer(&headers)) {
+            (Some(_), None) => None,
+            _ => s.access.join_grant(&headers, &s.metrics)?,
+        };
+        let who = identify(&s, &req, grant)?;
         let ip = client_ip(peer.ip(), &headers, &s.cfg.trusted_proxies);
-        join(&s, req, ip).await
+        join(&s, req, who, ip).await
     }
     .await;
     if let Err(f) = &res {
@@ -316,7 +323,10 @@ pub struct ParticipantView {
 async fn conference(
     State(s): State<Arc<Shared>>,
     Path(id): Path<String>,
+    headers: HeaderMap,
 ) -> Result<Json<ConferenceView>, ApiFailure> {
+    // Participant ids are what a grant or rejoin names: operators only.
+    s.access.require_operator(&headers, &s.metrics)?;
     let conf = ConferenceId::new(id).map_err(|e| ApiFailure::bad_request(e.to_string()))?;
     let applied = s.store.read();
     let st = &applied.state;
@@ -381,16 +391,20 @@ async fn drain(
     State(s): State<Arc<Shared>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(id): Path<String>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<DrainResult>, ApiFailure> {
+    // The credential decides; --admin-cidr can narrow where it is accepted
+    // from (the TCP peer, never X-Forwarded-For).
     let ip = peer.ip().to_canonical();
-    if !s.cfg.admin_networks.iter().any(|n| n.contains(&ip)) {
+    if !s.cfg.admin_networks.is_empty() && !s.cfg.admin_networks.iter().any(|n| n.contains(&ip)) {
         return Err(ApiFailure::new(
             StatusCode::FORBIDDEN,
             "forbidden",
             format!("{ip} is not in an admin network (--admin-cidr)"),
         ));
     }
+    s.access.require_operator(&headers, &s.metrics)?;
     let edge = EdgeId::new(id).map_err(|e| ApiFailure::bad_request(e.to_string()))?;
     let DrainBody { draining, migrate } = if body.iter().all(u8::is_ascii_whitespace) {
         DrainBody {

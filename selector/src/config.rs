@@ -57,7 +57,8 @@ pub struct NodeConfig {
     pub data_dir: PathBuf,
     /// Proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpNet>,
-    /// Networks allowed to call `POST /v1/bridges/{id}/drain`.
+    /// Networks the operator credential is accepted from on the public API
+    /// (empty: anywhere; the credential is what counts).
     pub admin_networks: Vec<IpNet>,
     /// Raft timing.
     pub raft: RaftTiming,
@@ -86,11 +87,7 @@ impl NodeConfig {
             tls,
             data_dir,
             trusted_proxies: Vec::new(),
-            admin_networks: vec![
-                // Parsing constants cannot fail.
-                "127.0.0.0/8".parse().expect("cidr"),
-                "::1/128".parse().expect("cidr"),
-            ],
+            admin_networks: Vec::new(),
             raft: RaftTiming::default(),
             token_ttl: Duration::from_secs(120),
             edge_lease: Duration::from_secs(60),

@@ -2,7 +2,8 @@
 //! TLS. A client without a certificate from the cluster CA fails the
 //! handshake; the peer's role and id come from its certificate's URI SAN.
 //!
-//! - `/raft/v1/*` and `/admin/v1/*`: selector certificates only;
+//! - `/raft/v1/*`: selector certificates only;
+//! - `/admin/v1/*`: selector or operator certificates;
 //! - `/agent/v1/*`: edge certificates whose id is an edge of the topology
 //!   or a registered one (`register` also takes an edge that describes
 //!   itself: one added at runtime).
@@ -221,6 +222,17 @@ pub fn require_selector(shared: &Shared, caller: &Caller) -> Result<(), ApiFailu
     }
 }
 
+/// Selector certificates (as [`require_selector`]) or operator ones.
+pub fn require_admin(shared: &Shared, caller: &Caller) -> Result<(), ApiFailure> {
+    match &caller.0 {
+        Some(Peer {
+            role: Role::Operator,
+            ..
+        }) => Ok(()),
+        _ => require_selector(shared, caller),
+    }
+}
+
 /// Only edge certificates naming an edge of the topology or a registered
 /// one; returns its id.
 pub fn require_edge(shared: &Shared, caller: &Caller) -> Result<EdgeId, ApiFailure> {
@@ -328,7 +340,7 @@ async fn admin_init(
     State(s): State<Arc<Shared>>,
     Extension(c): Extension<Caller>,
 ) -> Result<Response, ApiFailure> {
-    require_selector(&s, &c)?;
+    require_admin(&s, &c)?;
     let message = match init_cluster(&s).await {
         Ok(true) => "initialized the membership from the topology".to_string(),
         Ok(false) => "already initialized".to_string(),
@@ -345,7 +357,7 @@ async fn admin_add(
     Extension(c): Extension<Caller>,
     body: Bytes,
 ) -> Result<Response, ApiFailure> {
-    require_selector(&s, &c)?;
+    require_admin(&s, &c)?;
     let req: NodeRequest = parse(&body)?;
     let id = node_id(&req.id);
     let node = SelectorNode {
@@ -383,7 +395,7 @@ async fn admin_remove(
     Extension(c): Extension<Caller>,
     body: Bytes,
 ) -> Result<Response, ApiFailure> {
-    require_selector(&s, &c)?;
+    require_admin(&s, &c)?;
     let req: RemoveRequest = parse(&body)?;
     let id = node_id(&req.id);
     let ids: std::collections::BTreeSet<NodeId> = s
@@ -412,7 +424,7 @@ async fn admin_status(
     State(s): State<Arc<Shared>>,
     Extension(c): Extension<Caller>,
 ) -> Result<Response, ApiFailure> {
-    require_selector(&s, &c)?;
+    require_admin(&s, &c)?;
     Ok(json(&s.raft_status()))
 }
 
@@ -421,7 +433,7 @@ async fn admin_remove_edge(
     Extension(c): Extension<Caller>,
     body: Bytes,
 ) -> Result<Response, ApiFailure> {
-    require_selector(&s, &c)?;
+    require_admin(&s, &c)?;
     let req: RemoveEdgeRequest = parse(&body)?;
     let res = s
         .propose(vec![Op::RemoveEdge {

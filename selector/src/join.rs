@@ -5,16 +5,17 @@
 //! edge is returned as it is, with no write; one on an edge this node sees
 //! unhealthy or draining, or that the client excludes (it failed there), is
 //! moved (compare-and-set on the old edge in the state machine, so two
-//! nodes never move it twice). A participant an edge reports connected is
-//! only joined again with its rejoin secret: nobody else can take over an
-//! identity that is in a meeting.
+//! nodes never move it twice). Who joins is [`identify`]'s decision: the
+//! grant's participant, a fresh id in open mode, or — with its rejoin
+//! secret — an identity admitted before; nobody names an id otherwise.
 
 use std::net::IpAddr;
 use std::time::{Duration, Instant, SystemTime};
 
 use axum::http::StatusCode;
 use geomesh_core::api::{EdgeEndpoint, Fallback, JoinRequest, JoinResponse};
-use geomesh_core::token::JoinClaims;
+use geomesh_core::grant::GrantClaims;
+use geomesh_core::token::{JoinClaims, Rights};
 use geomesh_core::{ConferenceId, EdgeId, GeoPoint, ParticipantId};
 
 use crate::api_error::ApiFailure;
@@ -123,10 +124,97 @@ struct Decision {
     ranking: Vec<EdgeId>,
 }
 
-/// Handles one validated join.
+/// Who joins, as the access rules decide.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    /// The participant id.
+    pub participant: ParticipantId,
+    /// Display name shown to the others.
+    pub name: Option<String>,
+    /// What it may do.
+    pub rights: Rights,
+}
+
+fn forbidden(code: &'static str, message: impl Into<String>) -> ApiFailure {
+    ApiFailure::new(StatusCode::FORBIDDEN, code, message)
+}
+
+/// The identity of a join: a valid rejoin secret for the named participant
+/// (failover, migration: no grant needed, the rights it carries), else the
+/// grant (grants mode), else a fresh id (open mode).
+pub fn identify(
+    shared: &Shared,
+    req: &JoinRequest,
+    grant: Option<GrantClaims>,
+) -> Result<Identity, ApiFailure> {
+    let conf = &req.conference;
+    if let (Some(p), Some(secret)) = (&req.participant, &req.rejoin_secret) {
+        return match shared.signer.verifier().check_rejoin_secret(
+            conf,
+            p,
+            secret,
+            SystemTime::now(),
+        ) {
+            Some(rights) => Ok(Identity {
+                participant: p.clone(),
+                name: grant
+                    .and_then(|g| g.name)
+                    .or_else(|| req.display_name.clone()),
+                rights,
+            }),
+            None => Err(forbidden(
+                "bad_rejoin_secret",
+                "rejoin_secret is not this participant's, or has expired",
+            )),
+        };
+    }
+    match grant {
+        Some(g) => {
+            if &g.conf != conf {
+                Metrics::reason(&shared.metrics.grants_refused, "wrong_conference");
+                return Err(forbidden(
+                    "forbidden",
+                    format!("the grant is for conference {}, not {conf}", g.conf),
+                ));
+            }
+            if req.participant.as_ref().is_some_and(|p| p != &g.sub) {
+                Metrics::reason(&shared.metrics.grants_refused, "wrong_participant");
+                return Err(forbidden(
+                    "forbidden",
+                    format!("the grant is for participant {}", g.sub),
+                ));
+            }
+            Ok(Identity {
+                participant: g.sub,
+                name: g.name.or_else(|| req.display_name.clone()),
+                rights: Rights {
+                    publish: g.publish,
+                    subscribe: g.subscribe,
+                },
+            })
+        }
+        None => match &req.participant {
+            // Open mode: nobody chooses an id, so nobody takes over one.
+            Some(p) => Err(forbidden(
+                "participant_assigned",
+                format!(
+                    "participant ids are assigned by the selector: join without one, or with {p}'s rejoin_secret"
+                ),
+            )),
+            None => Ok(Identity {
+                participant: random_participant(),
+                name: req.display_name.clone(),
+                rights: Rights::ALL,
+            }),
+        },
+    }
+}
+
+/// Handles one validated join of `who`.
 pub async fn join(
     shared: &Shared,
     req: JoinRequest,
+    who: Identity,
     client_ip: IpAddr,
 ) -> Result<JoinResponse, ApiFailure> {
     let conf = req.conference.clone();
@@ -137,36 +225,7 @@ pub async fn join(
             "region: unknown region {r}"
         )));
     }
-    let participant = req.participant.clone().unwrap_or_else(random_participant);
-    let holds_identity = req.rejoin_secret.as_deref().is_some_and(|secret| {
-        shared
-            .signer
-            .verifier()
-            .check_rejoin_secret(&conf, &participant, secret)
-    });
-    if req.rejoin_secret.is_some() && !holds_identity {
-        return Err(ApiFailure::new(
-            StatusCode::FORBIDDEN,
-            "bad_rejoin_secret",
-            "rejoin_secret is not the secret of this participant",
-        ));
-    }
-    // A participant connected to an edge is in the meeting: only its holder
-    // joins as it again. An unconfirmed placement may be asked for again
-    // (a client whose answer was lost retries).
-    let in_use = shared.with_state(|st| {
-        st.participant(&conf, &participant, unix_ms(SystemTime::now()))
-            .is_some_and(|r| r.confirmed)
-    });
-    if in_use && !holds_identity {
-        return Err(ApiFailure::new(
-            StatusCode::CONFLICT,
-            "participant_in_use",
-            format!(
-                "participant {participant} is in conference {conf}: only its rejoin_secret joins as it again"
-            ),
-        ));
-    }
+    let participant = who.participant.clone();
     let (location, loc_src) = locate(shared, req.location, req.region.as_ref(), client_ip);
     Metrics::reason(&shared.metrics.location_source, loc_src.as_str());
     let lease_ms = u64::try_from((shared.cfg.token_ttl + Duration::from_secs(30)).as_millis())
@@ -213,7 +272,7 @@ pub async fn join(
                 rtt_source: None,
                 ranking,
             };
-            return Ok(respond(shared, &req, &participant, d, loc_src));
+            return Ok(respond(shared, &req, &who, d, loc_src));
         }
         let p = placed.map_err(|e| match e {
             PlacementError::NoCandidate(_) => ApiFailure::new(
@@ -255,7 +314,7 @@ pub async fn join(
                     edge,
                     ranking,
                 };
-                return Ok(respond(shared, &req, &participant, d, loc_src));
+                return Ok(respond(shared, &req, &who, d, loc_src));
             }
             Some(OpResult::Rejected(
                 e @ (ApplyError::ConferenceFull { .. }
@@ -286,11 +345,12 @@ pub async fn join(
 fn respond(
     shared: &Shared,
     req: &JoinRequest,
-    participant: &ParticipantId,
+    who: &Identity,
     d: Decision,
     loc_src: LocationSource,
 ) -> JoinResponse {
     let now = SystemTime::now();
+    let participant = &who.participant;
     let token = |edge: &EdgeId| {
         let mut claims = JoinClaims::new(
             req.conference.clone(),
@@ -299,7 +359,9 @@ fn respond(
             now,
             shared.cfg.token_ttl,
         );
-        claims.name = req.display_name.clone();
+        claims.name = who.name.clone();
+        claims.no_publish = !who.rights.publish;
+        claims.no_subscribe = !who.rights.subscribe;
         shared.signer.sign(&claims)
     };
     let fallback_ids: Vec<EdgeId> = d
@@ -341,7 +403,9 @@ fn respond(
         token: token(&d.edge),
         edge,
         fallbacks,
-        rejoin_secret: shared.signer.rejoin_secret(&req.conference, participant),
+        rejoin_secret: shared
+            .signer
+            .rejoin_secret(&req.conference, participant, who.rights, now),
         selectors,
     }
 }

@@ -76,6 +76,10 @@ pub struct Metrics {
     pub heartbeats: Family<ResultLabel, Counter>,
     /// Internal requests refused by identity (`no_identity`, `wrong_role`, `unknown_edge`, `unknown_selector`).
     pub internal_refused: Family<ReasonLabel, Counter>,
+    /// Joins refused for their grant (`missing`, `malformed`, `unknown_key`, `wrong_algorithm`, `bad_signature`, `expired`, `not_yet_valid`, `wrong_conference`, `wrong_participant`).
+    pub grants_refused: Family<ReasonLabel, Counter>,
+    /// Operating requests refused for want of an operator credential.
+    pub operator_refused: Family<ReasonLabel, Counter>,
     /// TLS handshakes that failed on the internal listener.
     pub tls_handshake_failures: Counter,
     /// DNS queries by result (`answer`, `nodata`, `nxdomain`, `refused`, `notimp`).
@@ -107,6 +111,8 @@ impl Metrics {
             conferences: Gauge::default(),
             heartbeats: Family::default(),
             internal_refused: Family::default(),
+            grants_refused: Family::default(),
+            operator_refused: Family::default(),
             tls_handshake_failures: Counter::default(),
             dns_queries: Family::default(),
             dns_bad_packets: Counter::default(),
@@ -194,6 +200,16 @@ impl Metrics {
             "internal_refused",
             "Internal requests refused by peer identity",
             m.internal_refused.clone(),
+        );
+        r.register(
+            "grants_refused",
+            "Joins refused for their grant, by reason",
+            m.grants_refused.clone(),
+        );
+        r.register(
+            "operator_refused",
+            "Operating requests refused for want of an operator credential",
+            m.operator_refused.clone(),
         );
         r.register(
             "tls_handshake_failures",

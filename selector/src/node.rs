@@ -61,6 +61,9 @@ pub enum StartError {
     /// The placement policy from the topology is unusable.
     #[error("policy: {0}")]
     Policy(#[from] crate::strategy::PolicyError),
+    /// The access section's key files.
+    #[error(transparent)]
+    Access(#[from] crate::access::AccessError),
 }
 
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> StartError {
@@ -84,6 +87,8 @@ pub struct Shared {
     pub geoip: GeoIp,
     /// Signs join tokens.
     pub signer: TokenSigner,
+    /// Who may join and operate.
+    pub access: crate::access::AccessControl,
     /// Placement knobs (from the topology policy).
     pub policy: PlacementPolicy,
     /// Metrics.
@@ -297,6 +302,18 @@ pub async fn start(cfg: NodeConfig) -> Result<RunningSelector, StartError> {
     let geoip = GeoIp::from_settings(&cfg.topology.geoip)?;
     let policy = PlacementPolicy::from(&cfg.topology.policy);
     policy.validate()?;
+    let access = crate::access::AccessControl::load(&cfg.topology.access)?;
+    match access.mode {
+        geomesh_core::topology::AccessMode::Open if !me.api.ip().is_loopback() => {
+            tracing::warn!(api = %me.api, "access mode is open: anyone who reaches this API joins any conference")
+        }
+        geomesh_core::topology::AccessMode::Grants if access.keys() == 0 => {
+            tracing::error!(
+                "access mode is grants but no application key is configured: every join is refused"
+            )
+        }
+        _ => {}
+    }
     let nid = node_id(&cfg.id);
     let span = tracing::info_span!("selector", id = %cfg.id);
     let raft = {
@@ -351,6 +368,7 @@ pub async fn start(cfg: NodeConfig) -> Result<RunningSelector, StartError> {
         store,
         geoip,
         signer,
+        access,
         policy,
         metrics: Metrics::new(),
         tls,
@@ -431,23 +449,32 @@ async fn maintain(shared: Arc<Shared>) {
     let mut tick = tokio::time::interval(UNHEALTHY_CHECK.min(shared.cfg.maintain_interval));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_sweep: Option<Instant> = None;
+    // Edges whose placements this leader released since it last heard from
+    // them: judged once per silence. An edge cut off from the leader only
+    // (it still heartbeats the others) has its participants brought back
+    // by its digest through another node, and they stay.
+    let mut judged: std::collections::BTreeSet<geomesh_core::EdgeId> = Default::default();
     loop {
         tick.tick().await;
         if !shared.is_leader() {
             last_sweep = None;
+            judged.clear();
             continue;
         }
         let now = Instant::now();
         let (live, unhealthy) = {
             let soft = shared.soft();
             let live = soft.live_edges(now);
+            judged.retain(|e| !live.contains(e));
             // A node that has not yet listened for a whole health timeout
             // has not heard from every edge: it judges no one.
             let unhealthy = if shared.uptime() > soft.health_timeout() * 2 {
                 shared.with_state(|st| {
                     st.edges()
                         .keys()
-                        .filter(|e| !live.contains(e) && st.participants_on(e) > 0)
+                        .filter(|e| {
+                            !live.contains(e) && !judged.contains(*e) && st.participants_on(e) > 0
+                        })
                         .cloned()
                         .collect::<Vec<_>>()
                 })
@@ -468,10 +495,13 @@ async fn maintain(shared: Arc<Shared>) {
         let op = Op::Maintain {
             live_edges: live,
             edge_lease_ms: u64::try_from(shared.cfg.edge_lease.as_millis()).unwrap_or(u64::MAX),
-            unhealthy,
+            unhealthy: unhealthy.clone(),
         };
         match shared.propose(vec![op]).await {
-            Ok(_) => last_sweep = Some(now),
+            Ok(_) => {
+                last_sweep = Some(now);
+                judged.extend(unhealthy);
+            }
             Err(e) => tracing::debug!(error = %e, "maintenance entry not committed"),
         }
     }

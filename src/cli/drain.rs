@@ -26,15 +26,14 @@ pub struct Args {
     /// Put the edge back in service instead.
     #[arg(long, conflicts_with_all = ["migrate", "wait"])]
     cancel: bool,
-    /// A selector's public API (repeatable; tried in order). Default: the
-    /// first selector of `geomesh dev`.
-    #[arg(
-        long = "selector",
-        env = "GEOMESH_SELECTOR",
-        value_delimiter = ',',
-        default_value = "http://127.0.0.1:8080"
-    )]
+    /// A selector's public API (repeatable or comma-separated; tried in
+    /// order). Default: the `geomesh dev` mesh running here.
+    #[arg(long = "selector", env = "GEOMESH_SELECTOR", value_delimiter = ',')]
     selectors: Vec<String>,
+    /// A file holding the operator token (the topology's
+    /// `access.operator_token_file`). Default: the `geomesh dev` mesh's.
+    #[arg(long, env = "GEOMESH_OPERATOR_TOKEN")]
+    operator_token: Option<std::path::PathBuf>,
     /// Give up waiting after this long.
     #[arg(long, default_value = "30m")]
     timeout: humantime::Duration,
@@ -48,14 +47,21 @@ impl Args {
         rt.block_on(self.run_async())
     }
 
-    async fn run_async(self) -> anyhow::Result<ExitCode> {
+    async fn run_async(mut self) -> anyhow::Result<ExitCode> {
+        self.selectors = super::operator::selectors(&self.selectors)?;
+        let token = super::operator::token(self.operator_token.as_ref())?;
+        let auth = format!("Bearer {token}");
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(15))
             .build()?;
         let body = json!({"draining": !self.cancel, "migrate": self.migrate});
         let path = format!("/v1/bridges/{}/drain", self.edge);
         let answer = self
-            .call(|base| http.post(format!("{base}{path}")).json(&body))
+            .call(|base| {
+                http.post(format!("{base}{path}"))
+                    .header("authorization", &auth)
+                    .json(&body)
+            })
             .await?;
         println!(
             "{}: draining={} migrate={}",

@@ -23,7 +23,8 @@ pub struct Args {
     #[arg(long)]
     certs: PathBuf,
     /// Development mode: serve /dev/token to loopback clients, minting
-    /// tokens with certs/token.key. Never use in production.
+    /// tokens with certs/token.key. Only in a `geomesh dev` mesh (or a test
+    /// harness that says it is one): refused anywhere else.
     #[arg(long)]
     dev: bool,
     /// Bind the octo QUIC socket here instead of the topology's octo
@@ -58,8 +59,18 @@ pub struct Args {
     drain_timeout: humantime::Duration,
 }
 
+/// Set by `geomesh dev` (and test harnesses) in its children's
+/// environment: `--dev` is refused without it, so no real host ever mints
+/// tokens for whoever asks.
+pub const DEV_CHILD_ENV: &str = "GEOMESH_DEV_CHILD";
+
 impl Args {
     pub fn run(self) -> anyhow::Result<ExitCode> {
+        if self.dev && std::env::var_os(DEV_CHILD_ENV).is_none() {
+            anyhow::bail!(
+                "--dev serves join tokens to anyone on loopback: it runs only inside `geomesh dev` ({DEV_CHILD_ENV} unset)"
+            );
+        }
         let topology = super::load_topology(&self.topology)?;
         let tls = TlsSettings {
             dir: self.certs.clone(),

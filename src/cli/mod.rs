@@ -7,6 +7,7 @@ pub mod drain;
 pub mod edge;
 pub mod geoip;
 pub mod loadgen;
+pub mod operator;
 pub mod selector;
 pub mod sim;
 pub mod token;

@@ -127,10 +127,11 @@ struct AdminArgs {
     /// The topology file.
     #[arg(long)]
     topology: PathBuf,
-    /// The credentials directory (the node certificate of `--id` is used).
+    /// The credentials directory (its operator certificate, `nodes/operator.pem`,
+    /// is presented; without one, the node certificate of `--id`).
     #[arg(long)]
     certs: PathBuf,
-    /// The selector to talk to (and whose certificate to present).
+    /// The selector to talk to.
     #[arg(long)]
     id: SelectorId,
 }
@@ -188,18 +189,25 @@ impl RunArgs {
     }
 }
 
+/// A client for `node`'s internal API, presenting the operator
+/// certificate when the credentials directory has one (else the node
+/// certificate of `via`, for a directory that predates it).
 fn client_for(
     topology: &Topology,
     certs: &Path,
     via: &SelectorId,
     node: &SelectorId,
 ) -> anyhow::Result<PeerClient> {
-    let tls = NodeTls::load(
-        &TlsSettings {
-            dir: certs.to_path_buf(),
-        },
-        via.as_str(),
-    )?;
+    let settings = TlsSettings {
+        dir: certs.to_path_buf(),
+    };
+    let operator = geomesh_core::credentials::OPERATOR_ID;
+    let who = if settings.node_cert(operator).exists() {
+        operator
+    } else {
+        via.as_str()
+    };
+    let tls = NodeTls::load(&settings, who)?;
     let s = topology
         .selector(node)
         .ok_or_else(|| anyhow!("selector {node} is not in the topology"))?;

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
+use geomesh_core::grant::{GrantClaims, GrantSigner};
 use geomesh_core::token::{JoinClaims, TokenSigner, TokenVerifier};
 use geomesh_core::{ConferenceId, EdgeId, ParticipantId};
 
@@ -33,6 +34,36 @@ pub enum Command {
         #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
         ttl: Duration,
     },
+    /// Sign a join grant, as an operator's application does; prints it alone
+    /// on stdout. `--key` is an HS256 secret file (its text, trailing
+    /// whitespace removed) or an Ed25519 private key (PKCS#8 PEM), listed
+    /// in the topology's `access.keys` under `--kid`.
+    Grant {
+        /// The application key.
+        #[arg(long)]
+        key: PathBuf,
+        /// Its id in `access.keys` (default: the key file's name without extension).
+        #[arg(long)]
+        kid: Option<String>,
+        /// The conference it admits to.
+        #[arg(long)]
+        conference: ConferenceId,
+        /// The participant id.
+        #[arg(long)]
+        participant: ParticipantId,
+        /// Display name shown to others.
+        #[arg(long)]
+        name: Option<String>,
+        /// The participant may not send media.
+        #[arg(long)]
+        no_publish: bool,
+        /// The participant may not receive media.
+        #[arg(long)]
+        no_subscribe: bool,
+        /// Lifetime, e.g. 10m, 1h.
+        #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+        ttl: Duration,
+    },
     /// Verify a token: prints its claims as JSON (exit 0) or why it is
     /// refused (exit 2).
     Verify {
@@ -48,6 +79,26 @@ pub enum Command {
         /// The token, or - to read it from stdin.
         token: String,
     },
+}
+
+/// An Ed25519 private key (PKCS#8 PEM) signs EdDSA grants; any other text
+/// is an HS256 secret.
+fn grant_signer(kid: String, text: &str, path: &std::path::Path) -> anyhow::Result<GrantSigner> {
+    if text.contains("PRIVATE KEY") {
+        use ed25519_dalek::pkcs8::DecodePrivateKey;
+        let key = ed25519_dalek::SigningKey::from_pkcs8_pem(text)
+            .map_err(|e| anyhow::anyhow!("{}: not an Ed25519 PKCS#8 key: {e}", path.display()))?;
+        return Ok(GrantSigner::ed25519(kid, key));
+    }
+    let secret = text.trim_end();
+    if secret.len() < geomesh_core::grant::MIN_SECRET_LEN {
+        anyhow::bail!(
+            "{}: an HS256 secret needs at least {} bytes",
+            path.display(),
+            geomesh_core::grant::MIN_SECRET_LEN
+        );
+    }
+    Ok(GrantSigner::hs256(kid, secret.as_bytes()))
 }
 
 fn random_participant() -> anyhow::Result<ParticipantId> {
@@ -76,6 +127,43 @@ impl Command {
                 let mut claims =
                     JoinClaims::new(conference, participant, edge, SystemTime::now(), ttl);
                 claims.name = name;
+                println!("{}", signer.sign(&claims));
+                Ok(ExitCode::SUCCESS)
+            }
+            Command::Grant {
+                key,
+                kid,
+                conference,
+                participant,
+                name,
+                no_publish,
+                no_subscribe,
+                ttl,
+            } => {
+                let kid = match kid {
+                    Some(k) => k,
+                    None => key
+                        .file_stem()
+                        .and_then(|s| s.to_str())
+                        .context("--kid: the key file has no name to use")?
+                        .to_string(),
+                };
+                let text = std::fs::read_to_string(&key)
+                    .with_context(|| format!("reading {}", key.display()))?;
+                let signer = grant_signer(kid, &text, &key)?;
+                let now = SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                let claims = GrantClaims {
+                    sub: participant,
+                    conf: conference,
+                    name,
+                    publish: !no_publish,
+                    subscribe: !no_subscribe,
+                    exp: now + ttl.as_secs().max(1),
+                    iat: Some(now),
+                    nbf: None,
+                };
                 println!("{}", signer.sign(&claims));
                 Ok(ExitCode::SUCCESS)
             }

@@ -1,12 +1,16 @@
 """Fixtures for end-to-end tests: the real `geomesh` binary, real Chromium,
 real aiortc. Everything runs on loopback; every wait is bounded."""
 
+import asyncio
+import contextlib
 import itertools
 import json
 import os
+import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -33,8 +37,9 @@ CHROMIUM_ARGS = [
 _blocks = itertools.count()
 
 
-def http_get(url, timeout=5):
-    with urllib.request.urlopen(url, timeout=timeout) as r:
+def http_get(url, timeout=5, token=None):
+    req = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
+    with urllib.request.urlopen(req, timeout=timeout) as r:
         return r.status, r.read()
 
 
@@ -84,7 +89,7 @@ def mint_token(key, conference, edge, participant=None, name=None, ttl="10m"):
 class DevMesh:
     """`geomesh dev --state-file`, as a newcomer would run it."""
 
-    def __init__(self):
+    def __init__(self, *extra_args):
         block = next(_blocks)
         self.tmp = tempfile.TemporaryDirectory(prefix="geomesh-e2e-")
         self.state_file = Path(self.tmp.name) / "state.json"
@@ -102,6 +107,7 @@ class DevMesh:
                 str(base + 3000),
                 "--octo-port",
                 str(base + 6000),
+                *extra_args,
             ],
             stdout=self.log,
             stderr=subprocess.STDOUT,
@@ -139,6 +145,15 @@ class DevMesh:
     def kill(self, pid, sig=signal.SIGKILL):
         os.kill(pid, sig)
 
+    @property
+    def operator_token(self):
+        """The operator's bearer token (listings, drain)."""
+        return Path(self.state["operator"]["token_file"]).read_text().strip()
+
+    def operator_get(self, url):
+        """GET as the operator; the parsed JSON body."""
+        return json.loads(http_get(url, token=self.operator_token)[1])
+
     def mint(self, conference, edge=None, participant=None, name=None, ttl="10m"):
         return mint_token(self.state["token_key"], conference, edge or self.edge["id"], participant, name, ttl)
 
@@ -168,17 +183,18 @@ def mesh():
     m.stop()
 
 
-@pytest.fixture(scope="module")
-def browser():
-    """A Playwright driver; pages come from `open_page`."""
+@contextlib.contextmanager
+def chromium():
+    """Headless Chromium with a fresh profile per page; yields `open_page(url)`."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        contexts = []
+        contexts, dirs = [], []
 
         def open_page(url):
+            dirs.append(tempfile.mkdtemp(prefix="geomesh-chromium-"))
             ctx = p.chromium.launch_persistent_context(
-                tempfile.mkdtemp(prefix="geomesh-chromium-"),
+                dirs[-1],
                 executable_path="/usr/bin/chromium",
                 headless=True,
                 args=CHROMIUM_ARGS,
@@ -188,12 +204,23 @@ def browser():
             page.goto(url)
             return page
 
+        try:
+            yield open_page
+        finally:
+            for c in contexts:
+                try:
+                    c.close()
+                except Exception:
+                    pass  # a test closed it already
+            for d in dirs:
+                shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """A Playwright driver; pages come from `open_page`."""
+    with chromium() as open_page:
         yield open_page
-        for c in contexts:
-            try:
-                c.close()
-            except Exception:
-                pass  # a test closed it already
 
 
 STATS_JS = """async () => {
@@ -230,6 +257,25 @@ STATS_JS = """async () => {
 
 def page_stats(page):
     return page.evaluate(STATS_JS)
+
+
+def run_async(make):
+    """asyncio.run in its own thread: the module's Playwright (sync API)
+    keeps an event loop running on the main thread."""
+    box = {}
+
+    def target():
+        try:
+            asyncio.run(make())
+        except BaseException as e:  # re-raised on the test's thread
+            box["error"] = e
+
+    t = threading.Thread(target=target)
+    t.start()
+    t.join(timeout=300)
+    assert not t.is_alive(), "async part did not finish"
+    if "error" in box:
+        raise box["error"]
 
 
 def wait_for(what, check, timeout=30, interval=0.5):
@@ -340,7 +386,9 @@ class Cluster:
             self.procs.append(subprocess.Popen(
                 [str(BIN), "edge", "--topology", str(d / "topology.yaml"), "--id", e, "--certs", str(d / "certs"),
                  "--dev", "--octo-bind", f"127.0.0.1:{octo[i]}", *edge_args],
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                # These edges mint tokens at /dev/token as `geomesh dev`'s do.
+                env={**os.environ, "GEOMESH_DEV_CHILD": "1"}))
         for u in self.urls:
             wait_for(f"{u} healthy", lambda u=u: self._healthy(u), timeout=60)
 

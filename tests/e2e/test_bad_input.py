@@ -92,7 +92,7 @@ def test_bad_input_is_refused_and_media_goes_on(mesh):
                                      {"type": "offer", "sdp": "this is not SDP"}], read=2)
         assert r[0]["type"] == "joined" and r[1]["code"] == "bad_sdp" and not r[1]["fatal"], r
 
-        r = await ws_exchange(base, [{"type": "join", "token": mesh.mint(conf)}, "x" * (200 * 1024)], read=2)
+        r = await ws_exchange(base, [{"type": "join", "token": mesh.mint(conf)}, "x" * (1100 * 1024)], read=2)
         assert r[0]["type"] == "joined" and r[-1] == "closed", "oversized message closes the socket"
 
         # --- WHIP / WHEP ---

@@ -1,32 +1,12 @@
 """One conference across edges: media crosses QUIC octo links."""
 
 import asyncio
-import threading
 import time
 
 import pytest
 
 from clients import WhepViewer, WhipPublisher, WsClient, wait_until
-from conftest import Cluster, metric_sum, octo_and_ingress_bytes, page_stats, wait_for
-
-
-def run_async(make):
-    """asyncio.run in its own thread: the module's Playwright (sync API)
-    keeps an event loop running on the main thread."""
-    box = {}
-
-    def target():
-        try:
-            asyncio.run(make())
-        except BaseException as e:  # re-raised on the test's thread
-            box["error"] = e
-
-    t = threading.Thread(target=target)
-    t.start()
-    t.join(timeout=300)
-    assert not t.is_alive(), "async part did not finish"
-    if "error" in box:
-        raise box["error"]
+from conftest import Cluster, metric_sum, octo_and_ingress_bytes, page_stats, run_async, wait_for
 
 
 def test_whip_on_first_edge_whep_on_second(mesh):

@@ -3,8 +3,7 @@
 import asyncio
 
 from clients import WhepViewer, WsClient, wait_until
-from conftest import page_stats, wait_for
-from test_octo import run_async
+from conftest import page_stats, run_async, wait_for
 
 
 def simulcast_small_tile_low_layer_then_switch_up(browser, page):

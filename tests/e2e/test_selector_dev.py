@@ -84,19 +84,21 @@ def test_dev_runs_a_selector_cluster_and_edges_register(mesh):
 
 def test_selector_placement_token_admits_to_the_edge(mesh):
     sel = mesh.state["selectors"][1]["url"]
-    status, placed = post_json(sel + "/v1/join", {"conference": "placed", "participant": "pat"})
+    # Open mode (geomesh dev): the selector assigns the participant id.
+    status, placed = post_json(sel + "/v1/join", {"conference": "placed", "display_name": "Pat"})
     assert status == 200, placed
+    pat = placed["participant"]
     # Loopback clients are in dev-eu by the topology's override.
     assert placed["edge"]["id"] == mesh.state["edges"][0]["id"], placed
     base = placed["edge"]["whip_url"].rsplit("/v1/whip/", 1)[0]
 
     def participant(conf_url):
         try:
-            c = json.loads(http_get(conf_url)[1])
+            c = mesh.operator_get(conf_url)
         except urllib.error.HTTPError as e:
             assert e.code == 404, e  # the conference is gone with its last participant
             return None
-        return next((p for p in c["participants"] if p["participant"] == "pat"), None)
+        return next((p for p in c["participants"] if p["participant"] == pat), None)
 
     async def run():
         pub = await WhipPublisher(base, "placed", placed["token"]).start()

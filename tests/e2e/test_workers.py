@@ -1,8 +1,8 @@
 """One conference spread over an edge's media workers (and over edges)."""
 
 from clients import WhepViewer, WsClient, wait_until
-from conftest import Cluster, metric_sum, metrics, wait_for
-from test_octo import meet_and_mute, run_async
+from conftest import Cluster, metric_sum, metrics, run_async, wait_for
+from test_octo import meet_and_mute
 from test_scale import simulcast_small_tile_low_layer_then_switch_up
 
 

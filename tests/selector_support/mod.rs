@@ -92,6 +92,9 @@ impl Cluster {
             "version: 1\ncluster: { name: test, domain: meet.test }\n\
              policy: { heartbeat_interval: 200ms, health_timeout: 1s }\n\
              tls: { dir: certs }\n\
+             access:\n\
+             \x20 keys: [{ id: test-app, secret_file: grant.secret }]\n\
+             \x20 operator_token_file: operator.token\n\
              geoip:\n  overrides:\n\
              \x20   - { cidr: 127.0.0.0/8, region: eu }\n\
              \x20   - { cidr: 198.51.100.0/24, region: us }\n\
@@ -141,6 +144,8 @@ impl Cluster {
             "certs init: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        std::fs::write(dir.path().join("grant.secret"), grant_secret()).unwrap();
+        std::fs::write(dir.path().join("operator.token"), operator_token()).unwrap();
         let procs = (0..n).map(|_| None).collect();
         Self {
             dir,
@@ -308,22 +313,103 @@ pub fn http() -> reqwest::Client {
         .unwrap()
 }
 
-/// GET and parse JSON; `None` on any failure.
+/// The test application's HS256 secret (every cluster of this process).
+pub fn grant_secret() -> &'static str {
+    static S: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    S.get_or_init(|| {
+        let mut b = [0u8; 24];
+        getrandom::fill(&mut b).unwrap();
+        b.iter().map(|x| format!("{x:02x}")).collect()
+    })
+}
+
+/// The operator token of every cluster of this process.
+pub fn operator_token() -> &'static str {
+    static S: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    S.get_or_init(|| {
+        let mut b = [0u8; 16];
+        getrandom::fill(&mut b).unwrap();
+        b.iter().map(|x| format!("{x:02x}")).collect()
+    })
+}
+
+/// A grant from the test application: `conference`, as `participant`.
+pub fn grant(conference: &str, participant: &str) -> String {
+    use geomesh_core::grant::{GrantClaims, GrantSigner};
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    GrantSigner::hs256("test-app", grant_secret().as_bytes()).sign(&GrantClaims {
+        sub: participant.parse().unwrap(),
+        conf: conference.parse().unwrap(),
+        name: None,
+        publish: true,
+        subscribe: true,
+        exp: now + 600,
+        iat: Some(now),
+        nbf: None,
+    })
+}
+
+/// GET and parse JSON as the operator; `None` on any failure.
 pub async fn get_json(http: &reqwest::Client, url: &str) -> Option<Value> {
-    let r = http.get(url).send().await.ok()?;
+    let r = http
+        .get(url)
+        .header("authorization", format!("Bearer {}", operator_token()))
+        .send()
+        .await
+        .ok()?;
     r.json().await.ok()
 }
 
 /// POST JSON; status and parsed body (Null when not JSON); `None` when the
-/// request did not complete.
+/// request did not complete. As the cluster's application would: a join
+/// (`/v1/join`, a body with a `conference`) carries a grant for its
+/// `participant` (a fresh id when it names none); anything else is sent
+/// as the operator.
 pub async fn post_json(http: &reqwest::Client, url: &str, body: &str) -> Option<(u16, Value)> {
-    let r = http
+    let auth = match serde_json::from_str::<Value>(body) {
+        Ok(v)
+            if url.ends_with("/v1/join")
+                && v["conference"].is_string()
+                && v["rejoin_secret"].is_null() =>
+        {
+            let who = v["participant"].as_str().map_or_else(
+                || {
+                    let mut b = [0u8; 6];
+                    getrandom::fill(&mut b).unwrap();
+                    format!(
+                        "p-{}",
+                        b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+                    )
+                },
+                str::to_string,
+            );
+            // A participant id the grammar refuses gets no grant: the
+            // selector's own refusal is what the test looks at.
+            match (
+                v["conference"]
+                    .as_str()
+                    .unwrap()
+                    .parse::<geomesh_core::ConferenceId>(),
+                who.parse::<geomesh_core::ParticipantId>(),
+            ) {
+                (Ok(_), Ok(_)) => Some(grant(v["conference"].as_str().unwrap(), &who)),
+                _ => None,
+            }
+        }
+        _ if url.ends_with("/v1/join") => None,
+        _ => Some(operator_token().to_string()),
+    };
+    let mut req = http
         .post(url)
         .header("content-type", "application/json")
-        .body(body.to_string())
-        .send()
-        .await
-        .ok()?;
+        .body(body.to_string());
+    if let Some(a) = auth {
+        req = req.header("authorization", format!("Bearer {a}"));
+    }
+    let r = req.send().await.ok()?;
     let status = r.status().as_u16();
     let v = r.json().await.unwrap_or(Value::Null);
     Some((status, v))
@@ -389,6 +475,18 @@ impl EdgeAgent {
                 Duration::from_secs(2),
             )
             .await
+    }
+
+    /// Any agent call to selector `i`.
+    pub async fn post(&self, i: usize, path: &str, body: &Value) -> Result<Value, CallError> {
+        self.clients[i]
+            .post(path, body, Duration::from_secs(12))
+            .await
+    }
+
+    /// Any agent read from selector `i`.
+    pub async fn get(&self, i: usize, path: &str) -> Result<Value, CallError> {
+        self.clients[i].get(path, Duration::from_secs(12)).await
     }
 
     /// One heartbeat to every selector (errors ignored: a node may be down).

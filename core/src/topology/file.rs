@@ -22,6 +22,8 @@ pub(super) struct RawTopology {
     pub tls: RawTls,
     #[serde(default)]
     pub geoip: RawGeoIp,
+    #[serde(default)]
+    pub access: Option<S<RawAccess>>,
     pub regions: S<Vec<RawRegion>>,
     pub edges: S<Vec<RawEdge>>,
     pub selectors: S<Vec<RawSelector>>,
@@ -63,6 +65,27 @@ pub(super) struct RawGeoIp {
     pub overrides: Vec<RawOverride>,
     #[serde(default)]
     pub default_location: Option<S<GeoPoint>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAccess {
+    #[serde(default)]
+    pub mode: Option<S<super::AccessMode>>,
+    #[serde(default)]
+    pub keys: Vec<RawAccessKey>,
+    #[serde(default)]
+    pub operator_token_file: Option<S<PathBuf>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAccessKey {
+    pub id: S<String>,
+    #[serde(default)]
+    pub secret_file: Option<S<PathBuf>>,
+    #[serde(default)]
+    pub public_key_file: Option<S<PathBuf>>,
 }
 
 #[derive(Deserialize)]

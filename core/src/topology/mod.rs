@@ -37,6 +37,8 @@ pub struct Topology {
     pub tls: TlsSettings,
     /// GeoIP databases and overrides.
     pub geoip: GeoIpSettings,
+    /// Who may join and who may operate.
+    pub access: Access,
     /// Regions, in file order.
     pub regions: Vec<Region>,
     /// Edge bridges, in file order.
@@ -199,6 +201,47 @@ pub struct GeoIpOverride {
     pub region: Option<RegionId>,
 }
 
+/// Who may join (the topology's `access` section).
+#[derive(Debug, Clone, Serialize)]
+pub struct Access {
+    /// How joins are authorized.
+    pub mode: AccessMode,
+    /// Application keys that sign join grants.
+    pub keys: Vec<AccessKey>,
+    /// A file whose contents are the operator token (`Authorization:
+    /// Bearer <token>` on operating endpoints of the public API).
+    pub operator_token_file: Option<PathBuf>,
+}
+
+/// How joins are authorized.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AccessMode {
+    /// Every join carries a grant signed by one of `access.keys` (the
+    /// default): the operator's application decides who joins.
+    Grants,
+    /// Anyone may join; the selector assigns participant ids (demos, `geomesh dev`).
+    Open,
+}
+
+/// One application key.
+#[derive(Debug, Clone, Serialize)]
+pub struct AccessKey {
+    /// Its id (the grant header's `kid`).
+    pub id: String,
+    /// Where its secret or public key is.
+    pub material: KeyMaterial,
+}
+
+/// An application key's file.
+#[derive(Debug, Clone, Serialize)]
+pub enum KeyMaterial {
+    /// A shared HS256 secret: the file's text, trailing whitespace removed.
+    Secret(PathBuf),
+    /// An Ed25519 public key (SPKI PEM).
+    PublicKey(PathBuf),
+}
+
 /// Where key material lives.
 ///
 /// The layout inside `dir` is what `geomesh certs init` writes:
@@ -229,6 +272,11 @@ impl TlsSettings {
     /// The join-token verifying key (Ed25519, SPKI PEM); every edge.
     pub fn token_public_key(&self) -> PathBuf {
         self.dir.join("token.pub")
+    }
+    /// The operator bearer token (`access.operator_token_file` points here
+    /// when the operator uses the one `geomesh certs init` writes).
+    pub fn operator_token(&self) -> PathBuf {
+        self.dir.join("operator.token")
     }
 }
 

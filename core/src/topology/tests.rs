@@ -8,6 +8,8 @@ cluster:
   name: test
 tls:
   dir: certs
+access:
+  mode: open
 regions:
   - id: eu
     name: Frankfurt
@@ -93,10 +95,10 @@ fn semantic_errors_carry_path_and_position() {
     let e = errors(&y);
     // The region left without edges is also reported, as a warning.
     assert_eq!(e.len(), 2, "{e:?}");
-    assert!(e[0].starts_with("13:9: warning: regions[1]"), "{e:?}");
+    assert!(e[0].starts_with("15:9: warning: regions[1]"), "{e:?}");
     assert_eq!(
         e[1],
-        "27:13: error: edges[1].region: unknown region \"eu-wst\" (known: eu, us)"
+        "29:13: error: edges[1].region: unknown region \"eu-wst\" (known: eu, us)"
     );
 }
 
@@ -112,7 +114,7 @@ fn syntax_errors_carry_position() {
         "capacity: 100\n  - id: edge-us-1",
         "capacity: lots\n  - id: edge-us-1",
     ));
-    assert_eq!(e, ["25:15: error: invalid u32"]);
+    assert_eq!(e, ["27:15: error: invalid u32"]);
 }
 
 #[test]
@@ -146,4 +148,44 @@ fn edgeless_region_is_a_warning() {
             .to_string()
             .contains("warning: regions[1]: region \"us\" has no edges")
     );
+}
+
+#[test]
+fn access_keys_are_checked_and_missing_keys_warned() {
+    let with = |access: &str| GOOD.replace("access:\n  mode: open\n", access);
+    let l = parse(&with(
+        "access:\n  keys:\n    - { id: app-1, secret_file: s/app.secret }\n    - { id: app-2, public_key_file: k/app.pub }\n  operator_token_file: op.token\n",
+    ))
+    .unwrap();
+    assert!(l.warnings.is_empty(), "{:?}", l.warnings);
+    let a = l.topology.access;
+    assert_eq!(a.mode, AccessMode::Grants, "grants by default");
+    assert_eq!(a.keys.len(), 2);
+    assert!(matches!(&a.keys[0].material, KeyMaterial::Secret(p) if p == Path::new("/etc/geomesh/s/app.secret")));
+    assert_eq!(a.operator_token_file.as_deref(), Some(Path::new("/etc/geomesh/op.token")));
+    // No access section at all: grants with no key — nobody can join.
+    let l = parse(&with("")).unwrap();
+    assert_eq!(l.topology.access.mode, AccessMode::Grants);
+    assert!(
+        l.warnings.iter().any(|w| w.to_string().contains("no application key")),
+        "{:?}",
+        l.warnings
+    );
+    for (bad, want) in [
+        ("    - { id: app-1 }\n", "exactly one of secret_file"),
+        (
+            "    - { id: app-1, secret_file: a, public_key_file: b }\n",
+            "exactly one of secret_file",
+        ),
+        ("    - { id: 'a b', secret_file: a }\n", "letters, digits"),
+        (
+            "    - { id: app-1, secret_file: a }\n    - { id: app-1, secret_file: b }\n",
+            "appears twice",
+        ),
+    ] {
+        let e = errors(&with(&format!("access:\n  keys:\n{bad}")));
+        assert!(e.iter().any(|x| x.contains(want)), "{bad}: {e:?}");
+    }
+    let e = errors(&with("access:\n  mode: closed\n"));
+    assert_eq!(e.len(), 1, "{e:?}");
 }

@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use super::file::{RawTopology, S, pos};
 use super::{
-    Cluster, DEFAULT_MEDIA_PORT, Diagnostic, Edge, GeoIpOverride, GeoIpSettings, Loaded, Policy,
-    Position, Region, Selector, Severity, TlsSettings, Topology, TopologyError,
+    Access, AccessKey, AccessMode, Cluster, DEFAULT_MEDIA_PORT, Diagnostic, Edge, GeoIpOverride,
+    GeoIpSettings, KeyMaterial, Loaded, Policy, Position, Region, Selector, Severity, TlsSettings,
+    Topology, TopologyError,
 };
 use crate::geo::GeoPoint;
 use crate::id::RegionId;
@@ -401,6 +402,67 @@ pub(super) fn validate(raw: RawTopology, base_dir: &Path) -> Result<Loaded, Topo
     if let Some(l) = &raw.geoip.default_location {
         check_point(&mut r, l, "geoip.default_location");
     }
+    let mode = raw
+        .access
+        .as_ref()
+        .and_then(|a| a.value.mode.as_ref().map(|m| m.value))
+        .unwrap_or(AccessMode::Grants);
+    let mut keys = Vec::new();
+    if let Some(a) = &raw.access {
+        for (i, k) in a.value.keys.iter().enumerate() {
+            let path = format!("access.keys[{i}]");
+            let id_ok = !k.id.value.is_empty()
+                && k.id.value.len() <= 64
+                && k.id
+                    .value
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+            if !id_ok {
+                r.error(
+                    pos(&k.id),
+                    format!("{path}.id"),
+                    "1-64 letters, digits, '.', '_' or '-'",
+                );
+            }
+            if a.value.keys[..i].iter().any(|o| o.id.value == k.id.value) {
+                r.error(
+                    pos(&k.id),
+                    format!("{path}.id"),
+                    format!("key id {:?} appears twice", k.id.value),
+                );
+            }
+            match (&k.secret_file, &k.public_key_file) {
+                (Some(f), None) => keys.push(AccessKey {
+                    id: k.id.value.clone(),
+                    material: KeyMaterial::Secret(f.value.clone()),
+                }),
+                (None, Some(f)) => keys.push(AccessKey {
+                    id: k.id.value.clone(),
+                    material: KeyMaterial::PublicKey(f.value.clone()),
+                }),
+                _ => r.error(
+                    pos(&k.id),
+                    path,
+                    "give exactly one of secret_file (HS256) or public_key_file (Ed25519)",
+                ),
+            }
+        }
+        if mode == AccessMode::Open && !a.value.keys.is_empty() {
+            r.warning(
+                pos(a),
+                "access.keys",
+                "mode is open: keys are not used (anyone may join)",
+            );
+        }
+    }
+    if mode == AccessMode::Grants && keys.is_empty() {
+        let at = raw.access.as_ref().map_or(pos(&raw.version), pos);
+        r.warning(
+            at,
+            "access",
+            "no application key: nobody can join (add access.keys, or access: { mode: open } for a demo)",
+        );
+    }
 
     // Warnings last: they matter only if the rest is sound.
     for (i, reg) in raw.regions.value.iter().enumerate() {
@@ -454,6 +516,24 @@ pub(super) fn validate(raw: RawTopology, base_dir: &Path) -> Result<Loaded, Topo
         },
         tls: TlsSettings {
             dir: resolve(&raw.tls.dir.value),
+        },
+        access: Access {
+            mode,
+            keys: keys
+                .into_iter()
+                .map(|k| AccessKey {
+                    material: match k.material {
+                        KeyMaterial::Secret(p) => KeyMaterial::Secret(resolve(&p)),
+                        KeyMaterial::PublicKey(p) => KeyMaterial::PublicKey(resolve(&p)),
+                    },
+                    ..k
+                })
+                .collect(),
+            operator_token_file: raw
+                .access
+                .as_ref()
+                .and_then(|a| a.value.operator_token_file.as_ref())
+                .map(|f| resolve(&f.value)),
         },
         geoip: GeoIpSettings {
             databases: raw

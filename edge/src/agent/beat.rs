@@ -58,6 +58,11 @@ pub(crate) async fn run(
                     let _ = asks.send(Ask::Selectors(resp.selectors));
                 }
             }
+            Err(CallError::Refused { status: 410, body }) => {
+                if !state.removed.swap(true, Ordering::Relaxed) {
+                    warn!(selector = %sel.id, %body, "this edge was removed from the cluster: moving its participants away");
+                }
+            }
             Err(CallError::Refused { status: 409, body }) => {
                 warn!(selector = %sel.id, %body, "heartbeat refused; registering again");
                 state.registered.store(false, Ordering::Relaxed);

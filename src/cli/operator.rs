@@ -1,0 +1,55 @@
+//! How operating commands find the cluster and prove they may operate:
+//! flags, else the environment, else the `geomesh dev` mesh running on
+//! this machine (which writes where it is to [`dev_state_path`]).
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+
+/// Where `geomesh dev` writes its state for operating commands (removed on exit).
+pub fn dev_state_path() -> PathBuf {
+    use std::os::unix::fs::MetadataExt;
+    // The owner of this process's /proc entry is its user: one file per user.
+    let uid = std::fs::metadata("/proc/self").map_or(0, |m| m.uid());
+    std::env::temp_dir().join(format!("geomesh-dev-{uid}.json"))
+}
+
+/// The running dev mesh's state, if there is one.
+fn dev_state() -> Option<serde_json::Value> {
+    let text = std::fs::read_to_string(dev_state_path()).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// Selector public API URLs: the given ones, else the dev mesh's.
+pub fn selectors(given: &[String]) -> anyhow::Result<Vec<String>> {
+    if !given.is_empty() {
+        return Ok(given.to_vec());
+    }
+    let s = dev_state().context(
+        "no --selector given and no `geomesh dev` running here: pass --selector URL (or GEOMESH_SELECTOR)",
+    )?;
+    Ok(s["selectors"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|x| x["url"].as_str().map(str::to_string))
+        .collect())
+}
+
+/// The operator token: from the given file, else the dev mesh's.
+pub fn token(given: Option<&PathBuf>) -> anyhow::Result<String> {
+    let path = match given {
+        Some(p) => p.clone(),
+        None => PathBuf::from(
+            dev_state()
+                .and_then(|s| s["operator"]["token_file"].as_str().map(str::to_string))
+                .context(
+                    "no --operator-token given and no `geomesh dev` running here: pass --operator-token FILE",
+                )?,
+        ),
+    };
+    Ok(std::fs::read_to_string(&path)
+        .with_context(|| format!("reading the operator token {}", path.display()))?
+        .trim()
+        .to_string())
+}
