@@ -32,6 +32,9 @@ pub const PLACEMENTS_PATH: &str = "/agent/v1/placements";
 /// `POST`: the calling edge is shutting down: place nobody there, move its
 /// participants.
 pub const LEAVE_PATH: &str = "/agent/v1/leave";
+/// `GET`: every edge of the cluster (the topology's and the registered
+/// ones): whom an edge accepts octo links from.
+pub const EDGES_PATH: &str = "/agent/v1/edges";
 /// Most placements in one [`PlacementPage`].
 pub const PLACEMENT_PAGE: usize = 5000;
 
@@ -174,6 +177,19 @@ pub struct HeartbeatResponse {
     /// heartbeat each of them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub selectors: Vec<SelectorEndpoint>,
+    /// Changes whenever an edge is registered anew, removed or forgotten:
+    /// read `GET /agent/v1/edges` again.
+    #[serde(default)]
+    pub edges_version: u64,
+}
+
+/// `GET /agent/v1/edges` response body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EdgeDirectory {
+    /// The `edges_version` this list is of.
+    pub version: u64,
+    /// The topology's edges and every registered one.
+    pub edges: Vec<EdgeId>,
 }
 
 /// `POST /agent/v1/participants` request body.

@@ -599,7 +599,12 @@ impl MediaLoop {
             OctoEvent::Media(m) => self.on_octo_media(m),
             OctoEvent::Link { peer, event } => self.on_link_event(peer, event),
             OctoEvent::Rejected { remote, reason } => {
-                Metrics::count(&self.metrics.octo_rejected, "refused");
+                let label = if reason.starts_with("unknown edge") {
+                    "unknown_edge"
+                } else {
+                    "refused"
+                };
+                Metrics::count(&self.metrics.octo_rejected, label);
                 debug!(%remote, %reason, "octo connection refused");
             }
             _ => {}

@@ -290,3 +290,31 @@ async fn garbage_on_the_octo_port_does_not_disturb_a_link() {
     assert_eq!(m.connections, 1);
     assert!(ab.is_up());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edge_of_the_ca_that_the_cluster_does_not_list_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let tls = cluster(dir.path());
+    let (a, mut a_rx) = node(&tls, "edge-1", loopback()).await;
+    let (c, _c_rx) = node(&tls, "edge-3", loopback()).await;
+    // The cluster lists edge-1 and edge-2 only (edge-3 was removed).
+    a.allow_edges([edge("edge-1"), edge("edge-2")]);
+    // edge-3 is the higher id: it dials a after its delay.
+    let ca = c.connect(edge("edge-1"), a.local_addr().unwrap());
+    let r = wait_for(&mut a_rx, "rejection", |e| {
+        matches!(e, OctoEvent::Rejected { .. })
+    })
+    .await;
+    let OctoEvent::Rejected { reason, .. } = r else {
+        unreachable!()
+    };
+    assert!(reason.starts_with("unknown edge edge-3"), "{reason}");
+    assert!(a.link(&edge("edge-3")).is_none(), "no link was made");
+    assert!(!ca.is_up());
+    // Listed again: it links.
+    a.allow_edges([edge("edge-1"), edge("edge-2"), edge("edge-3")]);
+    wait_for(&mut a_rx, "link up", |e| {
+        is_link(e, |l| matches!(l, LinkEvent::Up { .. }))
+    })
+    .await;
+}

@@ -195,16 +195,18 @@ fn heartbeat_inner(s: &Shared, c: &Caller, body: &[u8]) -> Result<HeartbeatRespo
     hb.links.retain(|l| {
         s.cfg.topology.edge(&l.edge).is_some() || s.with_state(|st| st.edge(&l.edge).is_some())
     });
-    let (draining, migrate, conferences, digest) = s.with_state(|st| match st.edge(&edge) {
-        Some(r) if r.boot_id == hb.boot_id => Ok((
-            r.draining,
-            r.migrate,
-            st.octo_peers(&edge),
-            st.digest(&edge),
-        )),
-        _ if st.removed_boot(&edge) == Some(hb.boot_id.as_str()) => Err(removed(&edge)),
-        _ => Err(not_registered(&edge)),
-    })?;
+    let (draining, migrate, conferences, digest, edges_version) =
+        s.with_state(|st| match st.edge(&edge) {
+            Some(r) if r.boot_id == hb.boot_id => Ok((
+                r.draining,
+                r.migrate,
+                st.octo_peers(&edge),
+                st.digest(&edge),
+                st.edges_version(),
+            )),
+            _ if st.removed_boot(&edge) == Some(hb.boot_id.as_str()) => Err(removed(&edge)),
+            _ => Err(not_registered(&edge)),
+        })?;
     let theirs = hb.digest;
     let resync = {
         let mut soft = s.soft();
@@ -221,7 +223,25 @@ fn heartbeat_inner(s: &Shared, c: &Caller, body: &[u8]) -> Result<HeartbeatRespo
         migrate,
         resync,
         selectors: selector_endpoints(s),
+        edges_version,
     })
+}
+
+/// `GET /agent/v1/edges`: the cluster's edges.
+pub async fn edges(
+    State(s): State<Arc<Shared>>,
+    Extension(c): Extension<Caller>,
+) -> Result<Json<geomesh_core::agent::EdgeDirectory>, ApiFailure> {
+    require_edge(&s, &c)?;
+    Ok(Json(s.with_state(|st| {
+        geomesh_core::agent::EdgeDirectory {
+            version: st.edges_version(),
+            edges: crate::view::known_edges(&s.cfg.topology, st)
+                .into_iter()
+                .map(|e| e.id)
+                .collect(),
+        }
+    })))
 }
 
 /// `POST /agent/v1/participants`.

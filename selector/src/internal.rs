@@ -166,6 +166,7 @@ fn router(shared: Arc<Shared>) -> Router {
             get(crate::agent::placements),
         )
         .route(geomesh_core::agent::LEAVE_PATH, post(crate::agent::leave))
+        .route(geomesh_core::agent::EDGES_PATH, get(crate::agent::edges))
         .fallback(|| async { ApiFailure::not_found("no such internal endpoint") })
         .with_state(shared)
 }

@@ -161,13 +161,20 @@ fn access_keys_are_checked_and_missing_keys_warned() {
     let a = l.topology.access;
     assert_eq!(a.mode, AccessMode::Grants, "grants by default");
     assert_eq!(a.keys.len(), 2);
-    assert!(matches!(&a.keys[0].material, KeyMaterial::Secret(p) if p == Path::new("/etc/geomesh/s/app.secret")));
-    assert_eq!(a.operator_token_file.as_deref(), Some(Path::new("/etc/geomesh/op.token")));
+    assert!(
+        matches!(&a.keys[0].material, KeyMaterial::Secret(p) if p == Path::new("/etc/geomesh/s/app.secret"))
+    );
+    assert_eq!(
+        a.operator_token_file.as_deref(),
+        Some(Path::new("/etc/geomesh/op.token"))
+    );
     // No access section at all: grants with no key — nobody can join.
     let l = parse(&with("")).unwrap();
     assert_eq!(l.topology.access.mode, AccessMode::Grants);
     assert!(
-        l.warnings.iter().any(|w| w.to_string().contains("no application key")),
+        l.warnings
+            .iter()
+            .any(|w| w.to_string().contains("no application key")),
         "{:?}",
         l.warnings
     );

@@ -22,6 +22,8 @@ pub(crate) enum Ask {
     Resync,
     /// The current selector nodes.
     Selectors(Vec<geomesh_core::agent::SelectorEndpoint>),
+    /// The cluster's edge directory has this version: read it if it is new.
+    Directory(u64),
 }
 
 /// Heartbeats `sel` with the latest body every interval until aborted.
@@ -56,6 +58,9 @@ pub(crate) async fn run(
                 }
                 if !resp.selectors.is_empty() {
                     let _ = asks.send(Ask::Selectors(resp.selectors));
+                }
+                if state.directory_changed(resp.edges_version) {
+                    let _ = asks.send(Ask::Directory(resp.edges_version));
                 }
             }
             Err(CallError::Refused { status: 410, body }) => {

@@ -26,9 +26,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use geomesh_core::agent::{
-    EdgeDescription, Heartbeat, HeartbeatResponse, LEAVE_PATH, LeaveRequest, LeaveResponse,
-    PARTICIPANTS_PATH, PLACEMENTS_PATH, ParticipantReportResponse, PlacementEntry, PlacementPage,
-    REGISTER_PATH, RegisterRequest, RegisterResponse, SelectorEndpoint,
+    EDGES_PATH, EdgeDescription, EdgeDirectory, Heartbeat, HeartbeatResponse, LEAVE_PATH,
+    LeaveRequest, LeaveResponse, PARTICIPANTS_PATH, PLACEMENTS_PATH, ParticipantReportResponse,
+    PlacementEntry, PlacementPage, REGISTER_PATH, RegisterRequest, RegisterResponse,
+    SelectorEndpoint,
 };
 use geomesh_core::{ConferenceId, EdgeId, ParticipantId, SelectorId};
 use prometheus_client::metrics::counter::Counter;
@@ -80,6 +81,9 @@ pub struct AgentState {
     pub removed: AtomicBool,
     /// The heartbeat period the selectors asked for, in milliseconds.
     heartbeat_ms: AtomicU64,
+    /// The cluster's edge directory version last applied to the octo
+    /// allowlist (`u64::MAX`: none yet).
+    edges_version: AtomicU64,
 }
 
 impl AgentState {
@@ -93,6 +97,11 @@ impl AgentState {
         );
         *self.peers.lock().expect("peers lock") = resp.conferences.clone();
         debug!(selector = %from, draining = resp.draining, migrate = resp.migrate, "heartbeat answered");
+    }
+
+    /// Whether the selectors' edge directory differs from the one applied.
+    fn directory_changed(&self, version: u64) -> bool {
+        self.edges_version.load(Ordering::Relaxed) != version
     }
 
     /// Whether the current participants should be moved away.
@@ -162,6 +171,7 @@ pub fn spawn(
     events: mpsc::UnboundedReceiver<ParticipantEvent>,
 ) -> Result<(AgentHandle, mpsc::UnboundedReceiver<AgentAction>), String> {
     let state = Arc::new(AgentState::default());
+    state.edges_version.store(u64::MAX, Ordering::Relaxed);
     state.heartbeat_ms.store(
         u64::try_from(config.heartbeat.as_millis())
             .unwrap_or(1000)
@@ -292,6 +302,7 @@ impl Agent {
                     beat::Ask::Register => {}
                     beat::Ask::Resync => self.resync().await,
                     beat::Ask::Selectors(list) => self.adopt_selectors(&list),
+                    beat::Ask::Directory(version) => self.follow_directory(version).await,
                 },
                 Some(req) = requests.recv() => match req {
                     Request::Leave(reply) => {
@@ -498,6 +509,31 @@ impl Agent {
             );
         }
         self.report().await;
+    }
+
+    /// Accept octo links only from the cluster's edges, as the selectors
+    /// list them now.
+    async fn follow_directory(&mut self, version: u64) {
+        if self.state.edges_version.load(Ordering::Relaxed) == version {
+            return;
+        }
+        for s in self.write_order() {
+            match s.get::<EdgeDirectory>(EDGES_PATH, CALL_DEADLINE).await {
+                Ok(d) => {
+                    if let Some(node) = self.metrics.octo_node.get() {
+                        info!(
+                            edges = d.edges.len(),
+                            version = d.version,
+                            "octo accepts the cluster's edges"
+                        );
+                        node.allow_edges(d.edges);
+                    }
+                    self.state.edges_version.store(d.version, Ordering::Relaxed);
+                    return;
+                }
+                Err(e) => debug!(selector = %s.id, "edge directory: {e}"),
+            }
+        }
     }
 
     async fn leave(&mut self) -> bool {

@@ -48,7 +48,14 @@ pub(super) async fn accept_loop(node: std::sync::Weak<Inner>) {
                 Err(_) => return inner.reject(remote, "handshake timed out".into()),
             };
             let id = match peer_edge(&conn) {
-                Ok(id) if id != inner.config.link.local_edge => id,
+                Ok(id) if id != inner.config.link.local_edge && inner.accepts(&id) => id,
+                Ok(id) if id != inner.config.link.local_edge => {
+                    conn.close(VarInt::from_u32(close_code::NOT_AN_EDGE), b"unknown edge");
+                    return inner.reject(
+                        remote,
+                        format!("unknown edge {id}: neither in the topology nor registered"),
+                    );
+                }
                 Ok(_) => {
                     conn.close(VarInt::from_u32(close_code::NOT_AN_EDGE), b"that is me");
                     return inner.reject(remote, "a connection from my own id".into());

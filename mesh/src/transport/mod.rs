@@ -204,6 +204,9 @@ struct Inner {
     events: mpsc::Sender<OctoEvent>,
     tasks: Mutex<Vec<AbortHandle>>,
     rejected: AtomicU64,
+    /// Edges this node accepts connections from (`None`: any edge of the
+    /// cluster CA). Peers it named itself are always accepted.
+    allowed: Mutex<Option<std::collections::HashSet<EdgeId>>>,
 }
 
 impl Inner {
@@ -212,6 +215,22 @@ impl Inner {
         let mut tasks = self.tasks.lock().expect("task list lock poisoned");
         tasks.retain(|t| !t.is_finished());
         tasks.push(h.abort_handle());
+    }
+
+    /// Whether a connection from `edge` may become a link.
+    fn accepts(&self, edge: &EdgeId) -> bool {
+        let named = self
+            .peers
+            .lock()
+            .expect("peer map lock poisoned")
+            .contains_key(edge);
+        named
+            || self
+                .allowed
+                .lock()
+                .expect("allowlist lock poisoned")
+                .as_ref()
+                .is_none_or(|a| a.contains(edge))
     }
 
     fn reject(&self, remote: SocketAddr, reason: String) {
@@ -361,6 +380,7 @@ impl OctoNode {
             events,
             tasks: Mutex::new(Vec::new()),
             rejected: AtomicU64::new(0),
+            allowed: Mutex::new(None),
         });
         info!(
             edge = %inner.config.link.local_edge,
@@ -420,6 +440,17 @@ impl OctoNode {
             .values()
             .map(|p| LinkHandle { peer: p.clone() })
             .collect()
+    }
+
+    /// Accept connections only from these edges (and peers named with
+    /// [`OctoNode::connect`] or [`OctoNode::link_to`]): the topology's and
+    /// the ones the selectors have registered. A certificate of the cluster
+    /// CA alone is not enough — an edge removed from the cluster, or one
+    /// whose certificate leaked, is refused. Until this is called, any edge
+    /// certificate of the CA is accepted.
+    pub fn allow_edges(&self, edges: impl IntoIterator<Item = EdgeId>) {
+        *self.inner.allowed.lock().expect("allowlist lock poisoned") =
+            Some(edges.into_iter().collect());
     }
 
     /// Connections refused before they became links (bad certificates…).
