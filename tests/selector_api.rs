@@ -239,14 +239,7 @@ async fn join_api_places_signs_drains_and_refuses_bad_input() {
     assert_eq!((status, v["draining"].as_bool()), (200, Some(false)));
 
     // Metrics.
-    let m = http
-        .get(format!("{}/metrics", c.api(0)))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let m = metrics_text(&http, &c.api(0)).await;
     for needle in [
         "geomesh_selector_joins_total{result=\"ok\",reason=\"nearest\"}",
         "geomesh_selector_joins_total{result=\"bad_request\",reason=\"none\"} 12",
@@ -574,5 +567,102 @@ async fn rejoins_exclusions_regions_the_page_and_a_silent_edge() {
         404,
         "dan never connected: released"
     );
+    hb.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_join_flood_is_rate_limited_per_address_and_per_conference() {
+    let mut c = Cluster::new(1);
+    // 5 joins/s per address, 10/s per conference; bursts of twice that.
+    let at = |c: &Cluster, flag: &str| c.flags.iter().position(|f| f == flag).unwrap() + 1;
+    let (a, b) = (
+        at(&c, "--join-rate-per-address"),
+        at(&c, "--join-rate-per-conference"),
+    );
+    c.flags[a] = "5".into();
+    c.flags[b] = "10".into();
+    let (http, hb) = c.up().await;
+    let url = format!("{}/v1/join", c.api(0));
+
+    // One address floods its own meeting: its burst passes, then 429 with
+    // a Retry-After, and nothing of it was stored.
+    let flooder = http_from([127, 0, 0, 2]);
+    let mut codes = Vec::new();
+    for i in 0..40 {
+        let body = json!({"conference": "flood", "participant": format!("f{i}")}).to_string();
+        let (status, v) = post_json(&flooder, &url, &body).await.unwrap();
+        codes.push((status, v["error"].as_str().unwrap_or("").to_string()));
+    }
+    let passed = codes.iter().filter(|(s, _)| *s == 200).count();
+    assert!((10..=12).contains(&passed), "{codes:?}");
+    assert!(
+        codes
+            .iter()
+            .all(|(s, e)| *s == 200 || (*s == 429 && e == "rate_limited")),
+        "{codes:?}"
+    );
+    let r = flooder
+        .post(&url)
+        .header("content-type", "application/json")
+        .body(json!({"conference": "flood", "participant": "late"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 429);
+    let retry: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=2).contains(&retry), "{retry}");
+    assert_eq!(participants(&http, &c).await, passed as u64);
+
+    // Meanwhile another address joins another meeting at once.
+    let (status, v) = post_json(
+        &http_from([127, 0, 0, 3]),
+        &url,
+        &json!({"conference": "calm", "participant": "ada"}).to_string(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 200, "{v}");
+
+    // Many addresses, one meeting: the conference's burst passes, the rest
+    // wait, whatever address they come from.
+    let mut big = Vec::new();
+    for i in 0..40u8 {
+        let body = json!({"conference": "big", "participant": format!("b{i}")}).to_string();
+        let (status, v) = post_json(&http_from([127, 0, 1, 10 + i]), &url, &body)
+            .await
+            .unwrap();
+        big.push((status, v["message"].as_str().unwrap_or("").to_string()));
+    }
+    let passed_big = big.iter().filter(|(s, _)| *s == 200).count();
+    assert!((20..=24).contains(&passed_big), "{big:?}");
+    assert!(
+        big.iter()
+            .all(|(s, m)| *s == 200 || m.contains("this conference")),
+        "{big:?}"
+    );
+
+    // The limit is a rate, not a ban: after the wait the flooder joins.
+    tokio::time::sleep(Duration::from_secs(retry)).await;
+    let (status, v) = post_json(
+        &flooder,
+        &url,
+        &json!({"conference": "flood", "participant": "late"}).to_string(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 200, "{v}");
+
+    let text = metrics_text(&http, &c.api(0)).await;
+    let limited: f64 = text
+        .lines()
+        .filter(|l| l.starts_with("geomesh_selector_joins_total") && l.contains("rate_limited"))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+        .sum();
+    let refused = codes.iter().filter(|(s, _)| *s == 429).count() + 1 + (40 - passed_big);
+    assert_eq!(limited as usize, refused, "{text}");
     hb.abort();
 }

@@ -66,12 +66,7 @@ fn ip(s: &str) -> IpAddr {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn geodns_answers_the_nearest_healthy_edge_with_and_without_ecs() {
     let mut c = Cluster::new(1);
-    c.start_all();
-    let http = http();
-    c.wait_leader(&http, Duration::from_secs(30)).await;
-    let agents = register_edges(&c, 0).await;
-    let hb = spawn_heartbeats(agents);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (http, hb) = c.up().await;
     let dns = c.selectors[0].dns;
 
     // The resolver (loopback) is in the "eu" override.
@@ -144,14 +139,7 @@ async fn geodns_answers_the_nearest_healthy_edge_with_and_without_ecs() {
     let r = ask(dns, "meet.test.", RecordType::A, None).await;
     assert!(!addresses(&r).contains(&ip("192.0.2.1")), "{r:?}");
 
-    let m = http
-        .get(format!("{}/metrics", c.api(0)))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let m = metrics_text(&http, &c.api(0)).await;
     assert!(
         m.contains("geomesh_selector_dns_bad_packets_total 2"),
         "{m}"

@@ -329,14 +329,7 @@ async fn internal_api_checks_identity_and_refuses_bad_bodies() {
         .unwrap();
     assert_eq!(conf["participants"].as_array().unwrap().len(), 1, "{conf}");
 
-    let m = http
-        .get(format!("{}/metrics", c.api(0)))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let m = metrics_text(&http, &c.api(0)).await;
     assert!(
         m.contains("geomesh_selector_tls_handshake_failures_total 2"),
         "{m}"

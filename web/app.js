@@ -131,16 +131,26 @@ function removeParticipant(id) {
 
 // fetch() against this page's selector, then the others it named: a
 // selector that does not answer is skipped.
+// A selector that cannot reach its cluster's majority answers 503 (and a
+// hung one never answers): the next selector may be on the majority side.
+const SELECTOR_TIMEOUT_MS = 12000;
 async function selectorFetch(path, init) {
   const bases = [location.origin, ...geomesh.selectors.filter((s) => s !== location.origin)];
   let last = null;
   for (const base of bases) {
+    const ctl = new AbortController();
+    const timer = setTimeout(() => ctl.abort(), SELECTOR_TIMEOUT_MS);
     try {
-      return await fetch(base + path, init);
+      const r = await fetch(base + path, { ...init, signal: ctl.signal });
+      if (r.status < 502 || r.status > 504) return r;
+      last = r;
     } catch (e) {
       last = e;
+    } finally {
+      clearTimeout(timer);
     }
   }
+  if (last instanceof Response) return last;
   throw last || new Error('no selector answered');
 }
 
@@ -169,15 +179,24 @@ async function timeOnce(url) {
 
 // The median of a few round trips to each candidate edge. Skipped when
 // the page pretends to be elsewhere: RTTs measured from here would contradict it.
+// The probe-target answer also names every selector: learnt before the
+// first join, so a page served by a selector cut off from its cluster can
+// join through another.
 async function probes() {
-  if (pretended()) return [];
   let targets = [];
   try {
     const r = await selectorFetch('/v1/probe-targets', { cache: 'no-store' });
-    if (r.ok) targets = (await r.json()).targets || [];
+    if (r.ok) {
+      const answer = await r.json();
+      targets = answer.targets || [];
+      if (answer.selectors && answer.selectors.length && !geomesh.selectors.length) {
+        geomesh.selectors = answer.selectors;
+      }
+    }
   } catch (e) {
     return [];
   }
+  if (pretended()) return [];
   const measured = await Promise.all(
     targets.map(async (t) => {
       const samples = [];

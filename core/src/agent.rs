@@ -347,6 +347,10 @@ pub enum AgentRequestError {
         /// The edge.
         edge: EdgeId,
     },
+    /// The same participant in `joined` and `left` of one report: which
+    /// came first cannot be told (send them in two reports).
+    #[error("{0}: in both joined and left of one report (send them in order, in two reports)")]
+    Ambiguous(String),
     /// Too many entries.
     #[error("{field}: {len} entries (at most {max})")]
     TooMany {
@@ -470,6 +474,21 @@ impl ParticipantReport {
                 len,
                 max: MAX_REPORT_ENTRIES,
             });
+        }
+        let joined: std::collections::HashSet<(&ConferenceId, &ParticipantId)> = self
+            .joined
+            .iter()
+            .map(|r| (&r.conference, &r.participant))
+            .collect();
+        if let Some(r) = self
+            .left
+            .iter()
+            .find(|r| joined.contains(&(&r.conference, &r.participant)))
+        {
+            return Err(AgentRequestError::Ambiguous(format!(
+                "{}/{}",
+                r.conference, r.participant
+            )));
         }
         Ok(())
     }

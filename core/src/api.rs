@@ -201,6 +201,10 @@ pub struct Fallback {
 pub struct ProbeTargets {
     /// The few nearest healthy edges.
     pub targets: Vec<ProbeTarget>,
+    /// Public base URLs of every selector node, this one first (as in
+    /// [`JoinResponse::selectors`]): where to join when this one cannot.
+    #[serde(default)]
+    pub selectors: Vec<String>,
 }
 
 /// An edge a client should time.

@@ -334,6 +334,11 @@ fn unix(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
+/// Unix seconds now (for [`crate::uses::UseCounter`] callers).
+pub fn unix_now() -> u64 {
+    unix(SystemTime::now())
+}
+
 #[cfg(test)]
 #[path = "grant_test.rs"]
 mod tests;

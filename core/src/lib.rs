@@ -14,6 +14,8 @@
 //!   signs; the selector verifies them before placing anyone);
 //! - [`credentials`]: the cluster CA, node certificates and token keys that
 //!   `geomesh certs init` writes (with rcgen);
+//! - [`uses`]: how many times a bearer token or grant was used (bounded);
+//! - [`source`]: the client unit per-client limits count (an IPv6 /64);
 //! - [`yaml`]: positioned YAML parsing shared by every geomesh file format;
 //! - [`api`]: the selector's public API bodies (`POST /v1/join` and friends);
 //! - [`agent`]: the selector's internal edge-agent API bodies (register,
@@ -33,8 +35,10 @@ pub mod credentials;
 pub mod geo;
 pub mod grant;
 pub mod id;
+pub mod source;
 pub mod token;
 pub mod topology;
+pub mod uses;
 pub mod yaml;
 
 pub use geo::GeoPoint;

@@ -42,9 +42,37 @@ pub struct AppState {
     pub agent: Option<Arc<crate::agent::AgentState>>,
     /// The edge is shutting down: new sessions are refused.
     pub closing: Arc<AtomicBool>,
+    /// Sessions at which new ones are refused (the topology's capacity):
+    /// the selectors should not send more, the edge is the last line.
+    pub capacity: u32,
+    /// WebSocket connections per source address, and in all.
+    pub connections: Arc<crate::limits::ConnectionLimits>,
+    /// Sessions opened per join token.
+    pub token_uses: Arc<std::sync::Mutex<geomesh_core::uses::UseCounter>>,
 }
 
+/// Sessions one join token may open (a reconnect or two; not a crowd).
+pub const SESSIONS_PER_TOKEN: u32 = 4;
+
 impl AppState {
+    /// Counts one session opened with `token` (valid until `exp`); refuses
+    /// a token past its share.
+    pub fn use_token(&self, token: &str, exp: u64) -> Result<(), geomesh_core::uses::Overused> {
+        let now = SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        self.token_uses
+            .lock()
+            .expect("token use lock poisoned")
+            .use_once(token, exp, now)
+            .map(|_| ())
+    }
+
+    /// Whether the edge is at its capacity.
+    pub fn is_full(&self) -> bool {
+        self.metrics.participants.get() >= i64::from(self.capacity)
+    }
+
     /// Whether new sessions are refused: the edge is shutting down, or an
     /// operator removed it from the cluster.
     pub fn is_closing(&self) -> bool {
@@ -96,10 +124,25 @@ async fn index(State(state): State<AppState>, RawQuery(query): RawQuery) -> Resp
     }
 }
 
-async fn rtc(ws: WebSocketUpgrade, State(state): State<AppState>) -> Response {
+async fn rtc(
+    ws: WebSocketUpgrade,
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+) -> Response {
+    // Counted from the upgrade: an idle socket takes a slot like a joined one.
+    let slot = match state.connections.admit(peer.ip()) {
+        Ok(slot) => slot,
+        Err(refusal) => {
+            Metrics::count(&state.metrics.signaling_errors, refusal.reason());
+            return (StatusCode::TOO_MANY_REQUESTS, refusal.to_string()).into_response();
+        }
+    };
     ws.max_message_size(MAX_MESSAGE_BYTES)
         .max_frame_size(MAX_MESSAGE_BYTES)
-        .on_upgrade(move |socket| crate::ws::session(socket, state))
+        .on_upgrade(move |socket| async move {
+            crate::ws::session(socket, state).await;
+            drop(slot);
+        })
 }
 
 /// What `GET /healthz` answers.

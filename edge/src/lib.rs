@@ -37,6 +37,7 @@ pub mod forward;
 pub mod http;
 pub mod lastn;
 pub mod layers;
+pub mod limits;
 pub mod linkshare;
 pub mod media;
 pub mod messages;

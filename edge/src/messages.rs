@@ -162,7 +162,7 @@ pub enum ServerMessage {
     Error {
         /// Stable code: `bad_message`, `unauthorized`, `forbidden`, `bad_sdp`,
         /// `not_joined`, `already_joined`, `replaced`, `moved`,
-        /// `edge_closing`, `too_large`, `internal`.
+        /// `edge_closing`, `edge_full`, `no_offer`, `internal`.
         code: String,
         /// Human-readable detail.
         message: String,

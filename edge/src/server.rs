@@ -77,6 +77,12 @@ pub struct EdgeConfig {
     /// TWCC bandwidth estimation toward subscribers, feeding simulcast
     /// layer choice (off by default: see docs/DECISIONS.md).
     pub bwe: bool,
+    /// Sessions at which new ones are refused (the topology's capacity).
+    pub capacity: u32,
+    /// WebSocket connections held at most, in all and per source address.
+    pub max_connections: usize,
+    /// See `max_connections`.
+    pub max_connections_per_address: usize,
 }
 
 /// How an edge joins the octo mesh.
@@ -141,6 +147,9 @@ impl EdgeConfig {
             media_workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
             spread_above: Some(crate::placement::DEFAULT_SPREAD_ABOVE),
             bwe: false,
+            capacity: e.capacity,
+            max_connections: crate::limits::DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_address: crate::limits::DEFAULT_MAX_PER_ADDRESS,
         })
     }
 }
@@ -323,9 +332,28 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
         dev_signer: config.dev_signer.map(Arc::new),
         agent: agent.as_ref().map(|a| a.state.clone()),
         closing: closing.clone(),
+        capacity: config.capacity,
+        connections: crate::limits::ConnectionLimits::new(
+            config.max_connections,
+            config.max_connections_per_address,
+        ),
+        token_uses: Arc::new(std::sync::Mutex::new(geomesh_core::uses::UseCounter::new(
+            crate::http::SESSIONS_PER_TOKEN,
+            100_000,
+        ))),
     };
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    tokio::spawn(crate::whip::sweep(state.clone()));
+    let app = router(state);
+    let server = tokio::spawn(async move {
+        geomesh_web::serve::serve(
+            listener,
+            app,
+            geomesh_web::serve::Limits::default(),
+            std::future::pending(),
+        )
+        .await;
+        Ok(())
+    });
     info!(edge = %config.id, "signaling on http://{http_addr}");
     Ok(EdgeHandle {
         http_addr,

@@ -159,6 +159,22 @@ async fn post(
             );
         }
     };
+    if let Err(e) = state.use_token(token.trim(), claims.exp) {
+        return refuse(
+            &state,
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            e.to_string(),
+        );
+    }
+    if state.is_full() {
+        return refuse(
+            &state,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "full",
+            "this edge is at its capacity: ask the selector for another",
+        );
+    }
     let Ok(sdp) = String::from_utf8(body.to_vec()) else {
         return refuse(
             &state,
@@ -245,6 +261,33 @@ pub async fn delete(
             plain(StatusCode::OK, "session ended")
         }
         None => plain(StatusCode::NOT_FOUND, "no such session"),
+    }
+}
+
+/// Forgets WHIP/WHEP sessions that ended without a DELETE (ICE failed, the
+/// client vanished, the edge evicted them): their `Location` answers 404
+/// and the map does not grow. Runs until the process ends.
+pub async fn sweep(state: AppState) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+    loop {
+        tick.tick().await;
+        if state
+            .http_sessions
+            .lock()
+            .expect("session map lock")
+            .is_empty()
+        {
+            continue;
+        }
+        let alive: std::collections::HashSet<_> =
+            state.media.sessions().await.iter().map(|s| s.key).collect();
+        let mut map = state.http_sessions.lock().expect("session map lock");
+        let before = map.len();
+        map.retain(|_, (_, _, key)| alive.contains(key));
+        let gone = before - map.len();
+        if gone > 0 {
+            Metrics::count_n(&state.metrics.dropped, "http_session_gone", gone as u64);
+        }
     }
 }
 

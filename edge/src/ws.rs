@@ -1,9 +1,13 @@
 //! One WebSocket signaling session (`GET /v1/rtc`).
 //!
-//! The first message must be `join` (within [`JOIN_TIMEOUT`]); after that
-//! the client sends its offer, answers edge offers, and reports mute
+//! The first message must be `join` (within [`JOIN_TIMEOUT`] of the
+//! connection, whatever else arrives); after that the client must offer
+//! within [`OFFER_TIMEOUT`], then answers edge offers and reports mute
 //! changes. Bad messages get a typed `error` and the session goes on; a bad
-//! token, a replaced session or a lost media session end it.
+//! token, a replaced session or a lost media session end it. A client that
+//! does not read is dropped, not buffered without end: at most
+//! [`MAX_QUEUED`] messages wait for it, and one write may take at most
+//! [`SEND_TIMEOUT`].
 
 use std::time::{Duration, SystemTime};
 
@@ -16,8 +20,14 @@ use crate::messages::{ClientMessage, ServerMessage};
 use crate::metrics::Metrics;
 use crate::router::{PeerKey, Role};
 
-/// How long a new socket may stay silent before `join`.
+/// How long a new socket has to send `join` (pings do not extend it).
 pub const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a joined session has to send its offer.
+pub const OFFER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest one write to the client may take before it counts as gone.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most messages that may wait for a client that does not read.
+pub const MAX_QUEUED: usize = 1000;
 
 async fn send(socket: &mut WebSocket, state: &AppState, msg: &ServerMessage) -> bool {
     if let ServerMessage::Error { code, .. } = msg {
@@ -25,7 +35,13 @@ async fn send(socket: &mut WebSocket, state: &AppState, msg: &ServerMessage) -> 
     }
     // Serializing our own message types cannot fail.
     let text = serde_json::to_string(msg).expect("serialize server message");
-    socket.send(Message::Text(text.into())).await.is_ok()
+    match tokio::time::timeout(SEND_TIMEOUT, socket.send(Message::Text(text.into()))).await {
+        Ok(r) => r.is_ok(),
+        Err(_) => {
+            Metrics::count(&state.metrics.signaling_errors, "slow_reader");
+            false
+        }
+    }
 }
 
 /// Reads the next text message; `None` when the socket is done.
@@ -50,11 +66,29 @@ fn bad_message(detail: impl std::fmt::Display) -> ServerMessage {
     ServerMessage::error("bad_message", detail.to_string(), false)
 }
 
+/// Refuses a join: counted under `result`, told as a fatal `code`.
+async fn refuse_join(
+    socket: &mut WebSocket,
+    state: &AppState,
+    result: &str,
+    code: &str,
+    why: impl std::fmt::Display,
+) {
+    Metrics::count(&state.metrics.joins, result);
+    send(
+        socket,
+        state,
+        &ServerMessage::error(code, why.to_string(), true),
+    )
+    .await;
+}
+
 /// Runs one session to its end.
 pub async fn session(mut socket: WebSocket, state: AppState) {
-    // 1. Join.
+    // 1. Join, by a fixed deadline.
+    let join_by = tokio::time::Instant::now() + JOIN_TIMEOUT;
     let (token, conference) = loop {
-        let Ok(next) = tokio::time::timeout(JOIN_TIMEOUT, next_text(&mut socket, &state)).await
+        let Ok(next) = tokio::time::timeout_at(join_by, next_text(&mut socket, &state)).await
         else {
             send(
                 &mut socket,
@@ -92,19 +126,25 @@ pub async fn session(mut socket: WebSocket, state: AppState) {
             }
         }
     };
-    if state.is_closing() {
-        Metrics::count(&state.metrics.joins, "closing");
-        send(
+    if state.is_full() {
+        return refuse_join(
             &mut socket,
             &state,
-            &ServerMessage::error(
-                "edge_closing",
-                "this edge is shutting down: join through the selector again",
-                true,
-            ),
+            "full",
+            "edge_full",
+            "this edge is at its capacity: join through the selector again",
         )
         .await;
-        return;
+    }
+    if state.is_closing() {
+        return refuse_join(
+            &mut socket,
+            &state,
+            "closing",
+            "edge_closing",
+            "this edge is shutting down: join through the selector again",
+        )
+        .await;
     }
     let claims = match state.verifier.verify(
         &token,
@@ -114,16 +154,12 @@ pub async fn session(mut socket: WebSocket, state: AppState) {
     ) {
         Ok(c) => c,
         Err(e) => {
-            Metrics::count(&state.metrics.joins, "unauthorized");
-            send(
-                &mut socket,
-                &state,
-                &ServerMessage::error("unauthorized", e.to_string(), true),
-            )
-            .await;
-            return;
+            return refuse_join(&mut socket, &state, "unauthorized", "unauthorized", e).await;
         }
     };
+    if let Err(e) = state.use_token(&token, claims.exp) {
+        return refuse_join(&mut socket, &state, "token_overused", "unauthorized", e).await;
+    }
     let (tx, mut rx) = mpsc::unbounded_channel();
     // A participant that may not receive joins like a WHIP publisher (in
     // the roster, sent nothing); one that may not send is refused any
@@ -183,11 +219,22 @@ async fn run(
     may_publish: bool,
     rx: &mut mpsc::UnboundedReceiver<ServerMessage>,
 ) {
+    let offer_by = tokio::time::Instant::now() + OFFER_TIMEOUT;
+    let mut offered = false;
     loop {
         tokio::select! {
+            _ = tokio::time::sleep_until(offer_by), if !offered => {
+                send(socket, state, &ServerMessage::error("no_offer", "no offer within 10 s of joining", true)).await;
+                return;
+            }
             out = rx.recv() => {
                 // None: the media loop ended the session (its last message was sent).
                 let Some(msg) = out else { return };
+                if rx.len() >= MAX_QUEUED {
+                    Metrics::count(&state.metrics.signaling_errors, "slow_reader");
+                    debug!(queued = rx.len(), "the client does not read: dropping it");
+                    return;
+                }
                 let fatal = matches!(msg, ServerMessage::Error { fatal: true, .. });
                 if !send(socket, state, &msg).await || fatal {
                     return;
@@ -213,7 +260,10 @@ async fn run(
                         ))
                     }
                     Ok(ClientMessage::Offer { sdp }) => Some(match state.media.offer(key, sdp).await {
-                        Ok(sdp) => ServerMessage::Answer { sdp },
+                        Ok(sdp) => {
+                            offered = true;
+                            ServerMessage::Answer { sdp }
+                        }
                         Err(e) => ServerMessage::error("bad_sdp", e.to_string(), false),
                     }),
                     Ok(ClientMessage::Answer { sdp }) => match state.media.answer(key, sdp).await {

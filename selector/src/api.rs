@@ -25,6 +25,7 @@ use tokio::net::TcpListener;
 
 use crate::api_error::ApiFailure;
 use crate::join::{identify, join, locate};
+use crate::metrics::Metrics;
 use crate::node::Shared;
 use crate::state::{Op, OpResult};
 
@@ -34,16 +35,17 @@ pub const PROBE_TARGETS: usize = 3;
 /// Serves the public API until the task is aborted.
 pub async fn serve(shared: Arc<Shared>, listener: TcpListener) {
     let mut stop = shared.stop.clone();
-    let app = router(shared).into_make_service_with_connect_info::<SocketAddr>();
+    let app = router(shared);
     let stopped = async move {
         let _ = stop.wait_for(|s| *s).await;
     };
-    if let Err(e) = axum::serve(listener, app)
-        .with_graceful_shutdown(stopped)
-        .await
-    {
-        tracing::error!(error = %e, "public API server stopped");
-    }
+    geomesh_web::serve::serve(
+        listener,
+        app,
+        geomesh_web::serve::Limits::default(),
+        stopped,
+    )
+    .await;
 }
 
 /// The public routes.
@@ -60,6 +62,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/metrics", get(metrics))
         .fallback(|| async { ApiFailure::not_found("no such endpoint") })
         .layer(axum::middleware::map_response(allow_any_origin))
+        // Join bodies are small; nothing else here takes one.
+        .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
         .with_state(shared)
 }
 
@@ -129,14 +133,30 @@ async fn join_handler(
             .map_err(|e| ApiFailure::bad_request(format!("body: {e}")))?;
         req.validate()
             .map_err(|e| ApiFailure::bad_request(e.to_string()))?;
+        let ip = client_ip(peer.ip(), &headers, &s.cfg.trusted_proxies);
+        admit(&s, geomesh_core::source::source_key(ip), &req.conference)?;
         // A rejoin secret proves an identity by itself (the grant that
         // admitted it may have expired during a long meeting).
         let grant = match (&req.rejoin_secret, crate::access::bearer(&headers)) {
             (Some(_), None) => None,
             _ => s.access.join_grant(&headers, &s.metrics)?,
         };
+        if let (Some(g), Some(raw)) = (&grant, crate::access::bearer(&headers)) {
+            let now = geomesh_core::grant::unix_now();
+            s.grant_uses
+                .lock()
+                .expect("grant use lock poisoned")
+                .use_once(raw, g.exp, now)
+                .map_err(|e| {
+                    Metrics::reason(&s.metrics.grants_refused, "overused");
+                    ApiFailure::new(
+                        StatusCode::UNAUTHORIZED,
+                        "unauthorized",
+                        format!("grant refused: {e}"),
+                    )
+                })?;
+        }
         let who = identify(&s, &req, grant)?;
-        let ip = client_ip(peer.ip(), &headers, &s.cfg.trusted_proxies);
         join(&s, req, who, ip).await
     }
     .await;
@@ -144,6 +164,29 @@ async fn join_handler(
         s.metrics.join(f.code, "none");
     }
     res.map(Json)
+}
+
+/// The join rate limits: per source address, then per conference.
+fn admit(s: &Shared, ip: IpAddr, conference: &ConferenceId) -> Result<(), ApiFailure> {
+    let now = Instant::now();
+    let mut l = s.join_limits.lock().expect("join limits lock poisoned");
+    let (by_addr, by_conf) = &mut *l;
+    let (what, wait) = if !by_addr.allow(&ip, now) {
+        ("this address", by_addr.retry_after(&ip))
+    } else if !by_conf.allow(conference, now) {
+        ("this conference", by_conf.retry_after(conference))
+    } else {
+        return Ok(());
+    };
+    Err(ApiFailure::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+        format!(
+            "too many joins from {what}: retry in {} ms",
+            wait.as_millis().max(1)
+        ),
+    )
+    .retry_after(wait))
 }
 
 async fn probe_targets(
@@ -184,7 +227,12 @@ async fn probe_targets(
             break;
         }
     }
-    Json(ProbeTargets { targets })
+    drop(soft);
+    drop(applied);
+    Json(ProbeTargets {
+        targets,
+        selectors: crate::join::selector_urls(&s),
+    })
 }
 
 /// `GET /v1/bridges` body.

@@ -14,6 +14,8 @@ pub struct ApiFailure {
     pub code: &'static str,
     /// Human-readable explanation.
     pub message: String,
+    /// `Retry-After`, in whole seconds rounded up, when the client should wait.
+    pub retry_after: Option<std::time::Duration>,
 }
 
 impl ApiFailure {
@@ -23,7 +25,14 @@ impl ApiFailure {
             status,
             code,
             message: message.into(),
+            retry_after: None,
         }
+    }
+
+    /// The same answer with a `Retry-After`.
+    pub fn retry_after(mut self, wait: std::time::Duration) -> Self {
+        self.retry_after = Some(wait);
+        self
     }
 
     /// 400 `bad_request`.
@@ -48,6 +57,14 @@ impl IntoResponse for ApiFailure {
             error: self.code.to_string(),
             message: self.message,
         };
-        (self.status, axum::Json(body)).into_response()
+        let mut res = (self.status, axum::Json(body)).into_response();
+        if let Some(wait) = self.retry_after {
+            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            res.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(secs.max(1)),
+            );
+        }
+        res
     }
 }

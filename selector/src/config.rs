@@ -10,16 +10,17 @@ use ipnet::IpNet;
 /// Raft timing. Defaults are WAN-safe (selectors on different continents,
 /// RTTs up to ~300 ms); loopback tests and `geomesh dev` use shorter ones.
 ///
-/// After a leader dies, a follower waits its leader lease (openraft 0.9:
-/// `election_max`) plus its election timeout (random in
+/// openraft 0.9 uses the heartbeat interval as the deadline of every
+/// AppendEntries call: it must exceed the worst round trip between
+/// selectors plus an fsync, or the leader never hears an acknowledgement
+/// and nothing commits. After a leader dies, a follower waits its leader
+/// lease (`election_max`) plus its election timeout (random in
 /// `[election_min, election_max)`, fixed per process) from the last
 /// heartbeat before it stands; then one round trip for votes and one for
-/// the new leader's first entry. With the defaults a follower stands
-/// 1.7–2.0 s after the last heartbeat: with 200 ms heartbeats that is eight
-/// or more lost in a row (or a stall that long), never one slow path at
-/// 300 ms RTT. The next join commits about that plus three round trips
-/// later: ≈ 1.9 s on one continent, ≈ 2.7 s with 300 ms between selectors
-/// (docs/BENCHMARKS.md).
+/// the new leader's first entry. Defaults: heartbeat 400 ms (RTTs to about
+/// 350 ms), election 800–1200 ms, so a follower stands 1.6–2.4 s (four to
+/// six heartbeats) after the last one; the next join commits about that
+/// plus three round trips later (docs/BENCHMARKS.md).
 #[derive(Debug, Clone, Copy)]
 pub struct RaftTiming {
     /// Leader heartbeat period.
@@ -36,9 +37,9 @@ pub struct RaftTiming {
 impl Default for RaftTiming {
     fn default() -> Self {
         Self {
-            heartbeat: Duration::from_millis(200),
-            election_min: Duration::from_millis(700),
-            election_max: Duration::from_millis(1_000),
+            heartbeat: Duration::from_millis(400),
+            election_min: Duration::from_millis(800),
+            election_max: Duration::from_millis(1_200),
             snapshot_logs: 5_000,
         }
     }
@@ -76,6 +77,10 @@ pub struct NodeConfig {
     pub max_batch: usize,
     /// TTL of GeoDNS answers.
     pub dns_ttl: Duration,
+    /// Joins per second one source address may make (twice that at once).
+    pub join_rate_per_address: f64,
+    /// Joins per second one conference may take (twice that at once).
+    pub join_rate_per_conference: f64,
 }
 
 impl NodeConfig {
@@ -95,6 +100,8 @@ impl NodeConfig {
             init: false,
             max_batch: 1024,
             dns_ttl: Duration::from_secs(20),
+            join_rate_per_address: 20.0,
+            join_rate_per_conference: 200.0,
         }
     }
 }

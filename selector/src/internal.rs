@@ -66,7 +66,14 @@ pub struct NodeRequest {
     pub raft: std::net::SocketAddr,
     /// Its public API address.
     pub api: std::net::SocketAddr,
+    /// How long it may take to catch up as a learner before the change is
+    /// rolled back (default [`ADD_NODE_TIMEOUT`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
 }
+
+/// How long a new selector may take to catch up before add-node gives up.
+pub const ADD_NODE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Remove-node body.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -168,8 +175,16 @@ fn router(shared: Arc<Shared>) -> Router {
         .route(geomesh_core::agent::LEAVE_PATH, post(crate::agent::leave))
         .route(geomesh_core::agent::EDGES_PATH, get(crate::agent::edges))
         .fallback(|| async { ApiFailure::not_found("no such internal endpoint") })
+        // Raft moves whole batches and snapshot chunks (JSON of up to
+        // `SNAPSHOT_CHUNK` bytes, ~4× that on the wire); agent bodies are
+        // bounded by their own rules, well below this.
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_INTERNAL_BODY))
         .with_state(shared)
 }
+
+/// Largest internal request body: a snapshot chunk or an append of
+/// `max_payload_entries` full batches.
+pub const MAX_INTERNAL_BODY: usize = 256 << 20;
 
 fn refuse(m: &Metrics, reason: &str, message: String) -> ApiFailure {
     Metrics::reason(&m.internal_refused, reason);
@@ -367,11 +382,55 @@ async fn admin_add(
         api: req.api.to_string(),
     };
     let fail = |e: String| ApiFailure::new(StatusCode::CONFLICT, "membership", e);
-    // A learner first (it catches up), then a voter.
+    let timeout = req
+        .timeout_ms
+        .map_or(ADD_NODE_TIMEOUT, Duration::from_millis)
+        .min(Duration::from_secs(3600));
+    // A learner first, then a voter once it holds the log as of now: a node
+    // that cannot catch up (unreachable, wrong certificate) must not stay a
+    // learner the leader replicates to for ever.
+    let target = s.raft.metrics().borrow().last_log_index;
     s.raft
-        .add_learner(id, node, true)
+        .add_learner(id, node, false)
         .await
         .map_err(|e| fail(e.to_string()))?;
+    let caught_up = s
+        .raft
+        .wait(Some(timeout))
+        .metrics(
+            |m| {
+                let matched = m
+                    .replication
+                    .as_ref()
+                    .and_then(|r| r.get(&id).copied().flatten())
+                    .map(|l| l.index);
+                matched >= target
+            },
+            "the new node caught up",
+        )
+        .await;
+    if caught_up.is_err() {
+        // Back to the membership as it was: drop the learner.
+        let rollback = s
+            .raft
+            .change_membership(
+                openraft::ChangeMembers::RemoveNodes([id].into_iter().collect()),
+                false,
+            )
+            .await;
+        tracing::warn!(node = %req.id, ?timeout, rolled_back = rollback.is_ok(), "add-node timed out");
+        return Err(ApiFailure::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "timeout",
+            format!(
+                "{} did not catch up within {} s (is it running, reachable at {}, with this cluster's certificates?); \
+                 it was not added",
+                req.id,
+                timeout.as_secs(),
+                req.raft
+            ),
+        ));
+    }
     let mut ids: std::collections::BTreeSet<NodeId> = s
         .raft
         .metrics()

@@ -230,6 +230,8 @@ pub async fn join(
     Metrics::reason(&shared.metrics.location_source, loc_src.as_str());
     let lease_ms = u64::try_from((shared.cfg.token_ttl + Duration::from_secs(30)).as_millis())
         .unwrap_or(u64::MAX);
+    // Edges this join may not use: the client's, and any found busy below.
+    let mut exclude = req.exclude.clone();
     for attempt in 0..4u32 {
         let now = Instant::now();
         let now_ms = unix_ms(SystemTime::now());
@@ -237,11 +239,10 @@ pub async fn join(
             let applied = shared.store.read();
             let st = &applied.state;
             let soft = shared.soft();
-            let edges = view::edge_statuses(&shared.cfg.topology, st, &soft, now, &req.exclude);
+            let edges = view::edge_statuses(&shared.cfg.topology, st, &soft, now, &exclude);
             let conf_edges = view::conference_edges(&edges, st, &conf);
             let existing = st.participant(&conf, &participant, now_ms).map(|r| {
-                let usable =
-                    view::usable(st, &soft, &r.edge, now) && !req.exclude.contains(&r.edge);
+                let usable = view::usable(st, &soft, &r.edge, now) && !exclude.contains(&r.edge);
                 (r.edge.clone(), usable)
             });
             (edges, conf_edges, existing)
@@ -315,6 +316,17 @@ pub async fn join(
                     ranking,
                 };
                 return Ok(respond(shared, &req, &who, d, loc_src));
+            }
+            Some(OpResult::Rejected(ApplyError::EdgeBusy(busy))) => {
+                // As many clients on their way there as it has room for:
+                // place this one elsewhere.
+                tracing::debug!(attempt, edge = %busy, "edge busy with unused placements");
+                exclude.push(busy);
+            }
+            Some(OpResult::Rejected(ApplyError::EdgeUnhealthy(dead))) => {
+                // Healthy here, silent at the leader: trust the leader.
+                tracing::debug!(attempt, edge = %dead, "edge unhealthy at the leader");
+                exclude.push(dead);
             }
             Some(OpResult::Rejected(
                 e @ (ApplyError::ConferenceFull { .. }

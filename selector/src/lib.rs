@@ -46,6 +46,7 @@ pub mod config;
 pub mod dns;
 pub mod internal;
 pub mod join;
+pub mod limits;
 pub mod metrics;
 pub mod node;
 pub mod raft;

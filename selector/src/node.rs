@@ -89,6 +89,13 @@ pub struct Shared {
     pub signer: TokenSigner,
     /// Who may join and operate.
     pub access: crate::access::AccessControl,
+    /// Join rate limits: per source address, per conference.
+    pub join_limits: Mutex<(
+        crate::limits::RateLimiter<std::net::IpAddr>,
+        crate::limits::RateLimiter<geomesh_core::ConferenceId>,
+    )>,
+    /// Joins per grant (a leaked grant admits a bounded number).
+    pub grant_uses: Mutex<geomesh_core::uses::UseCounter>,
     /// Placement knobs (from the topology policy).
     pub policy: PlacementPolicy,
     /// Metrics.
@@ -100,9 +107,18 @@ pub struct Shared {
     peers: Mutex<HashMap<String, PeerClient>>,
     writes: mpsc::Sender<WriteReq>,
     started: Instant,
+    /// Since when this node knows no leader (see [`Shared::quorum_unreachable`]).
+    leaderless_since: Mutex<Option<Instant>>,
     /// Flipped to `true` when the node stops: connection tasks end on it.
     pub stop: tokio::sync::watch::Receiver<bool>,
 }
+
+/// Bytes of snapshot per InstallSnapshot request.
+pub const SNAPSHOT_CHUNK: u64 = 1 << 20;
+
+/// Joins one grant may make (a page retries a few times; a leaked grant
+/// admits no crowd).
+pub const JOINS_PER_GRANT: u32 = 20;
 
 /// Unix milliseconds now.
 pub fn unix_ms(t: SystemTime) -> u64 {
@@ -175,6 +191,36 @@ impl Shared {
         let leader = m.current_leader?;
         let node = m.membership_config.membership().get_node(&leader)?.clone();
         Some((leader, node))
+    }
+
+    /// Why this node cannot commit now, if it is cut off from a majority:
+    /// a leader no majority has acknowledged for an election timeout, or a
+    /// node that has known no leader for two (a normal election takes
+    /// one). Writes then fail at once (503) instead of waiting for
+    /// [`crate::writer::WRITE_DEADLINE`]: the client tries another selector.
+    pub fn quorum_unreachable(&self) -> Option<String> {
+        let m = self.raft.metrics().borrow().clone();
+        let lease = self.cfg.raft.election_max;
+        if m.state == ServerState::Leader {
+            let ms = m.millis_since_quorum_ack?;
+            return (Duration::from_millis(ms) > lease).then(|| {
+                format!("this selector leads, but no majority has acknowledged it for {ms} ms")
+            });
+        }
+        if m.current_leader.is_some() {
+            return None;
+        }
+        let alone = self
+            .leaderless_since
+            .lock()
+            .expect("leaderless_since lock poisoned")
+            .map_or(Duration::ZERO, |t| t.elapsed());
+        (alone > 2 * lease).then(|| {
+            format!(
+                "no leader for {} ms: this selector cannot reach a majority of the cluster",
+                alone.as_millis()
+            )
+        })
     }
 
     /// Whether this node is the leader.
@@ -278,7 +324,12 @@ fn raft_config(cfg: &NodeConfig) -> Result<Config, StartError> {
         // Keep up to one snapshot interval of log behind a snapshot (at most 1,000):
         // a follower further behind than that catches up by snapshot.
         max_in_snapshot_log_to_keep: cfg.raft.snapshot_logs.min(1_000),
-        max_payload_entries: 64,
+        // Appends must finish within a heartbeat (openraft's deadline for
+        // them): at most 4 entries of at most `max_batch` records (about
+        // 150 KB each) per call.
+        max_payload_entries: 4,
+        // Snapshot chunks stay small on the wire (their bytes travel as JSON).
+        snapshot_max_chunk_size: SNAPSHOT_CHUNK,
         ..Default::default()
     };
     c.validate().map_err(|e| StartError::Raft(e.to_string()))
@@ -291,6 +342,8 @@ pub async fn start(cfg: NodeConfig) -> Result<RunningSelector, StartError> {
         .selector(&cfg.id)
         .ok_or_else(|| StartError::UnknownSelector(cfg.id.to_string()))?
         .clone();
+    // Fault tests run one selector per process.
+    crate::raft::partitions::set_self(cfg.id.as_str());
     std::fs::create_dir_all(&cfg.data_dir)
         .map_err(io(format!("creating {}", cfg.data_dir.display())))?;
     let db =
@@ -369,6 +422,22 @@ pub async fn start(cfg: NodeConfig) -> Result<RunningSelector, StartError> {
         geoip,
         signer,
         access,
+        join_limits: Mutex::new((
+            crate::limits::RateLimiter::new(
+                cfg.join_rate_per_address,
+                cfg.join_rate_per_address * 2.0,
+                100_000,
+            ),
+            crate::limits::RateLimiter::new(
+                cfg.join_rate_per_conference,
+                cfg.join_rate_per_conference * 2.0,
+                100_000,
+            ),
+        )),
+        grant_uses: Mutex::new(geomesh_core::uses::UseCounter::new(
+            JOINS_PER_GRANT,
+            200_000,
+        )),
         policy,
         metrics: Metrics::new(),
         tls,
@@ -376,6 +445,7 @@ pub async fn start(cfg: NodeConfig) -> Result<RunningSelector, StartError> {
         peers: Mutex::default(),
         writes,
         started: Instant::now(),
+        leaderless_since: Mutex::new(Some(Instant::now())),
         stop,
         cfg,
     });
@@ -391,6 +461,7 @@ pub async fn start(cfg: NodeConfig) -> Result<RunningSelector, StartError> {
         tasks.push(tokio::spawn(crate::dns::serve(shared.clone(), sock)));
     }
     tasks.push(tokio::spawn(maintain(shared.clone())));
+    tasks.push(tokio::spawn(watch_leader(shared.clone())));
 
     if shared.cfg.init {
         match init_cluster(&shared).await {
@@ -440,6 +511,31 @@ pub async fn init_cluster(shared: &Shared) -> Result<bool, String> {
 /// How often the leader looks for edges that just became unhealthy: their
 /// participants are released at once, not at the next lease sweep.
 const UNHEALTHY_CHECK: Duration = Duration::from_millis(250);
+
+/// Notes since when this node knows no leader (Raft metrics change when
+/// the leader does).
+async fn watch_leader(shared: Arc<Shared>) {
+    let mut rx = shared.raft.metrics();
+    let mut stop = shared.stop.clone();
+    loop {
+        let leader = rx.borrow_and_update().current_leader;
+        {
+            let mut since = shared
+                .leaderless_since
+                .lock()
+                .expect("leaderless_since lock poisoned");
+            match (leader, *since) {
+                (Some(_), _) => *since = None,
+                (None, None) => *since = Some(Instant::now()),
+                (None, Some(_)) => {}
+            }
+        }
+        tokio::select! {
+            r = rx.changed() => if r.is_err() { return },
+            _ = stop.changed() => return,
+        }
+    }
+}
 
 /// The leader's upkeep: every `maintain_interval`, renew the leases of
 /// edges heartbeating this node and release lapsed placements; and as soon

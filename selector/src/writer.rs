@@ -34,6 +34,9 @@ pub enum WriteError {
     /// No leader took the batch before the deadline.
     #[error("no Raft leader accepted the write within {0:?}")]
     NoLeader(Duration),
+    /// This node is cut off from a majority: try another selector.
+    #[error("{0}")]
+    NoQuorum(String),
     /// This node is not the leader (answer to a forwarded write).
     #[error("not the leader (leader: {leader:?})")]
     NotLeader {
@@ -85,11 +88,13 @@ pub async fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<WriteReq>) {
             return;
         };
         let mut batch = vec![first];
-        let mut n = batch[0].ops.len();
+        // Weighed by what an entry carries, not by operations: a report
+        // of 1,000 participants is one operation and 1,000 records.
+        let mut n = weight(&batch[0].ops);
         while n < shared.cfg.max_batch {
             match rx.try_recv() {
                 Ok(r) => {
-                    n += r.ops.len();
+                    n += weight(&r.ops);
                     batch.push(r);
                 }
                 Err(_) => break,
@@ -101,6 +106,19 @@ pub async fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<WriteReq>) {
             drop(permit);
         });
     }
+}
+
+/// How much of a Raft entry `ops` take: participant records, at least one
+/// per operation.
+fn weight(ops: &[Op]) -> usize {
+    ops.iter()
+        .map(|op| match op {
+            Op::Joined { participants, .. } | Op::Left { participants, .. } => {
+                participants.len().max(1)
+            }
+            _ => 1,
+        })
+        .sum()
 }
 
 async fn commit_batch(shared: &Shared, batch: Vec<WriteReq>) {
@@ -156,6 +174,45 @@ fn distribute(batch: Vec<WriteReq>, results: Vec<OpResult>) {
 
 /// Commits `ops` on this node, which must be the leader; stamps the time.
 pub async fn commit_local(shared: &Shared, ops: Vec<Op>) -> Result<Vec<OpResult>, WriteError> {
+    // A placement chosen on another node, or before a failover, may name
+    // an edge that has fallen silent since: the leader refuses it here
+    // (the caller places again elsewhere), so nothing is committed onto
+    // an edge the leader judges dead.
+    let now = std::time::Instant::now();
+    let refused: Vec<Option<OpResult>> = {
+        let soft = shared.soft();
+        ops.iter()
+            .map(|op| match op {
+                Op::Join { edge, .. } if !soft.is_healthy(edge, now) => Some(OpResult::Rejected(
+                    crate::state::ApplyError::EdgeUnhealthy(edge.clone()),
+                )),
+                _ => None,
+            })
+            .collect()
+    };
+    if refused.iter().any(Option::is_some) {
+        let kept: Vec<Op> = ops
+            .into_iter()
+            .zip(&refused)
+            .filter(|(_, r)| r.is_none())
+            .map(|(op, _)| op)
+            .collect();
+        let mut committed = if kept.is_empty() {
+            Vec::new()
+        } else {
+            commit_checked(shared, kept).await?
+        }
+        .into_iter();
+        return Ok(refused
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| committed.next().expect("one result per committed op")))
+            .collect());
+    }
+    commit_checked(shared, ops).await
+}
+
+/// Commits `ops` as they are.
+async fn commit_checked(shared: &Shared, ops: Vec<Op>) -> Result<Vec<OpResult>, WriteError> {
     let n = ops.len() as u64;
     let cmd = Command {
         now_ms: unix_ms(SystemTime::now()),
@@ -164,8 +221,21 @@ pub async fn commit_local(shared: &Shared, ops: Vec<Op>) -> Result<Vec<OpResult>
     // A leader cut off from its majority never commits: give up rather than
     // hold the batch (and its callers) forever. Operations are idempotent,
     // so one that commits after all is harmless.
-    let Ok(res) = tokio::time::timeout(WRITE_DEADLINE, shared.raft.client_write(cmd)).await else {
-        return Err(WriteError::NoLeader(WRITE_DEADLINE));
+    let write = shared.raft.client_write(cmd);
+    tokio::pin!(write);
+    let deadline = tokio::time::Instant::now() + WRITE_DEADLINE;
+    let res = loop {
+        tokio::select! {
+            r = &mut write => break r,
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {
+                if let Some(why) = shared.quorum_unreachable() {
+                    return Err(WriteError::NoQuorum(why));
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    return Err(WriteError::NoLeader(WRITE_DEADLINE));
+                }
+            }
+        }
     };
     match res {
         Ok(resp) => {
@@ -192,13 +262,29 @@ async fn propose(shared: &Shared, ops: Vec<Op>) -> Result<Vec<OpResult>, WriteEr
         if start.elapsed() > WRITE_DEADLINE {
             return Err(WriteError::NoLeader(WRITE_DEADLINE));
         }
+        if let Some(why) = shared.quorum_unreachable() {
+            return Err(WriteError::NoQuorum(why));
+        }
         let attempt = if shared.is_leader() {
             match commit_local(shared, ops.clone()).await {
                 Err(WriteError::NotLeader { .. }) => None,
                 other => Some(other),
             }
         } else if let Some((_, node)) = shared.leader_node() {
-            forward(shared, &node, &ops).await
+            // A forward into a partition hangs until its time-out: give up
+            // as soon as this node knows it is cut off.
+            let fwd = forward(shared, &node, &ops);
+            tokio::pin!(fwd);
+            loop {
+                tokio::select! {
+                    r = &mut fwd => break r,
+                    _ = tokio::time::sleep(Duration::from_millis(100)) => {
+                        if let Some(why) = shared.quorum_unreachable() {
+                            return Err(WriteError::NoQuorum(why));
+                        }
+                    }
+                }
+            }
         } else {
             None
         };

@@ -195,6 +195,8 @@ async fn raft_join_commit_throughput() {
     let l = leader(&nodes).await;
     let shared: Vec<_> = nodes.iter().flatten().map(|n| n.shared.clone()).collect();
     shared[l].propose(vec![register()]).await.unwrap();
+    // The leader places only on edges it hears from.
+    let beat = spawn_beats(shared.clone());
     let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -232,8 +234,133 @@ async fn raft_join_commit_throughput() {
         JOINS as f64 / entries.max(1) as f64
     );
     wait_count(nodes[(l + 1) % 3].as_ref().unwrap(), JOINS).await;
+    beat.abort();
     drop(shared);
     for n in nodes.into_iter().flatten() {
         n.shutdown().await;
+    }
+}
+
+/// A node that was away while 100,000 placements were made (and the log
+/// behind them compacted into snapshots) catches up from a snapshot: the
+/// Raft bodies are sized for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lagging_node_catches_up_from_a_snapshot_of_100k_placements() {
+    const N: usize = 100_000;
+    let dir = tempfile::tempdir().unwrap();
+    let t = topology(dir.path());
+    geomesh_core::credentials::init(&t, &dir.path().join("certs"), false, SystemTime::now())
+        .unwrap();
+    let cfg = |i| {
+        let mut c = config(&t, dir.path(), i);
+        c.raft.snapshot_logs = 20;
+        // A heartbeat is also the deadline of each append (openraft 0.9):
+        // an unoptimized build needs more than 50 ms for 600 KB of JSON.
+        c.raft.heartbeat = Duration::from_millis(250);
+        c.raft.election_min = Duration::from_millis(800);
+        c.raft.election_max = Duration::from_millis(1200);
+        c
+    };
+    let mut nodes = Vec::new();
+    for i in 1..=3 {
+        nodes.push(Some(start(cfg(i)).await.unwrap()));
+    }
+    let l = leader(&nodes).await;
+    let away = (l + 1) % 3;
+    let lead = nodes[l].as_ref().unwrap().shared.clone();
+    lead.propose(vec![register()]).await.unwrap();
+    // edge-1 heartbeats the nodes that are up (else the leader, after its
+    // health timeout, releases everything placed on a silent edge).
+    let beating: Vec<_> = nodes
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != away)
+        .map(|(_, n)| n.as_ref().unwrap().shared.clone())
+        .collect();
+    let beat = spawn_beats(beating);
+    nodes[away].take().unwrap().shutdown().await;
+    // 100k placements in batches of 1,000 (the edge's report limit).
+    let mut batches = Vec::new();
+    for b in 0..N / 1000 {
+        let participants = (0..1000)
+            .map(|k| {
+                ParticipantRef::new(
+                    ConferenceId::new(format!("c{}", (b * 1000 + k) % 5000)).unwrap(),
+                    ParticipantId::new(format!("p{}", b * 1000 + k)).unwrap(),
+                )
+            })
+            .collect();
+        let s = lead.clone();
+        batches.push(tokio::spawn(async move {
+            s.propose(vec![Op::Joined {
+                edge: EdgeId::new("edge-1").unwrap(),
+                participants,
+            }])
+            .await
+            .unwrap()
+        }));
+    }
+    for b in batches {
+        b.await.unwrap();
+    }
+    assert_eq!(lead.with_state(|s| s.participant_count()), N);
+    // The away node comes back on its store, 100k placements behind: the
+    // log it misses has been purged into snapshots, so only a snapshot
+    // brings it the state.
+    let back = start(cfg(away + 1)).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while back.shared.with_state(|s| s.participant_count()) != N {
+        assert!(
+            Instant::now() < deadline,
+            "caught up {} of {N}; back edges {:?} clock {}; leader edges {:?} clock {}",
+            back.shared.with_state(|s| s.participant_count()),
+            back.shared
+                .with_state(|s| s.edges().keys().cloned().collect::<Vec<_>>()),
+            back.shared.with_state(|s| s.clock_ms()),
+            lead.with_state(|s| s.edges().keys().cloned().collect::<Vec<_>>()),
+            lead.with_state(|s| s.clock_ms()),
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    back.shared.with_state(|s| s.check_invariants()).unwrap();
+    let m = back.shared.raft.metrics().borrow().clone();
+    assert!(
+        m.snapshot.is_some_and(|s| s.index > 20),
+        "it caught up by a snapshot: {:?}",
+        m.snapshot
+    );
+    beat.abort();
+    back.shutdown().await;
+    for n in nodes.into_iter().flatten() {
+        n.shutdown().await;
+    }
+}
+
+/// edge-1 heartbeats these nodes every 200 ms (their soft state) until aborted.
+fn spawn_beats(
+    nodes: Vec<std::sync::Arc<geomesh_selector::node::Shared>>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            for s in &nodes {
+                s.soft()
+                    .heartbeat(&EdgeId::new("edge-1").unwrap(), heartbeat(), Instant::now());
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+}
+
+fn heartbeat() -> geomesh_core::agent::Heartbeat {
+    geomesh_core::agent::Heartbeat {
+        boot_id: "b".into(),
+        participants: 0,
+        conferences: 0,
+        packet_rate: 0.0,
+        bitrate_bps: 0.0,
+        cpu: 0.0,
+        stress: 0.0,
+        links: vec![],
+        digest: None,
     }
 }

@@ -104,6 +104,10 @@ const DEV_RAFT: &[&str] = &[
     "700ms",
 ];
 
+/// Everyone on one machine shares 127.0.0.1: the per-address join rate
+/// would limit the whole demo (tests, several tabs).
+const DEV_LIMITS: &[&str] = &["--join-rate-per-address", "1000"];
+
 /// `--state-file` contents. These keys are a contract: scripts read them.
 #[derive(Serialize)]
 struct State {
@@ -327,6 +331,7 @@ impl Args {
             if self.raft_timing == RaftTimingChoice::Dev {
                 args.extend(DEV_RAFT.iter().map(|a| std::ffi::OsStr::new(*a)));
             }
+            args.extend(DEV_LIMITS.iter().map(|a| std::ffi::OsStr::new(*a)));
             // The first node initializes the cluster's membership.
             if i == 0 {
                 args.push("--init".as_ref());

@@ -57,6 +57,12 @@ pub struct Args {
     /// to other edges before exiting.
     #[arg(long, default_value = "15s")]
     drain_timeout: humantime::Duration,
+    /// Signaling (WebSocket) connections this edge holds at most.
+    #[arg(long, default_value_t = geomesh_edge::limits::DEFAULT_MAX_CONNECTIONS)]
+    max_connections: usize,
+    /// Signaling connections one source address holds at most.
+    #[arg(long, default_value_t = geomesh_edge::limits::DEFAULT_MAX_PER_ADDRESS)]
+    max_connections_per_address: usize,
 }
 
 /// Set by `geomesh dev` (and test harnesses) in its children's
@@ -90,6 +96,8 @@ impl Args {
         config.octo = Some(octo);
         config.last_n.video = self.last_n;
         config.bwe = self.bwe;
+        config.max_connections = self.max_connections.max(1);
+        config.max_connections_per_address = self.max_connections_per_address.max(1);
         config.spread_above = (self.spread_above > 0).then_some(self.spread_above);
         if let Some(n) = self.media_workers {
             config.media_workers = n.max(1);

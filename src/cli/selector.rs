@@ -51,25 +51,27 @@ struct RunArgs {
     /// Believe `X-Forwarded-For` from these proxies (repeatable).
     #[arg(long = "trusted-proxy", value_name = "CIDR")]
     trusted_proxies: Vec<IpNet>,
-    /// Networks allowed to call `POST /v1/bridges/{id}/drain` (repeatable;
-    /// default loopback only).
+    /// Networks the operator token is accepted from on the public API
+    /// (repeatable; default: anywhere — the credential is what counts).
     #[arg(long = "admin-cidr", value_name = "CIDR")]
     admin_cidrs: Vec<IpNet>,
     /// Initialize the membership from the topology if this node's store is
     /// empty. Give it to one node of a new cluster only.
     #[arg(long)]
     init: bool,
-    /// Raft leader heartbeat period.
-    #[arg(long, default_value = "200ms")]
+    /// Raft leader heartbeat period; also the deadline of every replication
+    /// call (openraft 0.9): keep it above the worst round trip between
+    /// selectors.
+    #[arg(long, default_value = "400ms")]
     raft_heartbeat: humantime::Duration,
     /// Raft election timeout, lower bound.
-    #[arg(long, default_value = "700ms")]
+    #[arg(long, default_value = "800ms")]
     election_min: humantime::Duration,
     /// Raft election timeout, upper bound (also openraft's leader lease: a
     /// leader loss is repaired about `election-max + election-min…max` plus
     /// three round trips later). The defaults are safe for selectors on
     /// different continents (≈ 300 ms apart).
-    #[arg(long, default_value = "1s")]
+    #[arg(long, default_value = "1200ms")]
     election_max: humantime::Duration,
     /// Snapshot (and compact the log) every this many entries.
     #[arg(long, default_value_t = 5000)]
@@ -86,6 +88,14 @@ struct RunArgs {
     /// TTL of GeoDNS answers.
     #[arg(long, default_value = "20s")]
     dns_ttl: humantime::Duration,
+    /// Joins per second one client address may make (twice that in a
+    /// burst); more get 429 `rate_limited`. Behind a proxy, see
+    /// --trusted-proxy.
+    #[arg(long, default_value_t = 20.0)]
+    join_rate_per_address: f64,
+    /// Joins per second one conference may take (twice that in a burst).
+    #[arg(long, default_value_t = 200.0)]
+    join_rate_per_conference: f64,
 }
 
 #[derive(clap::Subcommand)]
@@ -102,6 +112,9 @@ enum Admin {
         /// The selector to add.
         #[arg(long)]
         node: SelectorId,
+        /// How long it may take to catch up before the change is rolled back.
+        #[arg(long, default_value = "60s")]
+        timeout: humantime::Duration,
     },
     /// Remove a selector from the membership.
     RemoveNode {
@@ -170,6 +183,8 @@ impl RunArgs {
         cfg.edge_lease = self.edge_lease.into();
         cfg.max_batch = self.max_batch.max(1);
         cfg.dns_ttl = self.dns_ttl.into();
+        cfg.join_rate_per_address = self.join_rate_per_address;
+        cfg.join_rate_per_conference = self.join_rate_per_conference;
         let rt = tokio::runtime::Runtime::new().context("starting the runtime")?;
         rt.block_on(async move {
             let node = geomesh_selector::start(cfg).await?;
@@ -240,7 +255,11 @@ impl Admin {
                 let r: RaftStatus = c.get(admin_paths::STATUS, TIMEOUT).await?;
                 println!("{}", serde_json::to_string_pretty(&r)?);
             }
-            Admin::AddNode { admin: a, node } => {
+            Admin::AddNode {
+                admin: a,
+                node,
+                timeout,
+            } => {
                 let t = super::load_topology(&a.topology)?;
                 let s = t
                     .selector(&node)
@@ -249,9 +268,13 @@ impl Admin {
                     id: node.clone(),
                     raft: s.raft,
                     api: s.api,
+                    timeout_ms: Some(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX)),
                 };
                 let leader = leader_client(&t, &a).await?;
-                let r: AdminResult = leader.post(admin_paths::ADD_NODE, &body, TIMEOUT).await?;
+                // The leader answers within `timeout` plus the membership change.
+                let r: AdminResult = leader
+                    .post(admin_paths::ADD_NODE, &body, *timeout + TIMEOUT)
+                    .await?;
                 println!("{} (voters: {})", r.message, r.voters.join(", "));
             }
             Admin::RemoveEdge { admin: a, edge } => {

@@ -30,6 +30,12 @@ pub enum Command {
         /// Display name shown to others.
         #[arg(long)]
         name: Option<String>,
+        /// The participant may not send media.
+        #[arg(long)]
+        no_publish: bool,
+        /// The participant may not receive media.
+        #[arg(long)]
+        no_subscribe: bool,
         /// Lifetime, e.g. 10m, 1h.
         #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
         ttl: Duration,
@@ -117,6 +123,8 @@ impl Command {
                 edge,
                 participant,
                 name,
+                no_publish,
+                no_subscribe,
                 ttl,
             } => {
                 let signer = TokenSigner::load(&key)?;
@@ -127,6 +135,8 @@ impl Command {
                 let mut claims =
                     JoinClaims::new(conference, participant, edge, SystemTime::now(), ttl);
                 claims.name = name;
+                claims.no_publish = no_publish;
+                claims.no_subscribe = no_subscribe;
                 println!("{}", signer.sign(&claims));
                 Ok(ExitCode::SUCCESS)
             }

@@ -51,7 +51,7 @@ def restart_edge(mesh, edge_id):
 def restart_selector(mesh, sel, dev_timing):
     data = mesh.state["topology"].rsplit("/", 1)[0] + "/selectors/" + sel["id"]
     args = [str(BIN), "selector", "--id", sel["id"], "--topology", mesh.state["topology"], "--certs",
-            mesh.state["certs_dir"], "--data", data]
+            mesh.state["certs_dir"], "--data", data, "--join-rate-per-address", "1000"]
     if dev_timing:
         args += ["--raft-heartbeat", "100ms", "--election-min", "400ms", "--election-max", "700ms"]
     p = subprocess.Popen(args, stdout=open(sel["log"], "a"), stderr=subprocess.STDOUT, start_new_session=True)

@@ -75,10 +75,11 @@ def metric(edge_url, key):
     return metrics(edge_url).get(key, 0.0)
 
 
-def mint_token(key, conference, edge, participant=None, name=None, ttl="10m"):
-    """A join token from `geomesh token mint` with the cluster's token key."""
+def mint_token(key, conference, edge, participant=None, name=None, ttl="10m", rights=()):
+    """A join token from `geomesh token mint` with the cluster's token key;
+    `rights` may hold "--no-publish", "--no-subscribe"."""
     args = [str(BIN), "token", "mint", "--key", str(key), "--conference", conference,
-            "--edge", edge, "--ttl", ttl]
+            "--edge", edge, "--ttl", ttl, *rights]
     if participant:
         args += ["--participant", participant]
     if name:
@@ -154,8 +155,9 @@ class DevMesh:
         """GET as the operator; the parsed JSON body."""
         return json.loads(http_get(url, token=self.operator_token)[1])
 
-    def mint(self, conference, edge=None, participant=None, name=None, ttl="10m"):
-        return mint_token(self.state["token_key"], conference, edge or self.edge["id"], participant, name, ttl)
+    def mint(self, conference, edge=None, participant=None, name=None, ttl="10m", rights=()):
+        return mint_token(self.state["token_key"], conference, edge or self.edge["id"], participant, name, ttl,
+                          rights)
 
     def logs(self):
         self.log.flush()
@@ -399,8 +401,8 @@ class Cluster:
         except OSError:
             return False
 
-    def mint(self, conference, edge_index, participant=None, name=None):
-        return mint_token(self.token_key, conference, self.ids[edge_index], participant, name)
+    def mint(self, conference, edge_index, participant=None, name=None, rights=()):
+        return mint_token(self.token_key, conference, self.ids[edge_index], participant, name, rights=rights)
 
     def page(self, conference, edge_index, name, extra=""):
         """The meeting page of edge `edge_index` joining with a token minted

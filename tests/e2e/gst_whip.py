@@ -12,6 +12,13 @@ builds the pipeline from code:
 then makes the offer, waits until ICE gathering is complete, POSTs the
 offer to the WHIP URL with the bearer token and applies the 201 answer.
 
+Beyond stock webrtcbin 1.22 it needs, each explained where it is done:
+UPnP off; an ECDSA DTLS certificate (`--certificate default` keeps
+webrtcbin's RSA one, with which the edge's DTLS fails); ICE keepalives as
+binding requests (`--keepalive indications` keeps libnice's default, with
+which the edge drops the session after 15 s); the offer made only once
+both streams' caps (and so their SSRCs) are known.
+
 It prints one JSON object per line on stdout: `{"event": ...}` as things
 happen, and every 100 ms a report `{"t": <CLOCK_MONOTONIC seconds>,
 "video": <frames encoded>, "audio": <frames encoded>, ...}` so that a test
@@ -21,8 +28,13 @@ is bounded; it exits non-zero on any failure, saying why on stderr.
 """
 
 import argparse
+import base64
+import hashlib
 import json
+import re
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -46,6 +58,11 @@ def fail(msg):
     sys.exit(1)
 
 
+# Objects whose memory GStreamer owns and Python only borrows (a promise's
+# reply, a description's SDP): kept alive until exit, or they dangle.
+KEEP = []
+
+
 def call(element, signal, what, *args, timeout=10):
     """Emits an action signal that answers through a GstPromise (the last
     argument) and waits, bounded, for the reply structure."""
@@ -57,7 +74,30 @@ def call(element, signal, what, *args, timeout=10):
     result = promise.wait()  # no longer pending: returns at once
     if result != Gst.PromiseResult.REPLIED:
         fail(f"{what}: promise {result.value_nick}")
-    return promise.get_reply()
+    reply = promise.get_reply()
+    KEEP.append((promise, reply))
+    return reply
+
+
+def ecdsa_certificate():
+    """A fresh self-signed ECDSA P-256 certificate and key as one PEM
+    (certificate first), and the certificate's SHA-256 fingerprint in SDP
+    form. The edge's DTLS (str0m 0.25 with dimpl 0.9) verifies ECDSA
+    signatures only; webrtcbin 1.22's own certificate is RSA-2048, with
+    which the handshake fails in either role (as DTLS server the edge
+    asks for an ECDSA client certificate and OpenSSL sends none)."""
+    with tempfile.TemporaryDirectory(prefix="gst-whip-") as d:
+        key, crt = f"{d}/key.pem", f"{d}/cert.pem"
+        try:
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                            "-nodes", "-keyout", key, "-out", crt, "-days", "2", "-subj", "/CN=gst-whip"],
+                           check=True, capture_output=True, timeout=30)
+        except (OSError, subprocess.SubprocessError) as e:
+            fail(f"openssl could not make an ECDSA certificate: {e} {getattr(e, 'stderr', b'')!r}")
+        cert_pem, key_pem = open(crt).read(), open(key).read()
+    der = base64.b64decode("".join(line for line in cert_pem.splitlines() if not line.startswith("-----")))
+    digest = hashlib.sha256(der).hexdigest().upper()
+    return cert_pem + key_pem, ":".join(digest[i:i + 2] for i in range(0, len(digest), 2))
 
 
 class Publisher:
@@ -71,8 +111,9 @@ class Publisher:
 
         self.pipe = Gst.parse_launch(
             "webrtcbin name=pc bundle-policy=max-bundle "
-            f"videotestsrc is-live=true pattern=ball ! video/x-raw,width={args.width},height={args.height},"
-            f"framerate={args.fps}/1 ! videoconvert ! queue ! "
+            # Scrolling bars: about three RTP packets a frame (320x240 and up).
+            "videotestsrc is-live=true pattern=smpte horizontal-speed=8 ! "
+            f"video/x-raw,width={args.width},height={args.height},framerate={args.fps}/1 ! videoconvert ! queue ! "
             f"vp8enc name=venc deadline=1 keyframe-max-dist={2 * args.fps} target-bitrate={args.bitrate} ! "
             "rtpvp8pay name=vpay pt=96 mtu=1200 ! "
             "application/x-rtp,media=video,encoding-name=VP8,payload=96,clock-rate=90000 ! pc. "
@@ -92,6 +133,18 @@ class Publisher:
         self.nice.set_property("upnp", False)
         if self.nice.get_property("upnp"):
             fail("could not turn UPnP off on the libnice agent")
+        # Debian 12's libnice (0.1.21) has no consent freshness (webrtcbin
+        # enables it only with libnice > 0.1.21.1): its keepalives are STUN
+        # binding indications every 25 s, and the edge's ICE-lite agent
+        # (str0m) drops a pair that has had no binding *request* for 15 s.
+        # Keepalives as binding requests keep the session up.
+        self.nice.set_property("keepalive-conncheck", args.keepalive == "requests")
+
+        self.pem = self.fingerprint = None
+        self.dtls_decoders = set()
+        if args.certificate == "ecdsa":
+            self.pem, self.fingerprint = ecdsa_certificate()
+            self.pipe.connect("deep-element-added", self.on_element_added)
 
         self.pc.connect("on-ice-candidate", self.on_ice_candidate)
         self.pc.connect("notify::ice-gathering-state", self.on_gathering)
@@ -104,12 +157,35 @@ class Publisher:
         self.probe("apay", "src", "audio_rtp")
 
     def probe(self, element, pad, key):
-        def count(_pad, _info):
+        def count(_pad, info):
+            n = info.get_buffer_list().length() if info.type & Gst.PadProbeType.BUFFER_LIST else 1
             with self.lock:
-                self.counts[key] += 1
+                self.counts[key] += n
             return Gst.PadProbeReturn.OK
 
-        self.pipe.get_by_name(element).get_static_pad(pad).add_probe(Gst.PadProbeType.BUFFER, count)
+        self.pipe.get_by_name(element).get_static_pad(pad).add_probe(
+            Gst.PadProbeType.BUFFER | Gst.PadProbeType.BUFFER_LIST, count)
+
+    def on_element_added(self, _bin, _sub_bin, element):
+        """Gives each DTLS decoder our certificate when webrtcbin adds its
+        transport (during create-offer), while it is still in NULL: setting
+        "pem" makes a new DTLS connection, and dtlsdec connects its handlers
+        (peer certificate check, SRTP keys) to its connection on NULL ->
+        READY. A transport that got it later fails every handshake."""
+        found = [element]
+        if isinstance(element, Gst.Bin):
+            it = element.iterate_recurse()
+            while True:
+                res, child = it.next()
+                if res != Gst.IteratorResult.OK:
+                    break
+                found.append(child)
+        for e in found:
+            factory = e.get_factory()
+            if factory is not None and factory.get_name() == "dtlssrtpdec" and e.get_name() not in self.dtls_decoders:
+                e.set_property("pem", self.pem)
+                self.dtls_decoders.add(e.get_name())
+                emit(event="certificate", element=e.get_name(), state=e.get_state(0)[1].value_nick)
 
     def on_ice_candidate(self, _pc, mline, candidate):
         self.candidates.append((mline, candidate))
@@ -134,29 +210,68 @@ class Publisher:
             i += 1
         if i != 2:
             fail(f"expected 2 transceivers (audio, video), webrtcbin has {i}")
-        reply = call(self.pc, "create-offer", "create-offer", None)
-        offer = reply.get_value("offer")
-        if offer is None:
-            fail(f"create-offer gave no offer: {reply.to_string()}")
+        self.set_state(Gst.State.PLAYING)
+        # webrtcbin writes a=ssrc lines only for sink pads whose caps have
+        # arrived; the edge maps the publisher's SSRCs to m-lines with them
+        # (webrtcbin sends no MID header extension), so a stream missing
+        # from the offer never reaches a viewer.
+        deadline = time.monotonic() + 10
+        while True:
+            caps = [pad.get_current_caps() for pad in self.pc.sinkpads]
+            if caps and all(c is not None and c.get_structure(0).has_field("ssrc") for c in caps):
+                break
+            if time.monotonic() > deadline:
+                fail("webrtcbin's sink pads have no caps with an SSRC after 10 s: "
+                     f"{[c and c.to_string() for c in caps]}")
+            time.sleep(0.02)
+        offer = self.create_offer()
+        if self.pem is not None:
+            for j in range(i):
+                transport = self.pc.emit("get-transceiver", j).get_property("sender").get_property("transport")
+                if transport is None or transport.get_property("certificate") != self.pem:
+                    fail(f"transceiver {j}'s DTLS transport did not take our certificate")
         call(self.pc, "set-local-description", "set-local-description", offer)
         if not self.gathered.wait(self.args.gather_timeout):
             fail(f"ICE gathering not complete after {self.args.gather_timeout} s; "
                  f"candidates so far: {self.candidates}")
-        sdp = self.pc.get_property("local-description").sdp
+        description = self.pc.get_property("local-description")
+        KEEP.append(description)
+        sdp = description.sdp
         # webrtcbin 1.22 may or may not have put the trickled candidates
         # into its local description; make sure they are there.
         emit(event="candidates", candidates=[c for _, c in self.candidates])
-        for i in range(sdp.medias_len()):
-            media = sdp.get_media(i)
+        for m in range(sdp.medias_len()):
+            media = sdp.get_media(m)
             have = {media.get_attribute(j).value for j in range(media.attributes_len())
                     if media.get_attribute(j).key == "candidate"}
             for mline, cand in self.candidates:
                 value = cand.split(":", 1)[1] if cand.startswith("candidate:") else cand
-                if mline == i and value not in have:
+                if mline == m and value not in have:
                     media.add_attribute("candidate", value)
             if media.get_attribute_val("end-of-candidates") is None:
                 media.add_attribute("end-of-candidates", None)
-        return sdp.as_text()
+        text = sdp.as_text()
+        if self.pem is not None:
+            # webrtcbin 1.22 computes the offer's fingerprint over every
+            # base64 line of the PEM, the key's too: send the real one.
+            text, n = re.subn(r"a=fingerprint:sha-256 [0-9A-Fa-f:]+", f"a=fingerprint:sha-256 {self.fingerprint}",
+                              text)
+            if n == 0:
+                fail(f"no sha-256 fingerprint in the offer: {text!r}")
+        emit(event="offer", sdp=text)
+        return text
+
+    def set_state(self, state):
+        if self.pipe.set_state(state) == Gst.StateChangeReturn.FAILURE:
+            fail(f"pipeline did not go to {state.value_nick}")
+
+    def create_offer(self):
+        reply = call(self.pc, "create-offer", "create-offer", None)
+        offer = reply.get_value("offer")
+        if offer is None:
+            fail(f"create-offer gave no offer: {reply.to_string()}")
+        KEEP.append(offer)
+        return offer
 
     def post(self, offer_sdp):
         req = urllib.request.Request(self.args.url, data=offer_sdp.encode(), method="POST", headers={
@@ -209,8 +324,6 @@ class Publisher:
             emit(event="deleted", error=str(e))
 
     def run(self):
-        if self.pipe.set_state(Gst.State.PLAYING) == Gst.StateChangeReturn.FAILURE:
-            fail("pipeline did not start")
         try:
             self.answer(self.post(self.offer()))
             end = time.monotonic() + self.args.seconds
@@ -241,6 +354,12 @@ def main():
     p.add_argument("--height", type=int, default=240)
     p.add_argument("--fps", type=int, default=30)
     p.add_argument("--bitrate", type=int, default=600_000, help="VP8 target bitrate, bit/s")
+    p.add_argument("--certificate", choices=("ecdsa", "default"), default="ecdsa",
+                   help="DTLS certificate: a fresh ECDSA P-256 one (what the edge can verify), or "
+                        "webrtcbin's own RSA-2048 one")
+    p.add_argument("--keepalive", choices=("requests", "indications"), default="requests",
+                   help="libnice's ICE keepalives: binding requests (what keeps an ICE-lite edge's pair alive) "
+                        "or its default, binding indications")
     p.add_argument("--gather-timeout", type=float, default=10)
     p.add_argument("--connect-timeout", type=float, default=15)
     args = p.parse_args()

@@ -3,7 +3,8 @@ clients somewhere else than the test (inside a network namespace, with
 `ip netns exec NS python3 whep_view.py …`).
 
 Waits (bounded) for the first decoded video and audio frames, lets
-`--warmup` seconds pass, then measures `--window` seconds and prints one
+`--warmup` seconds pass (and waits until `--not-before`, a CLOCK_MONOTONIC
+time, if given), then measures `--window` seconds and prints one
 JSON object on stdout: the CLOCK_MONOTONIC times the window started and
 ended (the same clock as every other process's), the frames decoded in it,
 the RTP sequence numbers missing on the received video and audio streams
@@ -36,7 +37,7 @@ async def run(args):
                 return out, 1
             await asyncio.sleep(0.05)
         out["first_frame"] = time.monotonic()
-        await asyncio.sleep(args.warmup)
+        await asyncio.sleep(max(args.warmup, (args.not_before or 0) - time.monotonic()))
         t0, start = time.monotonic(), dict(frames)
         await asyncio.sleep(args.window)
         t1, end = time.monotonic(), dict(frames)
@@ -63,11 +64,12 @@ def main():
     p.add_argument("--conference", required=True)
     p.add_argument("--token", required=True)
     p.add_argument("--warmup", type=float, default=1.0)
+    p.add_argument("--not-before", type=float, help="CLOCK_MONOTONIC time the window starts at the earliest")
     p.add_argument("--window", type=float, default=8.0)
     p.add_argument("--first-frame-timeout", type=float, default=20.0)
     args = p.parse_args()
-    out, code = asyncio.run(asyncio.wait_for(run(args), timeout=args.first_frame_timeout + args.warmup
-                                             + args.window + 30))
+    wait = max(args.warmup, (args.not_before or 0) - time.monotonic())
+    out, code = asyncio.run(asyncio.wait_for(run(args), timeout=args.first_frame_timeout + wait + args.window + 30))
     print(json.dumps(out), flush=True)
     sys.exit(code)
 

@@ -81,12 +81,20 @@ pub struct Cluster {
     procs: Vec<Option<Child>>,
     /// Extra flags for every selector process.
     pub flags: Vec<String>,
+    /// The partition file every process follows (see [`Cluster::cut`]).
+    pub partitions: PathBuf,
 }
 
 impl Cluster {
     /// Writes a topology with `n` selectors (1, 3 or 5) and the [`EDGES`],
     /// and creates credentials with `geomesh certs init`.
     pub fn new(n: usize) -> Self {
+        Self::with_capacity(n, 1000)
+    }
+
+    /// As [`Cluster::new`], every edge with this capacity (unconfirmed
+    /// placements per edge are bounded by it).
+    pub fn with_capacity(n: usize, capacity: u32) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mut y = String::from(
             "version: 1\ncluster: { name: test, domain: meet.test }\n\
@@ -107,7 +115,7 @@ impl Cluster {
         );
         for (id, region, ip) in EDGES {
             y += &format!(
-                "  - {{ id: {id}, region: {region}, public_ip: {ip}, http: 127.0.0.1:{}, octo: 127.0.0.1:{}, capacity: 1000 }}\n",
+                "  - {{ id: {id}, region: {region}, public_ip: {ip}, http: 127.0.0.1:{}, octo: 127.0.0.1:{}, capacity: {capacity} }}\n",
                 free_tcp(),
                 free_udp()
             );
@@ -147,7 +155,9 @@ impl Cluster {
         std::fs::write(dir.path().join("grant.secret"), grant_secret()).unwrap();
         std::fs::write(dir.path().join("operator.token"), operator_token()).unwrap();
         let procs = (0..n).map(|_| None).collect();
+        let partitions = dir.path().join("partitions");
         Self {
+            partitions,
             dir,
             topology,
             certs,
@@ -162,7 +172,33 @@ impl Cluster {
                 "600ms".into(),
                 "--edge-lease".into(),
                 "600s".into(),
+                // Every test client is 127.0.0.1: the flood test sets its own.
+                "--join-rate-per-address".into(),
+                "1000000".into(),
+                "--join-rate-per-conference".into(),
+                "1000000".into(),
             ],
+        }
+    }
+
+    /// Starts every node, waits for a leader, registers the [`EDGES`] and
+    /// heartbeats them until the returned task is aborted.
+    pub async fn up(&mut self) -> (reqwest::Client, tokio::task::JoinHandle<()>) {
+        self.start_all();
+        let http = http();
+        let leader = self.wait_leader(&http, Duration::from_secs(30)).await;
+        let agents = register_edges(self, leader).await;
+        let hb = spawn_heartbeats(agents);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        (http, hb)
+    }
+
+    /// Drops the test's join-rate overrides: the selectors' defaults apply.
+    pub fn default_join_limits(&mut self) {
+        for flag in ["--join-rate-per-address", "--join-rate-per-conference"] {
+            if let Some(i) = self.flags.iter().position(|f| f == flag) {
+                self.flags.drain(i..i + 2);
+            }
         }
     }
 
@@ -188,6 +224,7 @@ impl Cluster {
                 "RUST_LOG",
                 std::env::var("GEOMESH_TEST_LOG").unwrap_or_else(|_| "info,openraft=warn".into()),
             )
+            .env(geomesh_selector::raft::partitions::ENV, &self.partitions)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log);
@@ -202,6 +239,28 @@ impl Cluster {
         for i in 0..self.selectors.len() {
             self.start(i, i == 0);
         }
+    }
+
+    /// Cuts the links between these pairs of selectors (indexes), both
+    /// directions, replacing any earlier cuts; `&[]` heals every cut. The
+    /// processes see it within 20 ms.
+    pub fn cut(&self, pairs: &[(usize, usize)]) {
+        let text: String = pairs
+            .iter()
+            .map(|&(a, b)| format!("{} {}\n", self.selectors[a].id, self.selectors[b].id))
+            .collect();
+        let tmp = self.partitions.with_extension("tmp");
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, &self.partitions).unwrap();
+    }
+
+    /// Cuts selector `i` off from every other.
+    pub fn isolate(&self, i: usize) {
+        let pairs: Vec<(usize, usize)> = (0..self.selectors.len())
+            .filter(|&j| j != i)
+            .map(|j| (i, j))
+            .collect();
+        self.cut(&pairs);
     }
 
     /// SIGKILLs selector `i` and reaps it.
@@ -310,6 +369,29 @@ pub fn http() -> reqwest::Client {
         .no_proxy()
         .timeout(Duration::from_secs(10))
         .build()
+        .unwrap()
+}
+
+/// A client of the public API from source address `ip` (any 127/8 address
+/// is loopback): for limits that count per client address.
+pub fn http_from(ip: [u8; 4]) -> reqwest::Client {
+    let _ = http();
+    reqwest::Client::builder()
+        .no_proxy()
+        .local_address(std::net::IpAddr::from(ip))
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+/// The Prometheus text of selector `api`'s `GET /metrics`.
+pub async fn metrics_text(http: &reqwest::Client, api: &str) -> String {
+    http.get(format!("{api}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
         .unwrap()
 }
 

@@ -4,11 +4,14 @@
 //! (`index.html`, `app.js`, `style.css`). Selectors serve it at `/` (the
 //! page joins through their `POST /v1/join`); edges serve the same files.
 //!
-//! **Owns**: the page files and the routes that serve them. **Does not
-//! own**: any API the page calls (selector and edge crates).
+//! **Owns**: the page files and the routes that serve them, and how the
+//! public HTTP listeners are served ([`serve`]: header and request time-outs).
+//! **Does not own**: any API the page calls (selector and edge crates).
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+
+pub mod serve;
 
 use axum::Router;
 use axum::http::{StatusCode, header};

@@ -11,6 +11,7 @@
 
 mod log_store;
 mod network;
+pub mod partitions;
 mod sm_store;
 
 use std::fmt;

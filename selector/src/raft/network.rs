@@ -61,6 +61,8 @@ pub enum CallError {
 pub struct PeerClient {
     http: reqwest::Client,
     base: String,
+    /// The node id called (fault tests cut calls by id).
+    to: String,
 }
 
 impl PeerClient {
@@ -78,7 +80,21 @@ impl PeerClient {
         Ok(Self {
             http,
             base: format!("https://{id}:{}", addr.port()),
+            to: id.to_string(),
         })
+    }
+
+    /// In fault tests, a call across a partition: lost, so it times out.
+    async fn partitioned(&self, timeout: Duration) -> Result<(), CallError> {
+        if !super::partitions::is_cut(&self.to) {
+            return Ok(());
+        }
+        tokio::time::sleep(timeout).await;
+        Err(CallError::Network(format!(
+            "{}: timed out (partitioned by {})",
+            self.to,
+            super::partitions::ENV
+        )))
     }
 
     /// `POST path` with a JSON body; decodes a JSON answer on 2xx.
@@ -88,6 +104,7 @@ impl PeerClient {
         body: &Req,
         timeout: Duration,
     ) -> Result<Resp, CallError> {
+        self.partitioned(timeout).await?;
         let res = self
             .http
             .post(format!("{}{path}", self.base))
@@ -122,6 +139,7 @@ impl PeerClient {
         path: &str,
         timeout: Duration,
     ) -> Result<Resp, CallError> {
+        self.partitioned(timeout).await?;
         let res = self
             .http
             .get(format!("{}{path}", self.base))

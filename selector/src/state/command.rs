@@ -182,6 +182,13 @@ pub enum ApplyError {
     /// The edge was removed by an operator; this process may not come back.
     #[error("edge {0} was removed; restart it to register again")]
     Removed(EdgeId),
+    /// The edge has as many unused placements as it has capacity.
+    #[error("edge {0} has as many placements waiting for their clients as it has capacity")]
+    EdgeBusy(EdgeId),
+    /// The leader has not heard from the edge within the health timeout
+    /// (checked when the placement is proposed; not replicated state).
+    #[error("edge {0} is not healthy at the leader")]
+    EdgeUnhealthy(EdgeId),
     /// A `Leave` from a process that is not the registered one.
     #[error("edge {0} is registered with another boot id")]
     StaleBoot(EdgeId),

@@ -94,6 +94,10 @@ pub struct SelectorState {
     /// [`geomesh_core::agent::participant_digest`]).
     #[serde(skip)]
     digests: BTreeMap<EdgeId, u64>,
+    /// Edge → placements its clients have not used yet (derived): at most
+    /// its capacity, so a join flood cannot grow the state without end.
+    #[serde(skip)]
+    pending: BTreeMap<EdgeId, u32>,
 }
 
 impl SelectorState {
@@ -111,10 +115,13 @@ impl SelectorState {
             }
         }
         self.digests.clear();
+        self.pending.clear();
         for (c, ps) in &self.participants {
             for (p, r) in ps {
                 if r.confirmed {
                     *self.digests.entry(r.edge.clone()).or_default() ^= participant_hash(c, p);
+                } else {
+                    *self.pending.entry(r.edge.clone()).or_default() += 1;
                 }
             }
         }
@@ -285,6 +292,9 @@ impl SelectorState {
             Some(r) if r.draining => {
                 return OpResult::Rejected(ApplyError::EdgeDraining(edge.clone()));
             }
+            Some(r) if self.pending.get(edge).copied().unwrap_or(0) >= r.capacity.max(1) => {
+                return OpResult::Rejected(ApplyError::EdgeBusy(edge.clone()));
+            }
             Some(_) => {}
         }
         // Cap check as if the old placement were already gone.
@@ -338,6 +348,7 @@ impl SelectorState {
                 Some(rec) if &rec.edge == edge => {
                     if !rec.confirmed {
                         self.toggle_digest(edge, &r.conference, &r.participant);
+                        self.count_pending(edge, false);
                     }
                     let rec = self
                         .participants
@@ -498,10 +509,25 @@ impl SelectorState {
         }
     }
 
+    /// One more (`true`) or one fewer unused placement on `edge`.
+    fn count_pending(&mut self, edge: &EdgeId, more: bool) {
+        let n = self.pending.entry(edge.clone()).or_default();
+        if more {
+            *n += 1;
+        } else {
+            *n = n.saturating_sub(1);
+        }
+        if *n == 0 {
+            self.pending.remove(edge);
+        }
+    }
+
     fn insert_participant(&mut self, c: &ConferenceId, p: &ParticipantId, rec: ParticipantRecord) {
         let edge = rec.edge.clone();
         if rec.confirmed {
             self.toggle_digest(&edge, c, p);
+        } else {
+            self.count_pending(&edge, true);
         }
         let prev = self
             .participants
@@ -533,6 +559,8 @@ impl SelectorState {
         }
         if rec.confirmed {
             self.toggle_digest(&rec.edge, c, p);
+        } else {
+            self.count_pending(&rec.edge, false);
         }
         // Counts mirror `participants`; a missing entry is a bug.
         let edges = self
@@ -697,6 +725,9 @@ impl SelectorState {
         copy.rebuild_indexes();
         if copy.by_edge != self.by_edge {
             return Err("by_edge index out of date".into());
+        }
+        if copy.pending != self.pending {
+            return Err(format!("pending {:?} != {:?}", self.pending, copy.pending));
         }
         if copy.digests != self.digests {
             return Err(format!("digests {:?} != {:?}", self.digests, copy.digests));

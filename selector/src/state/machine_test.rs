@@ -723,3 +723,87 @@ fn placements_page_in_order() {
         .collect();
     assert_eq!(page, ["c1/p2", "c2/p3"]);
 }
+
+#[test]
+fn unused_placements_are_bounded_by_capacity() {
+    let mut s = cluster();
+    let ops: Vec<Op> = (0..100)
+        .map(|i| join("flood", &format!("p{i}"), "a"))
+        .collect();
+    assert!(
+        run(&mut s, 2_000, ops)
+            .iter()
+            .all(|r| matches!(r, OpResult::Placed { created: true, .. }))
+    );
+    let r = run(&mut s, 2_001, vec![join("flood", "p100", "a")]);
+    assert_eq!(r, vec![OpResult::Rejected(ApplyError::EdgeBusy(e("a")))]);
+    assert!(
+        matches!(
+            run(&mut s, 2_002, vec![join("flood", "p100", "b")])[0],
+            OpResult::Placed { .. }
+        ),
+        "another edge still takes it"
+    );
+    // A client that connects frees its place; lapsed ones are swept.
+    run(
+        &mut s,
+        2_003,
+        vec![joined_on("a", vec![pref("flood", "p0")])],
+    );
+    assert!(matches!(
+        run(&mut s, 2_004, vec![join("flood", "p101", "a")])[0],
+        OpResult::Placed { .. }
+    ));
+    run(
+        &mut s,
+        20_000,
+        vec![Op::Maintain {
+            live_edges: vec![e("a"), e("b"), e("x")],
+            edge_lease_ms: 60_000,
+            unhealthy: vec![],
+        }],
+    );
+    assert_eq!(
+        s.participants_on(&e("a")),
+        1,
+        "only the connected one stays"
+    );
+}
+
+#[test]
+fn reports_delivered_twice_change_nothing_the_second_time() {
+    // A forwarded write whose answer was lost is sent again: each report
+    // must be harmless the second time, even after the participant moved.
+    let mut s = cluster();
+    run(&mut s, 2_000, vec![join("standup", "ada", "a")]);
+    let joined = Op::Joined {
+        edge: e("a"),
+        participants: vec![pref("standup", "ada")],
+    };
+    let left = Op::Left {
+        edge: e("a"),
+        participants: vec![pref("standup", "ada")],
+    };
+    run(&mut s, 2_100, vec![joined.clone()]);
+    let once = s.clone();
+    run(&mut s, 2_200, vec![joined]);
+    let ada = |s: &SelectorState, t| s.participant(&c("standup"), &p("ada"), t).cloned();
+    assert_eq!(ada(&s, 2_200), ada(&once, 2_200));
+    assert_eq!(s.participants_on(&e("a")), 1);
+    run(&mut s, 2_300, vec![left.clone()]);
+    assert_eq!(s.participant_count(), 0);
+    // Ada joins again elsewhere; the old edge's `Left` arrives a second time.
+    run(&mut s, 2_400, vec![join("standup", "ada", "b")]);
+    let before = s.clone();
+    let r = run(&mut s, 2_500, vec![left]);
+    assert_eq!(
+        r,
+        vec![OpResult::Reported {
+            recorded: 0,
+            ignored: 1,
+            moved: vec![]
+        }]
+    );
+    assert_eq!(ada(&s, 2_500), ada(&before, 2_500));
+    assert_eq!(s.participants_on(&e("b")), 1);
+}
