@@ -4,7 +4,7 @@
 
 mod selector_support;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use geomesh_core::token::TokenVerifier;
 use geomesh_core::{ConferenceId, EdgeId};
@@ -586,15 +586,21 @@ async fn a_join_flood_is_rate_limited_per_address_and_per_conference() {
 
     // One address floods its own meeting: its burst passes, then 429 with
     // a Retry-After, and nothing of it was stored.
+    // A token bucket passes its burst plus what refilled while the loop
+    // ran (this machine may be slow: the bound follows the time taken).
+    let bucket = |rate: f64, t0: Instant| {
+        (2.0 * rate + rate * t0.elapsed().as_secs_f64()).ceil() as usize + 1
+    };
     let flooder = http_from([127, 0, 0, 2]);
     let mut codes = Vec::new();
+    let t0 = Instant::now();
     for i in 0..40 {
         let body = json!({"conference": "flood", "participant": format!("f{i}")}).to_string();
         let (status, v) = post_json(&flooder, &url, &body).await.unwrap();
         codes.push((status, v["error"].as_str().unwrap_or("").to_string()));
     }
     let passed = codes.iter().filter(|(s, _)| *s == 200).count();
-    assert!((10..=12).contains(&passed), "{codes:?}");
+    assert!((10..=bucket(5.0, t0)).contains(&passed), "{codes:?}");
     assert!(
         codes
             .iter()
@@ -630,6 +636,7 @@ async fn a_join_flood_is_rate_limited_per_address_and_per_conference() {
     // Many addresses, one meeting: the conference's burst passes, the rest
     // wait, whatever address they come from.
     let mut big = Vec::new();
+    let t0 = Instant::now();
     for i in 0..40u8 {
         let body = json!({"conference": "big", "participant": format!("b{i}")}).to_string();
         let (status, v) = post_json(&http_from([127, 0, 1, 10 + i]), &url, &body)
@@ -638,7 +645,7 @@ async fn a_join_flood_is_rate_limited_per_address_and_per_conference() {
         big.push((status, v["message"].as_str().unwrap_or("").to_string()));
     }
     let passed_big = big.iter().filter(|(s, _)| *s == 200).count();
-    assert!((20..=24).contains(&passed_big), "{big:?}");
+    assert!((20..=bucket(10.0, t0)).contains(&passed_big), "{big:?}");
     assert!(
         big.iter()
             .all(|(s, m)| *s == 200 || m.contains("this conference")),

@@ -1,6 +1,8 @@
 //! GeoDNS of a real `geomesh selector`, queried with hickory-proto messages
-//! over UDP: nearest healthy edge by the resolver's address or by EDNS
-//! Client Subnet, SOA/NS, NXDOMAIN, REFUSED, and garbage packets.
+//! over UDP and TCP (every question is asked both ways and must get the
+//! same answer): nearest healthy edge by the resolver's address or by EDNS
+//! Client Subnet, SOA/NS, NXDOMAIN, REFUSED, garbage packets, and several
+//! queries on one TCP connection.
 
 mod selector_support;
 
@@ -11,7 +13,8 @@ use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode}
 use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsCode, EdnsOption};
 use hickory_proto::rr::{Name, RData, RecordType};
 use selector_support::*;
-use tokio::net::UdpSocket;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
 
 async fn ask(
     server: SocketAddr,
@@ -32,10 +35,33 @@ async fn ask(
             )));
     }
     m.set_edns(edns);
-    let reply = raw(server, &m.to_vec().unwrap()).await.expect("an answer");
+    let query = m.to_vec().unwrap();
+    let reply = raw(server, &query).await.expect("an answer");
     let r = Message::from_vec(&reply).unwrap();
     assert_eq!(r.metadata.id, 4242);
+    let mut tcp = TcpStream::connect(server).await.unwrap();
+    let over_tcp = tcp_ask(&mut tcp, &query).await.expect("an answer over TCP");
+    assert_eq!(
+        Message::from_vec(&over_tcp).unwrap(),
+        r,
+        "the same answer over TCP"
+    );
     r
+}
+
+/// One length-prefixed query on `tcp` (RFC 7766), its answer.
+async fn tcp_ask(tcp: &mut TcpStream, query: &[u8]) -> Option<Vec<u8>> {
+    let mut framed = (query.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(query);
+    tcp.write_all(&framed).await.ok()?;
+    let mut len = [0u8; 2];
+    tokio::time::timeout(Duration::from_secs(2), tcp.read_exact(&mut len))
+        .await
+        .ok()?
+        .ok()?;
+    let mut reply = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    tcp.read_exact(&mut reply).await.ok()?;
+    Some(reply)
 }
 
 async fn raw(server: SocketAddr, packet: &[u8]) -> Option<Vec<u8>> {
@@ -131,6 +157,36 @@ async fn geodns_answers_the_nearest_healthy_edge_with_and_without_ecs() {
     let r = ask(dns, "meet.test.", RecordType::A, None).await;
     assert_eq!(addresses(&r)[0], ip("192.0.2.1"), "still serving");
 
+    // TCP: several queries on one connection, answered in order; a
+    // message without a header ends the connection, one with a header
+    // gets FORMERR on it first.
+    let mut tcp = TcpStream::connect(dns).await.unwrap();
+    for id in [7u16, 8, 9] {
+        let mut m = Message::new(id, MessageType::Query, OpCode::Query);
+        m.add_query(Query::query(
+            Name::from_ascii("meet.test.").unwrap(),
+            RecordType::A,
+        ));
+        let r = Message::from_vec(&tcp_ask(&mut tcp, &m.to_vec().unwrap()).await.unwrap()).unwrap();
+        assert_eq!(r.metadata.id, id);
+        assert_eq!(addresses(&r)[0], ip("192.0.2.1"));
+    }
+    let formerr = tcp_ask(
+        &mut tcp,
+        &[0xbe, 0xef, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, 0xff],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        Message::from_vec(&formerr).unwrap().metadata.response_code,
+        ResponseCode::FormErr
+    );
+    assert_eq!(
+        tcp_ask(&mut tcp, b"\x01\x02").await,
+        None,
+        "closed after garbage"
+    );
+
     // A draining edge leaves the answers.
     let (s, _) = post_json(&http, &format!("{}/v1/bridges/edge-eu/drain", c.api(0)), "")
         .await
@@ -141,11 +197,11 @@ async fn geodns_answers_the_nearest_healthy_edge_with_and_without_ecs() {
 
     let m = metrics_text(&http, &c.api(0)).await;
     assert!(
-        m.contains("geomesh_selector_dns_bad_packets_total 2"),
+        m.contains("geomesh_selector_dns_bad_packets_total 4"),
         "{m}"
     );
     assert!(
-        m.contains("geomesh_selector_dns_queries_total{result=\"nxdomain\"} 1"),
+        m.contains("geomesh_selector_dns_queries_total{result=\"nxdomain\"} 2"),
         "{m}"
     );
     hb.abort();

@@ -17,6 +17,7 @@
 //! - [`uses`]: how many times a bearer token or grant was used (bounded);
 //! - [`source`]: the client unit per-client limits count (an IPv6 /64);
 //! - [`yaml`]: positioned YAML parsing shared by every geomesh file format;
+//! - [`fuzz`]: bodies of the token and topology fuzz targets;
 //! - [`api`]: the selector's public API bodies (`POST /v1/join` and friends);
 //! - [`agent`]: the selector's internal edge-agent API bodies (register,
 //!   heartbeat, participant reports; mutual TLS).
@@ -32,6 +33,7 @@
 pub mod agent;
 pub mod api;
 pub mod credentials;
+pub mod fuzz;
 pub mod geo;
 pub mod grant;
 pub mod id;

@@ -175,6 +175,13 @@ impl TokenSigner {
         })
     }
 
+    /// The key of a 32-byte seed (deterministic keys for tests and fuzzing).
+    pub fn from_seed(seed: [u8; 32]) -> Self {
+        Self {
+            key: SigningKey::from_bytes(&seed),
+        }
+    }
+
     /// Parses a PKCS#8 PEM private key (`-----BEGIN PRIVATE KEY-----`).
     pub fn from_pem(pem: &str, path: &std::path::Path) -> Result<Self, KeyError> {
         SigningKey::from_pkcs8_pem(pem)

@@ -34,6 +34,7 @@
 pub mod agent;
 pub mod drain;
 pub mod forward;
+pub mod fuzz;
 pub mod http;
 pub mod lastn;
 pub mod layers;

@@ -366,6 +366,11 @@ pub struct MediaLoop {
     departed: HashMap<PeerKey, ParticipantId>,
     /// One DTLS/SRTP crypto provider for every session.
     crypto: Arc<str0m::crypto::CryptoProvider>,
+    /// The edge's DTLS certificate, made once at start: every session
+    /// presents it (as a bridge's certificate, not a per-call one; its
+    /// fingerprint is in each answer). Generating one per session cost a
+    /// key pair and a signature on every join.
+    dtls_cert: str0m::config::DtlsCert,
     /// Participant arrivals and departures for the selector agent.
     reports: Option<mpsc::UnboundedSender<ParticipantEvent>>,
     /// Octo links to other edges, when the edge has them.
@@ -449,6 +454,10 @@ impl MediaLoop {
             octo_parts = Some((parts.node, parts.peers));
         }
         let crypto = Arc::new(str0m::crypto::from_feature_flags());
+        let dtls_cert = crypto
+            .dtls_provider
+            .generate_certificate()
+            .ok_or_else(|| std::io::Error::other("could not generate the DTLS certificate"))?;
         let mut txs = Vec::with_capacity(n);
         let now = Instant::now();
         for (worker, ((dgrams, octo_rx), sibling_rx)) in dgram_rxs
@@ -508,6 +517,7 @@ impl MediaLoop {
                 rtcp_seen: HashMap::new(),
                 departed: HashMap::new(),
                 crypto: crypto.clone(),
+                dtls_cert: dtls_cert.clone(),
                 reports: reports.clone(),
                 octo,
                 layer_stats: HashMap::new(),
@@ -1452,7 +1462,13 @@ impl MediaLoop {
         if peer.rtc.is_some() {
             return Err(MediaError::AlreadyOffered);
         }
-        let rtc = peer.create_rtc(Instant::now(), advertised, &self.crypto, self.bwe);
+        let rtc = peer.create_rtc(
+            Instant::now(),
+            advertised,
+            &self.crypto,
+            &self.dtls_cert,
+            self.bwe,
+        );
         match rtc.sdp_api().accept_offer(offer) {
             Ok(answer) => {
                 let sdp = answer.to_sdp_string();

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use str0m::change::SdpPendingOffer;
+use str0m::config::DtlsCert;
 use str0m::crypto::CryptoProvider;
 use str0m::media::{Direction, MediaKind, Mid, Rid};
 use str0m::{Candidate, IceCreds, Rtc};
@@ -205,10 +206,12 @@ impl Peer {
         now: Instant,
         advertised: SocketAddr,
         crypto: &Arc<CryptoProvider>,
+        cert: &DtlsCert,
         bwe: bool,
     ) -> &mut Rtc {
         let mut rtc = Rtc::builder()
             .set_crypto_provider(crypto.clone())
+            .set_dtls_cert(cert.clone())
             .set_ice_lite(true)
             .set_rtp_mode(true)
             .set_local_ice_credentials(IceCreds {

@@ -188,9 +188,15 @@ pub struct EdgeHandle {
     agent: Option<crate::agent::AgentHandle>,
     closing: Arc<AtomicBool>,
     octo: Option<Arc<geomesh_mesh::transport::OctoNode>>,
+    state: AppState,
 }
 
 impl EdgeHandle {
+    /// What the HTTP handlers share (in-process drivers: the fuzz targets).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
     /// Leaves without ending anyone's call: refuses new sessions, tells the
     /// selectors (no new placements here; they move its participants),
     /// asks every WebSocket participant to move to another edge, waits
@@ -343,7 +349,7 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
         ))),
     };
     tokio::spawn(crate::whip::sweep(state.clone()));
-    let app = router(state);
+    let app = router(state.clone());
     let server = tokio::spawn(async move {
         geomesh_web::serve::serve(
             listener,
@@ -363,5 +369,6 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
         agent,
         closing,
         octo: octo_node,
+        state,
     })
 }

@@ -12,6 +12,8 @@
 use std::time::{Duration, SystemTime};
 
 use axum::extract::ws::{Message, WebSocket};
+use geomesh_core::ConferenceId;
+use geomesh_core::token::JoinClaims;
 use tokio::sync::mpsc;
 use tracing::{Instrument, debug, info, info_span};
 
@@ -83,6 +85,110 @@ async fn refuse_join(
     .await;
 }
 
+/// Why a join is refused: counted under `result`, told as a fatal `code`.
+#[derive(Debug)]
+pub struct Refusal {
+    /// The `joins` counter label.
+    pub result: &'static str,
+    /// The error code the client reads.
+    pub code: &'static str,
+    /// Why, for the client.
+    pub why: String,
+}
+
+/// Admits a `join`: the edge has room and is not closing, the token is
+/// valid for this edge (and the conference the client named) and has
+/// sessions left.
+pub fn admit(
+    state: &AppState,
+    token: &str,
+    conference: Option<&ConferenceId>,
+) -> Result<JoinClaims, Refusal> {
+    let refusal = |result, code, why: String| Refusal { result, code, why };
+    if state.is_full() {
+        return Err(refusal(
+            "full",
+            "edge_full",
+            "this edge is at its capacity: join through the selector again".into(),
+        ));
+    }
+    if state.is_closing() {
+        return Err(refusal(
+            "closing",
+            "edge_closing",
+            "this edge is shutting down: join through the selector again".into(),
+        ));
+    }
+    let claims = state
+        .verifier
+        .verify(token, SystemTime::now(), &state.edge_id, conference)
+        .map_err(|e| refusal("unauthorized", "unauthorized", e.to_string()))?;
+    state
+        .use_token(token, claims.exp)
+        .map_err(|e| refusal("token_overused", "unauthorized", e.to_string()))?;
+    Ok(claims)
+}
+
+/// What one client message after `join` leads to.
+#[derive(Debug)]
+pub enum Step {
+    /// Send this (or nothing) and go on.
+    Reply(Option<ServerMessage>),
+    /// The client's offer was answered: send the answer; the offer
+    /// deadline no longer applies.
+    Answered(ServerMessage),
+    /// The client left.
+    Leave,
+}
+
+/// Handles one text message of joined session `key`.
+pub async fn on_text(state: &AppState, key: PeerKey, may_publish: bool, text: &str) -> Step {
+    let reply = match serde_json::from_str::<ClientMessage>(text) {
+        Err(e) => Some(bad_message(e)),
+        Ok(ClientMessage::Join { .. }) => Some(ServerMessage::error(
+            "already_joined",
+            "this session has joined",
+            false,
+        )),
+        Ok(ClientMessage::Offer { sdp }) if !may_publish && crate::sdp::sends_media(&sdp) => {
+            Metrics::count(&state.metrics.joins, "forbidden");
+            Some(ServerMessage::error(
+                "forbidden",
+                "this participant may not publish (its grant): offer receive-only m-lines",
+                false,
+            ))
+        }
+        Ok(ClientMessage::Offer { sdp }) => {
+            return match state.media.offer(key, sdp).await {
+                Ok(sdp) => Step::Answered(ServerMessage::Answer { sdp }),
+                Err(e) => Step::Reply(Some(ServerMessage::error("bad_sdp", e.to_string(), false))),
+            };
+        }
+        Ok(ClientMessage::Answer { sdp }) => match state.media.answer(key, sdp).await {
+            Ok(()) => None,
+            Err(e) => Some(ServerMessage::error("bad_sdp", e.to_string(), false)),
+        },
+        Ok(ClientMessage::Mute { kind, muted }) => {
+            state.media.mute(key, kind, muted).await;
+            None
+        }
+        Ok(ClientMessage::VideoConstraints {
+            last_n,
+            pinned,
+            max_height,
+        }) => {
+            state
+                .media
+                .constraints(key, last_n, pinned, max_height)
+                .await;
+            None
+        }
+        Ok(ClientMessage::Ping) => Some(ServerMessage::Pong),
+        Ok(ClientMessage::Leave) => return Step::Leave,
+    };
+    Step::Reply(reply)
+}
+
 /// Runs one session to its end.
 pub async fn session(mut socket: WebSocket, state: AppState) {
     // 1. Join, by a fixed deadline.
@@ -126,40 +232,10 @@ pub async fn session(mut socket: WebSocket, state: AppState) {
             }
         }
     };
-    if state.is_full() {
-        return refuse_join(
-            &mut socket,
-            &state,
-            "full",
-            "edge_full",
-            "this edge is at its capacity: join through the selector again",
-        )
-        .await;
-    }
-    if state.is_closing() {
-        return refuse_join(
-            &mut socket,
-            &state,
-            "closing",
-            "edge_closing",
-            "this edge is shutting down: join through the selector again",
-        )
-        .await;
-    }
-    let claims = match state.verifier.verify(
-        &token,
-        SystemTime::now(),
-        &state.edge_id,
-        conference.as_ref(),
-    ) {
+    let claims = match admit(&state, &token, conference.as_ref()) {
         Ok(c) => c,
-        Err(e) => {
-            return refuse_join(&mut socket, &state, "unauthorized", "unauthorized", e).await;
-        }
+        Err(r) => return refuse_join(&mut socket, &state, r.result, r.code, r.why).await,
     };
-    if let Err(e) = state.use_token(&token, claims.exp) {
-        return refuse_join(&mut socket, &state, "token_overused", "unauthorized", e).await;
-    }
     let (tx, mut rx) = mpsc::unbounded_channel();
     // A participant that may not receive joins like a WHIP publisher (in
     // the roster, sent nothing); one that may not send is refused any
@@ -246,40 +322,13 @@ async fn run(
                     send(socket, state, &bad_message("binary messages are not part of the protocol")).await;
                     continue;
                 };
-                let reply = match serde_json::from_str::<ClientMessage>(&text) {
-                    Err(e) => Some(bad_message(e)),
-                    Ok(ClientMessage::Join { .. }) => {
-                        Some(ServerMessage::error("already_joined", "this session has joined", false))
+                let reply = match on_text(state, key, may_publish, &text).await {
+                    Step::Reply(reply) => reply,
+                    Step::Answered(answer) => {
+                        offered = true;
+                        Some(answer)
                     }
-                    Ok(ClientMessage::Offer { sdp }) if !may_publish && crate::sdp::sends_media(&sdp) => {
-                        Metrics::count(&state.metrics.joins, "forbidden");
-                        Some(ServerMessage::error(
-                            "forbidden",
-                            "this participant may not publish (its grant): offer receive-only m-lines",
-                            false,
-                        ))
-                    }
-                    Ok(ClientMessage::Offer { sdp }) => Some(match state.media.offer(key, sdp).await {
-                        Ok(sdp) => {
-                            offered = true;
-                            ServerMessage::Answer { sdp }
-                        }
-                        Err(e) => ServerMessage::error("bad_sdp", e.to_string(), false),
-                    }),
-                    Ok(ClientMessage::Answer { sdp }) => match state.media.answer(key, sdp).await {
-                        Ok(()) => None,
-                        Err(e) => Some(ServerMessage::error("bad_sdp", e.to_string(), false)),
-                    },
-                    Ok(ClientMessage::Mute { kind, muted }) => {
-                        state.media.mute(key, kind, muted).await;
-                        None
-                    }
-                    Ok(ClientMessage::VideoConstraints { last_n, pinned, max_height }) => {
-                        state.media.constraints(key, last_n, pinned, max_height).await;
-                        None
-                    }
-                    Ok(ClientMessage::Ping) => Some(ServerMessage::Pong),
-                    Ok(ClientMessage::Leave) => return,
+                    Step::Leave => return,
                 };
                 if let Some(reply) = reply
                     && !send(socket, state, &reply).await

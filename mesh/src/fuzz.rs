@@ -1,7 +1,7 @@
 //! The body of the `octo_wire` fuzz target, shared by cargo-fuzz
 //! (`fuzz/fuzz_targets/octo_wire.rs`, nightly) and a stable test that runs
 //! it over the seed corpus and a few hundred thousand generated inputs
-//! (`mesh/tests/fuzz_stable.rs`), so CI exercises it without nightly.
+//! (`tests/fuzz.rs`), so CI exercises it without nightly.
 //!
 //! One input is tried as everything an edge reads from the network:
 //!

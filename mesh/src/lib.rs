@@ -102,7 +102,7 @@
 //! ## Fuzzing
 //!
 //! `fuzz/` (its own workspace) holds the cargo-fuzz target `octo_wire` and
-//! its seed corpus; `mesh/tests/fuzz_stable.rs` runs the same body
+//! its seed corpus; `tests/fuzz.rs` (the workspace root) runs the same body
 //! ([`fuzz::octo_wire`]) on stable in every `cargo test`.
 
 #![forbid(unsafe_code)]

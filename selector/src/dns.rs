@@ -14,8 +14,11 @@
 //!   the authority section).
 //! - Other names under the hostname: NXDOMAIN; names outside it: REFUSED.
 //!
-//! UDP only. Packets that do not parse are counted and answered FORMERR
-//! when they have a header; nothing panics on input.
+//! UDP and TCP on the same port (RFC 7766: two-byte length before each
+//! message, several queries per connection, idle connections closed after
+//! [`TCP_IDLE`], at most [`MAX_TCP_CONNECTIONS`] at once). Messages that do
+//! not parse are counted and answered FORMERR when they have a header;
+//! nothing panics on input.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -33,13 +36,20 @@ use hickory_server::proto::rr::{LowerName, Name, RData, Record, RecordType};
 use hickory_server::proto::serialize::binary::BinEncoder;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::{MessageResponse, MessageResponseBuilder};
-use tokio::net::UdpSocket;
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
 
 use crate::metrics::Metrics;
 use crate::node::Shared;
 
 /// Most addresses in one answer.
 pub const MAX_ANSWERS: usize = 2;
+
+/// A TCP connection that sends no complete query for this long is closed
+/// (RFC 7766 §6.2.3 suggests seconds, not minutes, for a busy server).
+pub const TCP_IDLE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// TCP connections served at once; more wait in the kernel's backlog.
+pub const MAX_TCP_CONNECTIONS: usize = 256;
 
 /// The request handler.
 pub struct GeoDns {
@@ -311,15 +321,12 @@ async fn send<'a, R: ResponseHandler>(
     }
 }
 
-/// Sends answers back on the UDP socket a query came in on.
-#[derive(Clone)]
-struct UdpResponder {
-    socket: Arc<UdpSocket>,
-    dst: SocketAddr,
-}
+/// Keeps the encoded answer, for the transport to send.
+#[derive(Clone, Default)]
+struct Capture(Arc<std::sync::Mutex<Vec<u8>>>);
 
 #[async_trait::async_trait]
-impl ResponseHandler for UdpResponder {
+impl ResponseHandler for Capture {
     async fn send_response<'a>(
         &mut self,
         response: MessageResponse<
@@ -331,13 +338,39 @@ impl ResponseHandler for UdpResponder {
             impl Iterator<Item = &'a Record> + Send + 'a,
         >,
     ) -> Result<ResponseInfo, NetError> {
-        let mut buf = Vec::with_capacity(512);
-        let info = {
-            let mut enc = BinEncoder::new(&mut buf);
-            response.destructive_emit(&mut enc)?
-        };
-        self.socket.send_to(&buf, self.dst).await?;
+        let mut out = Vec::with_capacity(512);
+        let info = response.destructive_emit(&mut BinEncoder::new(&mut out))?;
+        *self.0.lock().expect("DNS capture lock") = out;
         Ok(info)
+    }
+}
+
+impl GeoDns {
+    /// The answer to one DNS message from `src`, encoded; `None` when
+    /// nothing should be sent (a response, or no readable header). What
+    /// does not parse is counted and answered FORMERR.
+    pub async fn answer(
+        &self,
+        packet: &[u8],
+        src: SocketAddr,
+        protocol: Protocol,
+    ) -> Option<Vec<u8>> {
+        match Request::from_bytes(packet.to_vec(), src, protocol) {
+            Ok(req) if req.metadata.message_type == MessageType::Query => {
+                let capture = Capture::default();
+                self.handle_request::<_, hickory_server::net::runtime::TokioTime>(
+                    &req,
+                    capture.clone(),
+                )
+                .await;
+                let out = std::mem::take(&mut *capture.0.lock().expect("DNS capture lock"));
+                (!out.is_empty()).then_some(out)
+            }
+            _ => {
+                self.shared.metrics.dns_bad_packets.inc();
+                formerr(packet)
+            }
+        }
     }
 }
 
@@ -369,24 +402,74 @@ pub async fn serve(shared: Arc<Shared>, socket: UdpSocket) {
                 continue;
             }
         };
-        let packet = &buf[..n];
-        match Request::from_bytes(packet.to_vec(), src, Protocol::Udp) {
-            Ok(req) if req.metadata.message_type == MessageType::Query => {
-                let responder = UdpResponder {
-                    socket: socket.clone(),
-                    dst: src,
-                };
-                handler
-                    .handle_request::<_, hickory_server::net::runtime::TokioTime>(&req, responder)
-                    .await;
-            }
-            _ => {
-                shared.metrics.dns_bad_packets.inc();
-                if let Some(reply) = formerr(packet) {
-                    let _ = socket.send_to(&reply, src).await;
-                }
-            }
+        if let Some(reply) = handler.answer(&buf[..n], src, Protocol::Udp).await {
+            let _ = socket.send_to(&reply, src).await;
         }
+    }
+}
+
+/// Serves GeoDNS over TCP until the task is aborted.
+pub async fn serve_tcp(shared: Arc<Shared>, listener: TcpListener) {
+    let Some(handler) = GeoDns::new(shared.clone()) else {
+        return; // serve() says why
+    };
+    let handler = Arc::new(handler);
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_TCP_CONNECTIONS));
+    loop {
+        let Ok(permit) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let (stream, src) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::debug!(error = %e, "GeoDNS accept");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let handler = handler.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            if let Err(e) = tcp_connection(&handler, stream, src).await {
+                tracing::debug!(error = %e, %src, "GeoDNS TCP connection ended");
+            }
+        });
+    }
+}
+
+/// Answers the queries of one TCP connection in order until the client
+/// closes it, falls idle, or sends something that is not DNS framing.
+async fn tcp_connection(
+    handler: &GeoDns,
+    mut stream: TcpStream,
+    src: SocketAddr,
+) -> std::io::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = Vec::new();
+    loop {
+        let mut len = [0u8; 2];
+        match tokio::time::timeout(TCP_IDLE, stream.read_exact(&mut len)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+            Ok(Err(e)) => return Err(e),
+            Err(_) => return Ok(()), // idle
+        }
+        let len = usize::from(u16::from_be_bytes(len));
+        buf.resize(len, 0);
+        tokio::time::timeout(TCP_IDLE, stream.read_exact(&mut buf))
+            .await
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
+        let Some(reply) = handler.answer(&buf, src, Protocol::Tcp).await else {
+            // A response or no header: not a client speaking DNS.
+            return Ok(());
+        };
+        let Ok(n) = u16::try_from(reply.len()) else {
+            return Ok(()); // cannot happen for our answers; never send a broken frame
+        };
+        let mut out = Vec::with_capacity(2 + reply.len());
+        out.extend_from_slice(&n.to_be_bytes());
+        out.extend_from_slice(&reply);
+        stream.write_all(&out).await?;
     }
 }
 

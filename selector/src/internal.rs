@@ -145,7 +145,8 @@ pub async fn serve(shared: Arc<Shared>, listener: TcpListener) {
     }
 }
 
-fn router(shared: Arc<Shared>) -> Router {
+/// The internal API's routes; the caller's identity comes in as a [`Caller`] extension.
+pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route(paths::APPEND, post(append))
         .route(paths::VOTE, post(vote))

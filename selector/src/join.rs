@@ -242,7 +242,7 @@ pub async fn join(
             let edges = view::edge_statuses(&shared.cfg.topology, st, &soft, now, &exclude);
             let conf_edges = view::conference_edges(&edges, st, &conf);
             let existing = st.participant(&conf, &participant, now_ms).map(|r| {
-                let usable = view::usable(st, &soft, &r.edge, now) && !exclude.contains(&r.edge);
+                let usable = view::keeps(st, &soft, &r.edge, now) && !exclude.contains(&r.edge);
                 (r.edge.clone(), usable)
             });
             (edges, conf_edges, existing)

@@ -44,6 +44,7 @@ pub mod api;
 mod api_error;
 pub mod config;
 pub mod dns;
+pub mod fuzz;
 pub mod internal;
 pub mod join;
 pub mod limits;

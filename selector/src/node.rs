@@ -398,24 +398,33 @@ pub async fn start(cfg: NodeConfig) -> Result<RunningSelector, StartError> {
         .await
         .map_err(io(format!("binding the internal listener on {}", me.raft)))?;
     let dns = match (me.dns, &cfg.topology.cluster.domain) {
-        (Some(addr), Some(_)) => Some(
-            UdpSocket::bind(addr)
+        (Some(addr), Some(_)) => {
+            let udp = UdpSocket::bind(addr)
                 .await
-                .map_err(io(format!("binding GeoDNS on {addr}")))?,
-        ),
+                .map_err(io(format!("binding GeoDNS on udp {addr}")))?;
+            // TCP on the same port (RFC 7766): the port UDP got when 0 was asked.
+            let tcp_addr = udp.local_addr().map_err(io("DNS address"))?;
+            let tcp = TcpListener::bind(tcp_addr)
+                .await
+                .map_err(io(format!("binding GeoDNS on tcp {tcp_addr}")))?;
+            Some((udp, tcp))
+        }
         _ => None,
     };
     let api_addr = api.local_addr().map_err(io("API address"))?;
     let internal_addr = internal.local_addr().map_err(io("internal address"))?;
     let dns_addr = match &dns {
-        Some(s) => Some(s.local_addr().map_err(io("DNS address"))?),
+        Some((s, _)) => Some(s.local_addr().map_err(io("DNS address"))?),
         None => None,
     };
 
     let (writes, write_rx) = mpsc::channel(cfg.max_batch * 8);
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
     let shared = Arc::new(Shared {
-        soft: Mutex::new(SoftState::new(cfg.topology.policy.health_timeout)),
+        soft: Mutex::new(SoftState::new(
+            cfg.topology.policy.health_timeout,
+            Instant::now(),
+        )),
         node_id: nid,
         raft,
         store,
@@ -457,8 +466,9 @@ pub async fn start(cfg: NodeConfig) -> Result<RunningSelector, StartError> {
         internal,
     )));
     let api_task = tokio::spawn(crate::api::serve(shared.clone(), api));
-    if let Some(sock) = dns {
-        tasks.push(tokio::spawn(crate::dns::serve(shared.clone(), sock)));
+    if let Some((udp, tcp)) = dns {
+        tasks.push(tokio::spawn(crate::dns::serve(shared.clone(), udp)));
+        tasks.push(tokio::spawn(crate::dns::serve_tcp(shared.clone(), tcp)));
     }
     tasks.push(tokio::spawn(maintain(shared.clone())));
     tasks.push(tokio::spawn(watch_leader(shared.clone())));
@@ -564,7 +574,7 @@ async fn maintain(shared: Arc<Shared>) {
             judged.retain(|e| !live.contains(e));
             // A node that has not yet listened for a whole health timeout
             // has not heard from every edge: it judges no one.
-            let unhealthy = if shared.uptime() > soft.health_timeout() * 2 {
+            let unhealthy = if soft.has_listened(now) {
                 shared.with_state(|st| {
                     st.edges()
                         .keys()

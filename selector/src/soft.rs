@@ -32,15 +32,33 @@ pub struct EdgeSoft {
 pub struct SoftState {
     edges: HashMap<EdgeId, EdgeSoft>,
     health_timeout: Duration,
+    /// When this node started listening.
+    since: Instant,
 }
 
 impl SoftState {
-    /// Empty: every edge unhealthy until it heartbeats.
-    pub fn new(health_timeout: Duration) -> Self {
+    /// Empty, listening from `now`: every edge unhealthy until it
+    /// heartbeats, but none known to be silent before [`Self::has_listened`].
+    pub fn new(health_timeout: Duration, now: Instant) -> Self {
         Self {
             edges: HashMap::new(),
             health_timeout,
+            since: now,
         }
+    }
+
+    /// Whether this node has listened long enough (two health timeouts)
+    /// to have heard from every live edge. Before that, an edge it has not
+    /// heard from is unknown, not dead: a node that just started (or
+    /// restarted) must not release or move anyone on its say.
+    pub fn has_listened(&self, now: Instant) -> bool {
+        now.saturating_duration_since(self.since) > self.health_timeout * 2
+    }
+
+    /// Known to be silent: not healthy, and this node has listened long
+    /// enough to tell.
+    pub fn is_silent(&self, edge: &EdgeId, now: Instant) -> bool {
+        !self.is_healthy(edge, now) && self.has_listened(now)
     }
 
     /// Takes a (validated) heartbeat.
@@ -139,7 +157,7 @@ mod tests {
     #[test]
     fn three_missed_heartbeats_make_an_edge_unhealthy() {
         let t0 = Instant::now();
-        let mut s = SoftState::new(Duration::from_secs(3));
+        let mut s = SoftState::new(Duration::from_secs(3), Instant::now());
         let e = EdgeId::new("e1").unwrap();
         assert!(!s.is_healthy(&e, t0), "unknown until it heartbeats");
         s.heartbeat(&e, hb(), t0);

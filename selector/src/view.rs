@@ -102,7 +102,10 @@ pub fn conference_edges(
         .collect()
 }
 
-/// Whether an edge can take a participant now, on this node's view.
-pub fn usable(state: &SelectorState, soft: &SoftState, edge: &EdgeId, now: Instant) -> bool {
-    state.edge(edge).is_some_and(|r| !r.draining) && soft.is_healthy(edge, now)
+/// Whether a participant placed on `edge` may stay there, on this node's
+/// view: the edge is registered, not draining, and not known to be silent.
+/// (An edge this node has not heard from yet since it started is not a
+/// reason to move anyone: another node may hear it fine.)
+pub fn keeps(state: &SelectorState, soft: &SoftState, edge: &EdgeId, now: Instant) -> bool {
+    state.edge(edge).is_some_and(|r| !r.draining) && !soft.is_silent(edge, now)
 }

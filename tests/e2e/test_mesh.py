@@ -312,8 +312,11 @@ def test_scale_out_sigterm_and_removal_without_ending_calls(browser):
         placed = join_api(sel, {"conference": "probe-sa-2", "region": "dev-sa"})
         assert placed["edge"]["id"] == "edge-dev-sa-1", placed
         pages["sa"] = browser(mesh.page("grow", "bra", "dev-sa", "&simulcast=0"))
-        sa_id = wait_for("the dev-sa page joined", lambda: page_stats(pages["sa"])["me"], timeout=45)
-        assert page_stats(pages["sa"])["edge"]["id"] == "edge-dev-sa-1"
+        # Joined, and connected (the page knows its edge once media is up).
+        sa = wait_for("the dev-sa page joined and connected",
+                      lambda: (lambda s: s if s["me"] and s["edge"] else None)(page_stats(pages["sa"])), timeout=45)
+        sa_id = sa["me"]
+        assert sa["edge"]["id"] == "edge-dev-sa-1", sa["edge"]
         wait_for("the new edge's page and the old one's decode each other (octo to the newcomer)",
                  lambda: page_stats(pages["sa"])["video"].get(us_id, 0) >= 15
                  and page_stats(pages["us"])["video"].get(sa_id, 0) >= 15, timeout=60)
