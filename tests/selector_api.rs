@@ -673,3 +673,163 @@ async fn a_join_flood_is_rate_limited_per_address_and_per_conference() {
     assert_eq!(limited as usize, refused, "{text}");
     hb.abort();
 }
+
+/// The selection log: one entry per placement, on the node that made it,
+/// with every edge weighed and why it lost; a repeated join adds none, a
+/// move says where from; operators only; `geomesh selector selections`
+/// merges the nodes' logs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_selection_log_has_one_entry_per_placement_with_its_candidates() {
+    let mut c = Cluster::new(3);
+    let (http, hb) = c.up().await;
+    let t0 = std::time::SystemTime::now();
+    let script = [
+        (
+            0,
+            json!({"conference": "log", "participant": "ada", "location": {"lat": 48.85, "lon": 2.35}}),
+        ),
+        (
+            1,
+            json!({"conference": "log", "participant": "bob", "location": {"lat": 40.7, "lon": -74.0}}),
+        ),
+        (
+            2,
+            json!({"conference": "log", "participant": "cyd",
+                   "probes": [{"edge": "edge-ap", "rtt_ms": 9}, {"edge": "edge-eu", "rtt_ms": 180}]}),
+        ),
+        // The same join again through another node: no new placement.
+        (
+            1,
+            json!({"conference": "log", "participant": "ada", "location": {"lat": 48.85, "lon": 2.35}}),
+        ),
+    ];
+    let mut placed = Vec::new();
+    for (node, body) in &script {
+        let url = format!("{}/v1/join", c.api(*node));
+        let (status, v) = post_json(&http, &url, &body.to_string()).await.unwrap();
+        assert_eq!(status, 200, "{v}");
+        placed.push(v["edge"]["id"].as_str().unwrap().to_string());
+    }
+    assert_eq!(placed[0], placed[3]);
+    // Bob cannot reach his edge: he is moved.
+    let body = json!({"conference": "log", "participant": "bob", "exclude": [placed[1]],
+                      "location": {"lat": 40.7, "lon": -74.0}});
+    let (status, moved) = post_json(&http, &format!("{}/v1/join", c.api(2)), &body.to_string())
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{moved}");
+    assert_ne!(moved["edge"]["id"].as_str().unwrap(), placed[1]);
+
+    // Operators only.
+    let r = http
+        .get(format!("{}/v1/selections", c.api(0)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+
+    let mut all = Vec::new();
+    for i in 0..3 {
+        let s = get_json(&http, &format!("{}/v1/selections?conference=log", c.api(i)))
+            .await
+            .unwrap();
+        assert_eq!(s["selector"], format!("sel-{}", i + 1));
+        all.extend(s["selections"].as_array().unwrap().iter().cloned());
+    }
+    all.sort_by_key(|e| e["at_ms"].as_u64().unwrap());
+    let who: Vec<&str> = all
+        .iter()
+        .map(|e| e["participant"].as_str().unwrap())
+        .collect();
+    assert_eq!(who, ["ada", "bob", "cyd", "bob"], "{all:#?}");
+    let verdicts = [
+        "chosen",
+        "farther",
+        "more_stressed",
+        "affinity",
+        "conference_cap",
+        "unhealthy",
+        "draining",
+        "overloaded",
+        "unregistered",
+        "no_rtt",
+    ];
+    for e in &all {
+        assert!(e["at_ms"].as_u64().unwrap() >= super_unix_ms(t0), "{e}");
+        let cands = e["candidates"].as_array().unwrap();
+        assert_eq!(cands.len(), EDGES.len(), "every edge weighed: {e}");
+        assert_eq!(cands[0]["verdict"], "chosen", "{e}");
+        assert_eq!(cands[0]["edge"], e["edge"], "{e}");
+        assert_eq!(
+            cands.iter().filter(|c| c["verdict"] == "chosen").count(),
+            1,
+            "{e}"
+        );
+        for c in cands {
+            assert!(verdicts.contains(&c["verdict"].as_str().unwrap()), "{c}");
+            assert!(c["stress"].as_f64().unwrap() >= 0.0, "{c}");
+        }
+        assert!(
+            e["reason"].is_string() && e["rtt_ms"].as_f64().unwrap() > 0.0,
+            "{e}"
+        );
+    }
+    assert_eq!(all[2]["rtt_source"], "probe");
+    assert_eq!(all[0]["location_source"], "hint");
+    assert_eq!(all[3]["moved_from"], placed[1].as_str());
+    let excluded = all[3]["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["edge"] == placed[1].as_str())
+        .unwrap();
+    assert_eq!(
+        excluded["verdict"], "unhealthy",
+        "the client could not reach it"
+    );
+    assert_eq!(all[1]["selector"], "sel-2");
+
+    // The CLI merges every node's log: the same four, one line each.
+    let token_file = c.dir.path().join("operator-token");
+    std::fs::write(&token_file, operator_token()).unwrap();
+    let apis = (0..3).map(|i| c.api(i)).collect::<Vec<_>>().join(",");
+    let out = std::process::Command::new(EXE)
+        .args([
+            "selector",
+            "selections",
+            "--conference",
+            "log",
+            "--json",
+            "--selector",
+            &apis,
+        ])
+        .arg("--operator-token")
+        .arg(&token_file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines, all);
+    let text = std::process::Command::new(EXE)
+        .args(["selector", "selections", "--selector", &apis])
+        .arg("--operator-token")
+        .arg(&token_file)
+        .output()
+        .unwrap();
+    let text = String::from_utf8(text.stdout).unwrap();
+    assert_eq!(text.lines().count(), 4, "{text}");
+    assert!(text.contains("moved from"), "{text}");
+    hb.abort();
+}
+
+fn super_unix_ms(t: std::time::SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
+}

@@ -278,3 +278,78 @@ mod tests {
         ));
     }
 }
+
+/// One placement as the selection log keeps it (`GET /v1/selections`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Selection {
+    /// Order of this entry on the selector that made it.
+    pub seq: u64,
+    /// When it was committed, Unix ms.
+    pub at_ms: u64,
+    /// The selector node that placed it.
+    pub selector: String,
+    /// The conference.
+    pub conference: ConferenceId,
+    /// The participant.
+    pub participant: ParticipantId,
+    /// The chosen edge.
+    pub edge: EdgeId,
+    /// Its region.
+    pub region: RegionId,
+    /// Why it was chosen (`nearest`, `least_stressed_in_region`,
+    /// `affinity_reuse`, `cap_reached`, `over_cap`).
+    pub reason: String,
+    /// The client's RTT to it, ms.
+    pub rtt_ms: f64,
+    /// Where that RTT came from: `probe` or `geo_estimate`.
+    pub rtt_source: String,
+    /// Where the client's location came from: `hint`, `geoip`,
+    /// `default` or `unknown`.
+    pub location_source: String,
+    /// The edge the participant was on before, when this moved it
+    /// (failover, migration, or an edge the client could not reach).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moved_from: Option<EdgeId>,
+    /// The chosen edge, then the others by RTT (at most
+    /// [`MAX_SELECTION_CANDIDATES`]), each with why it lost.
+    pub candidates: Vec<SelectionCandidate>,
+    /// Edges left out of `candidates`, counted by verdict.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub more: std::collections::BTreeMap<String, u32>,
+}
+
+/// Most candidates one [`Selection`] lists.
+pub const MAX_SELECTION_CANDIDATES: usize = 8;
+
+/// One edge as a placement saw it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SelectionCandidate {
+    /// The edge.
+    pub edge: EdgeId,
+    /// Its region.
+    pub region: RegionId,
+    /// The client's RTT to it, ms (none without a location or a probe).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rtt_ms: Option<f64>,
+    /// `probe` or `geo_estimate`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rtt_source: Option<String>,
+    /// Its estimated stress at the time (0 = idle, 1 = at capacity).
+    pub stress: f64,
+    /// `chosen`, or why it lost: `farther`, `more_stressed`, `affinity`,
+    /// `conference_cap`, `unhealthy`, `draining`, `overloaded`,
+    /// `unregistered`, `no_rtt`.
+    pub verdict: String,
+}
+
+/// `GET /v1/selections` answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Selections {
+    /// The selector node answering (each keeps its own log).
+    pub selector: String,
+    /// Entries after `since`, oldest first.
+    pub selections: Vec<Selection>,
+    /// Entries the node's ring has dropped since it started (the oldest go
+    /// first once it is full).
+    pub dropped: u64,
+}

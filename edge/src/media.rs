@@ -1213,6 +1213,7 @@ impl MediaLoop {
                 }
                 self.retarget_layers(to);
             }
+            RouterEvent::KeyframeDue { source } => self.request_keyframe_for(source),
             RouterEvent::DominantSpeaker { to, peer } => {
                 let Some(participant) = self.router.peer(peer).map(|i| i.participant.clone())
                 else {

@@ -138,6 +138,12 @@ pub enum RouterEvent {
         /// Who left.
         peer: PeerKey,
     },
+    /// A keyframe request deferred by the rate limit is due: relay it now
+    /// ([`Router::keyframe_request`] will say yes).
+    KeyframeDue {
+        /// The source.
+        source: SourceId,
+    },
 }
 
 /// Why a join is refused.
@@ -193,6 +199,8 @@ struct Source {
     /// Receivers, in subscription order.
     subscribers: Vec<PeerKey>,
     last_keyframe_request: Option<Instant>,
+    /// A request came within the interval: relay one when it is over.
+    keyframe_deferred: bool,
 }
 
 #[derive(Debug, Default)]
@@ -348,6 +356,8 @@ impl Router {
             | RouterEvent::DominantSpeaker { to, .. }
             | RouterEvent::Joined { to, .. }
             | RouterEvent::Left { to, .. } => *to != key,
+            // Its sources were removed above: nothing of theirs is due.
+            RouterEvent::KeyframeDue { source } => self.sources.contains_key(source),
         });
         let conf = self
             .conferences
@@ -416,6 +426,7 @@ impl Router {
                 kind,
                 subscribers: Vec::new(),
                 last_keyframe_request: None,
+                keyframe_deferred: false,
             },
         );
         let conf = self
@@ -482,6 +493,10 @@ impl Router {
 
     /// A subscriber asks for a keyframe of `source`: true when it should be
     /// relayed to the publisher now (at most one per interval per source).
+    /// One that comes within the interval is deferred, not dropped: the
+    /// subscriber may have started after the keyframe the last request
+    /// brought, so [`RouterEvent::KeyframeDue`] follows when the interval
+    /// is over.
     pub fn keyframe_request(&mut self, now: Instant, source: SourceId) -> bool {
         let Some(src) = self.sources.get_mut(&source) else {
             return false;
@@ -491,8 +506,21 @@ impl Router {
             .is_none_or(|t| now.saturating_duration_since(t) >= self.keyframe_interval);
         if due {
             src.last_keyframe_request = Some(now);
+            src.keyframe_deferred = false;
+        } else {
+            src.keyframe_deferred = true;
         }
         due
+    }
+
+    /// When the earliest deferred keyframe request is due.
+    fn keyframe_deadline(&self) -> Option<Instant> {
+        self.sources
+            .values()
+            .filter(|s| s.keyframe_deferred)
+            .filter_map(|s| s.last_keyframe_request)
+            .min()
+            .map(|t| t + self.keyframe_interval)
     }
 
     /// A session's public info.
@@ -610,9 +638,21 @@ impl Router {
         }
     }
 
-    /// Ticks every conference's speaker detection; a new dominant speaker
-    /// re-selects every member and moves viewers that follow the speaker.
+    /// Releases deferred keyframe requests that are due, and ticks every
+    /// conference's speaker detection; a new dominant speaker re-selects
+    /// every member and moves viewers that follow the speaker.
     pub fn handle_timeout(&mut self, now: Instant) {
+        for (id, src) in &mut self.sources {
+            if src.keyframe_deferred
+                && src
+                    .last_keyframe_request
+                    .is_none_or(|t| now.saturating_duration_since(t) >= self.keyframe_interval)
+            {
+                src.keyframe_deferred = false;
+                self.events
+                    .push_back(RouterEvent::KeyframeDue { source: *id });
+            }
+        }
         let mut touched: Vec<(ConferenceId, Option<PeerKey>)> = Vec::new();
         for (id, c) in self.conferences.iter_mut() {
             if c.speakers.poll_timeout().is_none_or(|t| t > now) {
@@ -644,11 +684,13 @@ impl Router {
         }
     }
 
-    /// When the speaker detection next needs [`Router::handle_timeout`].
+    /// When the speaker detection or a deferred keyframe request next needs
+    /// [`Router::handle_timeout`].
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.conferences
             .values()
             .filter_map(|c| c.speakers.poll_timeout())
+            .chain(self.keyframe_deadline())
             .min()
     }
 

@@ -237,6 +237,31 @@ fn keyframe_requests_are_rate_limited_per_source() {
     assert!(!r.keyframe_request(t0, SourceId(999)), "unknown source");
 }
 
+#[test]
+fn a_keyframe_request_within_the_interval_is_deferred_not_dropped() {
+    let mut r = Router::new(Duration::from_millis(500));
+    r.join(conf("c"), info(1, "a", Role::Member)).unwrap();
+    let s = r.add_source(A, Kind::Video).unwrap();
+    while r.poll_event().is_some() {}
+    let t0 = Instant::now();
+    assert!(r.keyframe_request(t0, s));
+    assert_eq!(r.poll_timeout(), None, "nothing deferred yet");
+    // Two more within the interval: one deferred request, due at its end.
+    assert!(!r.keyframe_request(t0 + Duration::from_millis(100), s));
+    assert!(!r.keyframe_request(t0 + Duration::from_millis(200), s));
+    assert_eq!(r.poll_timeout(), Some(t0 + Duration::from_millis(500)));
+    r.handle_timeout(t0 + Duration::from_millis(400));
+    assert_eq!(r.poll_event(), None, "not before the interval is over");
+    r.handle_timeout(t0 + Duration::from_millis(500));
+    assert_eq!(r.poll_event(), Some(RouterEvent::KeyframeDue { source: s }));
+    assert_eq!(r.poll_event(), None);
+    assert!(
+        r.keyframe_request(t0 + Duration::from_millis(500), s),
+        "now it goes"
+    );
+    assert_eq!(r.poll_timeout(), None);
+}
+
 /// Feeds `loud` a speech level and everyone else silence for `ms`
 /// milliseconds of virtual time, ticking the router as it asks.
 fn talk(r: &mut Router, now: &mut Instant, loud: PeerKey, others: &[PeerKey], ms: u64) {

@@ -12,7 +12,7 @@ use std::time::Instant;
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -58,6 +58,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/bridges", get(bridges))
         .route("/v1/bridges/{id}/drain", post(drain))
         .route("/v1/conferences/{id}", get(conference))
+        .route("/v1/selections", get(selections))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .fallback(|| async { ApiFailure::not_found("no such endpoint") })
@@ -407,6 +408,46 @@ async fn conference(
             })
             .collect(),
         conference: conf,
+    }))
+}
+
+/// `GET /v1/selections` query.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SelectionsQuery {
+    conference: Option<String>,
+    /// Unix ms: entries committed after it.
+    since: Option<u64>,
+    limit: Option<usize>,
+}
+
+/// `GET /v1/selections?conference=&since=&limit=`: this node's selection
+/// log (operators only: it names participants).
+async fn selections(
+    State(s): State<Arc<Shared>>,
+    headers: HeaderMap,
+    query: Result<Query<SelectionsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<geomesh_core::api::Selections>, ApiFailure> {
+    s.access.require_operator(&headers, &s.metrics)?;
+    let Query(q) = query.map_err(|e| ApiFailure::bad_request(e.body_text()))?;
+    let conference = q
+        .conference
+        .map(ConferenceId::new)
+        .transpose()
+        .map_err(|e| ApiFailure::bad_request(format!("conference: {e}")))?;
+    let limit = q
+        .limit
+        .unwrap_or(crate::selections::MAX_QUERY)
+        .min(crate::selections::MAX_QUERY);
+    let (selections, dropped) =
+        s.selections
+            .lock()
+            .expect("selection log lock")
+            .query(conference.as_ref(), q.since, limit);
+    Ok(Json(geomesh_core::api::Selections {
+        selector: s.cfg.id.to_string(),
+        selections,
+        dropped,
     }))
 }
 

@@ -13,7 +13,7 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant, SystemTime};
 
 use axum::http::StatusCode;
-use geomesh_core::api::{EdgeEndpoint, Fallback, JoinRequest, JoinResponse};
+use geomesh_core::api::{EdgeEndpoint, Fallback, JoinRequest, JoinResponse, Selection};
 use geomesh_core::grant::GrantClaims;
 use geomesh_core::token::{JoinClaims, Rights};
 use geomesh_core::{ConferenceId, EdgeId, GeoPoint, ParticipantId};
@@ -22,7 +22,7 @@ use crate::api_error::ApiFailure;
 use crate::metrics::Metrics;
 use crate::node::{Shared, unix_ms};
 use crate::state::{ApplyError, Op, OpResult, SelectorState};
-use crate::strategy::{ClusterView, PlacementError, PlacementRequest, Reason, place};
+use crate::strategy::{ClusterView, PlacementError, PlacementRequest, Reason, explain, place};
 use crate::view;
 
 /// Where the client's location came from.
@@ -119,8 +119,6 @@ pub fn endpoint(
 struct Decision {
     edge: EdgeId,
     reason: &'static str,
-    rtt_ms: Option<f64>,
-    rtt_source: Option<&'static str>,
     ranking: Vec<EdgeId>,
 }
 
@@ -269,8 +267,6 @@ pub async fn join(
             let d = Decision {
                 edge: current.clone(),
                 reason: "existing",
-                rtt_ms: None,
-                rtt_source: None,
                 ranking,
             };
             return Ok(respond(shared, &req, &who, d, loc_src));
@@ -284,6 +280,7 @@ pub async fn join(
             other => ApiFailure::bad_request(other.to_string()),
         })?;
         let chosen = edges[p.edge.get()].id.clone();
+        let moved_from = existing.as_ref().map(|(e, _)| e.clone());
         let op = Op::Join {
             conference: conf.clone(),
             participant: participant.clone(),
@@ -303,6 +300,33 @@ pub async fn join(
                     shared.soft().record_placement(&edge);
                     Metrics::reason(&shared.metrics.placements, p.reason.as_str());
                     Metrics::reason(&shared.metrics.placement_rtt_source, p.rtt_source.as_str());
+                    let considered =
+                        explain(&shared.policy, cluster, &preq, &p).unwrap_or_default();
+                    let (candidates, more) = crate::selections::candidates(cluster, &considered);
+                    // The view holds only edges of known regions.
+                    let region = cluster.region_of(p.edge).map(|r| r.id.clone());
+                    if let Some(region) = region {
+                        shared
+                            .selections
+                            .lock()
+                            .expect("selection log lock")
+                            .record(Selection {
+                                seq: 0,
+                                at_ms: unix_ms(SystemTime::now()),
+                                selector: shared.cfg.id.to_string(),
+                                conference: conf.clone(),
+                                participant: participant.clone(),
+                                region,
+                                edge: edge.clone(),
+                                reason: p.reason.as_str().to_string(),
+                                rtt_ms: (p.rtt_ms * 10.0).round() / 10.0,
+                                rtt_source: p.rtt_source.as_str().to_string(),
+                                location_source: loc_src.as_str().to_string(),
+                                moved_from: moved_from.clone(),
+                                candidates,
+                                more,
+                            });
+                    }
                 }
                 let d = Decision {
                     reason: if created {
@@ -310,8 +334,6 @@ pub async fn join(
                     } else {
                         "existing"
                     },
-                    rtt_ms: (edge == chosen).then_some(p.rtt_ms),
-                    rtt_source: (edge == chosen).then_some(p.rtt_source.as_str()),
                     edge,
                     ranking,
                 };
@@ -396,19 +418,16 @@ fn respond(
     drop(applied);
     let selectors = selector_urls(shared);
     shared.metrics.join("ok", d.reason);
-    tracing::info!(
-        target: "selection",
+    // New placements are in the selection log (crate::selections); this is
+    // every answer, a repeated join of someone already placed included.
+    tracing::debug!(
         conference = req.conference.as_str(),
         participant = participant.as_str(),
         location_source = loc_src.as_str(),
         edge = d.edge.as_str(),
-        region = edge.region.as_str(),
         reason = d.reason,
-        rtt_ms = d.rtt_ms,
-        rtt_source = d.rtt_source,
-        probes = req.probes.len(),
         fallbacks = ?fallback_ids.iter().map(EdgeId::as_str).collect::<Vec<_>>(),
-        "placed participant"
+        "join answered"
     );
     JoinResponse {
         participant: participant.clone(),

@@ -10,7 +10,8 @@
 //! log, vote and snapshots in redb, RPCs over mutual TLS), the soft state
 //! from edge heartbeats ([`soft`]), the public HTTP API ([`api`], [`join`]),
 //! the internal mTLS API for Raft, admin and the edge agent ([`internal`],
-//! [`agent`]), GeoDNS ([`dns`]) and metrics ([`metrics`]).
+//! [`agent`]), GeoDNS ([`dns`]), the selection log ([`selections`]) and
+//! metrics ([`metrics`]).
 //!
 //! **Does not own**: GeoIP lookups and distances (`geomesh-geoip`), the
 //! topology schema and API body types (`geomesh-core`, including the
@@ -51,6 +52,7 @@ pub mod limits;
 pub mod metrics;
 pub mod node;
 pub mod raft;
+pub mod selections;
 pub mod soft;
 pub mod state;
 pub mod tls;

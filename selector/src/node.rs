@@ -104,6 +104,8 @@ pub struct Shared {
     pub tls: NodeTls,
     /// Regions in topology order (placement indexes into this).
     pub regions: Vec<RegionSite>,
+    /// The placements this node made, with their candidates.
+    pub selections: Mutex<crate::selections::SelectionLog>,
     peers: Mutex<HashMap<String, PeerClient>>,
     writes: mpsc::Sender<WriteReq>,
     started: Instant,
@@ -451,6 +453,9 @@ pub async fn start(cfg: NodeConfig) -> Result<RunningSelector, StartError> {
         metrics: Metrics::new(),
         tls,
         regions,
+        selections: Mutex::new(crate::selections::SelectionLog::new(
+            crate::selections::CAPACITY,
+        )),
         peers: Mutex::default(),
         writes,
         started: Instant::now(),

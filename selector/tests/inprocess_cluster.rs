@@ -292,12 +292,24 @@ async fn a_lagging_node_catches_up_from_a_snapshot_of_100k_placements() {
             .collect();
         let s = lead.clone();
         batches.push(tokio::spawn(async move {
-            s.propose(vec![Op::Joined {
+            let op = Op::Joined {
                 edge: EdgeId::new("edge-1").unwrap(),
                 participants,
-            }])
-            .await
-            .unwrap()
+            };
+            // A loaded machine can keep the one follower from acknowledging
+            // within an election timeout: the leader then answers "no
+            // quorum" and, like any client, the batch tries again.
+            for attempt in 0.. {
+                match s.propose(vec![op.clone()]).await {
+                    Ok(r) => return r,
+                    Err(e) if attempt < 20 => {
+                        tokio::time::sleep(Duration::from_millis(250)).await;
+                        eprintln!("batch {b}: {e}; again");
+                    }
+                    Err(e) => panic!("batch {b}: {e}"),
+                }
+            }
+            unreachable!()
         }));
     }
     for b in batches {

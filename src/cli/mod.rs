@@ -8,6 +8,7 @@ pub mod edge;
 pub mod geoip;
 pub mod loadgen;
 pub mod operator;
+pub mod selections;
 pub mod selector;
 pub mod sim;
 pub mod token;

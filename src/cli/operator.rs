@@ -53,3 +53,15 @@ pub fn token(given: Option<&PathBuf>) -> anyhow::Result<String> {
         .trim()
         .to_string())
 }
+
+/// The dev mesh's topology file, credentials directory and first selector
+/// (for the admin API's mutual TLS), if one runs here.
+pub fn dev_admin() -> Option<(PathBuf, PathBuf, geomesh_core::SelectorId)> {
+    let s = dev_state()?;
+    let id = s["selectors"][0]["id"].as_str()?;
+    Some((
+        PathBuf::from(s["topology"].as_str()?),
+        PathBuf::from(s["certs_dir"].as_str()?),
+        geomesh_core::SelectorId::new(id).ok()?,
+    ))
+}

@@ -133,20 +133,60 @@ enum Admin {
         /// The edge to remove.
         edge: geomesh_core::EdgeId,
     },
+    /// Print the selection log: every placement with the candidates weighed
+    /// and why each lost, from every selector, oldest first.
+    Selections(super::selections::Args),
 }
 
+/// Where a node's admin API is and how to prove the caller may use it.
+/// Each defaults to the `geomesh dev` mesh running here.
 #[derive(clap::Args)]
 struct AdminArgs {
     /// The topology file.
     #[arg(long)]
-    topology: PathBuf,
+    topology: Option<PathBuf>,
     /// The credentials directory (its operator certificate, `nodes/operator.pem`,
     /// is presented; without one, the node certificate of `--id`).
     #[arg(long)]
-    certs: PathBuf,
+    certs: Option<PathBuf>,
     /// The selector to talk to.
     #[arg(long)]
+    id: Option<SelectorId>,
+}
+
+/// [`AdminArgs`] with the defaults filled in.
+struct Resolved {
+    topology: Topology,
+    certs: PathBuf,
     id: SelectorId,
+}
+
+impl AdminArgs {
+    fn resolve(self) -> anyhow::Result<Resolved> {
+        let dev = super::operator::dev_admin();
+        let missing = |what: &str| {
+            anyhow!(
+                "no --{what} given and no `geomesh dev` running here: pass --topology, --certs and --id"
+            )
+        };
+        let topology = match self.topology {
+            Some(t) => t,
+            None => dev.as_ref().ok_or_else(|| missing("topology"))?.0.clone(),
+        };
+        let certs = match self.certs {
+            Some(c) => c,
+            None => dev.as_ref().ok_or_else(|| missing("certs"))?.1.clone(),
+        };
+        let id = match self.id {
+            Some(i) => i,
+            None => dev.as_ref().ok_or_else(|| missing("id"))?.2.clone(),
+        };
+        Ok(Resolved {
+            topology: super::load_topology(&topology)?,
+            certs,
+            id,
+        })
+    }
 }
 
 impl Args {
@@ -241,17 +281,18 @@ impl Admin {
 
     async fn run_async(self) -> anyhow::Result<ExitCode> {
         match self {
+            Admin::Selections(a) => return a.run().await,
             Admin::Init(a) => {
-                let t = super::load_topology(&a.topology)?;
-                let c = client_for(&t, &a.certs, &a.id, &a.id)?;
+                let a = a.resolve()?;
+                let c = client_for(&a.topology, &a.certs, &a.id, &a.id)?;
                 let r: AdminResult = c
                     .post(admin_paths::INIT, &serde_json::json!({}), TIMEOUT)
                     .await?;
                 println!("{}: {} (voters: {})", a.id, r.message, r.voters.join(", "));
             }
             Admin::Status(a) => {
-                let t = super::load_topology(&a.topology)?;
-                let c = client_for(&t, &a.certs, &a.id, &a.id)?;
+                let a = a.resolve()?;
+                let c = client_for(&a.topology, &a.certs, &a.id, &a.id)?;
                 let r: RaftStatus = c.get(admin_paths::STATUS, TIMEOUT).await?;
                 println!("{}", serde_json::to_string_pretty(&r)?);
             }
@@ -260,8 +301,9 @@ impl Admin {
                 node,
                 timeout,
             } => {
-                let t = super::load_topology(&a.topology)?;
-                let s = t
+                let a = a.resolve()?;
+                let s = a
+                    .topology
                     .selector(&node)
                     .ok_or_else(|| anyhow!("selector {node} is not in the topology"))?;
                 let body = NodeRequest {
@@ -270,7 +312,7 @@ impl Admin {
                     api: s.api,
                     timeout_ms: Some(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX)),
                 };
-                let leader = leader_client(&t, &a).await?;
+                let leader = leader_client(&a).await?;
                 // The leader answers within `timeout` plus the membership change.
                 let r: AdminResult = leader
                     .post(admin_paths::ADD_NODE, &body, *timeout + TIMEOUT)
@@ -278,8 +320,8 @@ impl Admin {
                 println!("{} (voters: {})", r.message, r.voters.join(", "));
             }
             Admin::RemoveEdge { admin: a, edge } => {
-                let t = super::load_topology(&a.topology)?;
-                let c = client_for(&t, &a.certs, &a.id, &a.id)?;
+                let a = a.resolve()?;
+                let c = client_for(&a.topology, &a.certs, &a.id, &a.id)?;
                 let r: AdminResult = c
                     .post(
                         admin_paths::REMOVE_EDGE,
@@ -290,8 +332,7 @@ impl Admin {
                 println!("{}", r.message);
             }
             Admin::RemoveNode { admin: a, node } => {
-                let t = super::load_topology(&a.topology)?;
-                let leader = leader_client(&t, &a).await?;
+                let leader = leader_client(&a.resolve()?).await?;
                 let r: AdminResult = leader
                     .post(
                         admin_paths::REMOVE_NODE,
@@ -307,7 +348,8 @@ impl Admin {
 }
 
 /// A client for the current leader, found through node `--id`.
-async fn leader_client(t: &Topology, a: &AdminArgs) -> anyhow::Result<PeerClient> {
+async fn leader_client(a: &Resolved) -> anyhow::Result<PeerClient> {
+    let t = &a.topology;
     let c = client_for(t, &a.certs, &a.id, &a.id)?;
     let status: RaftStatus = c.get(admin_paths::STATUS, TIMEOUT).await?;
     let leader = status

@@ -165,6 +165,8 @@ pub enum TimeoutReason {
     PongDeadline,
     /// Remote state from before a reconnect expires unless re-announced.
     ResyncDeadline,
+    /// A keyframe request deferred by the rate limit is due.
+    KeyframeRequest,
 }
 
 /// A deadline and why.

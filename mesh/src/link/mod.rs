@@ -485,6 +485,9 @@ impl Link {
                 self.fail(LinkError::HelloTimeout);
             }
             LinkState::Up { .. } => {
+                let interval = self.config.keyframe_interval;
+                self.remote
+                    .send_deferred_keyframes(now, interval, &mut self.out);
                 if let Some((_, sent)) = self.ping.outstanding {
                     if now >= sent + self.config.ping_timeout {
                         self.fail(LinkError::Unresponsive);
@@ -532,13 +535,19 @@ impl Link {
                 Some(*since + self.config.hello_timeout),
                 TimeoutReason::HelloDeadline,
             ),
-            LinkState::Up { .. } => match self.ping.outstanding {
-                Some((_, sent)) => consider(
-                    Some(sent + self.config.ping_timeout),
-                    TimeoutReason::PongDeadline,
-                ),
-                None => consider(self.ping.next_at, TimeoutReason::Ping),
-            },
+            LinkState::Up { .. } => {
+                consider(
+                    self.remote.keyframe_deadline(self.config.keyframe_interval),
+                    TimeoutReason::KeyframeRequest,
+                );
+                match self.ping.outstanding {
+                    Some((_, sent)) => consider(
+                        Some(sent + self.config.ping_timeout),
+                        TimeoutReason::PongDeadline,
+                    ),
+                    None => consider(self.ping.next_at, TimeoutReason::Ping),
+                }
+            }
             _ => {}
         }
         best
@@ -727,8 +736,11 @@ impl Link {
     }
 
     /// Asks the peer for a keyframe of a remote source. Returns whether a
-    /// request went out: at most one per [`LinkConfig::keyframe_interval`]
-    /// per source, and none while the link is down.
+    /// request went out now: at most one per [`LinkConfig::keyframe_interval`]
+    /// per source, and none while the link is down. One asked for within
+    /// the interval is deferred to its end ([`TimeoutReason::KeyframeRequest`]),
+    /// not dropped: the subscriber that asked may have started after the
+    /// keyframe the last request brought.
     pub fn request_keyframe(
         &mut self,
         now: Instant,

@@ -49,6 +49,10 @@ pub(crate) struct RemoteState {
     /// My subscriptions, by the peer's stable source id; kept across reconnects.
     wanted: HashMap<SourceId, Subscription>,
     last_keyframe_request: HashMap<SourceId, Instant>,
+    /// Requests that came within the interval of the last one, by source:
+    /// sent when the interval is over (a subscriber that started after the
+    /// last keyframe went by still gets one). `None`: every layer.
+    deferred_keyframes: HashMap<SourceId, Option<u8>>,
 }
 
 impl RemoteState {
@@ -62,6 +66,7 @@ impl RemoteState {
             stale: None,
             wanted: HashMap::new(),
             last_keyframe_request: HashMap::new(),
+            deferred_keyframes: HashMap::new(),
         }
     }
 
@@ -340,6 +345,7 @@ impl RemoteState {
         self.source_ids.remove(&s.source.id);
         self.wanted.remove(&s.source.id);
         self.last_keyframe_request.remove(&s.source.id);
+        self.deferred_keyframes.remove(&s.source.id);
         if let Some(c) = self.conferences.get_mut(&s.conference) {
             c.sources.remove(&handle);
         }
@@ -420,11 +426,56 @@ impl RemoteState {
         if let Some(last) = self.last_keyframe_request.get(&id)
             && now.saturating_duration_since(*last) < interval
         {
+            // Deferred, not dropped; two layers asked for become "every layer".
+            self.deferred_keyframes
+                .entry(id)
+                .and_modify(|l| {
+                    if *l != layer {
+                        *l = None;
+                    }
+                })
+                .or_insert(layer);
             return Ok(false);
         }
+        self.deferred_keyframes.remove(&id);
         self.last_keyframe_request.insert(id, now);
         out.send(&ControlFrame::KeyframeRequest { source: *h, layer });
         Ok(true)
+    }
+
+    /// When the earliest deferred keyframe request is due.
+    pub(crate) fn keyframe_deadline(&self, interval: Duration) -> Option<Instant> {
+        self.deferred_keyframes
+            .keys()
+            .filter_map(|id| self.last_keyframe_request.get(id))
+            .min()
+            .map(|last| *last + interval)
+    }
+
+    /// Sends the deferred keyframe requests that are due at `now`.
+    pub(crate) fn send_deferred_keyframes(
+        &mut self,
+        now: Instant,
+        interval: Duration,
+        out: &mut Outbox,
+    ) {
+        let due: Vec<(SourceId, Option<u8>)> = self
+            .deferred_keyframes
+            .iter()
+            .filter(|(id, _)| {
+                self.last_keyframe_request
+                    .get(id)
+                    .is_none_or(|last| now.saturating_duration_since(*last) >= interval)
+            })
+            .map(|(id, layer)| (*id, *layer))
+            .collect();
+        for (id, layer) in due {
+            self.deferred_keyframes.remove(&id);
+            if let Some(h) = self.source_ids.get(&id) {
+                self.last_keyframe_request.insert(id, now);
+                out.send(&ControlFrame::KeyframeRequest { source: *h, layer });
+            }
+        }
     }
 
     /// The peer's sources currently announced, for inspection.

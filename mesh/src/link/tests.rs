@@ -366,6 +366,40 @@ fn keyframe_requests_cross_and_are_rate_limited() {
             layer: Some(2)
         }]
     );
+    // The second request was deferred, not dropped: it crosses when the
+    // interval is over (the link's timer says why it wakes).
+    assert_eq!(
+        p.b.poll_timeout().map(|d| (d.at - now, d.reason)),
+        Some((Duration::from_millis(250), TimeoutReason::KeyframeRequest))
+    );
+    p.run(Duration::from_millis(300));
+    let deferred: Vec<_> = quiet(p.take_a())
+        .into_iter()
+        .filter(|e| matches!(e, LinkEvent::KeyframeRequested { .. }))
+        .collect();
+    assert_eq!(
+        deferred,
+        [LinkEvent::KeyframeRequested {
+            source: SourceId(7),
+            layer: Some(2)
+        }]
+    );
+    // Different layers asked for within one interval become "every layer".
+    let t = p.now;
+    assert_eq!(p.b.request_keyframe(t, SourceId(7), Some(0)), Ok(false));
+    assert_eq!(p.b.request_keyframe(t, SourceId(7), Some(1)), Ok(false));
+    p.run(Duration::from_millis(300));
+    let merged: Vec<_> = quiet(p.take_a())
+        .into_iter()
+        .filter(|e| matches!(e, LinkEvent::KeyframeRequested { .. }))
+        .collect();
+    assert_eq!(
+        merged,
+        [LinkEvent::KeyframeRequested {
+            source: SourceId(7),
+            layer: None
+        }]
+    );
     let later = p.now + Duration::from_millis(300);
     assert_eq!(p.b.request_keyframe(later, SourceId(7), None), Ok(true));
 }

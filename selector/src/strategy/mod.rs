@@ -37,6 +37,7 @@
 
 mod calibration;
 mod error;
+mod explain;
 mod input;
 mod outcome;
 mod place;
@@ -45,6 +46,7 @@ mod rtt_model;
 
 pub use calibration::{Calibration, CalibrationError, MeasuredPair, MeasuredRegion};
 pub use error::{Exclusions, PlacementError};
+pub use explain::{Considered, Verdict, explain};
 pub use input::{
     ClusterView, ConferenceEdge, EdgeIdx, EdgeStatus, PlacementRequest, ProbeRtt, RegionIdx,
     RegionSite,
@@ -53,40 +55,6 @@ pub use outcome::{Placement, Reason, RttSource};
 pub use place::place;
 pub use policy::{DEFAULT_AFFINITY_MARGIN_MS, DEFAULT_MAX_FALLBACKS, PlacementPolicy, PolicyError};
 pub use rtt_model::{FIBRE_MS_PER_KM, Fit, FitError, RttModel};
-
-/// Emits the structured selection log line for a decision
-/// (`target: "geomesh::selection"`, level INFO): conference, participant,
-/// edge, region, reason, RTT and its source, fallbacks. Callers log every
-/// committed placement with it and count `reason` in metrics.
-pub fn log_selection(
-    cluster: ClusterView<'_>,
-    conference: &geomesh_core::ConferenceId,
-    participant: &geomesh_core::ParticipantId,
-    placement: &Placement,
-) {
-    let edge = cluster.edge(placement.edge).map_or("?", |e| e.id.as_str());
-    let region = cluster
-        .region_of(placement.edge)
-        .map_or("?", |r| r.id.as_str());
-    let fallbacks: Vec<&str> = placement
-        .fallbacks
-        .iter()
-        .filter_map(|f| cluster.edge(*f).map(|e| e.id.as_str()))
-        .collect();
-    tracing::info!(
-        target: "geomesh::selection",
-        conference = conference.as_str(),
-        participant = participant.as_str(),
-        edge,
-        region,
-        reason = placement.reason.as_str(),
-        rtt_ms = placement.rtt_ms,
-        rtt_source = placement.rtt_source.as_str(),
-        best_rtt_ms = placement.best_rtt_ms,
-        fallbacks = ?fallbacks,
-        "placed participant"
-    );
-}
 
 #[cfg(test)]
 mod storm_test;

@@ -34,7 +34,7 @@ pub fn place(
     if let Some(l) = request.location {
         l.validate()?;
     }
-    let probes = sorted_probes(request.probes, edges.len())?;
+    let rtts = ClientRtt::new(policy, cluster, request)?;
     for c in request.conference {
         if c.edge.get() >= edges.len() {
             return Err(PlacementError::BadEdgeIndex {
@@ -44,23 +44,7 @@ pub fn place(
             });
         }
     }
-
-    // Geo estimate per region, once (edges in a region share its location).
-    let region_rtt: Vec<f64> = match request.location {
-        Some(l) => cluster
-            .regions
-            .iter()
-            .map(|r| policy.rtt_model.rtt_between(l, r.location))
-            .collect(),
-        None => vec![f64::NAN; cluster.regions.len()],
-    };
-    let rtt_of = |i: usize, e: &EdgeStatus| -> Option<(f64, RttSource)> {
-        if let Ok(k) = probes.binary_search_by(|p| p.edge.get().cmp(&i)) {
-            return Some((probes[k].rtt_ms, RttSource::Probe));
-        }
-        let r = region_rtt[e.region.get()];
-        (!r.is_nan()).then_some((r, RttSource::GeoEstimate))
-    };
+    let rtt_of = |i: usize, e: &EdgeStatus| rtts.get(i, e);
 
     // One pass: exclusions, per-region best, top fallbacks.
     let mut ex = Exclusions {
@@ -166,7 +150,7 @@ pub fn place(
 
 /// The edge's estimated stress if it is a candidate; otherwise counts why not.
 #[inline]
-fn admit(policy: &PlacementPolicy, e: &EdgeStatus, ex: &mut Exclusions) -> Option<f64> {
+pub(super) fn admit(policy: &PlacementPolicy, e: &EdgeStatus, ex: &mut Exclusions) -> Option<f64> {
     if !e.registered {
         ex.unregistered += 1;
         return None;
@@ -186,6 +170,46 @@ fn admit(policy: &PlacementPolicy, e: &EdgeStatus, ex: &mut Exclusions) -> Optio
     } else {
         ex.overloaded += 1;
         None
+    }
+}
+
+/// The client's RTT to each edge: its probe when it sent one, else the RTT
+/// model on the distance to the edge's region (once per region).
+pub(super) struct ClientRtt {
+    probes: Vec<ProbeRtt>,
+    region_rtt: Vec<f64>,
+}
+
+impl ClientRtt {
+    /// Checks the location and probes of `request` against `cluster`.
+    pub(super) fn new(
+        policy: &PlacementPolicy,
+        cluster: ClusterView<'_>,
+        request: &PlacementRequest<'_>,
+    ) -> Result<Self, PlacementError> {
+        if let Some(l) = request.location {
+            l.validate()?;
+        }
+        let probes = sorted_probes(request.probes, cluster.edges.len())?;
+        let region_rtt = match request.location {
+            Some(l) => cluster
+                .regions
+                .iter()
+                .map(|r| policy.rtt_model.rtt_between(l, r.location))
+                .collect(),
+            None => vec![f64::NAN; cluster.regions.len()],
+        };
+        Ok(Self { probes, region_rtt })
+    }
+
+    /// The RTT to edge `i` and where it came from; `None` without either.
+    #[inline]
+    pub(super) fn get(&self, i: usize, e: &EdgeStatus) -> Option<(f64, RttSource)> {
+        if let Ok(k) = self.probes.binary_search_by(|p| p.edge.get().cmp(&i)) {
+            return Some((self.probes[k].rtt_ms, RttSource::Probe));
+        }
+        let r = *self.region_rtt.get(e.region.get())?;
+        (!r.is_nan()).then_some((r, RttSource::GeoEstimate))
     }
 }
 
