@@ -49,9 +49,11 @@ if ! command -v chromium >/dev/null 2>&1; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
-# GStreamer webrtcbin (libnice) for Debian's python3: test_gstreamer.py.
+# GStreamer webrtcbin (libnice) for Debian's python3: test_gstreamer.py; and
+# the tools the operations tests drive.
+# dnsutils: dig for GeoDNS; prometheus: promtool for the alert rules.
 GST_PKGS="python3-gi gir1.2-gst-plugins-bad-1.0 gstreamer1.0-nice gstreamer1.0-plugins-base
-  gstreamer1.0-plugins-good gstreamer1.0-plugins-bad iproute2 openssl"
+  gstreamer1.0-plugins-good gstreamer1.0-plugins-bad iproute2 openssl dnsutils prometheus"
 for p in $GST_PKGS; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
     apt-get update -qq

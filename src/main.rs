@@ -54,6 +54,10 @@ enum Command {
     Dev(cli::dev::Args),
     /// Drain an edge: no new participants; optionally move the current ones.
     Drain(cli::drain::Args),
+    /// Show the cluster: regions, edges, selectors, octo links.
+    Status(cli::status::Args),
+    /// Check the cluster for the common mistakes; exit 1 if any check fails.
+    Doctor(cli::doctor::Args),
     /// Run a latency study (simulations) from a scenario file.
     Sim(cli::sim::Args),
     /// Load edges with many WebRTC participants and measure them.
@@ -74,6 +78,8 @@ fn main() -> ExitCode {
         Command::Selector(a) => a.run(),
         Command::Dev(a) => a.run(cli.log_format),
         Command::Drain(a) => a.run(),
+        Command::Status(a) => a.run(),
+        Command::Doctor(a) => a.run(),
         Command::Sim(a) => a.run(),
         Command::Loadgen(a) => a.run(),
     };

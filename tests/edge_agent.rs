@@ -59,6 +59,15 @@ async fn agent_follows_the_cluster_despite_a_hung_node_and_resyncs_what_it_lost(
         tls: (*tls.client).clone(),
         heartbeat: Duration::from_millis(200),
         describe: None,
+        about: geomesh_core::agent::EdgeAbout {
+            version: "test".into(),
+            started_ms: 1,
+            sent_ms: 0,
+            media: "127.0.0.1:1".parse().unwrap(),
+            topology_hash: "t".into(),
+            token_key: "k".into(),
+            cert_not_after: 0,
+        },
     };
     let metrics = Arc::new(Metrics::new());
     let (events, rx) = tokio::sync::mpsc::unbounded_channel();

@@ -164,10 +164,14 @@ async fn internal_api_checks_identity_and_refuses_bad_bodies() {
         geomesh_core::agent::LinkRtt {
             edge: "edge-nowhere".parse().unwrap(),
             rtt_ms: 10.0,
+            state: None,
+            loss: None,
         },
         geomesh_core::agent::LinkRtt {
             edge: "edge-us".parse().unwrap(),
             rtt_ms: 80.0,
+            state: Some("up".into()),
+            loss: Some(0.01),
         },
     ];
     let _: Value = client
@@ -178,7 +182,7 @@ async fn internal_api_checks_identity_and_refuses_bad_bodies() {
     assert_eq!(b[0]["load"]["participants"], 8, "{b}");
     assert_eq!(
         b[0]["load"]["links"],
-        json!([{"edge": "edge-us", "rtt_ms": 80.0}]),
+        json!([{"edge": "edge-us", "rtt_ms": 80.0, "state": "up", "loss": 0.01}]),
         "{b}"
     );
 

@@ -141,6 +141,31 @@ pub struct Heartbeat {
     /// selector whose record of this edge differs answers `resync`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub digest: Option<u64>,
+    /// What the edge runs and how it is set up (operators' checks:
+    /// `geomesh status`, `geomesh doctor`). Optional: edges of an older
+    /// version do not send it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub about: Option<EdgeAbout>,
+}
+
+/// An edge's description of itself in heartbeats.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EdgeAbout {
+    /// The `geomesh` version it runs.
+    pub version: String,
+    /// When the process started, Unix ms.
+    pub started_ms: u64,
+    /// Its clock when it sent this heartbeat, Unix ms (clock skew).
+    pub sent_ms: u64,
+    /// The media address in its ICE candidates (`public_ip:media_port`).
+    pub media: std::net::SocketAddr,
+    /// [`topology_hash`] of the topology file it was started with.
+    pub topology_hash: String,
+    /// [`key_id`] of the token public key it verifies join tokens with.
+    pub token_key: String,
+    /// When its certificate expires, Unix seconds.
+    pub cert_not_after: u64,
 }
 
 /// One octo link round trip.
@@ -149,8 +174,15 @@ pub struct Heartbeat {
 pub struct LinkRtt {
     /// The other edge.
     pub edge: EdgeId,
-    /// Smoothed RTT in milliseconds.
+    /// Smoothed RTT in milliseconds (0 while the link is down).
     pub rtt_ms: f64,
+    /// `up`, or `down` (connecting, or lost and retrying). Absent: up
+    /// (edges of an older version report only links that are up).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// Share of QUIC packets lost on the link's current connection, 0–1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss: Option<f64>,
 }
 
 /// `POST /agent/v1/heartbeat` response body.
@@ -347,6 +379,17 @@ pub enum AgentRequestError {
         /// The edge.
         edge: EdgeId,
     },
+    /// A text field is too long or not printable ASCII.
+    #[error("{0}: longer than 64 characters or not printable ASCII")]
+    BadText(&'static str),
+    /// A link state other than `up` or `down`.
+    #[error("links[{index}].state: {state:?} is neither up nor down")]
+    LinkState {
+        /// Index in `links`.
+        index: usize,
+        /// The value given.
+        state: String,
+    },
     /// The same participant in `joined` and `left` of one report: which
     /// came first cannot be told (send them in two reports).
     #[error("{0}: in both joined and left of one report (send them in order, in two reports)")]
@@ -439,6 +482,9 @@ impl Heartbeat {
         range("bitrate_bps", self.bitrate_bps, 1e12, "0 to 1e12")?;
         range("cpu", self.cpu, 1.0, "0.0 to 1.0")?;
         range("stress", self.stress, MAX_STRESS, "0.0 to 100.0")?;
+        if let Some(a) = &self.about {
+            a.validate()?;
+        }
         if self.links.len() > MAX_LINKS {
             return Err(AgentRequestError::TooMany {
                 field: "links",
@@ -453,11 +499,39 @@ impl Heartbeat {
                     rtt_ms: l.rtt_ms,
                 });
             }
+            if let Some(st) = &l.state
+                && st != "up"
+                && st != "down"
+            {
+                return Err(AgentRequestError::LinkState {
+                    index,
+                    state: st.chars().take(16).collect(),
+                });
+            }
+            if let Some(loss) = l.loss {
+                range("links[].loss", loss, 1.0, "0.0 to 1.0")?;
+            }
             if self.links[..index].iter().any(|m| m.edge == l.edge) {
                 return Err(AgentRequestError::DuplicateLink {
                     index,
                     edge: l.edge.clone(),
                 });
+            }
+        }
+        Ok(())
+    }
+}
+
+impl EdgeAbout {
+    /// Checks what serde does not: bounded, printable text.
+    pub fn validate(&self) -> Result<(), AgentRequestError> {
+        for (field, v) in [
+            ("about.version", &self.version),
+            ("about.topology_hash", &self.topology_hash),
+            ("about.token_key", &self.token_key),
+        ] {
+            if v.len() > 64 || !v.chars().all(|c| c.is_ascii_graphic()) {
+                return Err(AgentRequestError::BadText(field));
             }
         }
         Ok(())

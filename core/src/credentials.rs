@@ -121,6 +121,25 @@ pub fn node_identity(der: &[u8]) -> Result<(Role, String), IdentityError> {
     Ok((role, id.to_string()))
 }
 
+/// The role and id of the first certificate of PEM text `pem` (see
+/// [`node_identity`]).
+pub fn pem_identity(pem: &[u8]) -> Result<(Role, String), IdentityError> {
+    let (_, p) =
+        x509_parser::pem::parse_x509_pem(pem).map_err(|e| IdentityError::Parse(e.to_string()))?;
+    node_identity(&p.contents)
+}
+
+/// When the first certificate of PEM text `pem` expires, Unix seconds.
+pub fn cert_not_after(pem: &[u8]) -> Result<u64, IdentityError> {
+    let (_, p) =
+        x509_parser::pem::parse_x509_pem(pem).map_err(|e| IdentityError::Parse(e.to_string()))?;
+    let cert = p
+        .parse_x509()
+        .map_err(|e| IdentityError::Parse(e.to_string()))?;
+    u64::try_from(cert.validity().not_after.timestamp())
+        .map_err(|_| IdentityError::Parse("expiry before 1970".into()))
+}
+
 /// Why credentials could not be written.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

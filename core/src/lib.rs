@@ -15,6 +15,7 @@
 //! - [`credentials`]: the cluster CA, node certificates and token keys that
 //!   `geomesh certs init` writes (with rcgen);
 //! - [`uses`]: how many times a bearer token or grant was used (bounded);
+//! - [`stun`]: the few STUN messages geomesh reads and writes besides ICE;
 //! - [`source`]: the client unit per-client limits count (an IPv6 /64);
 //! - [`yaml`]: positioned YAML parsing shared by every geomesh file format;
 //! - [`fuzz`]: bodies of the token and topology fuzz targets;
@@ -38,6 +39,7 @@ pub mod geo;
 pub mod grant;
 pub mod id;
 pub mod source;
+pub mod stun;
 pub mod token;
 pub mod topology;
 pub mod uses;
@@ -46,3 +48,10 @@ pub mod yaml;
 pub use geo::GeoPoint;
 pub use id::{ConferenceId, EdgeId, IdError, ParticipantId, RegionId, SelectorId};
 pub use topology::Topology;
+
+/// The first 16 hex digits of the SHA-256 of `bytes`: a fingerprint for
+/// operators to compare (topologies, keys), not a security boundary.
+pub fn short_hash(bytes: &[u8]) -> String {
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
+    d.as_ref()[..8].iter().map(|b| format!("{b:02x}")).collect()
+}

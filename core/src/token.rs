@@ -295,6 +295,12 @@ impl TokenVerifier {
             .expect("encode ed25519 public key")
     }
 
+    /// A fingerprint of the public key ([`crate::short_hash`] of its
+    /// bytes): selectors and edges compare theirs.
+    pub fn key_id(&self) -> String {
+        crate::short_hash(self.key.as_bytes())
+    }
+
     /// Sets the clock-skew allowance applied to `exp` and `iat`.
     pub fn with_leeway(mut self, leeway: Duration) -> Self {
         self.leeway = leeway;

@@ -5,7 +5,7 @@
 //!
 //! **Owns**: WebSocket signaling (`GET /v1/rtc`, [`messages`]), WHIP and
 //! WHEP, the single-UDP-port media socket ([`socket`]: batched receive and
-//! GSO send) with address-keyed demultiplexing ([`stun`] names the session of a new address), the
+//! GSO send) with address-keyed demultiplexing (`geomesh_core::stun` names the session of a new address), the
 //! sans-IO routing table ([`router`]: who publishes what, who receives it),
 //! the media loops that drive every session's `Rtc` ([`media`], one per core:
 //! [`workers`]), where sessions go ([`placement`]) and how one conference
@@ -52,7 +52,6 @@ pub mod server;
 pub(crate) mod sibling;
 pub mod socket;
 pub mod speaker;
-pub mod stun;
 pub mod whip;
 pub mod workers;
 pub mod ws;

@@ -32,7 +32,6 @@ use crate::placement::Placement;
 use crate::router::{Kind, PeerInfo, PeerKey, Role, Router, RouterEvent, SourceId};
 use crate::sibling::{SiblingLink, SiblingRx};
 use crate::socket::{MediaSocket, Outbox};
-use crate::stun;
 
 #[path = "media_octo.rs"]
 mod octo;
@@ -609,14 +608,16 @@ impl MediaLoop {
         let now = Instant::now();
         let key = match self.by_addr.get(&src) {
             Some(k) => *k,
-            None => match stun::local_ufrag(data).and_then(|u| self.by_ufrag.get(u)) {
-                Some(k) => *k,
-                None => {
-                    Metrics::count(&self.metrics.dropped, "unknown_source");
-                    trace!(%src, len = data.len(), "datagram from unknown source");
-                    return;
+            None => {
+                match geomesh_core::stun::local_ufrag(data).and_then(|u| self.by_ufrag.get(u)) {
+                    Some(k) => *k,
+                    None => {
+                        Metrics::count(&self.metrics.dropped, "unknown_source");
+                        trace!(%src, len = data.len(), "datagram from unknown source");
+                        return;
+                    }
                 }
-            },
+            }
         };
         let Ok(contents) = data.try_into() else {
             Metrics::count(&self.metrics.dropped, "unparseable");

@@ -119,7 +119,7 @@ impl Octo {
         share: Arc<LinkShare>,
     ) -> Self {
         let (node, events) = node.unzip();
-        Self {
+        let mut octo = Self {
             node,
             events,
             peers,
@@ -143,7 +143,13 @@ impl Octo {
             first_seen: HashMap::new(),
             muted: HashMap::new(),
             regions: HashMap::new(),
-        }
+        };
+        // Links come up at start, not with the first shared conference:
+        // the first cross-edge meeting does not wait for a QUIC handshake,
+        // and a blocked octo port shows at once (`geomesh doctor`), not
+        // when users first meet across regions.
+        octo.ensure_links();
+        octo
     }
 
     /// A peer edge's region, once its link came up.
@@ -156,8 +162,8 @@ impl Octo {
         self.sibling_ids.contains(edge)
     }
 
-    /// Links to every peer edge, dialing them on first use (the lower id
-    /// dials; the transport retries with backoff).
+    /// Links to every peer edge (the lower id dials; the transport retries
+    /// with backoff).
     fn ensure_links(&mut self) {
         let Some(node) = &self.node else {
             return;

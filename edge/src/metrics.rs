@@ -91,6 +91,17 @@ pub struct Reason {
     pub reason: String,
 }
 
+/// Who this edge is (`geomesh_edge_info`, value 1): dashboards join on it.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct InfoLabels {
+    /// Edge id.
+    pub edge: String,
+    /// Its region.
+    pub region: String,
+    /// The `geomesh` version.
+    pub version: String,
+}
+
 /// Every metric the edge exports.
 pub struct Metrics {
     registry: Registry,
@@ -121,6 +132,9 @@ pub struct Metrics {
     pub media_bytes: Family<Media, Counter>,
     /// Datagrams dropped, by reason.
     pub dropped: Family<Reason, Counter>,
+    /// Plain STUN binding requests on the media port: answered or over
+    /// the rate limit.
+    pub stun_probes: Family<Reason, Counter>,
     /// Join attempts, by result (`ok` or the refusal code).
     pub joins: Family<Reason, Counter>,
     /// Signaling errors sent to clients, by code.
@@ -135,7 +149,19 @@ pub struct Metrics {
     /// Fraction of packets lost reported per incoming stream per second (RTCP).
     pub ingress_loss: Histogram,
     /// Process CPU time, seconds (user + system), sampled at scrape.
-    pub cpu_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
+    pub cpu_seconds: Counter<f64, std::sync::atomic::AtomicU64>,
+    /// Participants / capacity (1.0 = at capacity).
+    pub stress: Gauge<f64, std::sync::atomic::AtomicU64>,
+    /// Sessions at stress 1.0 (set at start).
+    pub capacity: std::sync::atomic::AtomicU32,
+    /// When this edge's certificate expires, Unix seconds.
+    pub cert_expiry: Gauge,
+    /// `geomesh_edge_info`.
+    pub info: Family<InfoLabels, Gauge>,
+    /// 1 while the octo link to a peer is up.
+    pub octo_link_up: Family<LinkLabel, Gauge>,
+    /// Share of QUIC packets lost on the link's current connection.
+    pub octo_loss: Family<LinkLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
     /// Octo connections refused before becoming links.
     pub octo_rejected: Family<Reason, Counter>,
     /// Latest Ping/Pong RTT per octo link, seconds.
@@ -183,13 +209,20 @@ impl Metrics {
             frames: Family::default(),
             media_bytes: Family::default(),
             dropped: Family::default(),
+            stun_probes: Family::default(),
             joins: Family::default(),
             signaling_errors: Family::default(),
             keyframe_requests: Family::default(),
             nacks: Counter::default(),
             plis: Counter::default(),
             ingress_loss: Histogram::new([0.001, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5]),
-            cpu_seconds: Gauge::default(),
+            cpu_seconds: Counter::default(),
+            stress: Gauge::default(),
+            capacity: std::sync::atomic::AtomicU32::new(0),
+            cert_expiry: Gauge::default(),
+            info: Family::default(),
+            octo_link_up: Family::default(),
+            octo_loss: Family::default(),
             packets: Family::default(),
             octo_rejected: Family::default(),
             octo_rtt: Family::default(),
@@ -250,6 +283,11 @@ impl Metrics {
             "Datagrams dropped, by reason",
             m.dropped.clone(),
         );
+        registry.register(
+            "stun_probes",
+            "Plain STUN binding requests on the media port (address checks), by result",
+            m.stun_probes.clone(),
+        );
         registry.register("joins", "Join attempts by result", m.joins.clone());
         registry.register(
             "signaling_errors",
@@ -270,8 +308,33 @@ impl Metrics {
         );
         registry.register(
             "process_cpu_seconds",
-            "Process CPU time (user+system)",
+            "CPU time of the edge process (user + system)",
             m.cpu_seconds.clone(),
+        );
+        registry.register(
+            "stress_ratio",
+            "Sessions / capacity (1.0: at capacity; the selectors stop placing at the topology's stress_threshold)",
+            m.stress.clone(),
+        );
+        registry.register(
+            "certificate_expiry_timestamp_seconds",
+            "When this edge's cluster certificate expires (Unix seconds)",
+            m.cert_expiry.clone(),
+        );
+        registry.register(
+            "info",
+            "This edge: id, region and version (value 1)",
+            m.info.clone(),
+        );
+        registry.register(
+            "octo_link_up",
+            "1 while the octo link to the peer is up",
+            m.octo_link_up.clone(),
+        );
+        registry.register(
+            "octo_loss_ratio",
+            "Share of QUIC packets lost on the link's current connection",
+            m.octo_loss.clone(),
         );
         registry.register(
             "media_packets",
@@ -412,11 +475,45 @@ impl Metrics {
                 s.media_not_wanted,
             );
             catch_up(&self.octo_reconnects.get_or_create(&one), s.reconnects);
+            let up = link.is_up();
+            self.octo_link_up.get_or_create(&one).set(i64::from(up));
+            if let Some(c) = link.connection_stats().filter(|_| up) {
+                self.octo_loss
+                    .get_or_create(&one)
+                    .set(c.path.lost_packets as f64 / c.path.sent_packets.max(1) as f64);
+            }
             if let Some(rtt) = s.quic_rtt {
                 self.octo_quic_rtt
                     .get_or_create(&one)
                     .set(rtt.as_secs_f64());
             }
+        }
+    }
+
+    /// Says who this edge is (`geomesh_edge_info`), its capacity (for
+    /// `stress_ratio`) and its certificate's expiry; counters dashboards
+    /// and alerts read start at zero rather than missing.
+    pub fn describe(&self, edge: &str, region: &str, capacity: u32, cert_not_after: Option<u64>) {
+        self.info
+            .get_or_create(&InfoLabels {
+                edge: edge.to_string(),
+                region: region.to_string(),
+                version: env!("CARGO_PKG_VERSION").to_string(),
+            })
+            .set(1);
+        self.capacity
+            .store(capacity, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = cert_not_after {
+            self.cert_expiry.set(i64::try_from(t).unwrap_or(i64::MAX));
+        }
+        for r in ["ok", "unauthorized", "full"] {
+            Self::count_n(&self.joins, r, 0);
+        }
+        for r in ["unknown_source", "worker_backlog"] {
+            Self::count_n(&self.dropped, r, 0);
+        }
+        for r in ["relayed", "suppressed"] {
+            Self::count_n(&self.keyframe_requests, r, 0);
         }
     }
 
@@ -437,7 +534,16 @@ impl Metrics {
     /// Prometheus text exposition.
     pub fn encode(&self) -> String {
         if let Some(cpu) = process_cpu_seconds() {
-            self.cpu_seconds.set(cpu);
+            // A counter that follows /proc: add what it grew by.
+            let seen = self.cpu_seconds.get();
+            if cpu > seen {
+                self.cpu_seconds.inc_by(cpu - seen);
+            }
+        }
+        let capacity = self.capacity.load(std::sync::atomic::Ordering::Relaxed);
+        if capacity > 0 {
+            self.stress
+                .set(self.participants.get().max(0) as f64 / f64::from(capacity));
         }
         self.sample_octo();
         let mut out = String::new();

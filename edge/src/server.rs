@@ -251,6 +251,16 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
         "advertised ICE candidate is udp {advertised} (bound on {bound})"
     );
     let metrics = Arc::new(Metrics::new());
+    metrics.describe(
+        config.id.as_str(),
+        config.region.as_str(),
+        config.capacity,
+        config
+            .agent
+            .as_ref()
+            .map(|a| a.about.cert_not_after)
+            .filter(|t| *t > 0),
+    );
     let (reports_tx, reports_rx) = tokio::sync::mpsc::unbounded_channel();
     let (agent, agent_actions) = match config.agent {
         Some(a) => {

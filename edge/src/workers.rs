@@ -39,7 +39,6 @@ use geomesh_mesh::transport::OctoEvent;
 
 use crate::metrics::{Direction, Metrics, Traffic};
 use crate::socket::{MediaSocket, RECV_BATCH};
-use crate::stun;
 
 /// Bytes of datagram storage allocated at once by the reader.
 const POOL: usize = 64 * 1024;
@@ -99,7 +98,7 @@ impl Demux {
         if let Some(w) = self.by_addr.read().expect("demux lock poisoned").get(src) {
             return Some(*w);
         }
-        let ufrag = stun::local_ufrag(data)?;
+        let ufrag = geomesh_core::stun::local_ufrag(data)?;
         self.by_ufrag
             .read()
             .expect("demux lock poisoned")
@@ -140,6 +139,7 @@ pub async fn read_media_socket(
         direction: Direction::In,
     };
     let datagrams = metrics.datagrams.get_or_create(&inbound).clone();
+    let mut probes = ProbeBudget::default();
     let bytes_in = metrics.bytes.get_or_create(&inbound).clone();
     loop {
         if let Err(e) = socket.readable().await {
@@ -168,6 +168,16 @@ pub async fn read_media_socket(
                     datagrams.inc();
                     bytes_in.inc_by(data.len() as u64);
                     let Some(w) = demux.worker(data, &m.addr) else {
+                        // A STUN client (geomesh doctor) checking this address.
+                        if let Some(reply) = geomesh_core::stun::binding_response(data, m.addr) {
+                            let answered = probes.allow(std::time::Instant::now())
+                                && socket.send(m.addr, &reply, None).is_ok();
+                            Metrics::count(
+                                &metrics.stun_probes,
+                                if answered { "answered" } else { "limited" },
+                            );
+                            continue;
+                        }
                         Metrics::count(&metrics.dropped, "unknown_source");
                         continue;
                     };
@@ -197,6 +207,41 @@ pub async fn read_media_socket(
                 }
                 Err(mpsc::error::TrySendError::Closed(_)) => return,
             }
+        }
+    }
+}
+
+/// Answers to plain STUN binding requests: a few a second at most, so the
+/// media port is no reflector worth using.
+struct ProbeBudget {
+    tokens: f64,
+    at: Option<std::time::Instant>,
+}
+
+impl Default for ProbeBudget {
+    fn default() -> Self {
+        Self {
+            tokens: Self::BURST,
+            at: None,
+        }
+    }
+}
+
+impl ProbeBudget {
+    const RATE: f64 = 20.0;
+    const BURST: f64 = 40.0;
+
+    fn allow(&mut self, now: std::time::Instant) -> bool {
+        if let Some(at) = self.at {
+            let refill = now.saturating_duration_since(at).as_secs_f64() * Self::RATE;
+            self.tokens = (self.tokens + refill).min(Self::BURST);
+        }
+        self.at = Some(now);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
         }
     }
 }

@@ -16,7 +16,9 @@
 //!   [`IpLocation`], or [`LookupError::Unknown`] and then
 //!   [`GeoIp::default_location`]);
 //! - great-circle distance ([`haversine_km`]) and the nearest region
-//!   ([`nearest_region`]).
+//!   ([`nearest_region`]);
+//! - the world's land outline for maps ([`world`]: Natural Earth 1:110m,
+//!   embedded).
 //!
 //! It does **not** own placement or scoring (`geomesh-selector`), the
 //! topology schema and its validation (`geomesh-core`), or fetching and
@@ -63,6 +65,7 @@ mod location;
 mod overrides;
 mod record;
 mod schema;
+pub mod world;
 
 pub use centroids::country_centroid;
 pub use database::Database;

@@ -35,7 +35,7 @@ pub struct DevToken {
 /// Counters read from `GET /metrics`.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct EdgeSample {
-    /// `geomesh_edge_process_cpu_seconds` (user + system), if exported.
+    /// `geomesh_edge_process_cpu_seconds_total` (user + system), if exported.
     pub cpu_seconds: Option<f64>,
     /// `geomesh_edge_udp_datagrams_total{direction="out"}`.
     pub datagrams_out: f64,
@@ -63,7 +63,7 @@ impl EdgeSample {
         let m = parse_metrics(text);
         let get = |k: &str| m.get(k).copied().unwrap_or(0.0);
         EdgeSample {
-            cpu_seconds: m.get("geomesh_edge_process_cpu_seconds").copied(),
+            cpu_seconds: m.get("geomesh_edge_process_cpu_seconds_total").copied(),
             datagrams_out: get("geomesh_edge_udp_datagrams_total{direction=\"out\"}"),
             datagrams_in: get("geomesh_edge_udp_datagrams_total{direction=\"in\"}"),
             participants: get("geomesh_edge_participants"),
@@ -190,7 +190,7 @@ mod tests {
             geomesh_edge_participants 3\n\
             geomesh_edge_udp_datagrams_total{direction=\"In\"} 1200\n\
             geomesh_edge_udp_datagrams_total{direction=\"Out\"} 2400\n\
-            geomesh_edge_process_cpu_seconds 12.5\n\
+            geomesh_edge_process_cpu_seconds_total 12.5\n\
             garbage\n\
             # EOF\n";
         let s = EdgeSample::from_text(text);

@@ -6,7 +6,7 @@
 //! node's soft state.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use axum::Json;
 use axum::body::Bytes;
@@ -22,7 +22,7 @@ use geomesh_core::{ConferenceId, EdgeId, ParticipantId, SelectorId};
 use crate::api_error::ApiFailure;
 use crate::internal::{Caller, edge_identity, parse, require_edge};
 use crate::metrics::Metrics;
-use crate::node::Shared;
+use crate::node::{Shared, unix_ms};
 use crate::state::{Op, OpResult};
 use crate::writer::WriteError;
 
@@ -210,7 +210,7 @@ fn heartbeat_inner(s: &Shared, c: &Caller, body: &[u8]) -> Result<HeartbeatRespo
     let theirs = hb.digest;
     let resync = {
         let mut soft = s.soft();
-        soft.heartbeat(&edge, hb, Instant::now());
+        soft.heartbeat(&edge, hb, Instant::now(), unix_ms(SystemTime::now()));
         theirs.is_some_and(|d| soft.note_digest(&edge, d == digest) >= 2)
     };
     if resync {

@@ -53,12 +53,16 @@ pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/", get(geomesh_web::index))
         .merge(geomesh_web::assets())
+        .merge(geomesh_web::status_page())
+        .route("/status/land.path", get(land_path))
         .route("/v1/join", post(join_handler).options(preflight))
         .route("/v1/probe-targets", get(probe_targets).options(preflight))
         .route("/v1/bridges", get(bridges))
         .route("/v1/bridges/{id}/drain", post(drain))
         .route("/v1/conferences/{id}", get(conference))
         .route("/v1/selections", get(selections))
+        .route("/v1/status", get(crate::status::status))
+        .route("/v1/doctor", get(crate::status::doctor))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .fallback(|| async { ApiFailure::not_found("no such endpoint") })
@@ -129,6 +133,7 @@ async fn join_handler(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<geomesh_core::api::JoinResponse>, ApiFailure> {
+    let started = Instant::now();
     let res = async {
         let req: JoinRequest = serde_json::from_slice(&body)
             .map_err(|e| ApiFailure::bad_request(format!("body: {e}")))?;
@@ -164,6 +169,9 @@ async fn join_handler(
     if let Err(f) = &res {
         s.metrics.join(f.code, "none");
     }
+    s.metrics
+        .join_duration
+        .observe(started.elapsed().as_secs_f64());
     res.map(Json)
 }
 
@@ -411,6 +419,21 @@ async fn conference(
     }))
 }
 
+/// The land outline of the status page's map (an SVG path on a 1000 × 500
+/// equirectangular box), computed once.
+async fn land_path() -> Response {
+    static PATH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let d = PATH.get_or_init(|| geomesh_geoip::world::land_svg_path(1000.0, 500.0));
+    (
+        [
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+            (header::CACHE_CONTROL, "max-age=86400"),
+        ],
+        d.as_str(),
+    )
+        .into_response()
+}
+
 /// `GET /v1/selections` query.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -562,26 +585,15 @@ pub struct Health {
     pub participants: usize,
     /// Seconds since start.
     pub uptime_s: u64,
+    /// What this node runs.
+    #[serde(flatten)]
+    pub about: crate::status::NodeAbout,
+    /// This node's clock, Unix ms (clock skew between nodes).
+    pub now_ms: u64,
 }
 
 async fn healthz(State(s): State<Arc<Shared>>) -> Json<Health> {
-    let r = s.raft_status();
-    let (registered, participants) = s.with_state(|st| (st.edges().len(), st.participant_count()));
-    let healthy = s.soft().live_edges(Instant::now()).len();
-    Json(Health {
-        status: "ok".into(),
-        selector: s.cfg.id.to_string(),
-        raft_role: r.raft_role.clone(),
-        leader_id: r.leader_id,
-        term: r.term,
-        last_log_index: r.last_log_index,
-        last_applied: r.last_applied,
-        voters: r.voters,
-        edges_registered: registered,
-        edges_healthy: healthy,
-        participants,
-        uptime_s: s.uptime().as_secs(),
-    })
+    Json(crate::status::local_health(&s))
 }
 
 async fn metrics(State(s): State<Arc<Shared>>) -> Response {
@@ -603,8 +615,18 @@ async fn metrics(State(s): State<Arc<Shared>>) -> Response {
         m.participants.set(st.participant_count() as i64);
         m.conferences.set(st.conferences().len() as i64);
     });
-    m.edges_healthy
-        .set(s.soft().live_edges(Instant::now()).len() as i64);
+    let now = Instant::now();
+    {
+        let soft = s.soft();
+        m.edges_healthy.set(soft.live_edges(now).len() as i64);
+        for e in crate::view::known_edges(&s.cfg.topology, &s.store.read().state) {
+            m.edge_healthy
+                .get_or_create(&crate::metrics::EdgeLabel {
+                    edge: e.id.to_string(),
+                })
+                .set(i64::from(soft.is_healthy(&e.id, now)));
+        }
+    }
     (
         [(
             header::CONTENT_TYPE,

@@ -298,7 +298,8 @@ pub async fn join(
             Some(OpResult::Placed { edge, created }) => {
                 if created {
                     shared.soft().record_placement(&edge);
-                    Metrics::reason(&shared.metrics.placements, p.reason.as_str());
+                    let region = cluster.region_of(p.edge).map_or("", |r| r.id.as_str());
+                    shared.metrics.placement(p.reason.as_str(), region);
                     Metrics::reason(&shared.metrics.placement_rtt_source, p.rtt_source.as_str());
                     let considered =
                         explain(&shared.policy, cluster, &preq, &p).unwrap_or_default();

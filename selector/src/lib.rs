@@ -55,6 +55,7 @@ pub mod raft;
 pub mod selections;
 pub mod soft;
 pub mod state;
+pub mod status;
 pub mod tls;
 pub mod view;
 pub mod writer;

@@ -4,6 +4,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 /// `result` and `reason` of a join.
@@ -29,6 +30,33 @@ pub struct ResultLabel {
     pub result: String,
 }
 
+/// Labels of placements: why, and the region of the chosen edge.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PlacementLabels {
+    /// The strategy's reason.
+    pub reason: String,
+    /// The chosen edge's region.
+    pub region: String,
+}
+
+/// An edge.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EdgeLabel {
+    /// Edge id.
+    pub edge: String,
+}
+
+/// Who this selector is (`geomesh_selector_info`, value 1).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct InfoLabels {
+    /// Selector id.
+    pub selector: String,
+    /// Its region.
+    pub region: String,
+    /// The `geomesh` version.
+    pub version: String,
+}
+
 /// One label called `role`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RoleLabel {
@@ -43,7 +71,7 @@ pub struct Metrics {
     /// Joins by result and reason.
     pub joins: Family<JoinLabels, Counter>,
     /// Committed placements by reason.
-    pub placements: Family<ReasonLabel, Counter>,
+    pub placements: Family<PlacementLabels, Counter>,
     /// Client RTT source of committed placements (`probe`, `geo_estimate`).
     pub placement_rtt_source: Family<ReasonLabel, Counter>,
     /// Client location source of joins (`hint`, `geoip`, `default`, `unknown`).
@@ -86,6 +114,17 @@ pub struct Metrics {
     pub dns_queries: Family<ResultLabel, Counter>,
     /// DNS packets that did not parse.
     pub dns_bad_packets: Counter,
+    /// `POST /v1/join` handling time, answered or refused.
+    pub join_duration: Histogram,
+    /// Time from proposing a batch to its commit (leader side).
+    pub commit_duration: Histogram,
+    /// 1 while an edge heartbeats this node (per edge: selectors that
+    /// disagree show up side by side).
+    pub edge_healthy: Family<EdgeLabel, Gauge>,
+    /// `geomesh_selector_info`.
+    pub info: Family<InfoLabels, Gauge>,
+    /// When this node's certificate expires, Unix seconds.
+    pub cert_expiry: Gauge,
 }
 
 impl Metrics {
@@ -116,6 +155,12 @@ impl Metrics {
             tls_handshake_failures: Counter::default(),
             dns_queries: Family::default(),
             dns_bad_packets: Counter::default(),
+            // 1 ms … 8 s, doubling.
+            join_duration: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
+            commit_duration: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
+            edge_healthy: Family::default(),
+            info: Family::default(),
+            cert_expiry: Gauge::default(),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -226,7 +271,74 @@ impl Metrics {
             "GeoDNS packets that did not parse",
             m.dns_bad_packets.clone(),
         );
+        r.register(
+            "join_duration_seconds",
+            "POST /v1/join handling time, answered or refused",
+            m.join_duration.clone(),
+        );
+        r.register(
+            "raft_commit_duration_seconds",
+            "Time from proposing a batch to its commit, on the leader",
+            m.commit_duration.clone(),
+        );
+        r.register(
+            "edge_healthy",
+            "1 while the edge heartbeats this selector",
+            m.edge_healthy.clone(),
+        );
+        r.register(
+            "info",
+            "This selector: id, region and version (value 1)",
+            m.info.clone(),
+        );
+        r.register(
+            "certificate_expiry_timestamp_seconds",
+            "When this selector's cluster certificate expires (Unix seconds)",
+            m.cert_expiry.clone(),
+        );
         Self { registry, ..m }
+    }
+
+    /// Says who this node is (`geomesh_selector_info`) and when its
+    /// certificate expires; counters that dashboards and alerts read start
+    /// at zero rather than missing.
+    pub fn describe(&self, cfg: &crate::NodeConfig, about: &crate::status::NodeAbout) {
+        let region = cfg
+            .topology
+            .selector(&cfg.id)
+            .map_or_else(String::new, |s| s.region.to_string());
+        self.info
+            .get_or_create(&InfoLabels {
+                selector: cfg.id.to_string(),
+                region,
+                version: about.version.clone(),
+            })
+            .set(1);
+        if about.cert_not_after > 0 {
+            self.cert_expiry
+                .set(i64::try_from(about.cert_not_after).unwrap_or(i64::MAX));
+        }
+        for result in ["ok", "rate_limited", "unauthorized", "no_edge_available"] {
+            let _ = self.joins.get_or_create(&JoinLabels {
+                result: result.to_string(),
+                reason: "none".to_string(),
+            });
+        }
+        for result in ["answer", "nxdomain", "refused"] {
+            let _ = self.dns_queries.get_or_create(&ResultLabel {
+                result: result.to_string(),
+            });
+        }
+    }
+
+    /// Counts a committed placement.
+    pub fn placement(&self, reason: &str, region: &str) {
+        self.placements
+            .get_or_create(&PlacementLabels {
+                reason: reason.to_string(),
+                region: region.to_string(),
+            })
+            .inc();
     }
 
     /// Counts a join.

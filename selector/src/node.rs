@@ -106,6 +106,8 @@ pub struct Shared {
     pub regions: Vec<RegionSite>,
     /// The placements this node made, with their candidates.
     pub selections: Mutex<crate::selections::SelectionLog>,
+    /// What this node runs (operators' checks compare nodes).
+    pub about: crate::status::NodeAbout,
     peers: Mutex<HashMap<String, PeerClient>>,
     writes: mpsc::Sender<WriteReq>,
     started: Instant,
@@ -354,6 +356,15 @@ pub async fn start(cfg: NodeConfig) -> Result<RunningSelector, StartError> {
     let store = StateStore::open(db).map_err(|e| StartError::Store(e.to_string()))?;
     let tls = NodeTls::load(&cfg.tls, cfg.id.as_str())?;
     let signer = TokenSigner::load(&cfg.tls.token_key())?;
+    let about = crate::status::NodeAbout {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        topology_hash: cfg.topology.hash(),
+        token_key: signer.verifier().key_id(),
+        cert_not_after: std::fs::read(cfg.tls.node_cert(cfg.id.as_str()))
+            .ok()
+            .and_then(|pem| geomesh_core::credentials::cert_not_after(&pem).ok())
+            .unwrap_or(0),
+    };
     let geoip = GeoIp::from_settings(&cfg.topology.geoip)?;
     let policy = PlacementPolicy::from(&cfg.topology.policy);
     policy.validate()?;
@@ -420,6 +431,8 @@ pub async fn start(cfg: NodeConfig) -> Result<RunningSelector, StartError> {
         None => None,
     };
 
+    let metrics = Metrics::new();
+    metrics.describe(&cfg, &about);
     let (writes, write_rx) = mpsc::channel(cfg.max_batch * 8);
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
     let shared = Arc::new(Shared {
@@ -450,12 +463,13 @@ pub async fn start(cfg: NodeConfig) -> Result<RunningSelector, StartError> {
             200_000,
         )),
         policy,
-        metrics: Metrics::new(),
+        metrics,
         tls,
         regions,
         selections: Mutex::new(crate::selections::SelectionLog::new(
             crate::selections::CAPACITY,
         )),
+        about,
         peers: Mutex::default(),
         writes,
         started: Instant::now(),

@@ -22,6 +22,9 @@ pub struct EdgeSoft {
     pub placed_since: u32,
     /// Heartbeats received since this node started.
     pub count: u64,
+    /// This node's clock when the last heartbeat arrived, Unix ms (with
+    /// the edge's `sent_ms`: their clock offset).
+    pub received_ms: u64,
     /// Consecutive heartbeats whose digest differed from the replicated
     /// record of the edge's participants.
     pub digest_mismatches: u32,
@@ -61,8 +64,9 @@ impl SoftState {
         !self.is_healthy(edge, now) && self.has_listened(now)
     }
 
-    /// Takes a (validated) heartbeat.
-    pub fn heartbeat(&mut self, edge: &EdgeId, hb: Heartbeat, now: Instant) {
+    /// Takes a (validated) heartbeat that arrived at `now`, `wall_ms` on
+    /// this node's clock.
+    pub fn heartbeat(&mut self, edge: &EdgeId, hb: Heartbeat, now: Instant, wall_ms: u64) {
         let (count, digest_mismatches) = self
             .edges
             .get(edge)
@@ -75,6 +79,7 @@ impl SoftState {
                 placed_since: 0,
                 count: count + 1,
                 digest_mismatches,
+                received_ms: wall_ms,
             },
         );
     }
@@ -151,6 +156,7 @@ mod tests {
             stress: 0.01,
             links: vec![],
             digest: None,
+            about: None,
         }
     }
 
@@ -160,13 +166,13 @@ mod tests {
         let mut s = SoftState::new(Duration::from_secs(3), Instant::now());
         let e = EdgeId::new("e1").unwrap();
         assert!(!s.is_healthy(&e, t0), "unknown until it heartbeats");
-        s.heartbeat(&e, hb(), t0);
+        s.heartbeat(&e, hb(), t0, 0);
         assert!(s.is_healthy(&e, t0 + Duration::from_millis(2_999)));
         assert!(!s.is_healthy(&e, t0 + Duration::from_secs(3)));
         s.record_placement(&e);
         s.record_placement(&e);
         assert_eq!(s.get(&e).unwrap().placed_since, 2);
-        s.heartbeat(&e, hb(), t0 + Duration::from_secs(4));
+        s.heartbeat(&e, hb(), t0 + Duration::from_secs(4), 4000);
         assert_eq!(
             s.get(&e).unwrap().placed_since,
             0,

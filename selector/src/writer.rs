@@ -221,6 +221,7 @@ async fn commit_checked(shared: &Shared, ops: Vec<Op>) -> Result<Vec<OpResult>, 
     // A leader cut off from its majority never commits: give up rather than
     // hold the batch (and its callers) forever. Operations are idempotent,
     // so one that commits after all is harmless.
+    let started = std::time::Instant::now();
     let write = shared.raft.client_write(cmd);
     tokio::pin!(write);
     let deadline = tokio::time::Instant::now() + WRITE_DEADLINE;
@@ -239,6 +240,10 @@ async fn commit_checked(shared: &Shared, ops: Vec<Op>) -> Result<Vec<OpResult>, 
     };
     match res {
         Ok(resp) => {
+            shared
+                .metrics
+                .commit_duration
+                .observe(started.elapsed().as_secs_f64());
             shared.metrics.write_batches.inc();
             shared.metrics.write_ops.inc_by(n);
             Ok(resp.data.results)

@@ -355,8 +355,12 @@ fn spawn_beats(
     tokio::spawn(async move {
         loop {
             for s in &nodes {
-                s.soft()
-                    .heartbeat(&EdgeId::new("edge-1").unwrap(), heartbeat(), Instant::now());
+                s.soft().heartbeat(
+                    &EdgeId::new("edge-1").unwrap(),
+                    heartbeat(),
+                    Instant::now(),
+                    0,
+                );
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
@@ -374,5 +378,6 @@ fn heartbeat() -> geomesh_core::agent::Heartbeat {
         stress: 0.0,
         links: vec![],
         digest: None,
+        about: None,
     }
 }

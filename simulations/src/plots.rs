@@ -177,6 +177,10 @@ fn load(study: &Study, path: &Path) -> Result<(), SimError> {
     root.present().map_err(|e| err(path, e))
 }
 
+/// The placement map's extent: the inhabited latitudes.
+const LON: (f64, f64) = (-180.0, 180.0);
+const LAT: (f64, f64) = (-60.0, 80.0);
+
 fn scatter(study: &Study, path: &Path) -> Result<(), SimError> {
     let s = &study.scenario;
     let nr = s.regions.len();
@@ -194,13 +198,27 @@ fn scatter(study: &Study, path: &Path) -> Result<(), SimError> {
             .margin(6)
             .x_label_area_size(20)
             .y_label_area_size(30)
-            .build_cartesian_2d(-180f64..180f64, -60f64..80f64)
+            .build_cartesian_2d(LON.0..LON.1, LAT.0..LAT.1)
             .map_err(|e| err(path, e))?;
         chart
             .configure_mesh()
             .disable_mesh()
             .draw()
             .map_err(|e| err(path, e))?;
+        // Land (Natural Earth 1:110m, the same outline as the /status map),
+        // then its lakes and inland seas back in white.
+        for (k, fill) in [(0, RGBColor(228, 228, 222)), (1, WHITE)] {
+            chart
+                .draw_series(
+                    geomesh_geoip::world::land()
+                        .iter()
+                        .flat_map(|p| if k == 0 { &p[..1] } else { &p[1..] })
+                        .map(|ring| geomesh_geoip::world::clip(ring, LON, LAT))
+                        .filter(|ring| ring.len() >= 3)
+                        .map(|ring| Polygon::new(ring, fill.filled())),
+                )
+                .map_err(|e| err(path, e))?;
+        }
         // Per site: total placements and the region most of them went to.
         let mut sites: Vec<(u32, usize, usize)> = (0..study.meetings.sites.len())
             .filter_map(|site| {

@@ -122,6 +122,18 @@ impl Args {
                 capacity: edge.capacity,
                 public_ip: edge.public_ip,
             }),
+            about: geomesh_core::agent::EdgeAbout {
+                version: env!("CARGO_PKG_VERSION").to_string(),
+                started_ms: geomesh_core::grant::unix_now() * 1000,
+                sent_ms: 0,
+                media: edge.media_advertised(),
+                topology_hash: topology.hash(),
+                token_key: config.verifier.key_id(),
+                cert_not_after: std::fs::read(tls.node_cert(self.id.as_str()))
+                    .ok()
+                    .and_then(|pem| geomesh_core::credentials::cert_not_after(&pem).ok())
+                    .unwrap_or(0),
+            },
         });
         let drain_timeout: std::time::Duration = self.drain_timeout.into();
         let rt = tokio::runtime::Runtime::new().context("starting the runtime")?;

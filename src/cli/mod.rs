@@ -3,6 +3,7 @@
 pub mod certs;
 pub mod dev;
 mod dev_monitor;
+pub mod doctor;
 pub mod drain;
 pub mod edge;
 pub mod geoip;
@@ -11,6 +12,7 @@ pub mod operator;
 pub mod selections;
 pub mod selector;
 pub mod sim;
+pub mod status;
 pub mod token;
 pub mod topology;
 

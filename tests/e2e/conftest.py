@@ -440,3 +440,26 @@ class Cluster:
         for log in self.logs_:
             log.close()
         self.tmp.cleanup()
+
+
+def start_edge(mesh, edge_id, region, slot, public_ip="127.0.0.1"):
+    """Adds an edge to a running `geomesh dev` the way an operator would:
+    a grown topology, `geomesh certs add`, `geomesh edge`. It binds
+    127.0.0.1 and advertises `public_ip`. Returns (process, its base URL,
+    log path)."""
+    topo = open(mesh.state["topology"]).read()
+    base = int(mesh.state["selectors"][0]["url"].rsplit(":", 1)[1])
+    http_port, media_port, octo_port = base + 10 + slot, base + 3000 + slot, base + 6000 + slot
+    line = (f"  - {{ id: {edge_id}, region: {region}, public_ip: {public_ip}, bind_ip: 127.0.0.1, "
+            f"media_port: {media_port}, http: 127.0.0.1:{http_port}, octo: 127.0.0.1:{octo_port}, capacity: 100 }}\n")
+    grown = topo.replace("selectors:\n", line + "selectors:\n", 1)
+    path = mesh.tmp.name + f"/topology-{edge_id}.yaml"
+    open(path, "w").write(grown)
+    certs = mesh.state["certs_dir"]
+    subprocess.run([str(BIN), "certs", "add", "--topology", path, "--out", certs], check=True, timeout=30,
+                   capture_output=True)
+    log = mesh.tmp.name + f"/{edge_id}.log"
+    proc = subprocess.Popen([str(BIN), "edge", "--topology", path, "--id", edge_id, "--certs", certs,
+                             "--drain-timeout", "5s"],
+                            stdout=open(log, "w"), stderr=subprocess.STDOUT, start_new_session=True)
+    return proc, f"http://127.0.0.1:{http_port}", log

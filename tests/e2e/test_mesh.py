@@ -12,7 +12,7 @@ import urllib.request
 
 import pytest
 
-from conftest import BIN, DevMesh, http_get, page_stats, run_async, wait_for
+from conftest import BIN, DevMesh, http_get, page_stats, run_async, start_edge, wait_for
 
 # Four participants in three regions (two in dev-eu).
 PEOPLE = [("ada", "dev-eu"), ("bea", "dev-eu"), ("cai", "dev-us"), ("dev", "dev-ap")]
@@ -250,28 +250,6 @@ def test_leader_kill_next_join_within_two_seconds_and_drain(world, browser):
     print(f"migration: media again {ms_to_media:.2f} s after the request (upper bound)")
     assert (connected["t"] - migrate["t"]) / 1000 < 3.0
     assert eve in page_stats(pages["ada"])["roster"]
-
-
-def start_edge(mesh, edge_id, region, slot):
-    """Adds an edge to a running `geomesh dev` the way an operator would:
-    a grown topology, `geomesh certs add`, `geomesh edge`. Returns (process,
-    its base URL, log path)."""
-    topo = open(mesh.state["topology"]).read()
-    base = int(mesh.state["selectors"][0]["url"].rsplit(":", 1)[1])
-    http_port, media_port, octo_port = base + 10 + slot, base + 3000 + slot, base + 6000 + slot
-    line = (f"  - {{ id: {edge_id}, region: {region}, public_ip: 127.0.0.1, bind_ip: 127.0.0.1, "
-            f"media_port: {media_port}, http: 127.0.0.1:{http_port}, octo: 127.0.0.1:{octo_port}, capacity: 100 }}\n")
-    grown = topo.replace("selectors:\n", line + "selectors:\n", 1)
-    path = mesh.tmp.name + f"/topology-{edge_id}.yaml"
-    open(path, "w").write(grown)
-    certs = mesh.state["certs_dir"]
-    subprocess.run([str(BIN), "certs", "add", "--topology", path, "--out", certs], check=True, timeout=30,
-                   capture_output=True)
-    log = mesh.tmp.name + f"/{edge_id}.log"
-    proc = subprocess.Popen([str(BIN), "edge", "--topology", path, "--id", edge_id, "--certs", certs,
-                             "--drain-timeout", "5s"],
-                            stdout=open(log, "w"), stderr=subprocess.STDOUT, start_new_session=True)
-    return proc, f"http://127.0.0.1:{http_port}", log
 
 
 def exited(pid):

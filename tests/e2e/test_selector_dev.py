@@ -6,8 +6,12 @@ import json
 import os
 import socket
 import struct
+import shutil
+import subprocess
 import urllib.error
 import urllib.request
+
+import pytest
 
 from clients import WhipPublisher, wait_until
 from conftest import http_get, wait_for
@@ -120,3 +124,36 @@ def test_geodns_answers_the_meeting_host(mesh):
     assert rcode == 0 and answers, answers
     rcode, _ = dns_a(dns, "other." + host)
     assert rcode == 3, "NXDOMAIN for names outside the meeting host"
+
+
+def test_geodns_answers_dig_over_udp_and_tcp_with_and_without_ecs(mesh):
+    """What a resolver delegating the meeting zone to the selectors does:
+    `dig` (BIND's client) over UDP and TCP (RFC 7766), with and without
+    EDNS Client Subnet, for A, SOA and NS."""
+    dig = shutil.which("dig")
+    if dig is None:
+        pytest.skip("dig not installed (Debian package dnsutils)")
+    host, port = mesh.state["selectors"][0]["dns"].rsplit(":", 1)
+    name = mesh.state["meeting_host"]
+
+    def ask(*args):
+        r = subprocess.run([dig, f"@{host}", "-p", port, "+time=2", "+tries=2", *args],
+                           capture_output=True, text=True, timeout=20)
+        assert r.returncode == 0, r.stdout + r.stderr
+        return r.stdout
+
+    for transport in ([], ["+tcp"]):
+        for ecs in ([], ["+subnet=198.51.100.0/24"]):
+            out = ask(*transport, *ecs, name, "A")
+            assert "status: NOERROR" in out and "flags: qr aa" in out, out
+            answers = [line.split() for line in out.splitlines() if line and not line.startswith(";")]
+            a = [f[-1] for f in answers if len(f) >= 5 and f[3] == "A"]
+            assert a and all(x == "127.0.0.1" for x in a), out
+            if ecs:
+                assert "CLIENT-SUBNET: 198.51.100.0/24/24" in out, out
+        soa = ask(*transport, name, "SOA")
+        assert "status: NOERROR" in soa and "SOA" in soa, soa
+        ns = ask(*transport, name, "NS", "+short")
+        assert len(ns.split()) == len(mesh.state["selectors"]), ns
+    assert "status: NXDOMAIN" in ask("nothere." + name, "A")
+    assert "status: REFUSED" in ask("example.org", "A")

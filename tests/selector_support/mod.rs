@@ -528,6 +528,7 @@ impl EdgeAgent {
             stress: 0.0,
             links: vec![],
             digest: None,
+            about: None,
         }
     }
 

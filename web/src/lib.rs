@@ -3,6 +3,8 @@
 //! The browser pages, embedded in the binary: the meeting page
 //! (`index.html`, `app.js`, `style.css`). Selectors serve it at `/` (the
 //! page joins through their `POST /v1/join`); edges serve the same files.
+//! And the cluster status page (`status.html`, `status.js`, `status.css`),
+//! which selectors serve at `/status`.
 //!
 //! **Owns**: the page files and the routes that serve them, and how the
 //! public HTTP listeners are served ([`serve`]: header and request time-outs).
@@ -20,6 +22,12 @@ use axum::routing::get;
 
 /// The meeting page.
 pub const INDEX_HTML: &str = include_str!("../index.html");
+/// The cluster status page (selectors serve it at `/status`).
+pub const STATUS_HTML: &str = include_str!("../status.html");
+/// Its script.
+pub const STATUS_JS: &str = include_str!("../status.js");
+/// Its style sheet.
+pub const STATUS_CSS: &str = include_str!("../status.css");
 /// Its script.
 pub const APP_JS: &str = include_str!("../app.js");
 /// Its style sheet.
@@ -38,6 +46,22 @@ pub fn assets<S: Clone + Send + Sync + 'static>() -> Router<S> {
             get(|| async { ([(header::CONTENT_TYPE, "text/css")], STYLE_CSS) }),
         )
         .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
+}
+
+/// The status page and its assets (`/status`, `/status.js`,
+/// `/status.css`); the page reads `GET /v1/status` and the land outline at
+/// `/status/land.path`, which the caller routes.
+pub fn status_page<S: Clone + Send + Sync + 'static>() -> Router<S> {
+    Router::new()
+        .route("/status", get(|| async { Html(STATUS_HTML) }))
+        .route(
+            "/status.js",
+            get(|| async { ([(header::CONTENT_TYPE, "text/javascript")], STATUS_JS) }),
+        )
+        .route(
+            "/status.css",
+            get(|| async { ([(header::CONTENT_TYPE, "text/css")], STATUS_CSS) }),
+        )
 }
 
 /// The meeting page itself.

@@ -47,6 +47,24 @@ pub struct Topology {
     pub selectors: Vec<Selector>,
 }
 
+impl Topology {
+    /// A short fingerprint of what every node must agree on (cluster,
+    /// policy, access mode, regions, edges, selectors): nodes started from
+    /// copies that drifted apart have different hashes. Key and database
+    /// paths are left out: they may differ from machine to machine.
+    pub fn hash(&self) -> String {
+        let shared = serde_json::json!({
+            "cluster": self.cluster,
+            "policy": self.policy,
+            "access_mode": self.access.mode,
+            "regions": self.regions,
+            "edges": self.edges,
+            "selectors": self.selectors,
+        });
+        crate::short_hash(shared.to_string().as_bytes())
+    }
+}
+
 /// Cluster-wide names.
 #[derive(Debug, Clone, Serialize)]
 pub struct Cluster {

@@ -41,9 +41,13 @@ pub(crate) async fn run(
         if !state.registered.load(Ordering::Relaxed) {
             continue;
         }
-        let Some(hb) = body.borrow_and_update().clone() else {
+        let Some(mut hb) = body.borrow_and_update().clone() else {
             continue;
         };
+        // The edge's clock as this one leaves: selectors estimate skew.
+        if let Some(a) = &mut hb.about {
+            a.sent_ms = unix_ms();
+        }
         // One interval (at least a second) per call: a late answer is
         // worth less than the next heartbeat.
         let deadline = interval.max(Duration::from_secs(1));
@@ -76,4 +80,10 @@ pub(crate) async fn run(
             Err(e) => debug!(selector = %sel.id, "heartbeat: {e}"),
         }
     }
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }

@@ -60,6 +60,9 @@ pub struct AgentConfig {
     /// How this edge describes itself to selectors whose topology does
     /// not list it (an edge added at runtime).
     pub describe: Option<EdgeDescription>,
+    /// What it tells selectors about itself in every heartbeat (`sent_ms`
+    /// is set as each one leaves).
+    pub about: geomesh_core::agent::EdgeAbout,
 }
 
 /// What the agent learned, shared with the rest of the edge.
@@ -582,6 +585,7 @@ impl Agent {
             stress: (participants as f64 / self.config.capacity.max(1) as f64).min(100.0),
             links: self.link_rtts(),
             digest: Some(self.local.digest()),
+            about: Some(self.config.about.clone()),
         }
     }
 
@@ -593,14 +597,19 @@ impl Agent {
         };
         node.links()
             .into_iter()
-            .filter(|l| l.is_up())
-            .filter_map(|l| {
+            .map(|l| {
                 let m = l.metrics();
-                let rtt = m.rtt.or(m.quic_rtt)?;
-                Some(geomesh_core::agent::LinkRtt {
+                let up = l.is_up();
+                let rtt = m.rtt.or(m.quic_rtt).filter(|_| up);
+                geomesh_core::agent::LinkRtt {
                     edge: l.peer().clone(),
-                    rtt_ms: rtt.as_secs_f64() * 1000.0,
-                })
+                    rtt_ms: rtt.map_or(0.0, |r| r.as_secs_f64() * 1000.0),
+                    state: Some(if up { "up" } else { "down" }.to_string()),
+                    loss: l
+                        .connection_stats()
+                        .filter(|_| up)
+                        .map(|s| s.path.lost_packets as f64 / s.path.sent_packets.max(1) as f64),
+                }
             })
             .collect()
     }
