@@ -54,6 +54,9 @@ enum Command {
     Dev(cli::dev::Args),
     /// Drain an edge: no new participants; optionally move the current ones.
     Drain(cli::drain::Args),
+    /// Render the cloud rollout (Terraform) of a topology.
+    #[command(subcommand)]
+    Deploy(cli::deploy::Command),
     /// Run a latency study (simulations) from a scenario file.
     Sim(cli::sim::Args),
     /// Load edges with many WebRTC participants and measure them.
@@ -74,6 +77,7 @@ fn main() -> ExitCode {
         Command::Selector(a) => a.run(),
         Command::Dev(a) => a.run(cli.log_format),
         Command::Drain(a) => a.run(),
+        Command::Deploy(c) => c.run(),
         Command::Sim(a) => a.run(),
         Command::Loadgen(a) => a.run(),
     };

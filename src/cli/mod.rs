@@ -1,6 +1,7 @@
 //! One module per subcommand group.
 
 pub mod certs;
+pub mod deploy;
 pub mod dev;
 mod dev_monitor;
 pub mod drain;
@@ -14,10 +15,11 @@ pub mod token;
 pub mod topology;
 
 use std::path::Path;
+use std::process::ExitCode;
 
 use anyhow::Context;
 use geomesh_core::Topology;
-use geomesh_core::topology::TopologyError;
+use geomesh_core::topology::{Diagnostic, Severity, TopologyError};
 
 /// Exit code for "the input is invalid" (bad topology, refused token).
 pub const EXIT_INVALID: u8 = 2;
@@ -41,6 +43,21 @@ pub fn load_topology(path: &Path) -> anyhow::Result<Topology> {
         }
         Err(e) => Err(e).context("loading topology"),
     }
+}
+
+/// Prints every problem of an invalid topology on its own line
+/// (`FILE:LINE:COL: SEVERITY: PATH: MESSAGE`) and a count; exit code 2.
+pub fn invalid_topology(path: &Path, diagnostics: &[Diagnostic]) -> ExitCode {
+    let show = path.display();
+    for d in diagnostics {
+        println!("{show}:{d}");
+    }
+    let errors = diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .count();
+    println!("{show}: invalid: {errors} error(s)");
+    ExitCode::from(EXIT_INVALID)
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
