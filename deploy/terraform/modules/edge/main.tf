@@ -23,8 +23,9 @@ module "node" {
     GEOMESH_ID       = each.key
     GEOMESH_TOPOLOGY = "/etc/geomesh/topology.yaml"
     GEOMESH_CERTS    = "/etc/geomesh/${var.certs_dir}"
-    GEOMESH_ARGS     = join(" ", var.args)
-    RUST_LOG         = "info"
+    # Behind Caddy every client comes from loopback: count the one it names.
+    GEOMESH_ARGS = join(" ", concat(each.value.tls_port > 0 ? ["--trusted-proxy", "127.0.0.1/32"] : [], var.args))
+    RUST_LOG     = "info"
   }
 
   bootstrap = {
