@@ -85,7 +85,11 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            if e.downcast_ref::<cli::InvalidInput>().is_some() {
+                ExitCode::from(cli::EXIT_INVALID)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

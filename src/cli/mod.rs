@@ -24,6 +24,20 @@ use geomesh_core::topology::{Diagnostic, Severity, TopologyError};
 /// Exit code for "the input is invalid" (bad topology, refused token).
 pub const EXIT_INVALID: u8 = 2;
 
+/// Input that is wrong, already described to the operator: the command
+/// exits with [`EXIT_INVALID`] (so a service manager knows a restart
+/// cannot help).
+#[derive(Debug)]
+pub struct InvalidInput(pub String);
+
+impl std::fmt::Display for InvalidInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for InvalidInput {}
+
 /// Loads a topology for a command that needs a valid one, printing warnings
 /// to the log and every error with its position.
 pub fn load_topology(path: &Path) -> anyhow::Result<Topology> {
@@ -39,7 +53,7 @@ pub fn load_topology(path: &Path) -> anyhow::Result<Topology> {
                 .iter()
                 .map(|d| format!("{}:{d}", path.display()))
                 .collect();
-            anyhow::bail!("invalid topology:\n{}", lines.join("\n"))
+            Err(InvalidInput(format!("invalid topology:\n{}", lines.join("\n"))).into())
         }
         Err(e) => Err(e).context("loading topology"),
     }
