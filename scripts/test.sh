@@ -54,7 +54,12 @@ fi
 step "checkov"
 CHECKOV_VENV="${GEOMESH_CACHE:-$HOME/.cache/geomesh}/checkov-venv"
 if [ ! -x "$CHECKOV_VENV/bin/checkov" ]; then
-  python3 -m venv "$CHECKOV_VENV"
+  # Its own environment: checkov pins many packages the e2e tests share.
+  python3 -m venv --clear "$CHECKOV_VENV" 2>/dev/null || {
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+    python3 -m venv --clear "$CHECKOV_VENV"
+  }
   "$CHECKOV_VENV/bin/pip" install -q --disable-pip-version-check checkov==3.3.30
 fi
 DEPLOY_TMP=$(mktemp -d)

@@ -232,3 +232,31 @@ fn every_problem_is_reported_at_once() {
     has(&p, "edges[0].public_ip", "");
     has(&p, "selectors[0].bind_ip", "");
 }
+
+#[test]
+fn without_a_meeting_hostname_there_is_no_dns_to_open_or_delegate() {
+    let y = example().replace("  domain: meet.example.com\n", "");
+    let base = Path::new("/srv/ops");
+    let t = Topology::parse(&y, base).unwrap().topology;
+    let p = plan(&t, base).unwrap();
+    for n in p.nodes() {
+        assert!(n.ns_name.is_none(), "{}", n.id);
+        assert!(n.ingress.iter().all(|r| r.from_port != 53), "{}", n.id);
+        if let Some(t) = &n.terminator {
+            assert_eq!(t.sites, [n.url.trim_start_matches("https://")], "{}", n.id);
+        }
+    }
+    let files = geomesh_deploy::render::files(&p, "topology.yaml", "..").unwrap();
+    let tfvars = &files
+        .iter()
+        .find(|(n, _)| n == "geomesh.auto.tfvars")
+        .unwrap()
+        .1;
+    assert!(tfvars.contains("\ndomain        = \"\"\n"), "{tfvars}");
+    assert!(tfvars.contains("ns_name   = \"\"\n"), "{tfvars}");
+    for (name, text) in &files {
+        if name.ends_with(".tf") || name.ends_with(".tfvars") {
+            hcl::parse(text).unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+    }
+}
