@@ -1,6 +1,7 @@
 //! The unit that per-client limits count: one IPv4 address, or one IPv6
 //! /64. An IPv6 subscriber usually holds a whole /64 (RFC 6177), so
 //! counting its addresses one by one would let one client look like 2^64.
+//! And whose address that is behind a proxy the operator trusts.
 
 use std::net::{IpAddr, Ipv6Addr};
 
