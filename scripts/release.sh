@@ -18,9 +18,10 @@
 # you upload it and the hash to Terraform (`release = { url, sha256 }`).
 #
 # Only x86_64 Linux (glibc) is built here: that is the one Rust target this
-# machine has. The binary needs the glibc of the machine that built it or
-# newer (printed at the end; Debian 12 builds need 2.36 at most, so Debian
-# 12 and 13 and Ubuntu 24.04 run it). For aarch64 (Graviton), install the
+# machine has. The binary runs on the glibc its newest versioned symbol
+# names or newer, at most the builder's (printed at the end and written in
+# BUILD-INFO; built on Debian 12 it needs 2.34, so Debian 12 and 13 and
+# Ubuntu 22.04 and 24.04 run it). For aarch64 (Graviton), install the
 # target (rustup target add aarch64-unknown-linux-gnu) and a cross linker
 # (gcc-aarch64-linux-gnu), build with --target, and pass --binary.
 #

@@ -122,7 +122,7 @@ variable "selector_instance_type" {
 }
 
 variable "image" {
-  description = "The machine image: the newest AMI of this owner whose name matches (Debian 12: glibc 2.36, what scripts/release.sh builds for)."
+  description = "The machine image: the newest AMI of this owner whose name matches (Debian 12, glibc 2.36; a release built there needs 2.34)."
   type = object({
     owner = string
     name  = string
