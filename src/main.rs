@@ -58,6 +58,9 @@ enum Command {
     Status(cli::status::Args),
     /// Check the cluster for the common mistakes; exit 1 if any check fails.
     Doctor(cli::doctor::Args),
+    /// Render the cloud rollout (Terraform) of a topology.
+    #[command(subcommand)]
+    Deploy(cli::deploy::Command),
     /// Run a latency study (simulations) from a scenario file.
     Sim(cli::sim::Args),
     /// Load edges with many WebRTC participants and measure them.
@@ -80,6 +83,7 @@ fn main() -> ExitCode {
         Command::Drain(a) => a.run(),
         Command::Status(a) => a.run(),
         Command::Doctor(a) => a.run(),
+        Command::Deploy(c) => c.run(),
         Command::Sim(a) => a.run(),
         Command::Loadgen(a) => a.run(),
     };
@@ -87,7 +91,11 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            if e.downcast_ref::<cli::InvalidInput>().is_some() {
+                ExitCode::from(cli::EXIT_INVALID)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

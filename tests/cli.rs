@@ -165,3 +165,35 @@ fn geoip_lookup_with_overrides_only() {
     assert_eq!(lines[2]["found"], false);
     assert_eq!(lines[2]["default_location"]["lat"], 50.11);
 }
+
+#[test]
+fn node_commands_exit_2_on_an_invalid_topology() {
+    // systemd's units do not restart on 2: a restart cannot fix the file.
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("topology.yaml");
+    std::fs::write(&bad, "version: 1\ncluster: { name: x }\n").unwrap();
+    let bad = bad.to_str().unwrap();
+    let d = dir.path().to_str().unwrap();
+    for args in [
+        vec!["edge", "--topology", bad, "--id", "edge-1", "--certs", d],
+        vec![
+            "selector",
+            "--topology",
+            bad,
+            "--id",
+            "sel-1",
+            "--certs",
+            d,
+            "--data",
+            d,
+        ],
+    ] {
+        let r = geomesh(&args);
+        assert_eq!(r.status.code(), Some(2), "{args:?}: {}", text(&r.stderr));
+        assert!(
+            text(&r.stderr).contains("invalid topology"),
+            "{}",
+            text(&r.stderr)
+        );
+    }
+}

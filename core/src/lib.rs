@@ -16,7 +16,8 @@
 //!   `geomesh certs init` writes (with rcgen);
 //! - [`uses`]: how many times a bearer token or grant was used (bounded);
 //! - [`stun`]: the few STUN messages geomesh reads and writes besides ICE;
-//! - [`source`]: the client unit per-client limits count (an IPv6 /64);
+//! - [`source`]: the client unit per-client limits count (an IPv6 /64),
+//!   and the client's address behind a trusted proxy;
 //! - [`yaml`]: positioned YAML parsing shared by every geomesh file format;
 //! - [`fuzz`]: bodies of the token and topology fuzz targets;
 //! - [`api`]: the selector's public API bodies (`POST /v1/join` and friends);

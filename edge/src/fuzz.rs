@@ -75,6 +75,7 @@ impl Harness {
                 capacity: 1_000_000,
                 max_connections: crate::limits::DEFAULT_MAX_CONNECTIONS,
                 max_connections_per_address: crate::limits::DEFAULT_MAX_PER_ADDRESS,
+                trusted_proxies: Vec::new(),
             };
             let edge = rt
                 .block_on(crate::server::start(config))

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use axum::Router;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Query, RawQuery, State, WebSocketUpgrade};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
@@ -49,6 +49,8 @@ pub struct AppState {
     pub connections: Arc<crate::limits::ConnectionLimits>,
     /// Sessions opened per join token.
     pub token_uses: Arc<std::sync::Mutex<geomesh_core::uses::UseCounter>>,
+    /// Peers whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Arc<[ipnet::IpNet]>,
 }
 
 /// Sessions one join token may open (a reconnect or two; not a crowd).
@@ -66,6 +68,16 @@ impl AppState {
             .expect("token use lock poisoned")
             .use_once(token, exp, now)
             .map(|_| ())
+    }
+
+    /// The client's address (see [`geomesh_core::source::client_ip`]):
+    /// the peer's, or the one a trusted proxy in front of us names.
+    pub fn client_ip(&self, peer: std::net::IpAddr, headers: &HeaderMap) -> std::net::IpAddr {
+        let hops = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok());
+        geomesh_core::source::client_ip(peer, hops, &self.trusted_proxies)
     }
 
     /// Whether the edge is at its capacity.
@@ -128,9 +140,13 @@ async fn rtc(
     ws: WebSocketUpgrade,
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
 ) -> Response {
     // Counted from the upgrade: an idle socket takes a slot like a joined one.
-    let slot = match state.connections.admit(peer.ip()) {
+    let slot = match state
+        .connections
+        .admit(state.client_ip(peer.ip(), &headers))
+    {
         Ok(slot) => slot,
         Err(refusal) => {
             Metrics::count(&state.metrics.signaling_errors, refusal.reason());

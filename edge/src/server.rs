@@ -83,6 +83,9 @@ pub struct EdgeConfig {
     pub max_connections: usize,
     /// See `max_connections`.
     pub max_connections_per_address: usize,
+    /// Peers whose `X-Forwarded-For` names the client (a TLS terminator in
+    /// front of the HTTP port); per-address limits count that client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// How an edge joins the octo mesh.
@@ -150,6 +153,7 @@ impl EdgeConfig {
             capacity: e.capacity,
             max_connections: crate::limits::DEFAULT_MAX_CONNECTIONS,
             max_connections_per_address: crate::limits::DEFAULT_MAX_PER_ADDRESS,
+            trusted_proxies: Vec::new(),
         })
     }
 }
@@ -357,6 +361,7 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
             crate::http::SESSIONS_PER_TOKEN,
             100_000,
         ))),
+        trusted_proxies: config.trusted_proxies.into(),
     };
     tokio::spawn(crate::whip::sweep(state.clone()));
     let app = router(state.clone());

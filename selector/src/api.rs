@@ -100,31 +100,14 @@ async fn preflight() -> Response {
         .into_response()
 }
 
-/// The client's address: the connection's, or — when the connection comes
-/// from a trusted proxy — the rightmost `X-Forwarded-For` hop that is not
-/// itself a trusted proxy.
+/// The client's address (see [`geomesh_core::source::client_ip`]) from
+/// this request's `X-Forwarded-For` headers.
 pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
-    let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
-    let mut ip = peer.to_canonical();
-    if !is_trusted(&ip) {
-        return ip;
-    }
-    let hops: Vec<&str> = headers
+    let hops = headers
         .get_all("x-forwarded-for")
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|s| s.split(','))
-        .collect();
-    for hop in hops.iter().rev() {
-        let Ok(h) = hop.trim().parse::<IpAddr>() else {
-            break;
-        };
-        ip = h.to_canonical();
-        if !is_trusted(&ip) {
-            break;
-        }
-    }
-    ip
+        .filter_map(|v| v.to_str().ok());
+    geomesh_core::source::client_ip(peer, hops, trusted)
 }
 
 async fn join_handler(

@@ -404,14 +404,17 @@ pub async fn start(cfg: NodeConfig) -> Result<RunningSelector, StartError> {
         })
         .collect();
 
-    let api = TcpListener::bind(me.api)
+    let api_bind = me.bind(me.api);
+    let api = TcpListener::bind(api_bind)
         .await
-        .map_err(io(format!("binding the API on {}", me.api)))?;
-    let internal = TcpListener::bind(me.raft)
+        .map_err(io(format!("binding the API on {api_bind}")))?;
+    let raft_bind = me.bind(me.raft);
+    let internal = TcpListener::bind(raft_bind)
         .await
-        .map_err(io(format!("binding the internal listener on {}", me.raft)))?;
+        .map_err(io(format!("binding the internal listener on {raft_bind}")))?;
     let dns = match (me.dns, &cfg.topology.cluster.domain) {
         (Some(addr), Some(_)) => {
+            let addr = me.bind(addr);
             let udp = UdpSocket::bind(addr)
                 .await
                 .map_err(io(format!("binding GeoDNS on udp {addr}")))?;

@@ -63,6 +63,11 @@ pub struct Args {
     /// Signaling connections one source address holds at most.
     #[arg(long, default_value_t = geomesh_edge::limits::DEFAULT_MAX_PER_ADDRESS)]
     max_connections_per_address: usize,
+    /// Believe `X-Forwarded-For` from these peers (repeatable): a TLS
+    /// terminator in front of the HTTP port, so per-address limits count
+    /// the client, not the terminator.
+    #[arg(long = "trusted-proxy", value_name = "CIDR")]
+    trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// Set by `geomesh dev` (and test harnesses) in its children's
@@ -98,6 +103,7 @@ impl Args {
         config.bwe = self.bwe;
         config.max_connections = self.max_connections.max(1);
         config.max_connections_per_address = self.max_connections_per_address.max(1);
+        config.trusted_proxies = self.trusted_proxies.clone();
         config.spread_above = (self.spread_above > 0).then_some(self.spread_above);
         if let Some(n) = self.media_workers {
             config.media_workers = n.max(1);

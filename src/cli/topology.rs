@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use geomesh_core::Topology;
-use geomesh_core::topology::{Severity, TopologyError};
+use geomesh_core::topology::TopologyError;
 
 /// Topology subcommands.
 #[derive(clap::Subcommand)]
@@ -38,15 +38,7 @@ impl Command {
                 Ok(ExitCode::SUCCESS)
             }
             Err(TopologyError::Invalid { diagnostics }) => {
-                for d in &diagnostics {
-                    println!("{show}:{d}");
-                }
-                let errors = diagnostics
-                    .iter()
-                    .filter(|d| d.severity == Severity::Error)
-                    .count();
-                println!("{show}: invalid: {errors} error(s)");
-                Ok(ExitCode::from(super::EXIT_INVALID))
+                Ok(super::invalid_topology(&file, &diagnostics))
             }
             Err(e) => Err(e.into()),
         }

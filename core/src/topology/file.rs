@@ -136,6 +136,8 @@ pub(super) struct RawSelector {
     pub raft: S<SocketAddr>,
     #[serde(default)]
     pub dns: Option<S<SocketAddr>>,
+    #[serde(default)]
+    pub bind_ip: Option<S<IpAddr>>,
 }
 
 /// Parses YAML into the raw structs; syntax and type errors come back as one

@@ -194,6 +194,18 @@ pub struct Selector {
     pub raft: SocketAddr,
     /// GeoDNS listen address, if this node answers DNS.
     pub dns: Option<SocketAddr>,
+    /// The address its listeners bind to instead of the `api`, `raft` and
+    /// `dns` addresses' own (a cloud public address that is not on the
+    /// machine's interface, as an AWS Elastic IP never is).
+    pub bind_ip: Option<IpAddr>,
+}
+
+impl Selector {
+    /// Where a listener for `advertised` (one of this node's addresses) binds.
+    pub fn bind(&self, advertised: SocketAddr) -> SocketAddr {
+        self.bind_ip
+            .map_or(advertised, |ip| SocketAddr::new(ip, advertised.port()))
+    }
 }
 
 /// GeoIP databases and CIDR overrides.

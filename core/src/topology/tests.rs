@@ -74,6 +74,11 @@ fn good_topology_loads_with_defaults() {
     assert_eq!(t.edges[0].ws_url(), "ws://127.0.0.1:8081/v1/rtc");
     assert_eq!(t.edges[1].media_advertised().to_string(), "127.0.0.1:10001");
     assert_eq!(t.edges[0].bind_ip.to_string(), "0.0.0.0");
+    // A selector binds its addresses as written unless told otherwise.
+    assert_eq!(
+        t.selectors[0].bind(t.selectors[0].api).to_string(),
+        "127.0.0.1:7001"
+    );
     // A region-only override takes the region's location.
     assert_eq!(
         t.geoip.overrides[0].location,
@@ -84,6 +89,17 @@ fn good_topology_loads_with_defaults() {
     );
     assert_eq!(t.geoip.overrides[0].region.as_ref().unwrap().as_str(), "us");
     assert_eq!(t.geoip.overrides[1].region, None);
+}
+
+#[test]
+fn selector_bind_ip_replaces_the_address_keeps_the_port() {
+    let y = GOOD.replace(
+        "raft: 127.0.0.1:7101",
+        "raft: 127.0.0.1:7101\n    bind_ip: 0.0.0.0",
+    );
+    let s = &parse(&y).unwrap().topology.selectors[0];
+    assert_eq!(s.bind(s.api).to_string(), "0.0.0.0:7001");
+    assert_eq!(s.bind(s.raft).to_string(), "0.0.0.0:7101");
 }
 
 #[test]

@@ -586,6 +586,7 @@ pub(super) fn validate(raw: RawTopology, base_dir: &Path) -> Result<Loaded, Topo
                 api: x.api.value,
                 raft: x.raft.value,
                 dns: x.dns.map(|d| d.value),
+                bind_ip: x.bind_ip.map(|b| b.value),
             })
             .collect(),
     };
