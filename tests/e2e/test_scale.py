@@ -27,6 +27,9 @@ def simulcast_small_tile_low_layer_then_switch_up(browser, page):
     assert hs <= 180, (hs, hb)
     # The small tile grows: the edge switches it up at a keyframe, without a freeze.
     freeze_before = s["freeze"].get(pub_id, 0)
+    # The big tile's freezes over the same time are the baseline: a
+    # publisher or machine that stalls freezes both, a bad switch only one.
+    big_before = page_stats(big)["freeze"].get(pub_id, 0)
     small.evaluate("() => window.geomesh.setConstraints({})")
 
     def switched():
@@ -36,7 +39,10 @@ def simulcast_small_tile_low_layer_then_switch_up(browser, page):
     s2 = wait_for("the small subscriber switched up", switched, timeout=30)
     frames = s2["video"][pub_id]
     wait_for("decoding continues after the switch", lambda: page_stats(small)["video"].get(pub_id, 0) > frames + 30)
-    assert page_stats(small)["freeze"].get(pub_id, 0) - freeze_before < 1.0
+    freeze = page_stats(small)["freeze"].get(pub_id, 0) - freeze_before
+    baseline = page_stats(big)["freeze"].get(pub_id, 0) - big_before
+    print(f"freeze across the switch-up: {freeze:.2f} s (the big tile meanwhile: {baseline:.2f} s)")
+    assert freeze < 1.0 + baseline, (freeze, baseline)
 
 
 def test_simulcast_small_tile_gets_the_low_layer_and_switches_without_freezing(mesh, browser):
