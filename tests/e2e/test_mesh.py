@@ -106,6 +106,9 @@ class Watch:
         return max(self.gaps(among).values())
 
 
+# Known defect (docs/DECISIONS.md, "Known flaky media tests"): on a saturated machine the pages' own frame gaps swing by seconds.
+# One rerun; a second failure fails CI.
+@pytest.mark.flaky(reruns=1)
 def test_pages_meet_across_regions_and_survive_an_edge_kill(world):
     mesh, pages = world
     ids = {n: wait_for(f"{n} joined", lambda p=p: page_stats(p)["me"], timeout=45) for n, p in pages.items()}

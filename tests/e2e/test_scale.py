@@ -2,6 +2,8 @@
 
 import asyncio
 
+import pytest
+
 from clients import WhepViewer, WsClient, wait_until
 from conftest import page_stats, run_async, wait_for
 
@@ -45,6 +47,9 @@ def simulcast_small_tile_low_layer_then_switch_up(browser, page):
     assert freeze < 1.0 + baseline, (freeze, baseline)
 
 
+# Known defect (docs/DECISIONS.md, "Known flaky media tests"): now and then the switch-up freezes the small tile 6-7 s.
+# One rerun; a second failure fails CI.
+@pytest.mark.flaky(reruns=1)
 def test_simulcast_small_tile_gets_the_low_layer_and_switches_without_freezing(mesh, browser):
     simulcast_small_tile_low_layer_then_switch_up(browser, lambda n, x: mesh.page("simul", n, extra=x))
 
@@ -68,6 +73,9 @@ def test_dominant_speaker_is_announced_and_whep_follows_it(mesh):
     run_async(run)
 
 
+# Known defect (docs/DECISIONS.md, "Known flaky media tests"): now and then a newly forwarded aiortc publisher's keyframe never comes.
+# One rerun; a second failure fails CI.
+@pytest.mark.flaky(reruns=1)
 def test_last_n_two_of_four_and_they_follow_the_speaker(mesh):
     base = mesh.edge["url"]
 

@@ -1,5 +1,7 @@
 """One conference spread over an edge's media workers (and over edges)."""
 
+import pytest
+
 from clients import WhepViewer, WsClient, wait_until
 from conftest import Cluster, metric_sum, metrics, run_async, wait_for
 from test_octo import meet_and_mute
@@ -40,6 +42,9 @@ def test_a_conference_spread_over_workers_and_edges_everyone_receives_everyone()
             assert metric_sum([url], "geomesh_edge_sibling_packets_total") > 0, url
 
 
+# Known defect (docs/DECISIONS.md, "Known flaky media tests"): now and then the switch-up freezes the small tile 6-7 s.
+# One rerun; a second failure fails CI.
+@pytest.mark.flaky(reruns=1)
 def test_simulcast_layers_are_chosen_per_subscriber_on_other_workers(browser):
     # Three workers, spreading after one session: the publisher sits on the
     # conference's home worker, the two subscribers on the two others, so
