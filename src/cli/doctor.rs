@@ -127,28 +127,13 @@ impl Args {
 
 async fn fetch_probes(selectors: &[String], token: &str) -> anyhow::Result<MediaProbes> {
     // Probing waits for answers: a few seconds per unreachable address.
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()?;
-    let mut last = None;
-    for url in selectors {
-        let r = async {
-            http.get(format!("{}/v1/doctor", url.trim_end_matches('/')))
-                .header("authorization", format!("Bearer {token}"))
-                .send()
-                .await?
-                .error_for_status()?
-                .json::<MediaProbes>()
-                .await
-        }
-        .await;
-        match r {
-            Ok(p) => return Ok(p),
-            Err(e) => last = Some(anyhow::Error::new(e).context(url.clone())),
-        }
-    }
-    Err(last.unwrap_or_else(|| anyhow::anyhow!("no selector given")))
-        .context("no selector answered GET /v1/doctor")
+    super::operator::first_answer::<MediaProbes>(
+        selectors,
+        "/v1/doctor",
+        Some(token),
+        Duration::from_secs(30),
+    )
+    .await
 }
 
 fn check(

@@ -65,3 +65,29 @@ pub fn dev_admin() -> Option<(PathBuf, PathBuf, geomesh_core::SelectorId)> {
         geomesh_core::SelectorId::new(id).ok()?,
     ))
 }
+
+/// `GET path` on each selector in turn (with the operator's `token` when
+/// given); the first answer that parses, else the last error.
+pub async fn first_answer<T: serde::de::DeserializeOwned>(
+    selectors: &[String],
+    path: &str,
+    token: Option<&str>,
+    timeout: std::time::Duration,
+) -> anyhow::Result<T> {
+    use anyhow::Context;
+    let http = reqwest::Client::builder().timeout(timeout).build()?;
+    let mut last = None;
+    for url in selectors {
+        let mut req = http.get(format!("{}{path}", url.trim_end_matches('/')));
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        let r = async { req.send().await?.error_for_status()?.json::<T>().await }.await;
+        match r {
+            Ok(v) => return Ok(v),
+            Err(e) => last = Some(anyhow::Error::new(e).context(url.clone())),
+        }
+    }
+    Err(last.unwrap_or_else(|| anyhow::anyhow!("no selector given")))
+        .with_context(|| format!("no selector answered GET {path}"))
+}

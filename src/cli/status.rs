@@ -4,7 +4,6 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::Context;
 use geomesh_selector::status::{ClusterStatus, EdgeView};
 
 /// Show the cluster: regions, edges, selectors and octo links.
@@ -37,27 +36,13 @@ impl Args {
 
 /// `GET /v1/status` of the first selector that answers.
 pub async fn fetch(selectors: &[String]) -> anyhow::Result<ClusterStatus> {
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()?;
-    let mut last = None;
-    for url in selectors {
-        let r = async {
-            http.get(format!("{}/v1/status", url.trim_end_matches('/')))
-                .send()
-                .await?
-                .error_for_status()?
-                .json::<ClusterStatus>()
-                .await
-        }
-        .await;
-        match r {
-            Ok(s) => return Ok(s),
-            Err(e) => last = Some(anyhow::Error::new(e).context(url.clone())),
-        }
-    }
-    Err(last.unwrap_or_else(|| anyhow::anyhow!("no selector given")))
-        .context("no selector answered GET /v1/status")
+    super::operator::first_answer::<ClusterStatus>(
+        selectors,
+        "/v1/status",
+        None,
+        Duration::from_secs(10),
+    )
+    .await
 }
 
 fn uptime(s: Option<u64>) -> String {
