@@ -7,8 +7,8 @@
 //! WHEP, the single-UDP-port media socket ([`socket`]: batched receive and
 //! GSO send) with address-keyed demultiplexing (`geomesh_core::stun` names the session of a new address), the
 //! sans-IO routing table ([`router`]: who publishes what, who receives it),
-//! the media loops that drive every session's `Rtc` ([`media`], one per core:
-//! [`workers`]), where sessions go ([`placement`]) and how one conference
+//! the SFU core that drives every session's `Rtc` without I/O ([`sfu`]:
+//! one per media worker, [`workers`]) and its I/O shell ([`media`]), where sessions go ([`placement`]) and how one conference
 //! spreads over the loops (sibling links; [`linkshare`]), join token
 //! checks, metrics, the meeting page, octo integration and the selector
 //! agent (over the selector's public API).
@@ -20,13 +20,18 @@
 //! ## Drive shape
 //!
 //! The routing table is pure: `join`/`leave`/`add_source`/`remove_source`
-//! in, [`router::Router::poll_event`] out. The media loop is the only place
-//! with a socket and a clock: it waits for a batch of datagrams, a command
-//! or the soonest timeout, applies it, drains the touched `Rtc`s to their
-//! next timeouts (each subscriber once per round, however many packets it
-//! got), settles the consequences and sends the round's datagrams
-//! ([`socket`]). Signaling tasks talk to it only through
-//! [`media::MediaHandle`].
+//! in, [`router::Router::poll_event`] out. The SFU core ([`sfu::Sfu`]) is
+//! sans-IO too: time and input in (`handle_datagram`, `handle_command`,
+//! `handle_octo`, `handle_timeout`), the round's datagrams and a timeout
+//! with its reason out; it drains the touched `Rtc`s to their next
+//! timeouts (each subscriber once per round, however many packets it got)
+//! and settles the consequences. The media worker tasks ([`media`]) are
+//! the only place with a socket and a clock: they wait for a batch of
+//! datagrams, a command, an octo event or the core's timeout, hand it in
+//! and send what the core produced ([`socket`]). Signaling tasks talk to
+//! them only through [`media::MediaHandle`]. The virtual-time tests
+//! (`sfu::harness`) drive cores of several edges, their octo links and
+//! str0m clients on a simulated clock and network.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -49,6 +54,7 @@ pub mod router;
 pub mod rtp;
 pub mod sdp;
 pub mod server;
+pub mod sfu;
 pub(crate) mod sibling;
 pub mod socket;
 pub mod speaker;

@@ -156,13 +156,33 @@ fn random_token(len: usize) -> String {
         .collect()
 }
 
+/// str0m's input for a UDP datagram from `source` to `destination`, or
+/// `None` for bytes str0m cannot classify (not STUN, DTLS, RTP or RTCP).
+pub fn udp_input(
+    now: Instant,
+    source: SocketAddr,
+    destination: SocketAddr,
+    data: &[u8],
+) -> Option<str0m::Input<'_>> {
+    let contents = data.try_into().ok()?;
+    Some(str0m::Input::Receive(
+        now,
+        str0m::net::Receive {
+            proto: str0m::net::Protocol::Udp,
+            source,
+            destination,
+            contents,
+        },
+    ))
+}
+
 impl Peer {
-    /// A session without an `Rtc` yet.
+    /// A session without an `Rtc` yet, started at `since_ms` (Unix ms).
     pub fn new(
         key: PeerKey,
         participant: ParticipantId,
         name: Option<String>,
-        conference: ConferenceId,
+        (conference, since_ms): (ConferenceId, u64),
         role: Role,
         signal: Option<UnboundedSender<ServerMessage>>,
     ) -> Self {
@@ -172,9 +192,7 @@ impl Peer {
             name,
             conference,
             role,
-            since_ms: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            since_ms,
             signal,
             rtc: None,
             needs_drain: false,

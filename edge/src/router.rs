@@ -406,8 +406,13 @@ impl Router {
     }
 
     /// Registers a new source published by `owner` and subscribes everyone
-    /// who should receive it.
-    pub fn add_source(&mut self, owner: PeerKey, kind: Kind) -> Result<SourceId, RouterError> {
+    /// who should receive it (`now` orders it among the conference's speakers).
+    pub fn add_source(
+        &mut self,
+        now: Instant,
+        owner: PeerKey,
+        kind: Kind,
+    ) -> Result<SourceId, RouterError> {
         let peer = self
             .peers
             .get_mut(&owner)
@@ -435,8 +440,7 @@ impl Router {
             .expect("a joined peer's conference exists");
         conf.publishers.retain(|&k| k != owner);
         conf.publishers.insert(0, owner);
-        // Speaker order is only ever read at ticks: the key's arrival time is enough.
-        conf.speakers.insert(Instant::now(), owner);
+        conf.speakers.insert(now, owner);
         let peers = conf.peers.clone();
         for k in peers {
             if k == owner {

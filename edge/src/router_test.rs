@@ -1,4 +1,5 @@
 use super::*;
+use std::time::Instant;
 
 fn conf(s: &str) -> ConferenceId {
     s.parse().unwrap()
@@ -25,8 +26,8 @@ const C: PeerKey = PeerKey(3);
 fn members_receive_each_other_including_earlier_sources() {
     let mut r = Router::default();
     r.join(conf("c"), info(1, "a", Role::Member)).unwrap();
-    let a_audio = r.add_source(A, Kind::Audio).unwrap();
-    let a_video = r.add_source(A, Kind::Video).unwrap();
+    let a_audio = r.add_source(Instant::now(), A, Kind::Audio).unwrap();
+    let a_video = r.add_source(Instant::now(), A, Kind::Video).unwrap();
     assert!(drain(&mut r).is_empty(), "nobody to tell yet");
 
     r.join(conf("c"), info(2, "b", Role::Member)).unwrap();
@@ -50,7 +51,7 @@ fn members_receive_each_other_including_earlier_sources() {
             },
         ]
     );
-    let b_video = r.add_source(B, Kind::Video).unwrap();
+    let b_video = r.add_source(Instant::now(), B, Kind::Video).unwrap();
     assert_eq!(
         drain(&mut r),
         vec![RouterEvent::Subscribe {
@@ -74,7 +75,7 @@ fn conferences_are_isolated() {
     let mut r = Router::default();
     r.join(conf("one"), info(1, "a", Role::Member)).unwrap();
     r.join(conf("two"), info(2, "b", Role::Member)).unwrap();
-    let s = r.add_source(A, Kind::Video).unwrap();
+    let s = r.add_source(Instant::now(), A, Kind::Video).unwrap();
     assert!(r.subscribers(s).is_empty());
     assert!(drain(&mut r).is_empty());
     assert_eq!(r.counts(), (2, 2));
@@ -86,7 +87,7 @@ fn leaving_unsubscribes_and_tells_the_roster() {
     r.join(conf("c"), info(1, "a", Role::Member)).unwrap();
     r.join(conf("c"), info(2, "b", Role::Member)).unwrap();
     r.join(conf("c"), info(3, "c", Role::Member)).unwrap();
-    let a_video = r.add_source(A, Kind::Video).unwrap();
+    let a_video = r.add_source(Instant::now(), A, Kind::Video).unwrap();
     drain(&mut r);
     r.leave(A).unwrap();
     assert_eq!(
@@ -115,7 +116,7 @@ fn leaving_unsubscribes_and_tells_the_roster() {
 fn events_for_a_departed_peer_are_dropped() {
     let mut r = Router::default();
     r.join(conf("c"), info(1, "a", Role::Member)).unwrap();
-    r.add_source(A, Kind::Video).unwrap();
+    r.add_source(Instant::now(), A, Kind::Video).unwrap();
     r.join(conf("c"), info(2, "b", Role::Member)).unwrap();
     r.leave(B).unwrap();
     // B's pending Subscribe is gone; A still hears B come and go.
@@ -132,10 +133,10 @@ fn events_for_a_departed_peer_are_dropped() {
 fn whip_publishers_do_not_receive_and_whep_viewers_follow_the_latest_publisher() {
     let mut r = Router::default();
     r.join(conf("c"), info(1, "pub1", Role::Publisher)).unwrap();
-    let p1_a = r.add_source(A, Kind::Audio).unwrap();
-    let p1_v = r.add_source(A, Kind::Video).unwrap();
+    let p1_a = r.add_source(Instant::now(), A, Kind::Audio).unwrap();
+    let p1_v = r.add_source(Instant::now(), A, Kind::Video).unwrap();
     r.join(conf("c"), info(2, "pub2", Role::Publisher)).unwrap();
-    let p2_v = r.add_source(B, Kind::Video).unwrap();
+    let p2_v = r.add_source(Instant::now(), B, Kind::Video).unwrap();
     drain(&mut r);
     assert!(
         r.subscribers(p1_v).is_empty(),
@@ -178,7 +179,7 @@ fn whip_publishers_do_not_receive_and_whep_viewers_follow_the_latest_publisher()
         "no roster for publishers"
     );
     assert_eq!(
-        r.add_source(C, Kind::Video),
+        r.add_source(Instant::now(), C, Kind::Video),
         Err(RouterError::ViewerCannotPublish)
     );
 }
@@ -198,13 +199,13 @@ fn named_viewer_waits_for_its_publisher_and_takes_one_source_per_kind() {
     )
     .unwrap();
     r.join(conf("c"), info(2, "bob", Role::Publisher)).unwrap();
-    r.add_source(B, Kind::Video).unwrap();
+    r.add_source(Instant::now(), B, Kind::Video).unwrap();
     assert!(drain(&mut r).is_empty(), "not alice");
     r.join(conf("c"), info(1, "alice", Role::Publisher))
         .unwrap();
-    let v1 = r.add_source(A, Kind::Video).unwrap();
-    let v2 = r.add_source(A, Kind::Video).unwrap();
-    let a = r.add_source(A, Kind::Audio).unwrap();
+    let v1 = r.add_source(Instant::now(), A, Kind::Video).unwrap();
+    let v2 = r.add_source(Instant::now(), A, Kind::Video).unwrap();
+    let a = r.add_source(Instant::now(), A, Kind::Audio).unwrap();
     assert_eq!(r.subscribers(v1), &[C]);
     assert!(
         r.subscribers(v2).is_empty(),
@@ -228,7 +229,7 @@ fn rejoining_participant_replaces_its_old_session() {
 fn keyframe_requests_are_rate_limited_per_source() {
     let mut r = Router::new(Duration::from_millis(500));
     r.join(conf("c"), info(1, "a", Role::Member)).unwrap();
-    let s = r.add_source(A, Kind::Video).unwrap();
+    let s = r.add_source(Instant::now(), A, Kind::Video).unwrap();
     let t0 = Instant::now();
     assert!(r.keyframe_request(t0, s));
     assert!(!r.keyframe_request(t0 + Duration::from_millis(100), s));
@@ -241,7 +242,7 @@ fn keyframe_requests_are_rate_limited_per_source() {
 fn a_keyframe_request_within_the_interval_is_deferred_not_dropped() {
     let mut r = Router::new(Duration::from_millis(500));
     r.join(conf("c"), info(1, "a", Role::Member)).unwrap();
-    let s = r.add_source(A, Kind::Video).unwrap();
+    let s = r.add_source(Instant::now(), A, Kind::Video).unwrap();
     while r.poll_event().is_some() {}
     let t0 = Instant::now();
     assert!(r.keyframe_request(t0, s));
@@ -300,8 +301,8 @@ fn last_n_two_of_four_publishers_follow_the_speaker() {
     for (i, &k) in pubs.iter().enumerate() {
         r.join(c.clone(), info(k.0, &format!("p{i}"), Role::Member))
             .unwrap();
-        r.add_source(k, Kind::Audio).unwrap();
-        video.push(r.add_source(k, Kind::Video).unwrap());
+        r.add_source(Instant::now(), k, Kind::Audio).unwrap();
+        video.push(r.add_source(Instant::now(), k, Kind::Video).unwrap());
     }
     let s = PeerKey(9);
     r.join(c.clone(), info(9, "sub", Role::Member)).unwrap();
@@ -382,8 +383,10 @@ fn pinned_participants_are_forwarded_whoever_speaks() {
     for k in 1..=3 {
         r.join(c.clone(), info(k, &format!("p{k}"), Role::Member))
             .unwrap();
-        r.add_source(PeerKey(k), Kind::Audio).unwrap();
-        r.add_source(PeerKey(k), Kind::Video).unwrap();
+        r.add_source(Instant::now(), PeerKey(k), Kind::Audio)
+            .unwrap();
+        r.add_source(Instant::now(), PeerKey(k), Kind::Video)
+            .unwrap();
     }
     r.join(c.clone(), info(9, "sub", Role::Member)).unwrap();
     r.set_receiver(PeerKey(9), Some(1), vec!["p3".parse().unwrap()])
@@ -412,8 +415,12 @@ fn a_viewer_without_a_named_participant_follows_the_dominant_speaker() {
     for k in 1..=2 {
         r.join(c.clone(), info(k, &format!("p{k}"), Role::Publisher))
             .unwrap();
-        r.add_source(PeerKey(k), Kind::Audio).unwrap();
-        video.push(r.add_source(PeerKey(k), Kind::Video).unwrap());
+        r.add_source(Instant::now(), PeerKey(k), Kind::Audio)
+            .unwrap();
+        video.push(
+            r.add_source(Instant::now(), PeerKey(k), Kind::Video)
+                .unwrap(),
+        );
     }
     r.join(c.clone(), info(9, "viewer", Role::Viewer { follow: None }))
         .unwrap();
@@ -443,11 +450,11 @@ fn a_participant_moving_between_edges_is_shown_once_and_never_to_itself() {
     r.join(conf("c"), info(1, "a", Role::Member)).unwrap();
     // b on edge-1, mirrored here.
     r.join(conf("c"), info(2, "b", remote("edge-1"))).unwrap();
-    let old_video = r.add_source(B, Kind::Video).unwrap();
+    let old_video = r.add_source(Instant::now(), B, Kind::Video).unwrap();
     drain(&mut r);
     // b moves: its new session (edge-2) appears before the old one goes.
     r.join(conf("c"), info(3, "b", remote("edge-2"))).unwrap();
-    let new_video = r.add_source(C, Kind::Video).unwrap();
+    let new_video = r.add_source(Instant::now(), C, Kind::Video).unwrap();
     let ev = drain(&mut r);
     assert!(
         ev.contains(&RouterEvent::Joined { to: A, peer: C }),
@@ -470,7 +477,9 @@ fn a_participant_moving_between_edges_is_shown_once_and_never_to_itself() {
     assert!(r.subscribers(old_video).is_empty());
     // a itself moving: its other session never receives a's own media.
     r.join(conf("c"), info(4, "a", remote("edge-3"))).unwrap();
-    let a_far = r.add_source(PeerKey(4), Kind::Video).unwrap();
+    let a_far = r
+        .add_source(Instant::now(), PeerKey(4), Kind::Video)
+        .unwrap();
     let ev = drain(&mut r);
     assert!(r.subscribers(a_far).is_empty(), "{ev:?}");
     assert!(

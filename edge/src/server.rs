@@ -15,7 +15,7 @@ use geomesh_core::topology::Topology;
 use geomesh_core::{EdgeId, RegionId};
 
 use crate::http::{AppState, router};
-use crate::media::MediaLoop;
+use crate::media::spawn_workers;
 use crate::metrics::Metrics;
 
 /// Why an edge could not start.
@@ -298,17 +298,22 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
         }
         None => None,
     };
-    let media = MediaLoop::spawn(
+    let media = spawn_workers(
         socket,
-        advertised,
-        metrics.clone(),
-        reports,
         octo,
-        config.last_n,
-        config.media_workers,
-        config.bwe,
-        (config.id.clone(), config.region.clone()),
-        config.spread_above,
+        crate::sfu::EdgeCoreConfig {
+            edge: config.id.clone(),
+            region: config.region.clone(),
+            advertised,
+            metrics: metrics.clone(),
+            reports,
+            last_n: config.last_n,
+            workers: config.media_workers,
+            bwe: config.bwe,
+            spread_above: config.spread_above,
+            octo: None,
+            always_octo: false,
+        },
     )
     .map_err(StartError::MediaSocket)?;
     let listener = TcpListener::bind(config.http_bind)

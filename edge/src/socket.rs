@@ -169,6 +169,15 @@ impl Outbox {
         }
     }
 
+    /// Hands every queued datagram to `f`, in order, and empties the box
+    /// (a sink that is not a socket: the virtual-time tests' network).
+    pub fn drain(&mut self, mut f: impl FnMut(SocketAddr, &[u8])) {
+        for (dest, range) in self.items.drain(..) {
+            f(dest, &self.bytes[range]);
+        }
+        self.bytes.clear();
+    }
+
     /// Sends everything queued and empties the box.
     pub fn flush(&mut self, socket: &MediaSocket) -> Flushed {
         let mut done = Flushed::default();

@@ -1,6 +1,6 @@
 //! Multi-core: media workers, one per core, each owning its sessions.
 //!
-//! An edge runs `N` media loops ([`crate::media::MediaLoop`]), each a tokio
+//! An edge runs `N` media loops ([`crate::sfu::Sfu`] in a [`crate::media`] worker task), each a tokio
 //! task that owns the `Rtc`s, routing table and octo state of its sessions;
 //! the multi-threaded runtime spreads them over the cores. A conference
 //! starts whole on one worker (mediasoup's model: its packets never cross
@@ -94,7 +94,7 @@ impl Demux {
     }
 
     /// The worker for a datagram, if any.
-    fn worker(&self, data: &[u8], src: &SocketAddr) -> Option<usize> {
+    pub(crate) fn worker(&self, data: &[u8], src: &SocketAddr) -> Option<usize> {
         if let Some(w) = self.by_addr.read().expect("demux lock poisoned").get(src) {
             return Some(*w);
         }

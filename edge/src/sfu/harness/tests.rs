@@ -1,0 +1,359 @@
+//! The edge's behaviours in virtual time: what the multi-process e2e
+//! tests show with browsers, here in milliseconds and deterministically.
+#![cfg(test)]
+
+use std::time::Duration;
+
+use super::{Client, Setup, Track, World};
+
+/// One received track: video, frames, (missing, backwards), keyframes.
+type TrackSummary = (bool, usize, (u32, u32), usize);
+
+/// What a run leaves behind, compared across runs of one seed.
+#[derive(Debug, PartialEq, Eq)]
+struct Summary {
+    sent: Vec<(u32, u32)>,
+    received: Vec<Vec<TrackSummary>>,
+}
+
+fn summary(w: &World) -> Summary {
+    Summary {
+        sent: w
+            .clients
+            .iter()
+            .map(|c| (c.sent_frames, c.sent_audio))
+            .collect(),
+        received: w
+            .clients
+            .iter()
+            .map(|c| {
+                // m-line ids are random: order by what the tracks carried.
+                let mut v: Vec<_> = c
+                    .tracks
+                    .values()
+                    .map(|t| (t.video, t.frames.len(), t.gaps(), t.keyframes.len()))
+                    .collect();
+                v.sort();
+                v
+            })
+            .collect(),
+    }
+}
+
+/// The one track of `kind` a client receives.
+fn only(c: &Client, video: bool) -> &Track {
+    let mut it = c.tracks.values().filter(|t| t.video == video);
+    let t = it
+        .next()
+        .unwrap_or_else(|| panic!("{} receives no {} track", c.name, kind(video)));
+    assert!(
+        it.next().is_none(),
+        "{} receives two {} tracks",
+        c.name,
+        kind(video)
+    );
+    t
+}
+
+fn kind(video: bool) -> &'static str {
+    if video { "video" } else { "audio" }
+}
+
+/// Continuity: the subscriber decodes from a keyframe on, with no frame
+/// missing, at least `share` of what the publisher sent meanwhile.
+fn assert_continuous(sub: &Client, publisher: &Client, share: f64) {
+    let video = only(sub, true);
+    let audio = only(sub, false);
+    assert!(
+        video.keyframes.first() == video.frames.first(),
+        "{} starts decoding at a keyframe: first frame {:?}, keyframes {:?}",
+        sub.name,
+        video.frames.first(),
+        video.keyframes
+    );
+    assert_eq!(
+        video.gaps(),
+        (0, 0),
+        "{}: video frames missing or reordered",
+        sub.name
+    );
+    assert_eq!(
+        audio.gaps(),
+        (0, 0),
+        "{}: audio packets missing or reordered",
+        sub.name
+    );
+    let first = *video.frames.first().expect("frames");
+    let sent_since = publisher.sent_frames - first;
+    assert!(
+        video.frames.len() as f64 >= share * f64::from(sent_since),
+        "{} decoded {} of {} frames",
+        sub.name,
+        video.frames.len(),
+        sent_since
+    );
+    let first = *audio.frames.first().expect("audio");
+    let sent_since = publisher.sent_audio - first;
+    assert!(
+        audio.frames.len() as f64 >= share * f64::from(sent_since),
+        "{} got {} of {} audio packets",
+        sub.name,
+        audio.frames.len(),
+        sent_since
+    );
+}
+
+#[test]
+fn a_publisher_reaches_a_subscriber_with_every_frame() {
+    let mut w = World::new(&Setup::default());
+    let a = w.join("alice", true);
+    let b = w.join("bob", false);
+    w.run_for(Duration::from_secs(10));
+    let (alice, bob) = (&w.clients[a], &w.clients[b]);
+    assert!(
+        alice.sent_frames >= 290,
+        "alice sent {} frames in 10 s",
+        alice.sent_frames
+    );
+    assert_continuous(bob, alice, 0.97);
+}
+
+/// Alice publishes on `edges.0`, Bob watches on `edges.1`; Carol joins
+/// Bob's edge 5 s later and decodes within a few frames, from a keyframe
+/// Alice was asked for.
+fn late_joiner(setup: &Setup, edges: (usize, usize)) {
+    let mut w = World::new(setup);
+    let a = w.join_at(edges.0, "alice", true);
+    let _b = w.join_at(edges.1, "bob", false);
+    w.run_for(Duration::from_secs(5));
+    let asked_before = w.clients[a].keyframe_requests;
+    let sent_before = w.clients[a].sent_frames;
+    let c = w.join_at(edges.1, "carol", false);
+    w.run_for(Duration::from_secs(3));
+    let (alice, carol) = (&w.clients[a], &w.clients[c]);
+    assert!(
+        alice.keyframe_requests > asked_before,
+        "alice was asked for a keyframe for carol"
+    );
+    let first = *only(carol, true)
+        .frames
+        .first()
+        .expect("carol decodes video");
+    // Within a few frames of connecting (ICE, DTLS and one round trip).
+    assert!(
+        first - sent_before < 30,
+        "carol's first frame came {} frames after she joined",
+        first - sent_before
+    );
+    assert_continuous(carol, alice, 0.95);
+}
+
+#[test]
+fn a_late_joiner_gets_a_keyframe_at_once() {
+    late_joiner(&Setup::default(), (0, 0));
+}
+
+#[test]
+fn a_conference_spread_over_workers_crosses_the_sibling_link() {
+    let setup = Setup {
+        workers: 2,
+        spread_above: Some(1),
+        ..Setup::default()
+    };
+    let mut w = World::new(&setup);
+    let a = w.join("alice", true);
+    let b = w.join("bob", false);
+    assert_ne!(
+        w.clients[a].worker, w.clients[b].worker,
+        "the conference spreads after one session"
+    );
+    w.run_for(Duration::from_secs(8));
+    assert_continuous(&w.clients[b], &w.clients[a], 0.97);
+}
+
+#[test]
+fn a_leaving_publisher_is_announced_and_its_media_stops() {
+    let mut w = World::new(&Setup::default());
+    let a = w.join("alice", true);
+    let b = w.join("bob", false);
+    w.run_for(Duration::from_secs(3));
+    let before = only(&w.clients[b], true).frames.len();
+    w.leave(a);
+    w.run_for(Duration::from_secs(2));
+    let after = only(&w.clients[b], true).frames.len();
+    // What was in flight when she left, at most.
+    assert!(
+        after - before <= 3,
+        "{} frames after alice left",
+        after - before
+    );
+}
+
+/// The video track of `c` that received frames last (a participant who
+/// moved has a new one).
+fn latest_video(c: &Client) -> &Track {
+    c.tracks
+        .values()
+        .filter(|t| t.video && !t.frames.is_empty())
+        .max_by_key(|t| t.last_at)
+        .expect("a video track with frames")
+}
+
+/// `sub` decodes the moved publisher's new session from a keyframe on,
+/// nothing missing.
+fn assert_follows(sub: &Client, moved: &Client) {
+    let video = latest_video(sub);
+    assert_eq!(
+        video.keyframes.first(),
+        video.frames.first(),
+        "{} decodes {}'s new session from a keyframe",
+        sub.name,
+        moved.name
+    );
+    assert_eq!(video.gaps(), (0, 0));
+    let first = *video.frames.first().expect("frames");
+    assert!(
+        video.frames.len() as f64 >= 0.95 * f64::from(moved.sent_frames - first),
+        "{} decoded {} of {}'s {} frames after the move",
+        sub.name,
+        video.frames.len(),
+        moved.name,
+        moved.sent_frames - first
+    );
+}
+
+fn two_edges() -> Setup {
+    Setup {
+        edges: 2,
+        ..Setup::default()
+    }
+}
+
+#[test]
+fn a_publisher_on_one_edge_reaches_a_subscriber_on_another() {
+    let mut w = World::new(&two_edges());
+    let a = w.join_at(0, "alice", true);
+    let b = w.join_at(1, "bob", false);
+    w.run_for(Duration::from_secs(10));
+    let (alice, bob) = (&w.clients[a], &w.clients[b]);
+    assert_continuous(bob, alice, 0.97);
+}
+
+#[test]
+fn a_late_joiner_across_the_link_gets_a_keyframe() {
+    late_joiner(&two_edges(), (0, 1));
+}
+
+#[test]
+fn media_resumes_with_a_keyframe_when_a_cut_link_comes_back() {
+    let mut w = World::new(&two_edges());
+    let a = w.join_at(0, "alice", true);
+    let b = w.join_at(1, "bob", false);
+    w.run_for(Duration::from_secs(3));
+    let now = w.now;
+    w.links[0].cut(now);
+    w.run_for(Duration::from_secs(2));
+    let cut_at = only(&w.clients[b], true).frames.len();
+    let now = w.now;
+    w.links[0].connect(now);
+    w.run_for(Duration::from_secs(4));
+    let video = only(&w.clients[b], true);
+    let after = &video.frames[cut_at..];
+    assert!(
+        after.len() >= 100,
+        "bob decoded {} frames in the 4 s after the link came back",
+        after.len()
+    );
+    let resumed = after[0];
+    let key = video
+        .keyframes
+        .iter()
+        .find(|k| **k >= resumed)
+        .expect("a keyframe after the link came back");
+    assert!(
+        key - resumed < 15,
+        "the keyframe came {} frames after media resumed",
+        key - resumed
+    );
+    let _ = a;
+}
+
+#[test]
+fn a_participant_moves_from_a_dead_edge_to_a_live_one() {
+    let setup = Setup {
+        edges: 3,
+        ..Setup::default()
+    };
+    let mut w = World::new(&setup);
+    let _a = w.join_at(0, "alice", true);
+    let b = w.join_at(1, "bob", false);
+    w.run_for(Duration::from_secs(3));
+    w.kill_edge(0);
+    w.run_for(Duration::from_millis(500));
+    // Alice's page rejoins through the selector, which picks edge 2.
+    let moved = w.join_at(2, "alice", true);
+    w.run_for(Duration::from_secs(5));
+    assert_follows(&w.clients[b], &w.clients[moved]);
+}
+
+#[test]
+fn a_draining_edge_asks_its_sessions_to_move_and_media_follows_them() {
+    let mut w = World::new(&two_edges());
+    let a = w.join_at(0, "alice", true);
+    let b = w.join_at(1, "bob", false);
+    w.run_for(Duration::from_secs(3));
+    // Drain: every session of edge 0 is asked to move (what
+    // `geomesh drain --migrate` does through the media handle).
+    let key = w.clients[a].key.expect("joined");
+    w.edges[0].cores[0].handle_command(
+        w.now,
+        super::Command::Migrate {
+            key,
+            reason: "draining",
+        },
+    );
+    w.run_for(Duration::from_millis(100));
+    assert_eq!(w.clients[a].asked_to_move.as_deref(), Some("draining"));
+    // Make-before-break: the new session first, then the old one leaves.
+    let moved = w.join_at(1, "alice", true);
+    w.run_for(Duration::from_secs(1));
+    w.leave(a);
+    w.run_for(Duration::from_secs(4));
+    assert_follows(&w.clients[b], &w.clients[moved]);
+}
+
+#[test]
+fn the_same_seed_gives_the_same_meeting() {
+    let run = || {
+        let setup = Setup {
+            workers: 2,
+            spread_above: Some(2),
+            loss_ppm: 5_000,
+            seed: 7,
+            ..Setup::default()
+        };
+        let mut w = World::new(&setup);
+        w.join("alice", true);
+        w.join("bob", true);
+        w.join("carol", false);
+        w.run_for(Duration::from_secs(4));
+        (summary(&w), w.net.sent, w.net.lost)
+    };
+    let first = run();
+    assert!(first.2 > 0, "the run lost packets: loss is exercised");
+    assert_eq!(first, run());
+    let across = || {
+        let setup = Setup {
+            loss_ppm: 5_000,
+            seed: 11,
+            ..two_edges()
+        };
+        let mut w = World::new(&setup);
+        w.join_at(0, "alice", true);
+        w.join_at(1, "bob", true);
+        w.join_at(1, "carol", false);
+        w.run_for(Duration::from_secs(4));
+        (summary(&w), w.net.sent, w.net.lost)
+    };
+    assert_eq!(across(), across());
+}
