@@ -167,6 +167,16 @@ impl OutForward {
         if !self.active {
             return Err(Skip::NotForwarded);
         }
+        // Another stream on a single-layer leg (a remote source's edge
+        // switched layers, a publisher restarted): a decoder needs its
+        // keyframe before its delta frames.
+        if p.video
+            && p.layers <= 1
+            && !p.keyframe
+            && self.rewriter.input_ssrc().is_some_and(|s| s != p.ssrc)
+        {
+            self.awaiting_keyframe = true;
+        }
         if self.awaiting_keyframe && p.layers <= 1 {
             if !p.keyframe {
                 return Err(Skip::AwaitingKeyframe);

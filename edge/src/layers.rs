@@ -252,6 +252,11 @@ impl SeqRewriter {
         self.input = None;
     }
 
+    /// The SSRC of the input stream forwarded now, if any.
+    pub fn input_ssrc(&self) -> Option<u32> {
+        self.input.map(|i| i.ssrc)
+    }
+
     /// The newest output `(sequence number, timestamp)` sent, if any.
     pub fn last(&self) -> Option<(u64, u32)> {
         self.sent.map(|s| (s.seq, s.ts))

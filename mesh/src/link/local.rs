@@ -30,8 +30,13 @@ struct Source {
     conference_handle: Option<ConferenceHandle>,
     /// What the peer asked for on the current connection.
     subscription: Option<Subscription>,
-    /// The layer forwarded (from `subscription`).
+    /// The layer the subscription asks for.
     layer: u8,
+    /// The layer that flows: `layer` once a keyframe of it passed
+    /// ([`LocalState::keyframe`]), the one before until then, so the peer's
+    /// decoders never get a new layer's delta frames first (a switch is
+    /// seamless, as within one edge).
+    sending: Option<u8>,
 }
 
 /// See the module docs.
@@ -76,6 +81,7 @@ impl LocalState {
             s.handle = None;
             s.conference_handle = None;
             s.subscription = None;
+            s.sending = None;
         }
     }
 
@@ -356,6 +362,7 @@ impl LocalState {
                 conference_handle: None,
                 subscription: None,
                 layer: 0,
+                sending: None,
             },
         );
         if let Some(ch) = conf_handle {
@@ -392,15 +399,34 @@ impl LocalState {
         // Unknown handles race with SourceRemoved: ignored.
         let id = *self.source_handles.get(&handle)?;
         let s = self.sources.get_mut(&id)?;
-        s.subscription = Some(subscription);
+        let fresh = s.subscription.replace(subscription).is_none();
         s.layer = subscription.select(&s.info.layers);
+        // A new subscription starts at once (the peer asks for a keyframe
+        // with it); a change of layer waits for the new layer's keyframe.
+        if fresh || s.sending.is_none() || s.info.layers.len() <= 1 {
+            s.sending = Some(s.layer);
+        }
         Some((id, s.layer))
+    }
+
+    /// A keyframe of `layer` of my source `id` starts: if the peer waits
+    /// for that layer, it flows from this packet on. True on a switch.
+    pub(crate) fn keyframe(&mut self, id: SourceId, layer: u8) -> bool {
+        let Some(s) = self.sources.get_mut(&id) else {
+            return false;
+        };
+        if s.subscription.is_none() || s.layer != layer || s.sending == Some(layer) {
+            return false;
+        }
+        s.sending = Some(layer);
+        true
     }
 
     /// The peer unsubscribed; `Some` if it had been subscribed.
     pub(crate) fn unsubscribed(&mut self, handle: SourceHandle) -> Option<SourceId> {
         let id = *self.source_handles.get(&handle)?;
         let s = self.sources.get_mut(&id)?;
+        s.sending = None;
         s.subscription.take().map(|_| id)
     }
 
@@ -442,7 +468,7 @@ impl LocalState {
             if s.subscription.is_none() {
                 return Err(NotSent::NotSubscribed);
             }
-            if layer != s.layer {
+            if layer != s.sending.unwrap_or(s.layer) {
                 return Err(NotSent::OtherLayer {
                     layer,
                     wanted: s.layer,

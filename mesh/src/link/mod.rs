@@ -708,7 +708,15 @@ impl Link {
         self.local.goodbye(reason, message, &mut self.out)
     }
 
-    /// The peer's subscription to one of my sources, and the layer forwarded.
+    /// A keyframe of `layer` of my `source` starts with the packet the edge
+    /// is about to send: a pending switch to that layer happens here (the
+    /// old layer flows until then). True if the layer switched.
+    pub fn keyframe(&mut self, source: SourceId, layer: u8) -> bool {
+        self.local.keyframe(source, layer)
+    }
+
+    /// The peer's subscription to one of my sources, and the layer it asks
+    /// for (which flows from its next keyframe, [`Link::keyframe`]).
     pub fn remote_subscription(&self, source: SourceId) -> Option<(Subscription, u8)> {
         self.local.subscription(source)
     }

@@ -332,6 +332,47 @@ fn forwards_only_subscribed_sources_and_the_selected_layer() {
 }
 
 #[test]
+fn a_change_of_layer_waits_for_the_new_layers_keyframe() {
+    let mut p = up_pair_with_state();
+    let sub = |h| Subscription {
+        max_layer: Subscription::ANY_LAYER,
+        max_height: h,
+    };
+    p.b.subscribe(SourceId(7), sub(200)).unwrap();
+    p.settle();
+    // A fresh subscription flows at once (its keyframe is asked for).
+    assert!(p.media_a_to_b(SourceId(7), 0, 100).is_ok());
+    // Up to 720p: layer 0 keeps flowing until layer 2's keyframe.
+    p.b.subscribe(SourceId(7), sub(0)).unwrap();
+    p.settle();
+    assert_eq!(p.a.remote_subscription(SourceId(7)).unwrap().1, 2);
+    assert!(
+        p.media_a_to_b(SourceId(7), 0, 100).is_ok(),
+        "the old layer flows"
+    );
+    assert!(
+        p.media_a_to_b(SourceId(7), 2, 102).is_err(),
+        "no delta frame of the new one"
+    );
+    assert!(
+        !p.a.keyframe(SourceId(7), 1),
+        "a keyframe of another layer switches nothing"
+    );
+    assert!(p.a.keyframe(SourceId(7), 2), "its keyframe switches");
+    assert!(p.media_a_to_b(SourceId(7), 2, 102).is_ok());
+    assert!(
+        p.media_a_to_b(SourceId(7), 0, 100).is_err(),
+        "the old layer stops"
+    );
+    // After a reconnect the subscription is fresh again.
+    p.b.unsubscribe(SourceId(7));
+    p.settle();
+    p.b.subscribe(SourceId(7), sub(400)).unwrap();
+    p.settle();
+    assert!(p.media_a_to_b(SourceId(7), 1, 101).is_ok());
+}
+
+#[test]
 fn forward_unsubscribed_sends_everything() {
     let mut a = config("edge-a");
     a.forward_unsubscribed = true;

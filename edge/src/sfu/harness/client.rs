@@ -1,7 +1,8 @@
 //! A participant in the virtual-time tests: a str0m `Rtc` in frame mode
 //! (as a browser is), publishing synthetic VP8 video (30 fps, 320×240
-//! keyframe headers, a frame number in every frame) and Opus audio (50
-//! packets/s), answering the edge's offers, and counting what it decodes.
+//! keyframe headers, or simulcast at 160×120, 320×240 and 640×480; a frame
+//! number and layer in every frame) and Opus audio (50 packets/s),
+//! answering the edge's offers, and counting what it decodes.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -9,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::format::Codec;
-use str0m::media::{Direction, MediaKind, MediaTime, Mid};
+use str0m::media::{Direction, MediaKind, MediaTime, Mid, Rid, Simulcast, SimulcastLayer};
 use str0m::{Candidate, Event, Input, Output, Rtc};
 use tokio::sync::mpsc;
 
@@ -20,6 +21,12 @@ use crate::router::PeerKey;
 pub const FRAME: Duration = Duration::from_micros(33_333);
 /// Time between audio packets (Opus, 20 ms).
 const AUDIO: Duration = Duration::from_millis(20);
+/// Simulcast layers, low to high: rid, width, height, delta frame bytes.
+const LAYERS: [(&str, u16, u16, usize); 3] = [
+    ("q", 160, 120, 200),
+    ("h", 320, 240, 600),
+    ("f", 640, 480, 1800),
+];
 
 /// What a client received of one remote track.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -30,19 +37,23 @@ pub struct Track {
     pub frames: Vec<u32>,
     /// Of those, the keyframes.
     pub keyframes: Vec<u32>,
+    /// The simulcast layer of each frame (0 without simulcast).
+    pub layers: Vec<u8>,
     /// When the last frame arrived.
     pub last_at: Option<Instant>,
 }
 
 impl Track {
     /// Frames missing between the first and the last decoded one, and
-    /// frames that went backwards (reordering or repeats).
+    /// frames that went backwards. A frame repeated at a simulcast switch
+    /// (the new layer's keyframe of the frame the old layer just brought)
+    /// is neither.
     pub fn gaps(&self) -> (u32, u32) {
         let (mut missing, mut backwards) = (0, 0);
-        for w in self.frames.windows(2) {
+        for (i, w) in self.frames.windows(2).enumerate() {
             if w[1] > w[0] {
                 missing += w[1] - w[0] - 1;
-            } else {
+            } else if w[1] < w[0] || self.layers[i] == self.layers[i + 1] {
                 backwards += 1;
             }
         }
@@ -72,8 +83,10 @@ pub struct Client {
     /// Frames and audio packets sent so far.
     pub sent_frames: u32,
     pub sent_audio: u32,
-    /// The next frame is a keyframe (first, or asked for).
-    keyframe_due: bool,
+    /// Publishing three simulcast layers.
+    pub simulcast: bool,
+    /// The next frame of each layer is a keyframe (first, or asked for).
+    keyframe_due: [bool; 3],
     pub keyframe_requests: u32,
     /// Remote tracks by m-line.
     pub tracks: BTreeMap<Mid, Track>,
@@ -109,7 +122,8 @@ impl Client {
             next_audio: now,
             sent_frames: 0,
             sent_audio: 0,
-            keyframe_due: true,
+            simulcast: false,
+            keyframe_due: [true; 3],
             keyframe_requests: 0,
             tracks: BTreeMap::new(),
             timeout: now,
@@ -131,7 +145,14 @@ impl Client {
         } else {
             Direction::RecvOnly
         };
-        let video = api.add_media(MediaKind::Video, dir, None, None, None);
+        let layers = self.simulcast.then(|| {
+            let mut sim = Simulcast::new();
+            for (rid, ..) in LAYERS {
+                sim.add_send_layer(SimulcastLayer::new(rid));
+            }
+            sim
+        });
+        let video = api.add_media(MediaKind::Video, dir, None, None, layers);
         let audio = api.add_media(MediaKind::Audio, dir, None, None, None);
         if self.publishing {
             (self.video, self.audio) = (Some(video), Some(audio));
@@ -201,7 +222,14 @@ impl Client {
             let n = self.sent_audio;
             let mut payload = vec![0xfcu8; 60];
             payload[56..].copy_from_slice(&n.to_be_bytes());
-            self.write(mid, Codec::Opus, now, 48_000, u64::from(n) * 960, payload);
+            self.write(
+                mid,
+                None,
+                Codec::Opus,
+                now,
+                (48_000, u64::from(n) * 960),
+                payload,
+            );
             self.sent_audio += 1;
             self.next_audio += AUDIO;
         }
@@ -209,28 +237,54 @@ impl Client {
 
     fn write_video(&mut self, mid: Mid, now: Instant) {
         let n = self.sent_frames;
-        let key = std::mem::take(&mut self.keyframe_due);
-        // A VP8 frame tag (RFC 6386 §9.1): bit 0 clear on a keyframe, then
-        // the start code and 320×240; a delta frame only the tag.
-        let mut frame = if key {
-            let mut f = vec![0x10, 0x00, 0x00, 0x9d, 0x01, 0x2a, 0x40, 0x01, 0xf0, 0x00];
-            f.resize(2400, 0x55);
-            f
-        } else {
-            let mut f = vec![0x11, 0x00, 0x00];
-            f.resize(900, 0x33);
-            f
-        };
-        let len = frame.len();
-        frame[len - 4..].copy_from_slice(&n.to_be_bytes());
-        self.write(mid, Codec::Vp8, now, 90_000, u64::from(n) * 3000, frame);
+        let layers = if self.simulcast { 0..3 } else { 1..2 };
+        for layer in layers {
+            let (rid, width, height, delta) = LAYERS[layer];
+            let key = std::mem::take(&mut self.keyframe_due[layer]);
+            // A VP8 frame tag (RFC 6386 §9.1): bit 0 clear on a keyframe,
+            // then the start code and the size; a delta frame only the tag.
+            let mut frame = if key {
+                let mut f = vec![0x10, 0x00, 0x00, 0x9d, 0x01, 0x2a];
+                f.extend_from_slice(&width.to_le_bytes());
+                f.extend_from_slice(&height.to_le_bytes());
+                f.resize(delta * 3, 0x55);
+                f
+            } else {
+                let mut f = vec![0x11, 0x00, 0x00];
+                f.resize(delta, 0x33);
+                f
+            };
+            let len = frame.len();
+            frame[len - 5] = layer as u8;
+            frame[len - 4..].copy_from_slice(&n.to_be_bytes());
+            let rid = self.simulcast.then(|| Rid::from(rid));
+            self.write(
+                mid,
+                rid,
+                Codec::Vp8,
+                now,
+                (90_000, u64::from(n) * 3000),
+                frame,
+            );
+        }
         self.sent_frames += 1;
     }
 
-    fn write(&mut self, mid: Mid, codec: Codec, now: Instant, hz: u64, ts: u64, data: Vec<u8>) {
-        let Some(writer) = self.rtc.writer(mid) else {
+    fn write(
+        &mut self,
+        mid: Mid,
+        rid: Option<Rid>,
+        codec: Codec,
+        now: Instant,
+        (hz, ts): (u64, u64),
+        data: Vec<u8>,
+    ) {
+        let Some(mut writer) = self.rtc.writer(mid) else {
             return;
         };
+        if let Some(rid) = rid {
+            writer = writer.rid(rid);
+        }
         let Some(pt) = writer
             .payload_params()
             .find(|p| p.spec().codec == codec)
@@ -268,7 +322,13 @@ impl Client {
             Event::Connected => self.connected = true,
             Event::KeyframeRequest(r) if Some(r.mid) == self.video => {
                 self.keyframe_requests += 1;
-                self.keyframe_due = true;
+                let layer = r
+                    .rid
+                    .and_then(|rid| LAYERS.iter().position(|l| Rid::from(l.0) == rid));
+                match layer {
+                    Some(l) => self.keyframe_due[l] = true,
+                    None => self.keyframe_due = [true; 3],
+                }
             }
             Event::MediaAdded(m) if m.direction == Direction::RecvOnly => {
                 self.tracks.insert(
@@ -287,6 +347,7 @@ impl Client {
                     let len = d.data.len();
                     let n = u32::from_be_bytes(d.data[len - 4..].try_into().expect("4 bytes"));
                     t.frames.push(n);
+                    t.layers.push(if t.video { d.data[len - 5] } else { 0 });
                     // VP8's frame tag: bit 0 clear on a keyframe.
                     if t.video && d.data[0] & 1 == 0 {
                         t.keyframes.push(n);

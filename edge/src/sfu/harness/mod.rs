@@ -173,10 +173,20 @@ impl World {
     /// clients send media from when they connect. A name already in the
     /// world is the same participant joining again (a rejoin elsewhere).
     pub fn join_at(&mut self, edge: usize, name: &str, publishing: bool) -> usize {
+        self.join_with(edge, name, publishing, false)
+    }
+
+    /// A client joins `edge` publishing three simulcast layers.
+    pub fn join_simulcast(&mut self, edge: usize, name: &str) -> usize {
+        self.join_with(edge, name, true, true)
+    }
+
+    fn join_with(&mut self, edge: usize, name: &str, publishing: bool, simulcast: bool) -> usize {
         let idx = self.clients.len();
         let addr = SocketAddr::from(([127, 0, 0, 1], 40_000 + idx as u16));
         let mut c = Client::new(name, addr, self.now, publishing);
         c.edge = edge;
+        c.simulcast = simulcast;
         let participant = ParticipantId::new(name).expect("a participant id");
         let worker = self.edges[edge]
             .placement
@@ -227,6 +237,21 @@ impl World {
         self.command(edge, worker, Command::Leave { key, reply: None });
         self.net.down.insert(self.clients[idx].addr);
         self.clients[idx].publishing = false;
+        self.settle();
+    }
+
+    /// Client `idx`'s tile height (`video_constraints`; 0: no limit).
+    pub fn set_max_height(&mut self, idx: usize, max_height: u16) {
+        let key = self.clients[idx].key.expect("a joined client");
+        let edge = self.clients[idx].edge;
+        let worker = worker_of_id(key.0, self.edges[edge].cores.len());
+        let cmd = Command::Constraints {
+            key,
+            last_n: None,
+            pinned: Vec::new(),
+            max_height: Some(max_height),
+        };
+        self.command(edge, worker, cmd);
         self.settle();
     }
 

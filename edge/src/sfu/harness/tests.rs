@@ -322,6 +322,68 @@ fn a_draining_edge_asks_its_sessions_to_move_and_media_follows_them() {
     assert_follows(&w.clients[b], &w.clients[moved]);
 }
 
+/// Alice sends three simulcast layers on `edges.0`; Bob on `edges.1`
+/// shows her in a small tile, then a large one: he gets the low layer,
+/// then the top one within a second, switched at a keyframe, with no frame
+/// missing across the switch.
+fn simulcast_switch(setup: &Setup, edges: (usize, usize)) {
+    let mut w = World::new(setup);
+    let a = w.join_simulcast(edges.0, "alice");
+    let b = w.join_at(edges.1, "bob", false);
+    w.set_max_height(b, 120);
+    w.run_for(Duration::from_secs(4));
+    let small = only(&w.clients[b], true).frames.len();
+    assert!(small >= 90, "bob decoded {small} frames of the small tile");
+    assert_eq!(
+        only(&w.clients[b], true).layers[small - 30..],
+        [0; 30],
+        "a 120-px tile takes the 160×120 layer"
+    );
+    w.set_max_height(b, 0);
+    w.run_for(Duration::from_secs(3));
+    let video = only(&w.clients[b], true);
+    let after: Vec<(u32, u8)> = video.frames[small..]
+        .iter()
+        .copied()
+        .zip(video.layers[small..].iter().copied())
+        .collect();
+    let up = after
+        .iter()
+        .position(|(_, l)| *l == 2)
+        .expect("bob switches to the top layer");
+    assert!(up < 30, "the switch up took {up} frames");
+    assert!(
+        video.keyframes.contains(&after[up].0),
+        "the switch happens at a keyframe of the new layer"
+    );
+    assert!(
+        after[up..].iter().all(|(_, l)| *l == 2),
+        "bob stays on the top layer"
+    );
+    assert_eq!(video.gaps(), (0, 0), "no frame missing across the switch");
+    let _ = a;
+}
+
+#[test]
+fn a_simulcast_subscriber_switches_layers_on_one_edge() {
+    simulcast_switch(&Setup::default(), (0, 0));
+}
+
+#[test]
+fn a_simulcast_subscriber_switches_layers_across_the_link() {
+    simulcast_switch(&two_edges(), (0, 1));
+}
+
+#[test]
+fn a_simulcast_subscriber_switches_layers_across_workers() {
+    let setup = Setup {
+        workers: 2,
+        spread_above: Some(1),
+        ..Setup::default()
+    };
+    simulcast_switch(&setup, (0, 0));
+}
+
 #[test]
 fn the_same_seed_gives_the_same_meeting() {
     let run = || {

@@ -209,6 +209,10 @@ impl Sfu {
         }
         let mut serialized = false;
         for link in octo.links.values() {
+            // A switch of layer waits for the new layer's keyframe.
+            if p.keyframe && p.layers > 1 {
+                link.with_link(|l| l.keyframe(id, p.layer));
+            }
             if !link.wants_media(id, MediaType::Rtp, p.layer) {
                 continue;
             }
