@@ -185,8 +185,13 @@ impl OutForward {
         }
         // A single-layer source (or a remote one: its edge forwards one
         // layer) passes as it is; simulcast layers switch at keyframes.
-        if p.layers > 1 && self.switch.accept(usize::from(p.layer), p.keyframe) == Verdict::Drop {
-            return Err(Skip::OtherLayer);
+        if p.layers > 1 {
+            if self.switch.accept(usize::from(p.layer), p.keyframe) == Verdict::Drop {
+                return Err(Skip::OtherLayer);
+            }
+            // The switch starts a layer at its keyframe only: nothing more
+            // to wait for (left set, the leg would ask for keyframes forever).
+            self.awaiting_keyframe = false;
         }
         let pt = match self.pt {
             Some((i, o)) if i == p.pt => o,

@@ -23,7 +23,9 @@
 //!
 //! [`Link::encode_media`] refuses packets the peer does not want: a source
 //! is sent only while the peer subscribes to it, and only the one layer
-//! [`Subscription::select`] picks. The edge may offer every packet of every
+//! [`Subscription::select`] picks; when the peer asks for another layer,
+//! the old one flows until the edge reports the new one's keyframe
+//! ([`Link::keyframe`]), so the switch is seamless. The edge may offer every packet of every
 //! source in a conference open on the link; the link filters.
 //! [`LinkConfig::forward_unsubscribed`] turns the filter off (for the
 //! bandwidth comparison).
@@ -50,19 +52,20 @@
 //! sources come back. So the edge does nothing on a reconnect but log the
 //! [`LinkEvent::Down`] and [`LinkEvent::Up`].
 
+mod api;
 mod config;
 mod error;
 mod event;
 mod local;
+mod media_out;
 mod reassembly;
 mod remote;
 
 use std::collections::VecDeque;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use geomesh_core::{ConferenceId, EdgeId, ParticipantId};
+use geomesh_core::EdgeId;
 use tracing::{debug, info, trace, warn};
 
 pub use config::{LinkConfig, LinkState};
@@ -551,223 +554,6 @@ impl Link {
             _ => {}
         }
         best
-    }
-
-    /// Writes one datagram (header and packet) for a packet of my source
-    /// into `out`, or says why the packet is not for the peer.
-    ///
-    /// `layer` is the packet's layer index in the source's
-    /// [`SourceInfo::layers`] (0 for a single-layer source;
-    /// [`SourceInfo::layer_of_ssrc`] finds it from the SSRC).
-    pub fn encode_media(
-        &self,
-        source: SourceId,
-        ty: MediaType,
-        layer: u8,
-        packet: &[u8],
-        out: &mut BytesMut,
-    ) -> Result<(), NotSent> {
-        let header = self.local.media_header(
-            source,
-            ty,
-            layer,
-            packet.len(),
-            self.peer_capabilities(),
-            self.config.forward_unsubscribed,
-        )?;
-        out.reserve(header.encoded_len() + packet.len());
-        header.encode(out);
-        out.extend_from_slice(packet);
-        Ok(())
-    }
-
-    /// Like [`Link::encode_media`], for a packet whose datagram would exceed
-    /// the connection's `max_datagram` size: writes it as fragment
-    /// datagrams of at most `max_datagram` bytes, one after the other, into
-    /// `out`, and returns their lengths. Refused with
-    /// [`NotSent::NoFragments`] if the peer did not announce
-    /// [`Capabilities::FRAGMENTS`], and with [`NotSent::TooManyFragments`]
-    /// if `max_datagram` is too small for [`crate::wire::MAX_FRAGMENTS`].
-    pub fn encode_media_fragments(
-        &mut self,
-        source: SourceId,
-        ty: MediaType,
-        layer: u8,
-        packet: &[u8],
-        max_datagram: usize,
-        out: &mut BytesMut,
-    ) -> Result<FragmentSizes, NotSent> {
-        let caps = self.peer_capabilities();
-        let header = self.local.media_header(
-            source,
-            ty,
-            layer,
-            packet.len(),
-            caps,
-            self.config.forward_unsubscribed,
-        )?;
-        if !caps.contains(Capabilities::FRAGMENTS) {
-            return Err(NotSent::NoFragments);
-        }
-        let sizes = encode_fragments(header, self.next_packet_id, packet, max_datagram, out)
-            .ok_or(NotSent::TooManyFragments {
-                len: packet.len(),
-                max_datagram,
-            })?;
-        self.next_packet_id = self.next_packet_id.wrapping_add(1);
-        Ok(sizes)
-    }
-
-    /// Whether [`Link::encode_media`] would send a packet of my `source`
-    /// on `layer` now: lets the edge skip serializing packets nobody wants.
-    pub fn wants_media(&self, source: SourceId, ty: MediaType, layer: u8) -> bool {
-        self.local
-            .media_header(
-                source,
-                ty,
-                layer,
-                0,
-                self.peer_capabilities(),
-                self.config.forward_unsubscribed,
-            )
-            .is_ok()
-    }
-
-    // ---- my state (announced to the peer) -------------------------------
-
-    /// I host participants of `conference`: announce it (idempotent).
-    pub fn open_conference(&mut self, conference: &ConferenceId) -> Result<(), UsageError> {
-        let _g = self.span.clone().entered();
-        self.local.open_conference(conference, &mut self.out)
-    }
-
-    /// I no longer host `conference`; its endpoints and sources go with it.
-    pub fn close_conference(&mut self, conference: &ConferenceId) {
-        let _g = self.span.clone().entered();
-        self.local.close_conference(conference, &mut self.out)
-    }
-
-    /// A participant of mine is in `conference` (again: a name change).
-    /// Names are cut to 255 bytes; `Some("")` is `None`.
-    pub fn endpoint_joined(
-        &mut self,
-        conference: &ConferenceId,
-        participant: ParticipantId,
-        display_name: Option<String>,
-    ) -> Result<(), UsageError> {
-        self.local
-            .endpoint_joined(conference, participant, display_name, &mut self.out)
-    }
-
-    /// A participant of mine muted or unmuted (announced again after
-    /// reconnects while muted). Unknown participants are ignored.
-    pub fn endpoint_muted(
-        &mut self,
-        conference: &ConferenceId,
-        participant: &ParticipantId,
-        audio: bool,
-        video: bool,
-    ) -> Result<(), UsageError> {
-        self.local
-            .endpoint_muted(conference, participant, (audio, video), &mut self.out)
-    }
-
-    /// A participant of mine left `conference`.
-    pub fn endpoint_left(&mut self, conference: &ConferenceId, participant: &ParticipantId) {
-        self.local
-            .endpoint_left(conference, participant, &mut self.out)
-    }
-
-    /// A participant of mine publishes a source. `id` must be unique on this
-    /// edge and stable for the source's life. Adding an id again with other
-    /// details replaces the source.
-    pub fn add_source(
-        &mut self,
-        conference: &ConferenceId,
-        id: SourceId,
-        info: SourceInfo,
-    ) -> Result<(), UsageError> {
-        self.local.add_source(conference, id, info, &mut self.out)
-    }
-
-    /// One of my sources is gone.
-    pub fn remove_source(&mut self, id: SourceId) {
-        self.local.remove_source(id, &mut self.out)
-    }
-
-    /// Tells the peer I am shutting down or draining (repeated after a
-    /// reconnect).
-    pub fn goodbye(&mut self, reason: GoodbyeReason, message: impl Into<String>) {
-        let mut message: String = message.into();
-        message.truncate(
-            (0..=crate::wire::MAX_MESSAGE_LEN.min(message.len()))
-                .rev()
-                .find(|i| message.is_char_boundary(*i))
-                .unwrap_or(0),
-        );
-        self.local.goodbye(reason, message, &mut self.out)
-    }
-
-    /// A keyframe of `layer` of my `source` starts with the packet the edge
-    /// is about to send: a pending switch to that layer happens here (the
-    /// old layer flows until then). True if the layer switched.
-    pub fn keyframe(&mut self, source: SourceId, layer: u8) -> bool {
-        self.local.keyframe(source, layer)
-    }
-
-    /// The peer's subscription to one of my sources, and the layer it asks
-    /// for (which flows from its next keyframe, [`Link::keyframe`]).
-    pub fn remote_subscription(&self, source: SourceId) -> Option<(Subscription, u8)> {
-        self.local.subscription(source)
-    }
-
-    // ---- the peer's state ----------------------------------------------
-
-    /// Ask the peer for a remote source (or change the layer). Kept until
-    /// [`Link::unsubscribe`] or the source's removal, across reconnects.
-    pub fn subscribe(
-        &mut self,
-        source: SourceId,
-        subscription: Subscription,
-    ) -> Result<(), UsageError> {
-        self.remote.subscribe(source, subscription, &mut self.out)
-    }
-
-    /// No local subscriber wants the remote source any more.
-    pub fn unsubscribe(&mut self, source: SourceId) {
-        self.remote.unsubscribe(source, &mut self.out)
-    }
-
-    /// My current subscription to a remote source.
-    pub fn subscription(&self, source: SourceId) -> Option<Subscription> {
-        self.remote.subscription(source)
-    }
-
-    /// Asks the peer for a keyframe of a remote source. Returns whether a
-    /// request went out now: at most one per [`LinkConfig::keyframe_interval`]
-    /// per source, and none while the link is down. One asked for within
-    /// the interval is deferred to its end ([`TimeoutReason::KeyframeRequest`]),
-    /// not dropped: the subscriber that asked may have started after the
-    /// keyframe the last request brought.
-    pub fn request_keyframe(
-        &mut self,
-        now: Instant,
-        source: SourceId,
-        layer: Option<u8>,
-    ) -> Result<bool, UsageError> {
-        let interval = self.config.keyframe_interval;
-        self.remote.request_keyframe(
-            now,
-            interval,
-            source,
-            layer.filter(|l| *l != u8::MAX),
-            &mut self.out,
-        )
-    }
-
-    /// The peer's sources announced on the current connection.
-    pub fn remote_sources(&self) -> impl Iterator<Item = &Arc<RemoteSource>> {
-        self.remote.sources()
     }
 }
 

@@ -361,7 +361,14 @@ fn simulcast_switch(setup: &Setup, edges: (usize, usize)) {
         "bob stays on the top layer"
     );
     assert_eq!(video.gaps(), (0, 0), "no frame missing across the switch");
-    let _ = a;
+    // Steady state: nobody keeps asking the publisher for keyframes.
+    let asked = w.clients[a].keyframe_requests;
+    w.run_for(Duration::from_secs(5));
+    assert_eq!(
+        w.clients[a].keyframe_requests - asked,
+        0,
+        "keyframe requests in 5 s of a steady layer"
+    );
 }
 
 #[test]

@@ -10,15 +10,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use serde_json::{Value, json};
-use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
+use str0m::change::{SdpOffer, SdpPendingOffer};
 use str0m::format::Codec;
-use str0m::media::{
-    Direction, Frequency, MediaKind, MediaTime, Mid, Pt, Rid, Simulcast, SimulcastLayer,
-};
+use str0m::media::{Direction, Frequency, MediaTime, Mid, Pt, Rid};
 use str0m::net::{Protocol, Receive};
-use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
+use str0m::{Event, IceConnectionState, Input, Output, Rtc};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::Message;
@@ -29,6 +27,9 @@ use crate::plan::{Phase, SessionEvent, SessionPlan, SessionResult};
 use crate::sdp::PtKinds;
 use crate::source::{MediaConfig, OutFrame, PublisherMedia, RIDS};
 use crate::stamp::{Clock, Kind};
+
+mod signaling;
+use signaling::{msg_type, send_json};
 
 /// How long the WebSocket connect, the `joined` and the `answer` may take.
 const SIGNAL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -126,197 +127,7 @@ struct Client {
     result: SessionResult,
 }
 
-async fn next_message(ws: &mut Ws, until: Instant) -> Result<Value, String> {
-    // Bounded: every loop either returns or consumes a message before `until`.
-    loop {
-        let msg = tokio::time::timeout_at(until.into(), ws.next())
-            .await
-            .map_err(|_| "signaling_timeout".to_string())?;
-        match msg {
-            Some(Ok(Message::Text(t))) => {
-                return serde_json::from_str(t.as_str()).map_err(|_| "bad_json".to_string());
-            }
-            Some(Ok(Message::Close(_))) | None => return Err("ws_closed".into()),
-            Some(Ok(_)) => continue,
-            Some(Err(e)) => return Err(format!("ws_error: {e}")),
-        }
-    }
-}
-
-fn msg_type(v: &Value) -> &str {
-    v.get("type").and_then(Value::as_str).unwrap_or("")
-}
-
-async fn send_json(ws: &mut Ws, v: Value) -> Result<(), String> {
-    tokio::time::timeout(SIGNAL_TIMEOUT, ws.send(Message::Text(v.to_string().into())))
-        .await
-        .map_err(|_| "ws_send_timeout".to_string())?
-        .map_err(|e| format!("ws_error: {e}"))
-}
-
 impl Client {
-    async fn start(
-        plan: SessionPlan,
-        ws_url: &str,
-        token: &str,
-        env: SessionEnv,
-    ) -> Result<Client, String> {
-        let until = Instant::now() + SIGNAL_TIMEOUT;
-        let (mut ws, _) =
-            tokio::time::timeout_at(until.into(), tokio_tungstenite::connect_async(ws_url))
-                .await
-                .map_err(|_| "ws_connect_timeout".to_string())?
-                .map_err(|e| format!("ws_connect: {e}"))?;
-        send_json(
-            &mut ws,
-            json!({"type": "join", "token": token, "conference": plan.conference_id}),
-        )
-        .await?;
-        let participant = loop {
-            let m = next_message(&mut ws, until).await?;
-            match msg_type(&m) {
-                "joined" => {
-                    break m
-                        .get("participant")
-                        .and_then(Value::as_str)
-                        .unwrap_or(&plan.name)
-                        .to_string();
-                }
-                "error" => {
-                    let code = m.get("code").and_then(Value::as_str).unwrap_or("error");
-                    return Err(format!("join_refused: {code}"));
-                }
-                _ => {}
-            }
-        };
-
-        let sock = UdpSocket::bind("127.0.0.1:0")
-            .await
-            .map_err(|e| format!("udp_bind: {e}"))?;
-        crate::plan::enlarge_rcvbuf(&sock);
-        let local = sock.local_addr().map_err(|e| format!("udp_bind: {e}"))?;
-        let now = Instant::now();
-        let mut rtc = Rtc::builder()
-            .set_crypto_provider(env.crypto.clone())
-            .clear_codecs()
-            .enable_opus(true, false)
-            .enable_vp8(true)
-            .build(now);
-        let cand = Candidate::host(local, "udp").map_err(|e| format!("candidate: {e}"))?;
-        rtc.add_local_candidate(cand);
-
-        let mut change = rtc.sdp_api();
-        let mut own_mids = Vec::new();
-        let (mut video, mut audio) = (None, None);
-        if plan.source.is_some() {
-            let simulcast = env.media.simulcast.then(|| {
-                let mut s = Simulcast::new();
-                for rid in RIDS {
-                    s.add_send_layer(SimulcastLayer::new(rid));
-                }
-                s
-            });
-            let v = change.add_media(
-                MediaKind::Video,
-                Direction::SendOnly,
-                Some(participant.clone()),
-                Some(format!("{participant}-video")),
-                simulcast,
-            );
-            own_mids.push(v);
-            video = Some((v, None));
-            if env.media.audio {
-                let a = change.add_media(
-                    MediaKind::Audio,
-                    Direction::SendOnly,
-                    Some(participant.clone()),
-                    Some(format!("{participant}-audio")),
-                    None,
-                );
-                own_mids.push(a);
-                audio = Some((a, None));
-            }
-        } else {
-            // A receive-only client must still offer something (PROTOCOL.md).
-            own_mids.push(change.add_media(
-                MediaKind::Audio,
-                Direction::RecvOnly,
-                None,
-                None,
-                None,
-            ));
-        }
-        // The change set holds at least one m-line, so apply() makes an offer.
-        let (offer, pending) = change.apply().ok_or("no_offer")?;
-        let offer = offer.to_sdp_string();
-        let mut pts = PtKinds::default();
-        pts.learn(&offer);
-        if let Some(h) = plan.tile_height {
-            send_json(
-                &mut ws,
-                json!({"type": "video_constraints", "max_height": h}),
-            )
-            .await?;
-        }
-        send_json(&mut ws, json!({"type": "offer", "sdp": offer})).await?;
-        let answer = loop {
-            let m = next_message(&mut ws, until).await?;
-            match msg_type(&m) {
-                "answer" => {
-                    break m
-                        .get("sdp")
-                        .and_then(Value::as_str)
-                        .unwrap_or("")
-                        .to_string();
-                }
-                "error" => {
-                    let code = m.get("code").and_then(Value::as_str).unwrap_or("error");
-                    return Err(format!("offer_refused: {code}"));
-                }
-                _ => {}
-            }
-        };
-        pts.learn(&answer);
-        // Kernel drop counters are only visible for a server on this host.
-        let server_port = crate::sdp::candidate_addr(&answer)
-            .filter(|a| a.ip().is_loopback())
-            .map(|a| a.port());
-        let answer = SdpAnswer::from_sdp_string(&answer).map_err(|e| format!("bad_answer: {e}"))?;
-        rtc.sdp_api()
-            .accept_answer(pending, answer)
-            .map_err(|e| format!("bad_answer: {e}"))?;
-
-        let mut c = Client {
-            plan,
-            env,
-            rtc,
-            sock,
-            local,
-            ws,
-            pending: None,
-            pts,
-            own_mids,
-            video,
-            audio,
-            remote_tracks: 0,
-            connected: false,
-            ready_sent: false,
-            publish_from: None,
-            media: None,
-            counting: false,
-            stopping: false,
-            next_timeout: now,
-            frames: Vec::new(),
-            result: SessionResult {
-                local_port: Some(local.port()),
-                server_port,
-                ..Default::default()
-            },
-        };
-        c.drain();
-        Ok(c)
-    }
-
     fn fail(&mut self, why: &str) {
         if self.result.failure.is_none() && !self.stopping {
             debug!(session = self.plan.index, "session failed: {why}");
