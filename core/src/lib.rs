@@ -38,6 +38,8 @@ pub mod credentials;
 pub mod fuzz;
 pub mod geo;
 pub mod grant;
+#[cfg(feature = "client")]
+pub mod https;
 pub mod id;
 pub mod source;
 pub mod stun;

@@ -9,6 +9,62 @@ use serde::de::DeserializeOwned;
 
 use crate::topology::{Diagnostic, Position, Severity};
 
+/// The problems a validation found, each at its position.
+#[derive(Debug, Default)]
+pub struct Report {
+    diagnostics: Vec<Diagnostic>,
+}
+
+impl Report {
+    /// Records a problem of `severity`.
+    pub fn push(
+        &mut self,
+        severity: Severity,
+        at: Option<Position>,
+        path: impl Into<String>,
+        msg: impl Into<String>,
+    ) {
+        self.diagnostics.push(Diagnostic {
+            severity,
+            position: at,
+            path: path.into(),
+            message: msg.into(),
+        });
+    }
+
+    /// Records an error (the file is refused).
+    pub fn error(&mut self, at: Option<Position>, path: impl Into<String>, msg: impl Into<String>) {
+        self.push(Severity::Error, at, path, msg);
+    }
+
+    /// Records a warning (the file is used; the user is told).
+    pub fn warning(
+        &mut self,
+        at: Option<Position>,
+        path: impl Into<String>,
+        msg: impl Into<String>,
+    ) {
+        self.push(Severity::Warning, at, path, msg);
+    }
+
+    /// Whether any problem is an error.
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics
+            .iter()
+            .any(|d| d.severity == Severity::Error)
+    }
+
+    /// Every problem, in file order (those without a position last).
+    pub fn into_sorted(mut self) -> Vec<Diagnostic> {
+        self.diagnostics.sort_by_key(|d| {
+            d.position
+                .map(|p| (p.line, p.column))
+                .unwrap_or((u64::MAX, 0))
+        });
+        self.diagnostics
+    }
+}
+
 /// A value with the position it came from.
 pub type S<T> = serde_saphyr::Spanned<T>;
 

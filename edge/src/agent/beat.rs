@@ -67,12 +67,12 @@ pub(crate) async fn run(
                     let _ = asks.send(Ask::Directory(resp.edges_version));
                 }
             }
-            Err(CallError::Refused { status: 410, body }) => {
+            Err(CallError::Status { status: 410, body }) => {
                 if !state.removed.swap(true, Ordering::Relaxed) {
                     warn!(selector = %sel.id, %body, "this edge was removed from the cluster: moving its participants away");
                 }
             }
-            Err(CallError::Refused { status: 409, body }) => {
+            Err(CallError::Status { status: 409, body }) => {
                 warn!(selector = %sel.id, %body, "heartbeat refused; registering again");
                 state.registered.store(false, Ordering::Relaxed);
                 let _ = asks.send(Ask::Register);

@@ -206,7 +206,7 @@ pub fn spawn(
         preferred: None,
     };
     for (id, addr) in initial {
-        agent.add_selector(id, addr)?;
+        agent.add_selector(id, addr).map_err(|e| e.to_string())?;
     }
     tokio::spawn(agent.run(events, asks, requests_rx).instrument(span));
     Ok((AgentHandle { state, requests }, actions_rx))
@@ -327,7 +327,7 @@ impl Agent {
     }
 
     /// Starts heartbeating a selector node.
-    fn add_selector(&mut self, id: SelectorId, addr: SocketAddr) -> Result<(), String> {
+    fn add_selector(&mut self, id: SelectorId, addr: SocketAddr) -> Result<(), CallError> {
         let sel = Arc::new(Selector::new(id.clone(), addr, &self.config.tls)?);
         let task = tokio::spawn(
             beat::run(
@@ -416,11 +416,11 @@ impl Agent {
                     self.resync().await;
                     return Ok(());
                 }
-                Err(CallError::Refused { status: 410, body }) => {
+                Err(CallError::Status { status: 410, body }) => {
                     if !self.state.removed.swap(true, Ordering::Relaxed) {
                         error!(%body, "this edge was removed from the cluster: moving its participants away; it takes nobody new until restarted");
                     }
-                    last = CallError::Refused { status: 410, body };
+                    last = CallError::Status { status: 410, body };
                     break;
                 }
                 Err(e) => last = e,
@@ -453,7 +453,7 @@ impl Agent {
                         }
                         continue 'reports;
                     }
-                    Err(CallError::Refused { status: 409, .. }) => {
+                    Err(CallError::Status { status: 409, .. }) => {
                         // Registration lapsed: register, then report.
                         self.state.registered.store(false, Ordering::Relaxed);
                         return;

@@ -21,6 +21,8 @@ use rustls::ClientConfig;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use geomesh_core::https::JsonClient;
+
 use super::{NodeId, SelectorNode, TypeConfig};
 
 /// Internal paths of the Raft RPCs.
@@ -33,66 +35,33 @@ pub mod paths {
     pub const SNAPSHOT: &str = "/raft/v1/snapshot";
 }
 
-/// Why a call to another node failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum CallError {
-    /// No connection (refused, TLS handshake failed, timed out connecting).
-    #[error("unreachable: {0}")]
-    Unreachable(String),
-    /// The request or response failed in flight, or timed out.
-    #[error("network: {0}")]
-    Network(String),
-    /// The peer answered with an error status.
-    #[error("HTTP {status}: {body}")]
-    Status {
-        /// The status code.
-        status: u16,
-        /// The body (an `ApiError` JSON, usually).
-        body: String,
-    },
-    /// The body did not decode.
-    #[error("bad response body: {0}")]
-    Decode(String),
-}
+pub use geomesh_core::https::CallError;
 
-/// An HTTPS client for one node's internal listener.
+/// An HTTPS client for one node's internal listener ([`JsonClient`]), with
+/// the fault tests' partitions applied.
 #[derive(Clone)]
 pub struct PeerClient {
-    http: reqwest::Client,
-    base: String,
-    /// The node id called (fault tests cut calls by id).
-    to: String,
+    inner: JsonClient,
 }
 
 impl PeerClient {
     /// A client for the node `id` listening at `addr` (its certificate
     /// must name `id`).
     pub fn new(tls: &ClientConfig, id: &str, addr: SocketAddr) -> Result<Self, CallError> {
-        let http = reqwest::Client::builder()
-            .tls_backend_preconfigured(tls.clone())
-            .resolve(id, addr)
-            .no_proxy()
-            .connect_timeout(Duration::from_secs(2))
-            .pool_idle_timeout(Duration::from_secs(30))
-            .build()
-            .map_err(|e| CallError::Unreachable(e.to_string()))?;
         Ok(Self {
-            http,
-            base: format!("https://{id}:{}", addr.port()),
-            to: id.to_string(),
+            inner: JsonClient::new(tls, id, addr)?,
         })
     }
 
     /// In fault tests, a call across a partition: lost, so it times out.
     async fn partitioned(&self, timeout: Duration) -> Result<(), CallError> {
-        if !super::partitions::is_cut(&self.to) {
+        if !super::partitions::is_cut(self.inner.id()) {
             return Ok(());
         }
         tokio::time::sleep(timeout).await;
         Err(CallError::Network(format!(
             "{}: timed out (partitioned by {})",
-            self.to,
+            self.inner.id(),
             super::partitions::ENV
         )))
     }
@@ -105,32 +74,7 @@ impl PeerClient {
         timeout: Duration,
     ) -> Result<Resp, CallError> {
         self.partitioned(timeout).await?;
-        let res = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .timeout(timeout)
-            .json(body)
-            .send()
-            .await
-            .map_err(|e| {
-                if e.is_connect() {
-                    CallError::Unreachable(format!("{e:?}"))
-                } else {
-                    CallError::Network(format!("{e:?}"))
-                }
-            })?;
-        let status = res.status();
-        let bytes = res
-            .bytes()
-            .await
-            .map_err(|e| CallError::Network(e.to_string()))?;
-        if !status.is_success() {
-            return Err(CallError::Status {
-                status: status.as_u16(),
-                body: String::from_utf8_lossy(&bytes).into_owned(),
-            });
-        }
-        serde_json::from_slice(&bytes).map_err(|e| CallError::Decode(e.to_string()))
+        self.inner.post(path, body, timeout).await
     }
 
     /// `GET path`; decodes a JSON answer on 2xx.
@@ -140,25 +84,7 @@ impl PeerClient {
         timeout: Duration,
     ) -> Result<Resp, CallError> {
         self.partitioned(timeout).await?;
-        let res = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .timeout(timeout)
-            .send()
-            .await
-            .map_err(|e| CallError::Unreachable(e.to_string()))?;
-        let status = res.status();
-        let bytes = res
-            .bytes()
-            .await
-            .map_err(|e| CallError::Network(e.to_string()))?;
-        if !status.is_success() {
-            return Err(CallError::Status {
-                status: status.as_u16(),
-                body: String::from_utf8_lossy(&bytes).into_owned(),
-            });
-        }
-        serde_json::from_slice(&bytes).map_err(|e| CallError::Decode(e.to_string()))
+        self.inner.get(path, timeout).await
     }
 }
 
