@@ -29,9 +29,8 @@ use tower::ServiceExt;
 
 use crate::http::AppState;
 use crate::messages::ClientMessage;
-use crate::router::Role;
 use crate::server::{EdgeConfig, EdgeHandle};
-use crate::ws::{Step, admit, on_text};
+use crate::ws::{Step, admit, join_session, on_text};
 
 /// Stands for a fresh valid join token in fuzz inputs.
 pub const TOKEN_PLACEHOLDER: &str = "$TOKEN";
@@ -147,20 +146,7 @@ pub fn signaling(data: &[u8]) {
     };
     h.rt.block_on(async {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let role = if claims.no_subscribe {
-            Role::Publisher
-        } else {
-            Role::Member
-        };
-        let joined = state
-            .media
-            .join(
-                claims.conference.clone(),
-                claims.participant.clone(),
-                claims.name.clone(),
-                role,
-                Some(tx),
-            )
+        let joined = join_session(state, &claims, tx)
             .await
             .expect("the fuzz edge's media loop runs");
         for m in messages {

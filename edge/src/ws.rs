@@ -96,6 +96,32 @@ pub struct Refusal {
     pub why: String,
 }
 
+/// Opens the media session of an admitted WebSocket participant, its
+/// messages going to `signal`. A participant that may not receive joins
+/// like a WHIP publisher (in the roster, sent nothing); one that may not
+/// send is refused any offer that sends ([`on_text`]).
+pub async fn join_session(
+    state: &AppState,
+    claims: &JoinClaims,
+    signal: mpsc::UnboundedSender<ServerMessage>,
+) -> Result<crate::media::Joined, crate::media::MediaError> {
+    let role = if claims.no_subscribe {
+        Role::Publisher
+    } else {
+        Role::Member
+    };
+    state
+        .media
+        .join(
+            claims.conference.clone(),
+            claims.participant.clone(),
+            claims.name.clone(),
+            role,
+            Some(signal),
+        )
+        .await
+}
+
 /// Admits a `join`: the edge has room and is not closing, the token is
 /// valid for this edge (and the conference the client named) and has
 /// sessions left.
@@ -237,25 +263,7 @@ pub async fn session(mut socket: WebSocket, state: AppState) {
         Err(r) => return refuse_join(&mut socket, &state, r.result, r.code, r.why).await,
     };
     let (tx, mut rx) = mpsc::unbounded_channel();
-    // A participant that may not receive joins like a WHIP publisher (in
-    // the roster, sent nothing); one that may not send is refused any
-    // offer that sends.
-    let role = if claims.no_subscribe {
-        Role::Publisher
-    } else {
-        Role::Member
-    };
-    let joined = match state
-        .media
-        .join(
-            claims.conference.clone(),
-            claims.participant.clone(),
-            claims.name.clone(),
-            role,
-            Some(tx),
-        )
-        .await
-    {
+    let joined = match join_session(&state, &claims, tx).await {
         Ok(j) => j,
         Err(e) => {
             send(
