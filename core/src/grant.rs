@@ -124,6 +124,18 @@ impl GrantError {
     }
 }
 
+/// Why a key file's contents are not a grant key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum GrantKeyError {
+    /// An HS256 secret shorter than [`MIN_SECRET_LEN`] bytes.
+    #[error("an HS256 secret needs at least {MIN_SECRET_LEN} bytes (got {0})")]
+    ShortSecret(usize),
+    /// Not an Ed25519 public key in SPKI PEM.
+    #[error("not an Ed25519 SPKI public key: {0}")]
+    NotEd25519(String),
+}
+
 /// One application key that may sign grants.
 #[derive(Clone)]
 pub enum GrantKey {
@@ -135,12 +147,9 @@ pub enum GrantKey {
 
 impl GrantKey {
     /// An HS256 key from the secret's bytes (at least [`MIN_SECRET_LEN`]).
-    pub fn hs256(secret: &[u8]) -> Result<Self, String> {
+    pub fn hs256(secret: &[u8]) -> Result<Self, GrantKeyError> {
         if secret.len() < MIN_SECRET_LEN {
-            return Err(format!(
-                "an HS256 secret needs at least {MIN_SECRET_LEN} bytes (got {})",
-                secret.len()
-            ));
+            return Err(GrantKeyError::ShortSecret(secret.len()));
         }
         Ok(Self::Hs256(Box::new(aws_lc_rs::hmac::Key::new(
             aws_lc_rs::hmac::HMAC_SHA256,
@@ -149,10 +158,10 @@ impl GrantKey {
     }
 
     /// An Ed25519 key from an SPKI PEM public key.
-    pub fn ed25519_pem(pem: &str) -> Result<Self, String> {
+    pub fn ed25519_pem(pem: &str) -> Result<Self, GrantKeyError> {
         VerifyingKey::from_public_key_pem(pem)
             .map(Self::Ed25519)
-            .map_err(|e| format!("not an Ed25519 SPKI public key: {e}"))
+            .map_err(|e| GrantKeyError::NotEd25519(e.to_string()))
     }
 
     fn alg(&self) -> &'static str {

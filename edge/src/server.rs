@@ -27,7 +27,7 @@ pub enum StartError {
     UnknownEdge(EdgeId),
     /// The selector agent could not start.
     #[error("selector agent: {0}")]
-    Agent(String),
+    Agent(#[from] crate::agent::AgentError),
     /// The octo node could not start.
     #[error("octo: {0}")]
     Octo(#[from] geomesh_mesh::transport::TransportError),

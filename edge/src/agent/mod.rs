@@ -166,13 +166,30 @@ const CALL_DEADLINE: Duration = Duration::from_secs(5);
 /// Resyncs are at most this frequent.
 const RESYNC_EVERY: Duration = Duration::from_secs(2);
 
+/// Why the agent could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AgentError {
+    /// The OS random source failed (the boot id).
+    #[error("random source: {0}")]
+    Random(String),
+    /// A selector's client could not be built.
+    #[error("selector {id}: {source}")]
+    Selector {
+        /// The selector.
+        id: SelectorId,
+        /// Why.
+        source: CallError,
+    },
+}
+
 /// Starts the agent; it runs until the process ends. The receiver gets
 /// what the agent asks of the media workers.
 pub fn spawn(
     config: AgentConfig,
     metrics: Arc<Metrics>,
     events: mpsc::UnboundedReceiver<ParticipantEvent>,
-) -> Result<(AgentHandle, mpsc::UnboundedReceiver<AgentAction>), String> {
+) -> Result<(AgentHandle, mpsc::UnboundedReceiver<AgentAction>), AgentError> {
     let state = Arc::new(AgentState::default());
     state.edges_version.store(u64::MAX, Ordering::Relaxed);
     state.heartbeat_ms.store(
@@ -182,7 +199,7 @@ pub fn spawn(
         Ordering::Relaxed,
     );
     let mut b = [0u8; 8];
-    getrandom::fill(&mut b).map_err(|e| e.to_string())?;
+    getrandom::fill(&mut b).map_err(|e| AgentError::Random(e.to_string()))?;
     let boot_id: String = b.iter().map(|x| format!("{x:02x}")).collect();
     let last = Sample::now(&metrics);
     let (asks_tx, asks) = mpsc::unbounded_channel();
@@ -206,7 +223,9 @@ pub fn spawn(
         preferred: None,
     };
     for (id, addr) in initial {
-        agent.add_selector(id, addr).map_err(|e| e.to_string())?;
+        agent
+            .add_selector(id.clone(), addr)
+            .map_err(|source| AgentError::Selector { id, source })?;
     }
     tokio::spawn(agent.run(events, asks, requests_rx).instrument(span));
     Ok((AgentHandle { state, requests }, actions_rx))
