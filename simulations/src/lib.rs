@@ -45,6 +45,7 @@
 pub mod engine;
 pub mod latency;
 pub mod metrics;
+pub mod plan;
 mod plots;
 pub mod population;
 pub mod report;

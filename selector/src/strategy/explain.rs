@@ -29,11 +29,12 @@ pub enum Verdict {
     Overloaded,
     /// No RTT for it: no client location and no probe.
     NoRtt,
-    /// A lower-RTT region won.
+    /// Another region's edge cost the conference less.
     Farther,
-    /// Same region as the choice, more stressed.
+    /// Same region as the choice, cost more (more stressed, or not the
+    /// conference's).
     MoreStressed,
-    /// An edge of the conference within the affinity margin won instead.
+    /// An edge of the conference cost less.
     Affinity,
     /// The conference is at its edge cap: only its own edges were eligible.
     ConferenceCap,
@@ -190,10 +191,7 @@ mod tests {
         edges[4].draining = true;
         edges[5].heartbeat(95, 0.95);
         edges[6].registered = false;
-        let cluster = ClusterView {
-            regions: &regions,
-            edges: &edges,
-        };
+        let cluster = ClusterView::new(&regions, &edges);
         let policy = PlacementPolicy::default();
         let paris = GeoPoint::new(48.86, 2.35).unwrap();
         let req = PlacementRequest {

@@ -25,7 +25,7 @@ meetings:
     - { min: 3, max: 8, weight: 1 }
   duration: { lognormal: { median: 30m, sigma: 0.5 } }
   join_spread: 1m
-policy: { heartbeat_interval: 5s, affinity_margin_ms: 30 }
+policy: { heartbeat_interval: 5s, relay_ms: 3 }
 strategies:
   - single
   - geomesh
@@ -56,10 +56,10 @@ fn good_scenario() {
     assert_eq!(s.heartbeat_interval, 5_000);
     assert_eq!(s.health_timeout, 15_000);
     assert_eq!(s.strategies.len(), 3);
-    assert_eq!(s.strategies[1].policy.affinity_margin_ms, 30.0);
+    assert_eq!(s.strategies[1].policy.relay_ms, 3.0);
     assert!(s.strategies[1].policy.burst_safety);
     assert!(!s.strategies[2].policy.burst_safety);
-    assert_eq!(s.strategies[2].policy.affinity_margin_ms, 30.0);
+    assert_eq!(s.strategies[2].policy.relay_ms, 3.0);
     assert_eq!(s.failures[0].target, FailureTarget::Region(1));
     assert_eq!(s.failures[0].recover_at, Some(5_400_000));
     let Workload::Generated(g) = &s.workload else {
@@ -90,7 +90,7 @@ fn topology_file_supplies_regions_edges_and_policy() {
     assert!(!s.edges.is_empty());
     // The topology's policy, then the scenario's overrides.
     assert_eq!((s.heartbeat_interval, s.health_timeout), (1_000, 3_000));
-    assert_eq!(s.strategies[1].policy.affinity_margin_ms, 30.0);
+    assert_eq!(s.strategies[1].policy.relay_ms, 3.0);
     // A heartbeat slower than the topology's timeout is pointed at.
     let e = errors_in(
         &yaml.replacen("policy: {", "policy: { heartbeat_interval: 5s,", 1),

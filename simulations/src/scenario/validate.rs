@@ -56,7 +56,7 @@ pub(super) fn dur(v: &S<HumanDuration>) -> Ms {
     ms(v.value.0)
 }
 
-fn finite_nonneg(r: &mut Report, v: &Option<S<f64>>, path: &str, default: f64) -> f64 {
+pub(super) fn finite_nonneg(r: &mut Report, v: &Option<S<f64>>, path: &str, default: f64) -> f64 {
     match v {
         Some(s) if !(s.value.is_finite() && s.value >= 0.0) => {
             r.error(
@@ -256,6 +256,10 @@ pub(super) fn validate(raw: RawScenario, base_dir: &Path) -> Result<Scenario, Sc
                 0.0,
             )
         }),
+        impairments: l
+            .impairments
+            .as_ref()
+            .map(|i| super::validate_impairments::impairments(&mut r, i)),
     };
     let media = MediaSpec {
         audio_kbps: finite_nonneg(
@@ -590,15 +594,15 @@ fn apply_policy(
         }
         p.stress_threshold = v.value;
     }
-    if let Some(v) = &raw.affinity_margin_ms {
-        if !(v.value.is_finite() && v.value >= 0.0) {
-            r.error(
-                pos(v),
-                format!("{path}.affinity_margin_ms"),
-                format!("{} must be a finite, non-negative number of ms", v.value),
-            );
+    for (v, name, knob) in [
+        (&raw.access_weight, "access_weight", &mut p.access_weight),
+        (&raw.hop_ms, "hop_ms", &mut p.hop_ms),
+        (&raw.relay_ms, "relay_ms", &mut p.relay_ms),
+        (&raw.stress_ms, "stress_ms", &mut p.stress_ms),
+    ] {
+        if v.is_some() {
+            *knob = finite_nonneg(r, v, &format!("{path}.{name}"), *knob);
         }
-        p.affinity_margin_ms = v.value;
     }
     if let Some(v) = &raw.max_fallbacks {
         p.max_fallbacks = v.value as usize;
