@@ -197,3 +197,62 @@ fn node_commands_exit_2_on_an_invalid_topology() {
         );
     }
 }
+
+#[test]
+fn sim_plan_prints_what_each_region_buys_and_draws_the_curve() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("plan.yaml");
+    // Four Europeans and an American meeting (GeoNames city coordinates).
+    std::fs::write(
+        &scenario,
+        r#"
+version: 1
+name: plan-cli
+seed: 5
+horizon: 1h
+regions:
+  - { id: eu-west-2, location: { lat: 51.51, lon: -0.13 }, measured_as: eu-west-2 }
+edges:
+  - { region: eu-west-2, capacity: 100 }
+meetings:
+  scripted:
+    - start: 0s
+      duration: 30m
+      participants:
+        - { location: { lat: 48.8534, lon: 2.3488 } }
+        - { location: { lat: 52.5244, lon: 13.4105 }, join: 1s }
+        - { location: { lat: 40.4165, lon: -3.7026 }, join: 2s }
+    - start: 1m
+      duration: 30m
+      participants:
+        - { location: { lat: 40.7143, lon: -74.006 } }
+        - { location: { lat: 41.85, lon: -87.65 }, join: 1s }
+strategies: [geomesh]
+"#,
+    )
+    .unwrap();
+    let sc = scenario.to_str().unwrap();
+    let out = dir.path().join("out");
+    let out_s = out.to_str().unwrap();
+    let r = geomesh(&[
+        "sim",
+        "plan",
+        sc,
+        "--candidates",
+        "ap-northeast-1,eu-central-1,us-east-1",
+        "--k",
+        "2",
+        "--out",
+        out_s,
+    ]);
+    let stdout = text(&r.stdout);
+    assert!(r.status.success(), "{stdout}{}", text(&r.stderr));
+    assert!(stdout.contains("1. +eu-central-1: p95"), "{stdout}");
+    assert!(stdout.contains("2. +us-east-1: p95"), "{stdout}");
+    assert!(stdout.contains("(buys "), "{stdout}");
+    assert!(out.join("plan_p95.svg").exists());
+    // A candidate that is no region: exit 2 with the reason.
+    let r = geomesh(&["sim", "plan", sc, "--candidates", "mars-1", "--k", "1"]);
+    assert_eq!(r.status.code(), Some(2), "{}", text(&r.stdout));
+    assert!(text(&r.stderr).contains("mars-1"), "{}", text(&r.stderr));
+}

@@ -328,8 +328,7 @@ pub(crate) fn plan_curve(
     finish(&mut chart, &root, SeriesLabelPosition::UpperRight, path)
 }
 
-type Chart<'a, 'b> =
-    ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+type Chart<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
 
 /// Draws the legend at `at` and writes the file.
 fn finish<'a, 'b: 'a>(

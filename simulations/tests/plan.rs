@@ -49,13 +49,21 @@ fn greedy_steps_buy_latency_and_draw_the_curve() {
     assert_eq!(p.steps.len(), 3);
     // Most pairs are European: a European region first, then Virginia for
     // the American meeting.
-    assert!(p.steps[0].best.region.starts_with("eu-"), "{:?}", p.steps[0]);
+    assert!(
+        p.steps[0].best.region.starts_with("eu-"),
+        "{:?}",
+        p.steps[0]
+    );
     assert_eq!(p.steps[1].best.region, "us-east-1");
     assert_eq!(p.steps[2].regions.len(), 3);
     // Each step tried every region not yet chosen, and kept the lowest p95.
     for (i, step) in p.steps.iter().enumerate() {
         assert_eq!(step.tried.len(), candidates.len() - i);
-        let min = step.tried.iter().map(|t| t.p95_ms).fold(f64::INFINITY, f64::min);
+        let min = step
+            .tried
+            .iter()
+            .map(|t| t.p95_ms)
+            .fold(f64::INFINITY, f64::min);
         assert_eq!(step.best.p95_ms, min);
     }
     assert!(p.steps[1].best.p95_ms < p.steps[0].best.p95_ms);
@@ -66,7 +74,10 @@ fn greedy_steps_buy_latency_and_draw_the_curve() {
     let svg = dir.path().join("plan_p95.svg");
     p.write_plot("plan-tiny", &svg).unwrap();
     let text = std::fs::read_to_string(&svg).unwrap();
-    assert!(text.contains("<svg") && text.contains("+us-east-1"), "{text}");
+    assert!(
+        text.contains("<svg") && text.contains("+us-east-1"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -78,6 +89,9 @@ fn bad_candidates_and_k_are_typed_errors() {
     assert!(matches!(err, PlanError::Duplicate(_)));
     for k in [0, 3] {
         let err = plan(&s, &names(&["eu-west-2", "us-east-1"]), k).unwrap_err();
-        assert!(matches!(err, PlanError::BadK { candidates: 2, .. }), "{err}");
+        assert!(
+            matches!(err, PlanError::BadK { candidates: 2, .. }),
+            "{err}"
+        );
     }
 }

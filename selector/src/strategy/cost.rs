@@ -46,8 +46,8 @@ pub(super) struct ConferenceCost {
 }
 
 impl ConferenceCost {
-    /// Precomputes the per-region sums. Conference and region indices must
-    /// have been checked by the caller.
+    /// Precomputes the per-region sums. Conference edge indices must have
+    /// been checked by the caller; hosts in unknown regions are skipped.
     pub(super) fn new(
         policy: &PlacementPolicy,
         cluster: ClusterView<'_>,
@@ -71,8 +71,13 @@ impl ConferenceCost {
         hosts.sort_unstable_by_key(|h| h.0);
         // Members per region, so each region pair's backbone is computed once.
         let mut by_region: Vec<(usize, f64)> = Vec::with_capacity(hosts.len());
+        let n = cluster.regions.len();
         for &(edge, members) in &hosts {
             let s = edges[edge as usize].region.get();
+            // A bad region index is the caller's error to report (`place` does).
+            if s >= n {
+                continue;
+            }
             match by_region.iter_mut().find(|x| x.0 == s) {
                 Some(x) => x.1 += members,
                 None => by_region.push((s, members)),
@@ -81,7 +86,6 @@ impl ConferenceCost {
         let members: f64 = hosts.iter().map(|h| h.1).sum();
         let k = hosts.len() as f64;
         let relay_new = policy.relay_ms * (k + members);
-        let n = cluster.regions.len();
         let mut rest = vec![relay_new; n];
         for &(s, m) in &by_region {
             for (r, sum) in rest.iter_mut().enumerate() {

@@ -43,15 +43,6 @@ pub fn place(
             });
         }
     }
-    for (i, e) in edges.iter().enumerate() {
-        if e.region.get() >= cluster.regions.len() {
-            return Err(PlacementError::BadRegionIndex {
-                edge: i as u32,
-                region: e.region.0,
-                regions: cluster.regions.len(),
-            });
-        }
-    }
     let conf = ConferenceCost::new(policy, cluster, request);
     let capped = conf.hosting() >= policy.max_edges_per_conference;
 
@@ -63,11 +54,17 @@ pub fn place(
     };
     let mut regions = vec![(f64::INFINITY, 0u32); cluster.regions.len()];
     let keep = policy.max_fallbacks.saturating_add(1);
-    let mut top: Vec<Ranked> = Vec::with_capacity(keep + 1);
-    let mut best: Option<Ranked> = None;
+    let mut top: Vec<Ranked> = Vec::with_capacity(keep.min(edges.len()).saturating_add(1));
     let mut own_best: Option<Ranked> = None;
     let mut cursor = 0;
     for (i, e) in edges.iter().enumerate() {
+        if e.region.get() >= cluster.regions.len() {
+            return Err(PlacementError::BadRegionIndex {
+                edge: i as u32,
+                region: e.region.0,
+                regions: cluster.regions.len(),
+            });
+        }
         let Some(stress) = admit(policy, e, &mut ex) else {
             continue;
         };
@@ -85,15 +82,13 @@ pub fn place(
             stress,
             edge: i as u32,
         };
-        if best.is_none_or(|b| r.better(&b)) {
-            best = Some(r);
-        }
         if here.is_some() && own_best.is_none_or(|b| r.better(&b)) {
             own_best = Some(r);
         }
         insert_top(&mut top, r, keep);
     }
-    let Some(best) = best else {
+    // The cheapest is the head of the ranking (it keeps at least one).
+    let Some(&best) = top.first() else {
         return Err(PlacementError::NoCandidate(ex));
     };
     let best_rtt = regions.iter().map(|r| r.0).fold(f64::INFINITY, f64::min);
