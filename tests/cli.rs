@@ -201,36 +201,8 @@ fn node_commands_exit_2_on_an_invalid_topology() {
 #[test]
 fn sim_plan_prints_what_each_region_buys_and_draws_the_curve() {
     let dir = tempfile::tempdir().unwrap();
-    let scenario = dir.path().join("plan.yaml");
-    // Four Europeans and an American meeting (GeoNames city coordinates).
-    std::fs::write(
-        &scenario,
-        r#"
-version: 1
-name: plan-cli
-seed: 5
-horizon: 1h
-regions:
-  - { id: eu-west-2, location: { lat: 51.51, lon: -0.13 }, measured_as: eu-west-2 }
-edges:
-  - { region: eu-west-2, capacity: 100 }
-meetings:
-  scripted:
-    - start: 0s
-      duration: 30m
-      participants:
-        - { location: { lat: 48.8534, lon: 2.3488 } }
-        - { location: { lat: 52.5244, lon: 13.4105 }, join: 1s }
-        - { location: { lat: 40.4165, lon: -3.7026 }, join: 2s }
-    - start: 1m
-      duration: 30m
-      participants:
-        - { location: { lat: 40.7143, lon: -74.006 } }
-        - { location: { lat: 41.85, lon: -87.65 }, join: 1s }
-strategies: [geomesh]
-"#,
-    )
-    .unwrap();
+    let scenario =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("simulations/tests/data/plan-tiny.yaml");
     let sc = scenario.to_str().unwrap();
     let out = dir.path().join("out");
     let out_s = out.to_str().unwrap();

@@ -5,36 +5,9 @@ use std::path::Path;
 use geomesh_sim::Scenario;
 use geomesh_sim::plan::{PlanError, plan};
 
-// City coordinates from world_cities.csv (GeoNames).
-const SCENARIO: &str = r#"
-version: 1
-name: plan-tiny
-seed: 3
-horizon: 1h
-regions:
-  - { id: eu-west-2, location: { lat: 51.51, lon: -0.13 }, measured_as: eu-west-2 }
-edges:
-  - { region: eu-west-2, capacity: 100 }
-meetings:
-  scripted:
-    - start: 0s
-      duration: 30m
-      participants:
-        - { location: { lat: 48.8534, lon: 2.3488 } }              # Paris
-        - { location: { lat: 52.5244, lon: 13.4105 }, join: 1s }   # Berlin
-        - { location: { lat: 40.4165, lon: -3.7026 }, join: 2s }   # Madrid
-        - { location: { lat: 41.8919, lon: 12.5113 }, join: 3s }   # Rome
-    - start: 1m
-      duration: 30m
-      participants:
-        - { location: { lat: 40.7143, lon: -74.006 } }             # New York
-        - { location: { lat: 41.85, lon: -87.65 }, join: 1s }      # Chicago
-        - { location: { lat: 48.8534, lon: 2.3488 }, join: 2s }    # Paris
-strategies: [geomesh]
-"#;
-
 fn scenario() -> Scenario {
-    Scenario::parse(SCENARIO, Path::new(".")).expect("valid scenario")
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/plan-tiny.yaml");
+    Scenario::load(&path).expect("valid scenario")
 }
 
 fn names(v: &[&str]) -> Vec<String> {
