@@ -235,3 +235,36 @@ fn structural_errors() {
         Err(ScenarioError::Io { .. })
     ));
 }
+
+#[test]
+fn impairments_and_weights_are_checked_with_positions() {
+    let imp = "\nlatency:\n  impairments:\n    access:\n      - { name: fixed, share: 0.6, loss_pct: 0.2, jitter_ms: 2 }\n      - { name: mobile, share: 0.3, loss_pct: 101, jitter_ms: 8 }\n    backbone_jitter_ms: -1\npolicy:";
+    let bad = GOOD
+        .replace("\npolicy:", imp)
+        .replace("relay_ms: 3", "relay_ms: -3");
+    let e = errors(&bad);
+    let has = |s: &str| e.iter().any(|d| d.contains(s));
+    assert!(
+        has("error: latency.impairments.access[1].loss_pct: 101 is outside [0, 100]"),
+        "{e:?}"
+    );
+    assert!(
+        has("error: latency.impairments.backbone_jitter_ms: -1"),
+        "{e:?}"
+    );
+    assert!(
+        has("error: latency.impairments.access: shares sum to 0.900, not 1"),
+        "{e:?}"
+    );
+    assert!(has("error: policy.relay_ms: -3"), "{e:?}");
+    // Every one of them positioned (LINE:COL: first).
+    assert!(e.iter().all(|d| d.as_bytes()[0].is_ascii_digit()), "{e:?}");
+    // A valid block parses, with the factor's default.
+    let ok = GOOD.replace(
+        "\npolicy:",
+        "\nlatency:\n  impairments:\n    access: [{ name: any, share: 1, loss_pct: 1, jitter_ms: 3 }]\npolicy:",
+    );
+    let s = Scenario::parse(&ok, Path::new(".")).expect("valid");
+    let i = s.latency.impairments.expect("impairments");
+    assert_eq!((i.access.len(), i.jitter_buffer_factor), (1, 2.0));
+}

@@ -69,7 +69,7 @@ pub(super) fn impairments(r: &mut Report, raw: &RawImpairments) -> Impairments {
         r.error(
             pos(&raw.access),
             format!("{path}.access"),
-            format!("shares sum to {total}, not 1"),
+            format!("shares sum to {total:.3}, not 1"),
         );
     }
     Impairments { access, ..out }
