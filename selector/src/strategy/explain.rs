@@ -215,8 +215,9 @@ mod tests {
                 .is_some_and(|(r, s)| r > 0.0 && s == RttSource::GeoEstimate)
         );
 
-        // A conference already on fra-2: it is within the affinity margin
-        // of the best, so it is reused; the others lost to affinity.
+        // A conference already on fra-2 (three members): reusing it costs
+        // no backbone for their pairs, so it is cheapest; the others lost
+        // to affinity.
         let conf = [ConferenceEdge {
             edge: EdgeIdx(1),
             participants: 3,
