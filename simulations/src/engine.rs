@@ -406,18 +406,10 @@ impl<'a> Engine<'a> {
         self.settle(c, t);
         for &q in &self.confs[c].members {
             let qs = self.m.participants[q as usize].site;
-            let ms = self.lat.one_way(
-                Endpoint {
-                    participant: p,
-                    site: part.site,
-                },
-                e,
-                self.at[q as usize] as usize,
-                Endpoint {
-                    participant: q,
-                    site: qs,
-                },
-            );
+            let at = self.at[q as usize] as usize;
+            let ms = self
+                .lat
+                .one_way(Endpoint::new(p, part.site), e, at, Endpoint::new(q, qs));
             self.hist.record(ms);
             if let Some(tr) = &mut self.trace {
                 tr.pairs.push(TracePair {

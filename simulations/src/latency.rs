@@ -241,3 +241,10 @@ pub struct Endpoint {
     /// Their site.
     pub site: u32,
 }
+
+impl Endpoint {
+    /// Participant `participant` at site `site`.
+    pub const fn new(participant: u32, site: u32) -> Self {
+        Self { participant, site }
+    }
+}

@@ -10,6 +10,7 @@
 mod file;
 mod validate;
 mod validate_impairments;
+mod validate_policy;
 mod validate_workload;
 
 use std::path::{Path, PathBuf};
