@@ -197,3 +197,34 @@ fn node_commands_exit_2_on_an_invalid_topology() {
         );
     }
 }
+
+#[test]
+fn sim_plan_prints_what_each_region_buys_and_draws_the_curve() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("simulations/tests/data/plan-tiny.yaml");
+    let sc = scenario.to_str().unwrap();
+    let out = dir.path().join("out");
+    let out_s = out.to_str().unwrap();
+    let r = geomesh(&[
+        "sim",
+        "plan",
+        sc,
+        "--candidates",
+        "ap-northeast-1,eu-central-1,us-east-1",
+        "--k",
+        "2",
+        "--out",
+        out_s,
+    ]);
+    let stdout = text(&r.stdout);
+    assert!(r.status.success(), "{stdout}{}", text(&r.stderr));
+    assert!(stdout.contains("1. +eu-central-1: p95"), "{stdout}");
+    assert!(stdout.contains("2. +us-east-1: p95"), "{stdout}");
+    assert!(stdout.contains("(buys "), "{stdout}");
+    assert!(out.join("plan_p95.svg").exists());
+    // A candidate that is no region: exit 2 with the reason.
+    let r = geomesh(&["sim", "plan", sc, "--candidates", "mars-1", "--k", "1"]);
+    assert_eq!(r.status.code(), Some(2), "{}", text(&r.stdout));
+    assert!(text(&r.stderr).contains("mars-1"), "{}", text(&r.stderr));
+}

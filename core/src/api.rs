@@ -297,7 +297,7 @@ pub struct Selection {
     /// Its region.
     pub region: RegionId,
     /// Why it was chosen (`nearest`, `least_stressed_in_region`,
-    /// `affinity_reuse`, `cap_reached`, `over_cap`).
+    /// `affinity_reuse`, `conference_latency`, `cap_reached`, `over_cap`).
     pub reason: String,
     /// The client's RTT to it, ms.
     pub rtt_ms: f64,

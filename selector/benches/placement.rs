@@ -7,7 +7,9 @@
 //! ```
 //!
 //! Besides criterion's mean, it times 200,000 single decisions and prints
-//! p50/p90/p99/p99.9 (criterion reports means and intervals, not tails).
+//! p50/p90/p99/p99.9 (criterion reports means and intervals, not tails),
+//! with the inter-region RTT matrix the selector computes at start, and
+//! without it (the backbone estimated from distances in each decision).
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -40,6 +42,8 @@ impl Mix {
 
 struct World {
     regions: Vec<RegionSite>,
+    /// Inter-region RTTs as the selector holds them (computed once at start).
+    region_rtt: Vec<f64>,
     edges: Vec<EdgeStatus>,
     conferences: Vec<Vec<ConferenceEdge>>,
     clients: Vec<GeoPoint>,
@@ -88,8 +92,17 @@ fn world(n_edges: usize, n_conferences: usize) -> World {
                 .expect("in range")
         })
         .collect();
+    let region_rtt = cal.region_matrix(
+        &regions.iter().map(|r| r.location).collect::<Vec<_>>(),
+        &cal.regions
+            .iter()
+            .map(|r| Some(r.name.as_str()))
+            .collect::<Vec<_>>(),
+        &PlacementPolicy::default().rtt_model,
+    );
     World {
         regions,
+        region_rtt,
         edges,
         conferences,
         clients,
@@ -97,6 +110,11 @@ fn world(n_edges: usize, n_conferences: usize) -> World {
 }
 
 fn one(w: &World, policy: &PlacementPolicy, i: usize) -> EdgeIdx {
+    one_with(w, policy, i, &w.region_rtt)
+}
+
+/// One decision; `region_rtt` empty: the backbone estimated per decision.
+fn one_with(w: &World, policy: &PlacementPolicy, i: usize, region_rtt: &[f64]) -> EdgeIdx {
     let request = PlacementRequest {
         location: Some(w.clients[i % w.clients.len()]),
         probes: &[],
@@ -105,6 +123,7 @@ fn one(w: &World, policy: &PlacementPolicy, i: usize) -> EdgeIdx {
     let view = ClusterView {
         regions: &w.regions,
         edges: &w.edges,
+        region_rtt_ms: region_rtt,
     };
     place(policy, view, black_box(&request))
         .expect("bench cluster has candidates")
@@ -112,15 +131,15 @@ fn one(w: &World, policy: &PlacementPolicy, i: usize) -> EdgeIdx {
 }
 
 /// Times single decisions and prints percentiles (ns).
-fn tails(label: &str, w: &World, policy: &PlacementPolicy) {
+fn tails(label: &str, w: &World, policy: &PlacementPolicy, region_rtt: &[f64]) {
     let n = 200_000;
     for i in 0..20_000 {
-        black_box(one(w, policy, i));
+        black_box(one_with(w, policy, i, region_rtt));
     }
     let mut ns: Vec<u64> = Vec::with_capacity(n);
     for i in 0..n {
         let t = Instant::now();
-        black_box(one(w, policy, i));
+        black_box(one_with(w, policy, i, region_rtt));
         ns.push(t.elapsed().as_nanos() as u64);
     }
     ns.sort_unstable();
@@ -144,6 +163,13 @@ fn bench(c: &mut Criterion) {
             &format!("place/{label}_10000_conferences (single-shot timing)"),
             &w,
             &policy,
+            &w.region_rtt,
+        );
+        tails(
+            &format!("place/{label}_10000_conferences, backbone estimated per decision"),
+            &w,
+            &policy,
+            &[],
         );
         let mut i = 0usize;
         c.bench_function(&format!("place/{label}_10000_conferences"), |b| {

@@ -248,6 +248,7 @@ pub async fn join(
         let cluster = ClusterView {
             regions: &shared.regions,
             edges: &edges,
+            region_rtt_ms: &shared.region_rtt_ms,
         };
         let probes = cluster.resolve_probes(&req.probes);
         let preq = PlacementRequest {

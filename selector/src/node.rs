@@ -104,6 +104,9 @@ pub struct Shared {
     pub tls: NodeTls,
     /// Regions in topology order (placement indexes into this).
     pub regions: Vec<RegionSite>,
+    /// RTT between those regions (measured for AWS regions of the embedded
+    /// calibration set, else the RTT model), row-major.
+    pub region_rtt_ms: Vec<f64>,
     /// The placements this node made, with their candidates.
     pub selections: Mutex<crate::selections::SelectionLog>,
     /// What this node runs (operators' checks compare nodes).
@@ -394,7 +397,7 @@ pub async fn start(cfg: NodeConfig) -> Result<RunningSelector, StartError> {
         .await
         .map_err(|e| StartError::Raft(e.to_string()))?
     };
-    let regions = cfg
+    let regions: Vec<RegionSite> = cfg
         .topology
         .regions
         .iter()
@@ -403,6 +406,18 @@ pub async fn start(cfg: NodeConfig) -> Result<RunningSelector, StartError> {
             location: r.location,
         })
         .collect();
+    let region_rtt_ms = crate::strategy::Calibration::embedded().region_matrix(
+        &regions.iter().map(|r| r.location).collect::<Vec<_>>(),
+        &cfg.topology
+            .regions
+            .iter()
+            .map(|r| {
+                (r.provider == geomesh_core::topology::Provider::Aws)
+                    .then_some(r.provider_region.as_str())
+            })
+            .collect::<Vec<_>>(),
+        &policy.rtt_model,
+    );
 
     let api_bind = me.bind(me.api);
     let api = TcpListener::bind(api_bind)
@@ -469,6 +484,7 @@ pub async fn start(cfg: NodeConfig) -> Result<RunningSelector, StartError> {
         metrics,
         tls,
         regions,
+        region_rtt_ms,
         selections: Mutex::new(crate::selections::SelectionLog::new(
             crate::selections::CAPACITY,
         )),

@@ -64,7 +64,7 @@ fn main() {
     let base = LIVE.load(Ordering::Relaxed);
     PEAK.store(base, Ordering::Relaxed);
     let meetings = Meetings::generate(&s).expect("population");
-    let latency = LatencyModel::new(&s, &meetings.sites);
+    let latency = LatencyModel::new(&s, &meetings.sites, meetings.participants.len());
     let after_workload = LIVE.load(Ordering::Relaxed);
     let n = meetings.participants.len();
     let geomesh = s

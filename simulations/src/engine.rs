@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, BinaryHeap};
 
 use geomesh_selector::strategy::{ConferenceEdge, EdgeIdx, EdgeStatus, RegionIdx, RegionSite};
 
-use crate::latency::LatencyModel;
+use crate::latency::{Endpoint, LatencyModel};
 use crate::metrics::{
     EdgeReport, EdgesPerConference, LatencyHistogram, RelaySummary, StrategyReport,
 };
@@ -406,9 +406,10 @@ impl<'a> Engine<'a> {
         self.settle(c, t);
         for &q in &self.confs[c].members {
             let qs = self.m.participants[q as usize].site;
+            let at = self.at[q as usize] as usize;
             let ms = self
                 .lat
-                .one_way(part.site, e, self.at[q as usize] as usize, qs);
+                .one_way(Endpoint::new(p, part.site), e, at, Endpoint::new(q, qs));
             self.hist.record(ms);
             if let Some(tr) = &mut self.trace {
                 tr.pairs.push(TracePair {

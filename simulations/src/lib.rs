@@ -8,7 +8,9 @@
 //! files), the population drawn from GeoNames' world cities
 //! ([`population`]), the latency model ([`LatencyModel`]: the selector's
 //! fitted distance model for access, the measured inter-region matrix for
-//! edge ↔ edge), a deterministic discrete-event engine ([`engine`]), the
+//! edge ↔ edge, and optionally per-leg loss, jitter, NACK recovery and a
+//! jitter buffer that follows path jitter), a deterministic discrete-event
+//! engine ([`engine`]), provisioning ([`plan`]: which regions to buy), the
 //! baseline strategies it compares against (`single`, `region`, `nearest`:
 //! [`strategies`]), and the CSV/JSON/SVG outputs ([`Study::write`]).
 //!
@@ -45,6 +47,7 @@
 pub mod engine;
 pub mod latency;
 pub mod metrics;
+pub mod plan;
 mod plots;
 pub mod population;
 pub mod report;

@@ -3,6 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
+use plotters::coord::Shift;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use crate::metrics::G114_MS;
@@ -99,14 +101,7 @@ fn cdf(study: &Study, path: &Path) -> Result<(), SimError> {
             .label(run.report.name.clone())
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], c.stroke_width(2)));
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| err(path, e))?;
-    root.present().map_err(|e| err(path, e))
+    finish(&mut chart, &root, SeriesLabelPosition::LowerRight, path)
 }
 
 fn load(study: &Study, path: &Path) -> Result<(), SimError> {
@@ -271,5 +266,83 @@ fn scatter(study: &Study, path: &Path) -> Result<(), SimError> {
             .draw()
             .map_err(|e| err(path, e))?;
     }
+    root.present().map_err(|e| err(path, e))
+}
+
+/// The provisioning curve: p95 and mean pair latency against the number of
+/// regions, each point labelled with the region it added.
+pub(crate) fn plan_curve(
+    title: &str,
+    points: &[(usize, f64, f64, String)],
+    path: &Path,
+) -> Result<(), SimError> {
+    let root = SVGBackend::new(path, (900, 540)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(path, e))?;
+    let n = points.len().max(1) as f64;
+    let top = points.iter().map(|p| p.1).fold(G114_MS, f64::max) * 1.15;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(50)
+        .build_cartesian_2d(0.5f64..n + 0.5, 0f64..top)
+        .map_err(|e| err(path, e))?;
+    chart
+        .configure_mesh()
+        .x_desc("regions (greedy, each step adds the labelled one)")
+        .y_desc("one-way pair latency (ms)")
+        .x_labels(points.len().max(1))
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .draw()
+        .map_err(|e| err(path, e))?;
+    for (i, (label, pick)) in [
+        (
+            "p95",
+            (|p: &(usize, f64, f64, String)| p.1) as fn(&_) -> f64,
+        ),
+        ("mean", |p| p.2),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let c = color(i);
+        let pts: Vec<(f64, f64)> = points.iter().map(|p| (p.0 as f64, pick(p))).collect();
+        chart
+            .draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))
+            .map_err(|e| err(path, e))?
+            .label(label)
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], c.stroke_width(2)));
+        chart
+            .draw_series(pts.into_iter().map(|p| Circle::new(p, 4, c.filled())))
+            .map_err(|e| err(path, e))?;
+    }
+    chart
+        .draw_series(points.iter().map(|p| {
+            Text::new(
+                format!("+{}", p.3),
+                (p.0 as f64, p.1 + top * 0.03),
+                ("sans-serif", 13),
+            )
+        }))
+        .map_err(|e| err(path, e))?;
+    finish(&mut chart, &root, SeriesLabelPosition::UpperRight, path)
+}
+
+type Chart<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// Draws the legend at `at` and writes the file.
+fn finish<'a, 'b: 'a>(
+    chart: &mut Chart<'a, 'b>,
+    root: &DrawingArea<SVGBackend<'b>, Shift>,
+    at: SeriesLabelPosition,
+    path: &Path,
+) -> Result<(), SimError> {
+    chart
+        .configure_series_labels()
+        .position(at)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| err(path, e))?;
     root.present().map_err(|e| err(path, e))
 }

@@ -15,7 +15,7 @@ use crate::study::{SimError, Study};
 /// `summary.csv` columns.
 pub const SUMMARY_HEADER: &str = "strategy,kind,joins,placed,rejected,over_capacity,displaced,\
 displaced_rejected,blind_placements,pairs,latency_mean_ms,latency_p50_ms,latency_p95_ms,\
-latency_p99_ms,latency_max_ms,share_above_150ms,edges_per_conference_mean,\
+latency_p99_ms,latency_max_ms,share_above_150ms,share_above_300ms,edges_per_conference_mean,\
 edges_per_conference_p95,edges_per_conference_max,peak_edge_load,peak_edge_stress,\
 relay_inter_region_gb,relay_intra_region_gb";
 
@@ -45,7 +45,7 @@ pub fn summary_row(r: &StrategyReport) -> String {
     let l = &r.latency;
     let e = &r.edges_per_conference;
     format!(
-        "{},{},{},{},{},{},{},{},{},{},{:.1},{:.1},{:.1},{:.1},{:.1},{:.4},{:.3},{},{},{},{:.3},{:.3},{:.3}",
+        "{},{},{},{},{},{},{},{},{},{},{:.1},{:.1},{:.1},{:.1},{:.1},{:.4},{:.4},{:.3},{},{},{},{:.3},{:.3},{:.3}",
         r.name,
         kind_name(r),
         r.joins,
@@ -62,6 +62,7 @@ pub fn summary_row(r: &StrategyReport) -> String {
         l.p99_ms,
         l.max_ms,
         l.share_above_150ms,
+        l.share_above_300ms,
         e.mean,
         e.p95,
         e.max,

@@ -58,9 +58,11 @@ pub fn choose(
         StrategyKind::Geomesh => {
             let p = place(
                 policy,
+                // Edges measure their octo RTTs: the selector knows the backbone.
                 ClusterView {
                     regions: a.regions,
                     edges: a.edges,
+                    region_rtt_ms: a.latency.region_rtt_matrix(),
                 },
                 &PlacementRequest {
                     location: Some(a.location),

@@ -81,7 +81,7 @@ impl Study {
     /// Draws the meetings once and runs every strategy over them.
     pub fn run(scenario: Scenario, opts: StudyOptions) -> Result<Study, SimError> {
         let meetings = Meetings::generate(&scenario)?;
-        let latency = LatencyModel::new(&scenario, &meetings.sites);
+        let latency = LatencyModel::new(&scenario, &meetings.sites, meetings.participants.len());
         let total = meetings.participants.len() as u64 * scenario.strategies.len() as u64;
         let bar = if opts.progress && total >= PROGRESS_MIN_JOINS && std::io::stderr().is_terminal()
         {

@@ -107,8 +107,9 @@ fn every_strategy_places_and_measures_exactly() {
     // nearest: Frankfurt participants on Frankfurt.
     assert_eq!(edges_of(&study, 2), [0, 1, 1]);
     close(&pairs_of(&study, 2), &split);
-    // geomesh: London is 6.38 ms worse for Frankfurt, within the 50 ms
-    // affinity margin: reuse.
+    // geomesh: London is 6.38 ms worse for Frankfurt, but a pair through
+    // Frankfurt would cross the backbone (15 ms) and a second edge: the
+    // conference's edge is the cheapest for the conference (reuse).
     assert_eq!(edges_of(&study, 3), [0, 0, 0]);
     close(&pairs_of(&study, 3), &shared);
     let g = &study.runs[3].report;
@@ -143,7 +144,9 @@ fn geomesh_in_the_simulator_is_the_selectors_function() {
     let mut s = Scenario::parse(TINY, Path::new(".")).unwrap();
     s.strategies.retain(|x| x.name == "geomesh");
     let policy: &mut geomesh_selector::strategy::PlacementPolicy = &mut s.strategies[0].policy;
-    policy.affinity_margin_ms = 0.0;
+    // An access leg weighted 4× the backbone: Frankfurt's pair with London
+    // costs less over the backbone than over the long access leg.
+    policy.access_weight = 4.0;
     let study = Study::run(
         s,
         StudyOptions {
@@ -164,11 +167,11 @@ fn geomesh_in_the_simulator_is_the_selectors_function() {
     // And the same knob from the scenario file.
     let yaml = TINY.replace(
         "strategies: [single, region, nearest, geomesh]",
-        "strategies:\n  - { name: tight, strategy: geomesh, policy: { affinity_margin_ms: 0 } }\n  - { name: capped, strategy: geomesh, policy: { affinity_margin_ms: 0, max_edges_per_conference: 1 } }",
+        "strategies:\n  - { name: tight, strategy: geomesh, policy: { access_weight: 4 } }\n  - { name: capped, strategy: geomesh, policy: { access_weight: 4, max_edges_per_conference: 1 } }",
     );
     let study = run(&yaml);
     assert_eq!(edges_of(&study, 0), [0, 1, 1]);
-    // A cap of 1 keeps everyone on London even without affinity.
+    // A cap of 1 keeps everyone on London whatever the weights.
     assert_eq!(edges_of(&study, 1), [0, 0, 0]);
     assert_eq!(study.runs[1].report.reasons.get("cap_reached"), Some(&2));
 }

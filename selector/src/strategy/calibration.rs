@@ -7,6 +7,8 @@
 use geomesh_core::GeoPoint;
 use geomesh_geoip::haversine_km;
 
+use super::RttModel;
+
 /// `regions.csv`, embedded.
 pub const REGIONS_CSV: &str = include_str!("calibration/regions.csv");
 /// `region_rtt_ms.csv`, embedded.
@@ -158,6 +160,39 @@ impl Calibration {
             .iter()
             .find(|p| p.a == a && p.b == b)
             .map(|p| p.rtt_ms)
+    }
+
+    /// The RTT matrix placement takes ([`super::ClusterView::region_rtt_ms`])
+    /// for regions at `locations`, `measured_as[i]` naming region i in this
+    /// set if it is one: measured where both regions are, else `model` on
+    /// their distance (0 km on the diagonal: two edges of one region).
+    /// Computed once per cluster, so that a decision computes no distances
+    /// between regions.
+    pub fn region_matrix(
+        &self,
+        locations: &[GeoPoint],
+        measured_as: &[Option<&str>],
+        model: &RttModel,
+    ) -> Vec<f64> {
+        let n = locations.len();
+        let name = |i: usize| measured_as.get(i).copied().flatten();
+        let mut out = Vec::with_capacity(n * n);
+        for i in 0..n {
+            for j in 0..n {
+                let measured = match (name(i), name(j)) {
+                    (Some(a), Some(b)) if i != j => self.rtt_ms(a, b),
+                    _ => None,
+                };
+                out.push(measured.unwrap_or_else(|| {
+                    model.rtt_ms(if i == j {
+                        0.0
+                    } else {
+                        haversine_km(locations[i], locations[j])
+                    })
+                }));
+            }
+        }
+        out
     }
 
     /// (great-circle km, measured RTT ms) for every pair: the fit's input.

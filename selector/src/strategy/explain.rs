@@ -29,11 +29,12 @@ pub enum Verdict {
     Overloaded,
     /// No RTT for it: no client location and no probe.
     NoRtt,
-    /// A lower-RTT region won.
+    /// Another region's edge cost the conference less.
     Farther,
-    /// Same region as the choice, more stressed.
+    /// Same region as the choice, cost more (more stressed, or not the
+    /// conference's).
     MoreStressed,
-    /// An edge of the conference within the affinity margin won instead.
+    /// An edge of the conference cost less.
     Affinity,
     /// The conference is at its edge cap: only its own edges were eligible.
     ConferenceCap,
@@ -190,10 +191,7 @@ mod tests {
         edges[4].draining = true;
         edges[5].heartbeat(95, 0.95);
         edges[6].registered = false;
-        let cluster = ClusterView {
-            regions: &regions,
-            edges: &edges,
-        };
+        let cluster = ClusterView::new(&regions, &edges);
         let policy = PlacementPolicy::default();
         let paris = GeoPoint::new(48.86, 2.35).unwrap();
         let req = PlacementRequest {
@@ -217,8 +215,9 @@ mod tests {
                 .is_some_and(|(r, s)| r > 0.0 && s == RttSource::GeoEstimate)
         );
 
-        // A conference already on fra-2: it is within the affinity margin
-        // of the best, so it is reused; the others lost to affinity.
+        // A conference already on fra-2 (three members): reusing it costs
+        // no backbone for their pairs, so it is cheapest; the others lost
+        // to affinity.
         let conf = [ConferenceEdge {
             edge: EdgeIdx(1),
             participants: 3,

@@ -127,9 +127,23 @@ pub struct ClusterView<'a> {
     pub regions: &'a [RegionSite],
     /// Every edge, in any state (placement filters).
     pub edges: &'a [EdgeStatus],
+    /// Measured RTT between regions, ms, row-major `regions × regions`
+    /// (the diagonal: two edges of one region). Empty, or a non-finite
+    /// entry: estimated with the policy's RTT model from the regions'
+    /// locations.
+    pub region_rtt_ms: &'a [f64],
 }
 
 impl<'a> ClusterView<'a> {
+    /// A view without measured inter-region RTTs (all estimated).
+    pub fn new(regions: &'a [RegionSite], edges: &'a [EdgeStatus]) -> Self {
+        Self {
+            regions,
+            edges,
+            region_rtt_ms: &[],
+        }
+    }
+
     /// The edge with this id (linear scan; callers with many edges keep
     /// their own id → index map).
     pub fn edge_index(&self, id: &EdgeId) -> Option<EdgeIdx> {

@@ -23,7 +23,7 @@
 //! let policy = PlacementPolicy::default();
 //! let paris = GeoPoint::new(48.86, 2.35).unwrap();
 //! let request = PlacementRequest { location: Some(paris), ..Default::default() };
-//! let p = place(&policy, ClusterView { regions: &regions, edges: &edges }, &request).unwrap();
+//! let p = place(&policy, ClusterView::new(&regions, &edges), &request).unwrap();
 //! assert_eq!(edges[p.edge.get()].id.as_str(), "fra-1");
 //! assert_eq!(p.reason, Reason::Nearest);
 //! // The caller commits the placement, then counts it until the next heartbeat:
@@ -36,6 +36,7 @@
 //! model, its parameters and its error.
 
 mod calibration;
+mod cost;
 mod error;
 mod explain;
 mod input;
@@ -53,7 +54,7 @@ pub use input::{
 };
 pub use outcome::{Placement, Reason, RttSource};
 pub use place::place;
-pub use policy::{DEFAULT_AFFINITY_MARGIN_MS, DEFAULT_MAX_FALLBACKS, PlacementPolicy, PolicyError};
+pub use policy::{DEFAULT_MAX_FALLBACKS, PlacementPolicy, PolicyError};
 pub use rtt_model::{FIBRE_MS_PER_KM, Fit, FitError, RttModel};
 
 #[cfg(test)]

@@ -29,13 +29,18 @@ impl RttSource {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Reason {
-    /// The lowest-RTT candidate (the conference had no edge within the
-    /// affinity margin, or no edge yet); its region had one candidate.
+    /// The cheapest candidate is in the client's lowest-RTT region, which
+    /// had one candidate.
     Nearest,
-    /// The nearest region had several candidates: the least stressed was taken.
+    /// The cheapest candidate is in the client's lowest-RTT region, which
+    /// had several (the stress term chose among them).
     LeastStressedInRegion,
-    /// An edge already in the conference, within the affinity margin of the best.
+    /// An edge already in the conference was the cheapest for the conference.
     AffinityReuse,
+    /// An edge that is not the client's nearest, nor yet the conference's,
+    /// but lowers the conference's pair latencies most (e.g. next to the
+    /// members' edges).
+    ConferenceLatency,
     /// The conference is at its edge cap: the best of its own edges.
     CapReached,
     /// The conference is at its edge cap but none of its edges can take
@@ -51,16 +56,18 @@ impl Reason {
             Reason::Nearest => "nearest",
             Reason::LeastStressedInRegion => "least_stressed_in_region",
             Reason::AffinityReuse => "affinity_reuse",
+            Reason::ConferenceLatency => "conference_latency",
             Reason::CapReached => "cap_reached",
             Reason::OverCap => "over_cap",
         }
     }
 
     /// Every reason, for pre-registering metric labels.
-    pub const ALL: [Reason; 5] = [
+    pub const ALL: [Reason; 6] = [
         Reason::Nearest,
         Reason::LeastStressedInRegion,
         Reason::AffinityReuse,
+        Reason::ConferenceLatency,
         Reason::CapReached,
         Reason::OverCap,
     ];
@@ -89,8 +96,11 @@ pub struct Placement {
     /// Where that RTT came from.
     pub rtt_source: RttSource,
     /// The best candidate's RTT, ms (`rtt_ms - best_rtt_ms` is what
-    /// affinity or the cap cost this client).
+    /// the conference's choice or the cap cost this client).
     pub best_rtt_ms: f64,
+    /// The objective's value for the chosen edge, ms of predicted pair
+    /// latency plus relay and load terms (strategy `cost` module).
+    pub cost_ms: f64,
     /// Why.
     pub reason: Reason,
     /// Other candidates, distinct, best first (at most

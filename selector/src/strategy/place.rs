@@ -2,38 +2,37 @@
 
 use std::cmp::Ordering;
 
+use super::cost::ConferenceCost;
 use super::{
     ClusterView, EdgeIdx, EdgeStatus, Exclusions, Placement, PlacementError, PlacementPolicy,
     PlacementRequest, ProbeRtt, Reason, RttSource,
 };
 
 /// Chooses the edge for one joining participant. Pure: no clock, no I/O,
-/// no allocation per edge; O(edges + regions + probes·log probes).
+/// no allocation per edge; O(edges × conference edges + regions ×
+/// conference edges + probes·log probes).
 ///
 /// 1. **Candidates**: registered, healthy, not draining, estimated stress
 ///    (reported + placements since the heartbeat / capacity, see
 ///    [`EdgeStatus::estimated_stress`]) below the threshold.
 /// 2. **Client RTT** per candidate: the client's probe when it sent one,
 ///    else the RTT model on the great-circle distance to the edge's region.
-/// 3. **Best**: the region with the lowest candidate RTT, and in it the
-///    least stressed candidate.
-/// 4. **Affinity**: an edge already in the conference whose RTT is within
-///    `affinity_margin_ms` of the best is reused.
-/// 5. **Cap**: a conference already on `max_edges_per_conference` healthy
-///    edges gets its best own candidate edge; only if none of them can take
-///    participants does it grow beyond the cap ([`Reason::OverCap`]).
+/// 3. **Cost** per candidate: the predicted effect on the conference's pair
+///    latencies, plus relay and load ([`cost`](super::cost) has the
+///    formula); the cheapest wins (ties: less stressed, then lower index).
+///    Affinity and burst safety are terms of that cost, not rules.
+/// 4. **Cap**: a conference already on `max_edges_per_conference` healthy
+///    edges gets its cheapest own candidate edge; only if none of them can
+///    take participants does it grow beyond the cap ([`Reason::OverCap`]).
 ///
-/// Fallbacks are the next candidates by (RTT, stress), distinct from the
-/// choice. Bad indices or probe values are errors, never panics.
+/// Fallbacks are the next candidates by cost, distinct from the choice.
+/// Bad indices or probe values are errors, never panics.
 pub fn place(
     policy: &PlacementPolicy,
     cluster: ClusterView<'_>,
     request: &PlacementRequest<'_>,
 ) -> Result<Placement, PlacementError> {
     let edges = cluster.edges;
-    if let Some(l) = request.location {
-        l.validate()?;
-    }
     let rtts = ClientRtt::new(policy, cluster, request)?;
     for c in request.conference {
         if c.edge.get() >= edges.len() {
@@ -44,16 +43,20 @@ pub fn place(
             });
         }
     }
-    let rtt_of = |i: usize, e: &EdgeStatus| rtts.get(i, e);
+    let conf = ConferenceCost::new(policy, cluster, request);
+    let capped = conf.hosting() >= policy.max_edges_per_conference;
 
-    // One pass: exclusions, per-region best, top fallbacks.
+    // One pass: exclusions, per-region nearest RTT, the cheapest overall and
+    // among the conference's edges, top fallbacks.
     let mut ex = Exclusions {
         total: edges.len() as u32,
         ..Exclusions::default()
     };
-    let mut regions = vec![RegionBest::default(); cluster.regions.len()];
+    let mut regions = vec![(f64::INFINITY, 0u32); cluster.regions.len()];
     let keep = policy.max_fallbacks.saturating_add(1);
-    let mut top: Vec<Ranked> = Vec::with_capacity(keep + 1);
+    let mut top: Vec<Ranked> = Vec::with_capacity(keep.min(edges.len()).saturating_add(1));
+    let mut own_best: Option<Ranked> = None;
+    let mut cursor = 0;
     for (i, e) in edges.iter().enumerate() {
         if e.region.get() >= cluster.regions.len() {
             return Err(PlacementError::BadRegionIndex {
@@ -65,73 +68,53 @@ pub fn place(
         let Some(stress) = admit(policy, e, &mut ex) else {
             continue;
         };
-        let Some((rtt, _)) = rtt_of(i, e) else {
+        let Some((rtt, _)) = rtts.get(i, e) else {
             ex.no_rtt += 1;
             continue;
         };
-        let ranked = Ranked {
+        let region = &mut regions[e.region.get()];
+        region.0 = region.0.min(rtt);
+        region.1 += 1;
+        let here = conf.host_members(i, &mut cursor);
+        let r = Ranked {
+            cost: conf.cost(cluster, policy, e, here, rtt, stress),
             rtt,
             stress,
             edge: i as u32,
         };
-        regions[e.region.get()].offer(ranked);
-        insert_top(&mut top, ranked, keep);
-    }
-
-    // The best region (lowest candidate RTT), then its least stressed edge.
-    let Some(best_region) = regions
-        .iter()
-        .filter(|r| r.count > 0)
-        .min_by(|a, b| a.min_rtt.total_cmp(&b.min_rtt).then(a.pick.cmp(&b.pick)))
-    else {
-        return Err(PlacementError::NoCandidate(ex));
-    };
-    let best_rtt = best_region.min_rtt;
-    let best: Ranked = *best_region.pick;
-    let best_reason = if best_region.count > 1 {
-        Reason::LeastStressedInRegion
-    } else {
-        Reason::Nearest
-    };
-
-    // The conference's own edges: how many host it, and its best candidate.
-    let mut hosting = 0u32;
-    let mut own_best: Option<Ranked> = None;
-    for (k, c) in request.conference.iter().enumerate() {
-        if request.conference[..k].iter().any(|d| d.edge == c.edge) {
-            continue;
-        }
-        let e = &edges[c.edge.get()];
-        if e.registered && e.healthy && c.participants > 0 {
-            hosting += 1;
-        }
-        let mut scratch = Exclusions::default();
-        let (Some(stress), Some((rtt, _))) =
-            (admit(policy, e, &mut scratch), rtt_of(c.edge.get(), e))
-        else {
-            continue;
-        };
-        let r = Ranked {
-            rtt,
-            stress,
-            edge: c.edge.0,
-        };
-        if own_best.is_none_or(|o| r.cmp_rtt_first(&o) == Ordering::Less) {
+        if here.is_some() && own_best.is_none_or(|b| r.better(&b)) {
             own_best = Some(r);
         }
+        insert_top(&mut top, r, keep);
     }
+    // The cheapest is the head of the ranking (it keeps at least one).
+    let Some(&best) = top.first() else {
+        return Err(PlacementError::NoCandidate(ex));
+    };
+    let best_rtt = regions.iter().map(|r| r.0).fold(f64::INFINITY, f64::min);
 
     let (chosen, reason) = match own_best {
-        Some(o) if o.rtt <= best_rtt + policy.affinity_margin_ms => (o, Reason::AffinityReuse),
-        Some(o) if hosting >= policy.max_edges_per_conference => (o, Reason::CapReached),
-        None if hosting >= policy.max_edges_per_conference => (best, Reason::OverCap),
-        _ => (best, best_reason),
+        Some(o) if capped && o.edge == best.edge => (o, Reason::AffinityReuse),
+        Some(o) if capped => (o, Reason::CapReached),
+        None if capped => (best, Reason::OverCap),
+        _ if conf.hosts(best.edge as usize) => (best, Reason::AffinityReuse),
+        _ => {
+            let (min_rtt, count) = regions[edges[best.edge as usize].region.get()];
+            if min_rtt > best_rtt {
+                (best, Reason::ConferenceLatency)
+            } else if count > 1 {
+                (best, Reason::LeastStressedInRegion)
+            } else {
+                (best, Reason::Nearest)
+            }
+        }
     };
 
     let chosen_idx = chosen.edge as usize;
-    // Unwrap-free: the chosen edge passed `rtt_of` above.
-    let (rtt_ms, rtt_source) =
-        rtt_of(chosen_idx, &edges[chosen_idx]).unwrap_or((chosen.rtt, RttSource::GeoEstimate));
+    // Unwrap-free: the chosen edge passed `rtts.get` above.
+    let (rtt_ms, rtt_source) = rtts
+        .get(chosen_idx, &edges[chosen_idx])
+        .unwrap_or((chosen.rtt, RttSource::GeoEstimate));
     let fallbacks = top
         .iter()
         .filter(|r| r.edge != chosen.edge)
@@ -143,6 +126,7 @@ pub fn place(
         rtt_ms,
         rtt_source,
         best_rtt_ms: best_rtt,
+        cost_ms: chosen.cost,
         reason,
         fallbacks,
     })
@@ -237,98 +221,35 @@ fn sorted_probes(probes: &[ProbeRtt], edges: usize) -> Result<Vec<ProbeRtt>, Pla
     Ok(v)
 }
 
-/// A candidate with its RTT and stress.
+/// A candidate with its cost, RTT and stress.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Ranked {
+    cost: f64,
     rtt: f64,
     stress: f64,
     edge: u32,
 }
 
 impl Ranked {
-    /// Lower RTT first, then lower stress, then lower index.
-    fn cmp_rtt_first(&self, o: &Self) -> Ordering {
-        self.rtt
-            .total_cmp(&o.rtt)
+    /// Cheaper first, then less stressed, then lower index.
+    #[inline]
+    fn better(&self, o: &Self) -> bool {
+        // Most comparisons are decided by the cost alone.
+        if self.cost < o.cost {
+            return true;
+        }
+        if self.cost > o.cost {
+            return false;
+        }
+        self.cost
+            .total_cmp(&o.cost)
             .then(self.stress.total_cmp(&o.stress))
             .then(self.edge.cmp(&o.edge))
-    }
-
-    /// Lower stress first, then lower RTT, then lower index.
-    fn cmp_stress_first(&self, o: &Self) -> Ordering {
-        self.stress
-            .total_cmp(&o.stress)
-            .then(self.rtt.total_cmp(&o.rtt))
-            .then(self.edge.cmp(&o.edge))
+            == Ordering::Less
     }
 }
 
-impl Default for Ranked {
-    fn default() -> Self {
-        Self {
-            rtt: f64::INFINITY,
-            stress: f64::INFINITY,
-            edge: u32::MAX,
-        }
-    }
-}
-
-/// Per region: the lowest candidate RTT and the least stressed candidate.
-#[derive(Debug, Clone, Copy, Default)]
-struct RegionBest {
-    min_rtt: f64,
-    pick: Pick,
-    count: u32,
-}
-
-/// The region's least stressed candidate, ordered for tie-breaks between
-/// regions of equal RTT (less stressed first).
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-struct Pick(Ranked);
-
-impl Eq for Pick {}
-
-impl PartialOrd for Pick {
-    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
-        Some(self.cmp(o))
-    }
-}
-
-impl Ord for Pick {
-    fn cmp(&self, o: &Self) -> Ordering {
-        self.0.cmp_stress_first(&o.0)
-    }
-}
-
-impl std::ops::Deref for Pick {
-    type Target = Ranked;
-    fn deref(&self) -> &Ranked {
-        &self.0
-    }
-}
-
-impl RegionBest {
-    #[inline]
-    fn offer(&mut self, r: Ranked) {
-        if self.count == 0 {
-            *self = RegionBest {
-                min_rtt: r.rtt,
-                pick: Pick(r),
-                count: 1,
-            };
-            return;
-        }
-        self.count += 1;
-        if r.rtt < self.min_rtt {
-            self.min_rtt = r.rtt;
-        }
-        if r.cmp_stress_first(&self.pick) == Ordering::Less {
-            self.pick = Pick(r);
-        }
-    }
-}
-
-/// Keeps the `keep` best by RTT, sorted.
+/// Keeps the `keep` cheapest, sorted.
 #[inline]
 fn insert_top(top: &mut Vec<Ranked>, r: Ranked, keep: usize) {
     if keep == 0 {
@@ -337,11 +258,11 @@ fn insert_top(top: &mut Vec<Ranked>, r: Ranked, keep: usize) {
     if top.len() == keep {
         // Full: most candidates lose to the current last and stop here.
         match top.last() {
-            Some(last) if r.cmp_rtt_first(last) != Ordering::Less => return,
+            Some(last) if !r.better(last) => return,
             _ => {}
         }
         top.pop();
     }
-    let at = top.partition_point(|t| t.cmp_rtt_first(&r) == Ordering::Less);
+    let at = top.partition_point(|t| t.better(&r));
     top.insert(at, r);
 }

@@ -4,9 +4,12 @@ use geomesh_core::topology::Policy;
 
 use super::RttModel;
 
-/// Default [`PlacementPolicy::affinity_margin_ms`]: see `docs/SIMULATIONS.md`
-/// ("Placement model") for the sweep that chose it.
-pub const DEFAULT_AFFINITY_MARGIN_MS: f64 = 50.0;
+/// Defaults of the objective's weights: see `docs/SIMULATIONS.md`
+/// ("Placement model") for the sweep that chose them.
+const DEFAULT_ACCESS_WEIGHT: f64 = 1.5;
+const DEFAULT_HOP_MS: f64 = 1.0;
+const DEFAULT_RELAY_MS: f64 = 0.5;
+const DEFAULT_STRESS_MS: f64 = 5.0;
 /// Default [`PlacementPolicy::max_fallbacks`].
 pub const DEFAULT_MAX_FALLBACKS: usize = 3;
 /// Default cap when no topology is given (the topology's own default).
@@ -26,9 +29,20 @@ pub struct PlacementPolicy {
     /// Edges whose estimated stress is at or above this take no new
     /// participants (in (0, 1]).
     pub stress_threshold: f64,
-    /// Reuse an edge already in the conference when its RTT to the client is
-    /// at most this much worse than the best candidate's (ms, ≥ 0).
-    pub affinity_margin_ms: f64,
+    /// Weight of the client's access leg against a backbone leg of the same
+    /// RTT (≥ 0; above 1: the public internet's loss and jitter make a long
+    /// access path worse than a long backbone path).
+    pub access_weight: f64,
+    /// Cost of one more edge on a pair's path, ms (forwarding, another
+    /// leg's jitter; ≥ 0).
+    pub hop_ms: f64,
+    /// Cost of one new media stream between edges, ms-equivalent (≥ 0):
+    /// the price of inter-edge relay traffic against latency.
+    pub relay_ms: f64,
+    /// Cost per unit of estimated stress, ms (≥ 0): spreads load among
+    /// near-equal edges; with `burst_safety` it sees placements since the
+    /// last heartbeat.
+    pub stress_ms: f64,
     /// Distance → RTT model for clients without a probe.
     pub rtt_model: RttModel,
     /// How many ranked fallbacks to return.
@@ -48,9 +62,14 @@ pub enum PolicyError {
     /// `stress_threshold` outside (0, 1].
     #[error("stress_threshold {0} is outside (0, 1]")]
     StressThreshold(f64),
-    /// `affinity_margin_ms` negative or not finite.
-    #[error("affinity_margin_ms {0} must be a finite, non-negative number of ms")]
-    AffinityMargin(f64),
+    /// An objective weight negative or not finite.
+    #[error("{name} {value} must be a finite, non-negative number")]
+    Weight {
+        /// The knob.
+        name: &'static str,
+        /// Its value.
+        value: f64,
+    },
     /// The RTT model has a negative or non-finite parameter.
     #[error(
         "rtt_model: base_ms {base_ms} and ms_per_km {ms_per_km} must be finite and non-negative"
@@ -73,8 +92,15 @@ impl PlacementPolicy {
         if !(self.stress_threshold > 0.0 && self.stress_threshold <= 1.0) {
             return Err(PolicyError::StressThreshold(self.stress_threshold));
         }
-        if !(self.affinity_margin_ms.is_finite() && self.affinity_margin_ms >= 0.0) {
-            return Err(PolicyError::AffinityMargin(self.affinity_margin_ms));
+        for (name, value) in [
+            ("access_weight", self.access_weight),
+            ("hop_ms", self.hop_ms),
+            ("relay_ms", self.relay_ms),
+            ("stress_ms", self.stress_ms),
+        ] {
+            if !(value.is_finite() && value >= 0.0) {
+                return Err(PolicyError::Weight { name, value });
+            }
         }
         if !self.rtt_model.is_valid() {
             return Err(PolicyError::RttModel {
@@ -91,7 +117,10 @@ impl Default for PlacementPolicy {
         Self {
             max_edges_per_conference: DEFAULT_MAX_EDGES_PER_CONFERENCE,
             stress_threshold: DEFAULT_STRESS_THRESHOLD,
-            affinity_margin_ms: DEFAULT_AFFINITY_MARGIN_MS,
+            access_weight: DEFAULT_ACCESS_WEIGHT,
+            hop_ms: DEFAULT_HOP_MS,
+            relay_ms: DEFAULT_RELAY_MS,
+            stress_ms: DEFAULT_STRESS_MS,
             rtt_model: RttModel::FITTED,
             max_fallbacks: DEFAULT_MAX_FALLBACKS,
             burst_safety: true,
@@ -127,7 +156,7 @@ mod tests {
         });
         assert_eq!(p.max_edges_per_conference, 2);
         assert_eq!(p.stress_threshold, 0.5);
-        assert_eq!(p.affinity_margin_ms, DEFAULT_AFFINITY_MARGIN_MS);
+        assert_eq!(p.access_weight, DEFAULT_ACCESS_WEIGHT);
     }
 
     #[test]
@@ -151,8 +180,11 @@ mod tests {
             PolicyError::StressThreshold(_)
         ));
         assert_eq!(
-            bad(|p| p.affinity_margin_ms = -1.0),
-            PolicyError::AffinityMargin(-1.0)
+            bad(|p| p.relay_ms = -1.0),
+            PolicyError::Weight {
+                name: "relay_ms",
+                value: -1.0
+            }
         );
         assert!(matches!(
             bad(|p| p.rtt_model.ms_per_km = f64::INFINITY),

@@ -21,7 +21,7 @@ fn storm(
         let (lat, lon) = clients[i % clients.len()];
         let p = place(
             policy,
-            ClusterView { regions, edges },
+            ClusterView::new(regions, edges),
             &PlacementRequest {
                 location: Some(at(lat, lon)),
                 ..Default::default()
@@ -147,10 +147,7 @@ fn storm_fills_to_the_threshold_then_moves_on() {
     // Both at the threshold: the 17th join is refused.
     let e = place(
         &PlacementPolicy::default(),
-        ClusterView {
-            regions: &regions,
-            edges: &edges,
-        },
+        ClusterView::new(&regions, &edges),
         &PlacementRequest {
             location: Some(at(52.5244, 13.4105)),
             ..Default::default()
@@ -179,10 +176,7 @@ fn one_big_conference_from_everywhere_respects_the_cap() {
         let (lat, lon) = clients[i % clients.len()];
         let p = place(
             &policy,
-            ClusterView {
-                regions: &regions,
-                edges: &edges,
-            },
+            ClusterView::new(&regions, &edges),
             &PlacementRequest {
                 location: Some(at(lat, lon)),
                 probes: &[],

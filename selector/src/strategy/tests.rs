@@ -48,7 +48,7 @@ fn place_at(
 ) -> Placement {
     place(
         policy,
-        ClusterView { regions, edges },
+        ClusterView::new(regions, edges),
         &PlacementRequest {
             location: Some(location),
             probes: &[],
@@ -140,10 +140,7 @@ fn probes_beat_geoip_when_they_disagree() {
         probes: &probes,
         conference: &[],
     };
-    let view = ClusterView {
-        regions: &regions,
-        edges: &edges,
-    };
+    let view = ClusterView::new(&regions, &edges);
     let p = place(&policy, view, &request).unwrap();
     assert_eq!(name(&edges, &p), "eu-west-2-a");
     assert_eq!(p.rtt_source, RttSource::Probe);
@@ -189,10 +186,7 @@ fn probes_beat_geoip_when_they_disagree() {
 fn without_location_only_probed_edges_rank() {
     let (regions, edges) = world();
     let policy = PlacementPolicy::default();
-    let view = ClusterView {
-        regions: &regions,
-        edges: &edges,
-    };
+    let view = ClusterView::new(&regions, &edges);
     let probes = [ProbeRtt {
         edge: idx(&edges, "sa-east-1-b"),
         rtt_ms: 140.0,
@@ -219,7 +213,7 @@ fn without_location_only_probed_edges_rank() {
 }
 
 #[test]
-fn affinity_reuses_a_conference_edge_within_the_margin() {
+fn affinity_is_the_conference_edge_being_cheapest() {
     let (regions, edges) = world();
     let mut policy = PlacementPolicy::default();
     let london = idx(&edges, "eu-west-2-b");
@@ -227,20 +221,22 @@ fn affinity_reuses_a_conference_edge_within_the_margin() {
         edge: london,
         participants: 3,
     }];
-    // Berlin: Frankfurt is ~8 ms closer by the model; 50 ms margin → London.
+    // Berlin: Frankfurt is ~8 ms closer by the model, but its pairs with the
+    // three in London would cross the Frankfurt–London backbone → London.
     let berlin = at(BERLIN.0, BERLIN.1);
     let p = place_at(&policy, &regions, &edges, berlin, &conference);
     assert_eq!(p.edge, london);
     assert_eq!(p.reason, Reason::AffinityReuse);
     let extra = p.rtt_ms - p.best_rtt_ms;
     assert!(extra > 7.0 && extra < 9.0, "{extra}");
-    // A 5 ms margin: the conference gains a Frankfurt edge.
-    policy.affinity_margin_ms = 5.0;
+    // An access leg weighted far above the backbone: the conference gains
+    // a Frankfurt edge.
+    policy.access_weight = 10.0;
     let p = place_at(&policy, &regions, &edges, berlin, &conference);
     assert_eq!(name(&edges, &p), "eu-central-1-a");
     assert_eq!(p.reason, Reason::LeastStressedInRegion);
-    // Chicago is far beyond any sane margin from London.
-    policy.affinity_margin_ms = 50.0;
+    // Chicago: its own region, its pairs with London over the backbone.
+    policy.access_weight = PlacementPolicy::default().access_weight;
     let p = place_at(
         &policy,
         &regions,
@@ -287,7 +283,9 @@ fn cap_sends_the_participant_to_the_best_conference_edge() {
     let p = place_at(&policy, &regions, &edges, at(SEOUL.0, SEOUL.1), &conference);
     assert_eq!(name(&edges, &p), "ap-northeast-1-a");
     assert_eq!(p.reason, Reason::AffinityReuse);
-    // Below the cap Chicago gets its own edge.
+    // Below the cap Chicago gets an edge of its own: Oregon, not its
+    // nearest Virginia, because its pairs with Tokyo's two cross a shorter
+    // backbone from there (the conference's latency, not the joiner's RTT).
     let p = place_at(
         &policy,
         &regions,
@@ -295,7 +293,8 @@ fn cap_sends_the_participant_to_the_best_conference_edge() {
         at(CHICAGO.0, CHICAGO.1),
         &conference[..1],
     );
-    assert_eq!(name(&edges, &p), "us-east-1-a");
+    assert_eq!(name(&edges, &p), "us-west-2-a");
+    assert_eq!(p.reason, Reason::ConferenceLatency);
 }
 
 #[test]
@@ -314,12 +313,14 @@ fn cap_ignores_failed_edges_and_overflows_only_when_it_must() {
     let p = place_at(&policy, &regions, &edges, chicago, &conference);
     assert_eq!((p.edge, p.reason), (tokyo, Reason::CapReached));
     // Tokyo overloaded: the conference is at its cap with no usable edge,
-    // so it grows rather than refusing the join.
+    // so it grows rather than refusing the join — on Oregon, the best edge
+    // for Chicago's pairs with Tokyo's four.
     edges[tokyo.get()].heartbeat(80, 0.8);
     let p = place_at(&policy, &regions, &edges, chicago, &conference);
-    assert_eq!(name(&edges, &p), "us-east-1-a");
+    assert_eq!(name(&edges, &p), "us-west-2-a");
     assert_eq!(p.reason, Reason::OverCap);
-    // Tokyo unhealthy: it no longer counts toward the cap at all.
+    // Tokyo unhealthy: it no longer counts toward the cap, and its members
+    // (about to move) are no one's pair: Chicago's nearest.
     edges[tokyo.get()].heartbeat(0, 0.0);
     edges[tokyo.get()].healthy = false;
     let p = place_at(&policy, &regions, &edges, chicago, &conference);
@@ -372,10 +373,7 @@ fn exclusions_and_burst_safety() {
     }
     let e = place(
         &policy,
-        ClusterView {
-            regions: &regions,
-            edges: &edges,
-        },
+        ClusterView::new(&regions, &edges),
         &PlacementRequest {
             location: Some(berlin),
             ..Default::default()
@@ -422,14 +420,7 @@ fn bad_input_is_a_typed_error() {
     let (regions, mut edges) = world();
     let policy = PlacementPolicy::default();
     let try_place = |edges: &[EdgeStatus], req: PlacementRequest<'_>| {
-        place(
-            &policy,
-            ClusterView {
-                regions: &regions,
-                edges,
-            },
-            &req,
-        )
+        place(&policy, ClusterView::new(&regions, edges), &req)
     };
     let bad_probe = [ProbeRtt {
         edge: EdgeIdx(99),
@@ -510,10 +501,7 @@ fn bad_input_is_a_typed_error() {
     e2[1].capacity = 0;
     let p = place(
         &policy,
-        ClusterView {
-            regions: &regions2,
-            edges: &e2,
-        },
+        ClusterView::new(&regions2, &e2),
         &PlacementRequest {
             location: Some(at(39.04, -77.49)),
             ..Default::default()

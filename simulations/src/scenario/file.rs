@@ -168,6 +168,37 @@ pub(super) struct RawLatency {
     pub intra_region_rtt_ms: Option<S<f64>>,
     #[serde(default)]
     pub rtt_model: Option<S<RawRttModel>>,
+    #[serde(default)]
+    pub impairments: Option<RawImpairments>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawImpairments {
+    pub access: S<Vec<RawAccessClass>>,
+    #[serde(default)]
+    pub access_loss_pct_per_1000km: Option<S<f64>>,
+    #[serde(default)]
+    pub access_jitter_ms_per_1000km: Option<S<f64>>,
+    #[serde(default)]
+    pub backbone_loss_pct: Option<S<f64>>,
+    #[serde(default)]
+    pub backbone_loss_pct_per_1000km: Option<S<f64>>,
+    #[serde(default)]
+    pub backbone_jitter_ms: Option<S<f64>>,
+    #[serde(default)]
+    pub backbone_jitter_ms_per_1000km: Option<S<f64>>,
+    #[serde(default)]
+    pub jitter_buffer_factor: Option<S<f64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAccessClass {
+    pub name: S<String>,
+    pub share: S<f64>,
+    pub loss_pct: S<f64>,
+    pub jitter_ms: S<f64>,
 }
 
 #[derive(Deserialize)]
@@ -200,7 +231,13 @@ pub(super) struct RawPolicy {
     #[serde(default)]
     pub stress_threshold: Option<S<f64>>,
     #[serde(default)]
-    pub affinity_margin_ms: Option<S<f64>>,
+    pub access_weight: Option<S<f64>>,
+    #[serde(default)]
+    pub hop_ms: Option<S<f64>>,
+    #[serde(default)]
+    pub relay_ms: Option<S<f64>>,
+    #[serde(default)]
+    pub stress_ms: Option<S<f64>>,
     #[serde(default)]
     pub max_fallbacks: Option<S<u32>>,
     #[serde(default)]

@@ -9,6 +9,8 @@
 
 mod file;
 mod validate;
+mod validate_impairments;
+mod validate_policy;
 mod validate_workload;
 
 use std::path::{Path, PathBuf};
@@ -230,7 +232,7 @@ pub struct ScriptedParticipant {
 }
 
 /// Latency model terms (see `docs/SIMULATIONS.md`, "Latency model").
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct LatencySpec {
     /// Distance → RTT model for participant ↔ edge (and unmeasured edge ↔ edge).
     #[serde(serialize_with = "ser_model")]
@@ -245,6 +247,43 @@ pub struct LatencySpec {
     pub per_edge_ms: f64,
     /// RTT between two edges of the same region; `None` = the model at 0 km.
     pub intra_region_rtt_ms: Option<f64>,
+    /// Loss and jitter per leg; `None` = none (`jitter_buffer_ms` fixed).
+    pub impairments: Option<Impairments>,
+}
+
+/// Loss and jitter per leg (docs/SIMULATIONS.md, "Impairments"). A leg's
+/// loss and jitter are its base plus a slope × its great-circle length.
+#[derive(Debug, Clone, Serialize)]
+pub struct Impairments {
+    /// Access types of participants, with their shares (summing to 1).
+    pub access: Vec<AccessClass>,
+    /// Access leg loss growth, percentage points per 1,000 km.
+    pub access_loss_pct_per_1000km: f64,
+    /// Access leg jitter growth, ms per 1,000 km.
+    pub access_jitter_ms_per_1000km: f64,
+    /// Edge ↔ edge leg base loss, %.
+    pub backbone_loss_pct: f64,
+    /// Edge ↔ edge loss growth, percentage points per 1,000 km.
+    pub backbone_loss_pct_per_1000km: f64,
+    /// Edge ↔ edge base jitter, ms.
+    pub backbone_jitter_ms: f64,
+    /// Edge ↔ edge jitter growth, ms per 1,000 km.
+    pub backbone_jitter_ms_per_1000km: f64,
+    /// Jitter buffer = max(`jitter_buffer_ms`, this × path jitter).
+    pub jitter_buffer_factor: f64,
+}
+
+/// One access type (fixed broadband, mobile, …).
+#[derive(Debug, Clone, Serialize)]
+pub struct AccessClass {
+    /// Label.
+    pub name: String,
+    /// Share of participants.
+    pub share: f64,
+    /// Base loss of the access leg, %.
+    pub loss_pct: f64,
+    /// Base jitter of the access leg, ms.
+    pub jitter_ms: f64,
 }
 
 fn ser_model<S: serde::Serializer>(m: &RttModel, s: S) -> Result<S::Ok, S::Error> {
@@ -306,10 +345,13 @@ pub struct StrategySpec {
 
 fn ser_policy<S: serde::Serializer>(p: &PlacementPolicy, s: S) -> Result<S::Ok, S::Error> {
     use serde::ser::SerializeStruct;
-    let mut st = s.serialize_struct("PlacementPolicy", 7)?;
+    let mut st = s.serialize_struct("PlacementPolicy", 10)?;
     st.serialize_field("max_edges_per_conference", &p.max_edges_per_conference)?;
     st.serialize_field("stress_threshold", &p.stress_threshold)?;
-    st.serialize_field("affinity_margin_ms", &p.affinity_margin_ms)?;
+    st.serialize_field("access_weight", &p.access_weight)?;
+    st.serialize_field("hop_ms", &p.hop_ms)?;
+    st.serialize_field("relay_ms", &p.relay_ms)?;
+    st.serialize_field("stress_ms", &p.stress_ms)?;
     st.serialize_field("max_fallbacks", &p.max_fallbacks)?;
     st.serialize_field("burst_safety", &p.burst_safety)?;
     st.serialize_field("rtt_model_base_ms", &p.rtt_model.base_ms)?;

@@ -25,7 +25,7 @@ meetings:
     - { min: 3, max: 8, weight: 1 }
   duration: { lognormal: { median: 30m, sigma: 0.5 } }
   join_spread: 1m
-policy: { heartbeat_interval: 5s, affinity_margin_ms: 30 }
+policy: { heartbeat_interval: 5s, relay_ms: 3 }
 strategies:
   - single
   - geomesh
@@ -56,10 +56,10 @@ fn good_scenario() {
     assert_eq!(s.heartbeat_interval, 5_000);
     assert_eq!(s.health_timeout, 15_000);
     assert_eq!(s.strategies.len(), 3);
-    assert_eq!(s.strategies[1].policy.affinity_margin_ms, 30.0);
+    assert_eq!(s.strategies[1].policy.relay_ms, 3.0);
     assert!(s.strategies[1].policy.burst_safety);
     assert!(!s.strategies[2].policy.burst_safety);
-    assert_eq!(s.strategies[2].policy.affinity_margin_ms, 30.0);
+    assert_eq!(s.strategies[2].policy.relay_ms, 3.0);
     assert_eq!(s.failures[0].target, FailureTarget::Region(1));
     assert_eq!(s.failures[0].recover_at, Some(5_400_000));
     let Workload::Generated(g) = &s.workload else {
@@ -90,7 +90,7 @@ fn topology_file_supplies_regions_edges_and_policy() {
     assert!(!s.edges.is_empty());
     // The topology's policy, then the scenario's overrides.
     assert_eq!((s.heartbeat_interval, s.health_timeout), (1_000, 3_000));
-    assert_eq!(s.strategies[1].policy.affinity_margin_ms, 30.0);
+    assert_eq!(s.strategies[1].policy.relay_ms, 3.0);
     // A heartbeat slower than the topology's timeout is pointed at.
     let e = errors_in(
         &yaml.replacen("policy: {", "policy: { heartbeat_interval: 5s,", 1),
@@ -234,4 +234,37 @@ fn structural_errors() {
         Scenario::load(Path::new("/nonexistent/scenario.yaml")),
         Err(ScenarioError::Io { .. })
     ));
+}
+
+#[test]
+fn impairments_and_weights_are_checked_with_positions() {
+    let imp = "\nlatency:\n  impairments:\n    access:\n      - { name: fixed, share: 0.6, loss_pct: 0.2, jitter_ms: 2 }\n      - { name: mobile, share: 0.3, loss_pct: 101, jitter_ms: 8 }\n    backbone_jitter_ms: -1\npolicy:";
+    let bad = GOOD
+        .replace("\npolicy:", imp)
+        .replace("relay_ms: 3", "relay_ms: -3");
+    let e = errors(&bad);
+    let has = |s: &str| e.iter().any(|d| d.contains(s));
+    assert!(
+        has("error: latency.impairments.access[1].loss_pct: 101 is outside [0, 100]"),
+        "{e:?}"
+    );
+    assert!(
+        has("error: latency.impairments.backbone_jitter_ms: -1"),
+        "{e:?}"
+    );
+    assert!(
+        has("error: latency.impairments.access: shares sum to 0.900, not 1"),
+        "{e:?}"
+    );
+    assert!(has("error: policy.relay_ms: -3"), "{e:?}");
+    // Every one of them positioned (LINE:COL: first).
+    assert!(e.iter().all(|d| d.as_bytes()[0].is_ascii_digit()), "{e:?}");
+    // A valid block parses, with the factor's default.
+    let ok = GOOD.replace(
+        "\npolicy:",
+        "\nlatency:\n  impairments:\n    access: [{ name: any, share: 1, loss_pct: 1, jitter_ms: 3 }]\npolicy:",
+    );
+    let s = Scenario::parse(&ok, Path::new(".")).expect("valid");
+    let i = s.latency.impairments.expect("impairments");
+    assert_eq!((i.access.len(), i.jitter_buffer_factor), (1, 2.0));
 }

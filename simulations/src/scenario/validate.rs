@@ -8,7 +8,8 @@ use geomesh_core::topology::{Diagnostic, Position, Provider, Severity};
 use geomesh_core::{EdgeId, RegionId, Topology};
 use geomesh_selector::strategy::{Calibration, PlacementPolicy, RttModel};
 
-use super::file::{HumanDuration, RawPolicy, RawScenario, RawStrategy, S, pos};
+use super::file::{HumanDuration, RawScenario, RawStrategy, S, pos};
+use super::validate_policy::apply_policy;
 use super::*;
 
 /// Latency defaults (stated in docs/SIMULATIONS.md, "Latency model").
@@ -56,7 +57,7 @@ pub(super) fn dur(v: &S<HumanDuration>) -> Ms {
     ms(v.value.0)
 }
 
-fn finite_nonneg(r: &mut Report, v: &Option<S<f64>>, path: &str, default: f64) -> f64 {
+pub(super) fn finite_nonneg(r: &mut Report, v: &Option<S<f64>>, path: &str, default: f64) -> f64 {
     match v {
         Some(s) if !(s.value.is_finite() && s.value >= 0.0) => {
             r.error(
@@ -256,6 +257,10 @@ pub(super) fn validate(raw: RawScenario, base_dir: &Path) -> Result<Scenario, Sc
                 0.0,
             )
         }),
+        impairments: l
+            .impairments
+            .as_ref()
+            .map(|i| super::validate_impairments::impairments(&mut r, i)),
     };
     let media = MediaSpec {
         audio_kbps: finite_nonneg(
@@ -529,81 +534,5 @@ fn inline_edges(
                 }
             }
         }
-    }
-}
-
-/// Applies policy overrides; heartbeat and health timeout only where `hb` is given.
-fn apply_policy(
-    r: &mut Report,
-    raw: &RawPolicy,
-    path: &str,
-    p: &mut PlacementPolicy,
-    hb: Option<(&mut Ms, &mut Option<Ms>)>,
-) {
-    match hb {
-        Some((heartbeat, timeout)) => {
-            if let Some(v) = &raw.heartbeat_interval {
-                if dur(v) == 0 {
-                    r.error(
-                        pos(v),
-                        format!("{path}.heartbeat_interval"),
-                        "must be positive",
-                    );
-                } else {
-                    *heartbeat = dur(v);
-                }
-            }
-            if let Some(v) = &raw.health_timeout {
-                *timeout = Some(dur(v));
-            }
-        }
-        None => {
-            for v in [&raw.heartbeat_interval, &raw.health_timeout]
-                .into_iter()
-                .flatten()
-            {
-                r.error(
-                    pos(v),
-                    path,
-                    "heartbeat_interval and health_timeout are per scenario, not per strategy",
-                );
-            }
-        }
-    }
-    if let Some(v) = &raw.max_edges_per_conference {
-        if v.value == 0 {
-            r.error(
-                pos(v),
-                format!("{path}.max_edges_per_conference"),
-                "must be at least 1",
-            );
-        }
-        p.max_edges_per_conference = v.value;
-    }
-    if let Some(v) = &raw.stress_threshold {
-        if !(v.value > 0.0 && v.value <= 1.0) {
-            r.error(
-                pos(v),
-                format!("{path}.stress_threshold"),
-                format!("{} is outside (0, 1]", v.value),
-            );
-        }
-        p.stress_threshold = v.value;
-    }
-    if let Some(v) = &raw.affinity_margin_ms {
-        if !(v.value.is_finite() && v.value >= 0.0) {
-            r.error(
-                pos(v),
-                format!("{path}.affinity_margin_ms"),
-                format!("{} must be a finite, non-negative number of ms", v.value),
-            );
-        }
-        p.affinity_margin_ms = v.value;
-    }
-    if let Some(v) = &raw.max_fallbacks {
-        p.max_fallbacks = v.value as usize;
-    }
-    if let Some(v) = &raw.burst_safety {
-        p.burst_safety = v.value;
     }
 }
