@@ -4,7 +4,7 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::time::Duration;
 
-use geomesh_core::topology::{Diagnostic, Position, Provider, Severity};
+use geomesh_core::topology::Provider;
 use geomesh_core::{EdgeId, RegionId, Topology};
 use geomesh_selector::strategy::{Calibration, PlacementPolicy, RttModel};
 
@@ -28,26 +28,7 @@ const DEFAULT_LOAD_SAMPLES: u64 = 288;
 /// Largest meeting size accepted.
 pub(crate) const MAX_MEETING_SIZE: u32 = 1000;
 
-#[derive(Default)]
-pub(super) struct Report {
-    diagnostics: Vec<Diagnostic>,
-}
-
-impl Report {
-    pub(super) fn error(
-        &mut self,
-        at: Option<Position>,
-        path: impl Into<String>,
-        msg: impl Into<String>,
-    ) {
-        self.diagnostics.push(Diagnostic {
-            severity: Severity::Error,
-            position: at,
-            path: path.into(),
-            message: msg.into(),
-        });
-    }
-}
+pub(super) use geomesh_core::yaml::Report;
 
 pub(super) fn ms(d: Duration) -> Ms {
     d.as_millis().min(u64::MAX as u128) as Ms
@@ -394,11 +375,9 @@ pub(super) fn validate(raw: RawScenario, base_dir: &Path) -> Result<Scenario, Sc
         None => (horizon / DEFAULT_LOAD_SAMPLES).max(1_000),
     };
 
-    if !r.diagnostics.is_empty() {
-        r.diagnostics
-            .sort_by_key(|d| d.position.map(|p| (p.line, p.column)));
+    if r.has_errors() {
         return Err(ScenarioError::Invalid {
-            diagnostics: r.diagnostics,
+            diagnostics: r.into_sorted(),
         });
     }
     let workload = workload.expect("no diagnostics: the workload validated");
