@@ -9,6 +9,9 @@ use prometheus_client::registry::Registry;
 
 use crate::router::Kind;
 
+mod counters;
+pub use counters::*;
+
 /// `direction` label.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
 pub enum Direction {
@@ -552,60 +555,6 @@ impl Metrics {
             .expect("encode metrics");
         out
     }
-}
-
-/// The media counters of every (direction, kind), resolved once: the
-/// per-packet path increments atomics instead of looking labels up.
-#[derive(Clone)]
-pub struct MediaCounters {
-    packets: [Counter; 4],
-    bytes: [Counter; 4],
-    frames: [Counter; 4],
-}
-
-impl MediaCounters {
-    /// Resolves the counters of `metrics`.
-    pub fn new(metrics: &Metrics) -> Self {
-        let label = |i: usize| Media {
-            direction: if i < 2 { Direction::In } else { Direction::Out },
-            kind: if i.is_multiple_of(2) {
-                KindLabel::Audio
-            } else {
-                KindLabel::Video
-            },
-        };
-        // One lookup per statement: a family's guard must not be held twice.
-        let resolve = |f: &Family<Media, Counter>| {
-            std::array::from_fn(|i| f.get_or_create(&label(i)).clone())
-        };
-        Self {
-            packets: resolve(&metrics.packets),
-            bytes: resolve(&metrics.media_bytes),
-            frames: resolve(&metrics.frames),
-        }
-    }
-
-    /// Counts one packet of `payload` bytes; `frame` if it ends a frame.
-    pub fn count(&self, direction: Direction, kind: Kind, payload: usize, frame: bool) {
-        let i = usize::from(direction == Direction::Out) * 2 + usize::from(kind == Kind::Video);
-        self.packets[i].inc();
-        self.bytes[i].inc_by(payload as u64);
-        if frame {
-            self.frames[i].inc();
-        }
-    }
-}
-
-/// User + system CPU seconds of this process, from /proc/self/stat.
-pub fn process_cpu_seconds() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // Fields after the parenthesised command name; utime and stime are 14 and 15.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let utime: f64 = fields.get(11)?.parse().ok()?;
-    let stime: f64 = fields.get(12)?.parse().ok()?;
-    // The kernel's USER_HZ is 100 on every Linux we run on.
-    Some((utime + stime) / 100.0)
 }
 
 #[cfg(test)]

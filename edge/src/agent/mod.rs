@@ -42,6 +42,9 @@ use crate::metrics::{Direction, Metrics, Traffic};
 use client::{CallError, Selector, endpoint_addr};
 pub use local::{LocalParticipants, ParticipantEvent};
 
+mod state;
+pub use state::*;
+
 /// What the agent needs.
 pub struct AgentConfig {
     /// This edge (must match its certificate).
@@ -63,63 +66,6 @@ pub struct AgentConfig {
     /// What it tells selectors about itself in every heartbeat (`sent_ms`
     /// is set as each one leaves).
     pub about: geomesh_core::agent::EdgeAbout,
-}
-
-/// What the agent learned, shared with the rest of the edge.
-#[derive(Default)]
-pub struct AgentState {
-    /// Registered with the cluster.
-    pub registered: AtomicBool,
-    /// The selectors asked this edge to drain.
-    pub draining: AtomicBool,
-    /// The selectors asked this edge to move its participants away.
-    pub migrate: AtomicBool,
-    /// Per local conference, the other edges hosting it (octo peers).
-    pub peers: Mutex<BTreeMap<ConferenceId, Vec<EdgeId>>>,
-    /// Public API base URLs of the selector nodes: where a browser that
-    /// opens this edge's meeting page is sent to join.
-    pub selector_apis: Mutex<Vec<String>>,
-    /// An operator removed this edge from the cluster: it takes nobody new
-    /// and moves its participants away until the process is restarted.
-    pub removed: AtomicBool,
-    /// The heartbeat period the selectors asked for, in milliseconds.
-    heartbeat_ms: AtomicU64,
-    /// The cluster's edge directory version last applied to the octo
-    /// allowlist (`u64::MAX`: none yet).
-    edges_version: AtomicU64,
-}
-
-impl AgentState {
-    /// Takes one heartbeat answer.
-    fn answered(&self, from: &SelectorId, resp: &HeartbeatResponse) {
-        self.draining.store(resp.draining, Ordering::Relaxed);
-        self.migrate.store(resp.migrate, Ordering::Relaxed);
-        self.heartbeat_ms.store(
-            resp.heartbeat_interval_ms.clamp(100, 60_000),
-            Ordering::Relaxed,
-        );
-        *self.peers.lock().expect("peers lock") = resp.conferences.clone();
-        debug!(selector = %from, draining = resp.draining, migrate = resp.migrate, "heartbeat answered");
-    }
-
-    /// Whether the selectors' edge directory differs from the one applied.
-    fn directory_changed(&self, version: u64) -> bool {
-        self.edges_version.load(Ordering::Relaxed) != version
-    }
-
-    /// Whether the current participants should be moved away.
-    pub fn should_migrate(&self) -> bool {
-        self.migrate.load(Ordering::Relaxed) || self.removed.load(Ordering::Relaxed)
-    }
-
-    /// The first selector public API URL, if any is known.
-    pub fn selector_api(&self) -> Option<String> {
-        self.selector_apis
-            .lock()
-            .expect("selector list lock")
-            .first()
-            .cloned()
-    }
 }
 
 /// What the agent asks of the media workers.
