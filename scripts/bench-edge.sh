@@ -25,7 +25,13 @@ mkdir -p "$OUT"
   --state-file "$OUT/dev.json" >"$OUT/dev.log" 2>&1 &
 DEV=$!
 trap 'kill "$DEV" 2>/dev/null; wait "$DEV" 2>/dev/null || true' EXIT
-EDGE="http://127.0.0.1:$PORT"
+# `geomesh dev` serves a selector on --http-port and starts its edges on
+# the ports after it: the load goes to the first edge in the state file.
+for _ in $(seq 1 120); do
+  curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && [ -s "$OUT/dev.json" ] && break
+  sleep 0.5
+done
+EDGE=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["edges"][0]["url"])' "$OUT/dev.json")
 for _ in $(seq 1 60); do
   curl -sf "$EDGE/healthz" >/dev/null 2>&1 && break
   sleep 0.5
