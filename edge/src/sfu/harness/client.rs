@@ -357,4 +357,9 @@ impl Client {
             _ => {}
         }
     }
+
+    /// The video tracks it receives.
+    pub fn video_tracks(&self) -> impl Iterator<Item = &Track> {
+        self.tracks.values().filter(|t| t.video)
+    }
 }

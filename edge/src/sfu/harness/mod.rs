@@ -242,14 +242,30 @@ impl World {
 
     /// Client `idx`'s tile height (`video_constraints`; 0: no limit).
     pub fn set_max_height(&mut self, idx: usize, max_height: u16) {
+        self.constraints(idx, None, Vec::new(), Some(max_height));
+    }
+
+    /// Client `idx`'s `video_constraints`: last-N, pinned participants,
+    /// tile height.
+    pub fn constraints(
+        &mut self,
+        idx: usize,
+        last_n: Option<u32>,
+        pinned: Vec<&str>,
+        max_height: Option<u16>,
+    ) {
         let key = self.clients[idx].key.expect("a joined client");
         let edge = self.clients[idx].edge;
         let worker = worker_of_id(key.0, self.edges[edge].cores.len());
+        let pinned = pinned
+            .into_iter()
+            .map(|p| ParticipantId::new(p).expect("a participant id"))
+            .collect();
         let cmd = Command::Constraints {
             key,
-            last_n: None,
-            pinned: Vec::new(),
-            max_height: Some(max_height),
+            last_n,
+            pinned,
+            max_height,
         };
         self.command(edge, worker, cmd);
         self.settle();

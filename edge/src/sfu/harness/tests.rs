@@ -192,9 +192,8 @@ fn a_leaving_publisher_is_announced_and_its_media_stops() {
 /// The video track of `c` that received frames last (a participant who
 /// moved has a new one).
 fn latest_video(c: &Client) -> &Track {
-    c.tracks
-        .values()
-        .filter(|t| t.video && !t.frames.is_empty())
+    c.video_tracks()
+        .filter(|t| !t.frames.is_empty())
         .max_by_key(|t| t.last_at)
         .expect("a video track with frames")
 }
@@ -389,6 +388,71 @@ fn a_simulcast_subscriber_switches_layers_across_workers() {
         ..Setup::default()
     };
     simulcast_switch(&setup, (0, 0));
+}
+
+/// Last-N 1 with a pin that moves from one publisher to another (and the
+/// same with the publishers on another edge): each newly forwarded video
+/// starts at a keyframe within a few frames, and the one no longer
+/// forwarded stops.
+fn last_n_follows_the_pin(setup: &Setup, edges: (usize, usize)) {
+    let mut w = World::new(setup);
+    let a = w.join_at(edges.0, "alice", true);
+    let b = w.join_at(edges.0, "bob", true);
+    let c = w.join_at(edges.1, "carol", false);
+    w.constraints(c, Some(1), vec!["alice"], None);
+    w.run_for(Duration::from_secs(3));
+    let flowing = w.clients[c]
+        .video_tracks()
+        .filter(|t| !t.frames.is_empty())
+        .count();
+    assert_eq!(flowing, 1, "last-N 1: one video flows");
+    for round in 0..3 {
+        let (to, name) = if round % 2 == 0 {
+            (b, "bob")
+        } else {
+            (a, "alice")
+        };
+        let sent_to = w.clients[to].sent_frames;
+        w.constraints(c, Some(1), vec![name], None);
+        w.run_for(Duration::from_secs(2));
+        let carol = &w.clients[c];
+        // The track that received frames last is the newly pinned one.
+        let now = carol
+            .video_tracks()
+            .max_by_key(|t| t.last_at)
+            .expect("a video track");
+        let resumed = now
+            .frames
+            .iter()
+            .position(|f| *f >= sent_to)
+            .map(|i| now.frames[i])
+            .unwrap_or_else(|| panic!("round {round}: no frame of {name} after the pin moved"));
+        assert!(
+            now.keyframes.contains(&resumed),
+            "round {round}: {name}'s video resumes at a keyframe (frame {resumed}; keyframes {:?})",
+            now.keyframes
+        );
+        assert!(
+            resumed - sent_to < 15,
+            "round {round}: {name}'s video came {} frames after the pin moved",
+            resumed - sent_to
+        );
+        let gapless = now.frames.iter().filter(|f| **f >= resumed).count() as u32;
+        assert!(
+            gapless + 3 >= w.clients[to].sent_frames - resumed,
+            "round {round}: {name}'s frames after the switch are all there"
+        );
+    }
+}
+
+#[test]
+fn last_n_moves_with_the_pin_on_one_edge() {
+    last_n_follows_the_pin(&Setup::default(), (0, 0));
+}
+
+#[test]
+fn last_n_moves_with_the_pin_across_the_link() {
+    last_n_follows_the_pin(&two_edges(), (0, 1));
 }
 
 #[test]
