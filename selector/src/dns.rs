@@ -364,7 +364,17 @@ impl GeoDns {
                 )
                 .await;
                 let out = std::mem::take(&mut *capture.0.lock().expect("DNS capture lock"));
-                (!out.is_empty()).then_some(out)
+                if out.is_empty() {
+                    return None;
+                }
+                // hickory decodes some names it then encodes into labels
+                // it cannot decode again (found by fuzzing: a label code
+                // of 129). Never send an answer that does not parse.
+                if hickory_proto::op::Message::from_vec(&out).is_err() {
+                    self.shared.metrics.dns_bad_packets.inc();
+                    return formerr(packet);
+                }
+                Some(out)
             }
             _ => {
                 self.shared.metrics.dns_bad_packets.inc();
