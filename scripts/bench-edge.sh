@@ -7,6 +7,7 @@
 #
 #   scripts/bench-edge.sh                  # everything
 #   DURATION=5s CAPACITY="10" scripts/bench-edge.sh   # a quick look
+#   BIN=/tmp/geomesh-before OUT=out-before scripts/bench-edge.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,8 +18,11 @@ CAP_DURATION="${CAP_DURATION:-20s}"
 CAPACITY="${CAPACITY:-10 12 15}"
 PORT="${PORT:-18900}"
 
-cargo build --release --locked
-BIN=target/release/geomesh
+# BIN=path measures another build (e.g. a before/after pair, one after the other).
+if [ -z "${BIN:-}" ]; then
+  cargo build --release --locked
+  BIN=target/release/geomesh
+fi
 mkdir -p "$OUT"
 
 "$BIN" dev --http-port "$PORT" --media-port $((PORT + 60)) --octo-port $((PORT + 70)) \

@@ -219,7 +219,10 @@ impl EdgeHandle {
             crate::drain::evacuate(&self.media, deadline.saturating_sub(start.elapsed())).await;
         if let Some(node) = &self.octo {
             for l in node.links() {
-                l.goodbye(GoodbyeReason::Shutdown, "edge shutting down");
+                l.command(|l| l.goodbye(GoodbyeReason::Shutdown, "edge shutting down"));
+                // Runs after the driver wrote what the goodbye queued (a
+                // peer that stopped reading does not hold the stop up).
+                let _ = tokio::time::timeout(Duration::from_secs(1), l.call(|_| ())).await;
             }
             node.close();
         }

@@ -1,7 +1,7 @@
 //! The octo hop against a plain UDP hop, in one run on loopback:
 //!
 //! 1. **capacity**: 1100-byte RTP packets pushed as fast as the sender can
-//!    through one link (octo: `LinkHandle::send_media` → the peer's event
+//!    through one link (octo: `MediaSender::send_media` → the peer's event
 //!    channel; UDP: a tokio socket pair), counted at the receiver, per wall
 //!    second and per CPU second of the whole process (both ends);
 //! 2. **latency**: the same packets paced at 50 % of octo's measured
@@ -24,7 +24,7 @@ use geomesh_core::topology::TlsSettings;
 use geomesh_core::{ConferenceId, EdgeId, ParticipantId, RegionId, Topology};
 use geomesh_mesh::link::LinkEvent;
 use geomesh_mesh::tls::Credentials;
-use geomesh_mesh::transport::{LinkHandle, OctoConfig, OctoEvent, OctoNode};
+use geomesh_mesh::transport::{LinkHandle, MediaSender, OctoConfig, OctoEvent, OctoNode};
 use geomesh_mesh::wire::{Codec, Layer, MediaKind, MediaType, SourceId, SourceInfo, Subscription};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc::Receiver;
@@ -84,17 +84,17 @@ fn us(d: Duration) -> f64 {
 /// Something packets can be pushed through and read from.
 trait Hop {
     /// Sends; false if the packet was dropped at the sender.
-    fn send(&self, p: &[u8]) -> bool;
+    fn send(&mut self, p: &[u8]) -> bool;
 }
 
 struct Octo {
-    link: LinkHandle,
+    tx: MediaSender,
 }
 
 impl Hop for Octo {
-    fn send(&self, p: &[u8]) -> bool {
-        self.link
-            .send_media(SourceId(1), MediaType::Rtp, 0, p)
+    fn send(&mut self, p: &[u8]) -> bool {
+        self.tx
+            .send_media(SourceId(1), MediaType::Rtp, 0, false, p)
             .is_ok()
     }
 }
@@ -105,7 +105,7 @@ struct Udp {
 }
 
 impl Hop for Udp {
-    fn send(&self, p: &[u8]) -> bool {
+    fn send(&mut self, p: &[u8]) -> bool {
         self.sock.try_send_to(p, self.to).is_ok()
     }
 }
@@ -173,7 +173,7 @@ impl Run {
 
 /// Sends `rate` packets/s for `secs` (1 ms ticks), measuring all but the
 /// first 300 ms.
-async fn paced(hop: &dyn Hop, sink: &Sink, rate: f64, secs: f64, base: Instant) -> Run {
+async fn paced(hop: &mut dyn Hop, sink: &Sink, rate: f64, secs: f64, base: Instant) -> Run {
     let tick = Duration::from_millis(1);
     let per_tick = rate / 1000.0;
     let mut owed = 0.0;
@@ -248,7 +248,11 @@ async fn octo_pair(dir: &Path) -> (OctoNode, OctoNode, LinkHandle, Receiver<Octo
         a.local_addr().expect("addr"),
     );
     let conference = ConferenceId::new("bench").expect("id");
-    ab.open_conference(&conference).expect("open");
+    let c = conference.clone();
+    ab.call(move |l| l.open_conference(&c))
+        .await
+        .expect("driver")
+        .expect("open");
     let info = SourceInfo {
         owner: ParticipantId::new("p").expect("id"),
         kind: MediaKind::Video,
@@ -264,7 +268,9 @@ async fn octo_pair(dir: &Path) -> (OctoNode, OctoNode, LinkHandle, Receiver<Octo
             max_height: 720,
         }],
     };
-    ab.add_source(&conference, SourceId(1), info)
+    ab.call(move |l| l.add_source(&conference, SourceId(1), info))
+        .await
+        .expect("driver")
         .expect("source");
     while let Some(e) = b_rx.recv().await {
         if let OctoEvent::Link {
@@ -274,25 +280,22 @@ async fn octo_pair(dir: &Path) -> (OctoNode, OctoNode, LinkHandle, Receiver<Octo
         {
             b.link(&EdgeId::new("edge-1").expect("id"))
                 .expect("link")
-                .subscribe(s.id, Subscription::BEST)
+                .call(move |l| l.subscribe(s.id, Subscription::BEST))
+                .await
+                .expect("driver")
                 .expect("subscribe");
             break;
         }
     }
-    while ab.remote_subscription_layer().is_none() {
+    while ab
+        .call(|l| l.remote_subscription(SourceId(1)))
+        .await
+        .expect("driver")
+        .is_none()
+    {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     (a, b, ab, b_rx)
-}
-
-trait SubscribedExt {
-    fn remote_subscription_layer(&self) -> Option<u8>;
-}
-
-impl SubscribedExt for LinkHandle {
-    fn remote_subscription_layer(&self) -> Option<u8> {
-        self.with_link(|l| l.remote_subscription(SourceId(1)).map(|(_, layer)| layer))
-    }
 }
 
 fn main() {
@@ -315,11 +318,13 @@ async fn run(secs: f64) {
     let (_a, _b, link, b_rx) = octo_pair(dir.path()).await;
     let octo_sink = Arc::new(Sink::default());
     spawn_octo_sink(b_rx, octo_sink.clone(), base);
-    let octo = Octo { link: link.clone() };
+    let mut octo = Octo {
+        tx: link.media_sender(),
+    };
 
     let rx = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
     let tx = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
-    let udp = Udp {
+    let mut udp = Udp {
         to: rx.local_addr().expect("addr"),
         sock: Arc::new(tx),
     };
@@ -333,8 +338,8 @@ async fn run(secs: f64) {
     let mut capacity = 0.0;
     let mut rate = 5_000.0;
     while rate <= 320_000.0 {
-        let o = paced(&octo, &octo_sink, rate, secs, base).await;
-        let u = paced(&udp, &udp_sink, rate, secs, base).await;
+        let o = paced(&mut octo, &octo_sink, rate, secs, base).await;
+        let u = paced(&mut udp, &udp_sink, rate, secs, base).await;
         let ok = o.delivered_ratio() >= 0.99;
         if ok {
             capacity = rate;
@@ -360,8 +365,8 @@ async fn run(secs: f64) {
     // 2. Latency at 50 % of octo's capacity and at a conference-like rate.
     let mut rows = Vec::new();
     for rate in [0.5 * capacity, 2_000.0] {
-        let o = paced(&octo, &octo_sink, rate, secs, base).await;
-        let u = paced(&udp, &udp_sink, rate, secs, base).await;
+        let o = paced(&mut octo, &octo_sink, rate, secs, base).await;
+        let u = paced(&mut udp, &udp_sink, rate, secs, base).await;
         rows.push((rate, o, u));
     }
 

@@ -77,7 +77,9 @@
 //!    announce), then `node.connect(peer, addr)`; both edges of a pair call
 //!    it; the lower id dials. Inbound links from other edges appear by
 //!    themselves (`node.link(&peer)` after their `LinkEvent::Up`).
-//! 3. Announce what I host on each link: `open_conference`,
+//! 3. Announce what I host on each link, by commands its driver runs on
+//!    the [`link::Link`] (`link.command(|l| …)`, or `link.call(…).await`
+//!    for the result): `open_conference`,
 //!    `endpoint_joined`/`endpoint_left`, `add_source` (a stable
 //!    [`wire::SourceId`] per source, [`wire::SourceInfo`] with its layers)
 //!    /`remove_source`, `close_conference`. The link keeps this state and
@@ -88,10 +90,13 @@
 //!    change the layer; `unsubscribe` when the last local subscriber leaves).
 //!    Subscriptions survive reconnects too.
 //! 5. Offer every RTP/RTCP packet of my sources in an open conference to
-//!    `LinkHandle::send_media(source, ty, layer, packet)`: the link sends it
-//!    only while the peer subscribes, and only the one layer
-//!    [`wire::Subscription::select`] picks; everything else returns
-//!    `Err(NotSent(..))` cheaply. `LinkConfig::forward_unsubscribed` switches
+//!    a [`transport::MediaSender`] (one per sending thread and link,
+//!    `link.media_sender()`): `send_media(source, ty, layer, keyframe,
+//!    packet)` sends it only while the peer subscribes, and only the one
+//!    layer [`wire::Subscription::select`] picks (a change of layer from the
+//!    new layer's keyframe on); everything else returns `Err(NotSent(..))`
+//!    cheaply, decided from the table the link's driver publishes, without
+//!    a lock. `LinkConfig::forward_unsubscribed` switches
 //!    the filter off for the bandwidth comparison.
 //! 6. Handle events: remote conferences, roster and sources
 //!    (`LinkEvent::ConferenceOpened`, `EndpointJoined`, `SourceAdded`, …),

@@ -39,14 +39,16 @@ async fn media_arrives(
 }
 
 /// `publisher` announces conference `c` with one audio source, 42.
-fn announce(publisher: &LinkHandle) {
+async fn announce(publisher: &LinkHandle) {
     let c = conf("c");
-    publisher.open_conference(&c).unwrap();
+    publisher.open_conference(&c).await.unwrap();
     publisher
         .endpoint_joined(&c, "pat".parse().unwrap(), None)
+        .await
         .unwrap();
     publisher
         .add_source(&c, SourceId(42), audio("pat", 4242))
+        .await
         .unwrap();
 }
 
@@ -90,7 +92,7 @@ async fn the_link_returns_after_the_accepting_peer_restarts() {
     let a_addr = a.local_addr().unwrap();
     let ab = a.connect(edge("edge-2"), b_addr);
     let ba = b.connect(edge("edge-1"), a_addr);
-    announce(&ba);
+    announce(&ba).await;
     wait_for(&mut a_rx, "source 42", |e| {
         is_link(
             e,
@@ -98,7 +100,9 @@ async fn the_link_returns_after_the_accepting_peer_restarts() {
         )
     })
     .await;
-    ab.subscribe(SourceId(42), Subscription::BEST).unwrap();
+    ab.subscribe(SourceId(42), Subscription::BEST)
+        .await
+        .unwrap();
     wait_for(&mut b_rx, "subscribed", |e| {
         is_link(e, |l| matches!(l, LinkEvent::Subscribed { .. }))
     })
@@ -118,7 +122,7 @@ async fn the_link_returns_after_the_accepting_peer_restarts() {
     // …and comes back on the same port with the same state.
     let (b2, mut b2_rx) = restart(&tls, "edge-2", b_addr).await;
     let ba2 = b2.link_to(&edge("edge-1"));
-    announce(&ba2);
+    announce(&ba2).await;
     b2.connect(edge("edge-1"), a_addr);
     resync_without_churn(&mut a_rx, "edge-2").await;
     // a's subscription was re-sent by a's link: b2 hears it unasked.
@@ -149,7 +153,7 @@ async fn the_link_returns_after_the_dialing_peer_restarts() {
     let a_addr = a.local_addr().unwrap();
     let ab = a.connect(edge("edge-2"), b_addr);
     let ba = b.connect(edge("edge-1"), a_addr);
-    announce(&ab);
+    announce(&ab).await;
     wait_for(&mut b_rx, "source 42", |e| {
         is_link(
             e,
@@ -157,7 +161,9 @@ async fn the_link_returns_after_the_dialing_peer_restarts() {
         )
     })
     .await;
-    ba.subscribe(SourceId(42), Subscription::BEST).unwrap();
+    ba.subscribe(SourceId(42), Subscription::BEST)
+        .await
+        .unwrap();
 
     // The dialer (edge-1) restarts at once: its new connection may reach
     // edge-2 before edge-2 notices the old one died, and replaces it.
@@ -167,7 +173,7 @@ async fn the_link_returns_after_the_dialing_peer_restarts() {
     let (a2, mut a2_rx) = restart(&tls, "edge-1", a_addr).await;
     // State first, then dial: the first Hello exchange announces it all.
     let ab2 = a2.link_to(&edge("edge-2"));
-    announce(&ab2);
+    announce(&ab2).await;
     a2.connect(edge("edge-2"), b_addr);
     wait_for(&mut b_rx, "down", |e| {
         is_link(e, |l| matches!(l, LinkEvent::Down { .. }))

@@ -214,8 +214,9 @@ async fn garbage_on_the_octo_port_does_not_disturb_a_link() {
     let b_addr = b.local_addr().unwrap();
     let ab = a.connect(edge("edge-2"), b_addr);
     b.connect(edge("edge-1"), a.local_addr().unwrap());
-    ab.open_conference(&conf("c")).unwrap();
+    ab.open_conference(&conf("c")).await.unwrap();
     ab.add_source(&conf("c"), SourceId(1), audio("x", 7))
+        .await
         .unwrap();
     wait_for(&mut b_rx, "source", |e| {
         is_link(e, |l| matches!(l, LinkEvent::SourceAdded(_)))
@@ -224,6 +225,7 @@ async fn garbage_on_the_octo_port_does_not_disturb_a_link() {
     b.link(&edge("edge-1"))
         .unwrap()
         .subscribe(SourceId(1), Subscription::BEST)
+        .await
         .unwrap();
     wait_for(&mut a_rx, "subscribed", |e| {
         is_link(e, |l| matches!(l, LinkEvent::Subscribed { .. }))

@@ -54,13 +54,17 @@ async fn two_nodes_link_up_and_carry_control_and_media_both_ways() {
     let ab = a.connect(edge("edge-2"), b.local_addr().unwrap());
     let ba = b.connect(edge("edge-1"), a.local_addr().unwrap());
     let c = conf("standup");
-    ab.open_conference(&c).unwrap();
+    ab.open_conference(&c).await.unwrap();
     ab.endpoint_joined(&c, "alice".parse().unwrap(), Some("Alice".into()))
+        .await
         .unwrap();
     ab.add_source(&c, SourceId(1), audio("alice", 1111))
+        .await
         .unwrap();
-    ba.open_conference(&c).unwrap();
-    ba.add_source(&c, SourceId(5), audio("bob", 2222)).unwrap();
+    ba.open_conference(&c).await.unwrap();
+    ba.add_source(&c, SourceId(5), audio("bob", 2222))
+        .await
+        .unwrap();
 
     wait_up(&mut a_rx, "edge-2").await;
     let up = wait_for(&mut b_rx, "Up from edge-1", |e| {
@@ -101,8 +105,8 @@ async fn two_nodes_link_up_and_carry_control_and_media_both_ways() {
         ab.send_media(SourceId(1), MediaType::Rtp, 0, &rtp(1111, 0, 100)),
         Err(SendError::NotSent(_))
     ));
-    ba.subscribe(SourceId(1), Subscription::BEST).unwrap();
-    ab.subscribe(SourceId(5), Subscription::BEST).unwrap();
+    ba.subscribe(SourceId(1), Subscription::BEST).await.unwrap();
+    ab.subscribe(SourceId(5), Subscription::BEST).await.unwrap();
     wait_for(&mut a_rx, "b subscribed", |e| {
         is_link(e, |l| {
             matches!(
@@ -168,7 +172,7 @@ async fn two_nodes_link_up_and_carry_control_and_media_both_ways() {
     assert_eq!(ma.dropped_too_big + ma.dropped_congestion, 0);
 
     // Unsubscribe stops the flow.
-    ba.unsubscribe(SourceId(1));
+    ba.unsubscribe(SourceId(1)).await;
     wait_for(&mut a_rx, "b unsubscribed", |e| {
         is_link(e, |l| {
             matches!(
@@ -194,7 +198,7 @@ async fn the_higher_id_dials_when_only_it_needs_the_link() {
     let (b, mut b_rx) = node(&tls, "edge-3", loopback()).await;
     // Only edge-3 (the higher id) knows it needs edge-1.
     let link = b.connect(edge("edge-1"), a.local_addr().unwrap());
-    link.open_conference(&conf("c")).unwrap();
+    link.open_conference(&conf("c")).await.unwrap();
     wait_up(&mut b_rx, "edge-1").await;
     wait_for(&mut a_rx, "conference from edge-3", |e| {
         matches!(e, OctoEvent::Link { peer, event: LinkEvent::ConferenceOpened { .. } } if *peer == edge("edge-3"))
@@ -213,8 +217,9 @@ async fn a_full_send_buffer_drops_and_counts() {
     let (b, mut b_rx) = node(&tls, "edge-2", loopback()).await;
     let ab = a.connect(edge("edge-2"), b.local_addr().unwrap());
     b.connect(edge("edge-1"), a.local_addr().unwrap());
-    ab.open_conference(&conf("c")).unwrap();
+    ab.open_conference(&conf("c")).await.unwrap();
     ab.add_source(&conf("c"), SourceId(1), audio("x", 1))
+        .await
         .unwrap();
     wait_for(&mut b_rx, "source", |e| {
         is_link(e, |l| matches!(l, LinkEvent::SourceAdded(_)))
@@ -223,6 +228,7 @@ async fn a_full_send_buffer_drops_and_counts() {
     b.link(&edge("edge-1"))
         .unwrap()
         .subscribe(SourceId(1), Subscription::BEST)
+        .await
         .unwrap();
     wait_for(&mut a_rx, "subscribed", |e| {
         is_link(e, |l| matches!(l, LinkEvent::Subscribed { .. }))
@@ -261,14 +267,15 @@ async fn subscribed(
     let (b, mut b_rx) = node(&tls, "edge-2", loopback()).await;
     let ab = a.connect(edge("edge-2"), b.local_addr().unwrap());
     let ba = b.connect(edge("edge-1"), a.local_addr().unwrap());
-    ab.open_conference(&conf("c")).unwrap();
+    ab.open_conference(&conf("c")).await.unwrap();
     ab.add_source(&conf("c"), SourceId(1), audio("x", 1111))
+        .await
         .unwrap();
     wait_for(&mut b_rx, "source", |e| {
         is_link(e, |l| matches!(l, LinkEvent::SourceAdded(_)))
     })
     .await;
-    ba.subscribe(SourceId(1), Subscription::BEST).unwrap();
+    ba.subscribe(SourceId(1), Subscription::BEST).await.unwrap();
     wait_for(&mut a_rx, "subscribed", |e| {
         is_link(e, |l| matches!(l, LinkEvent::Subscribed { .. }))
     })
@@ -353,8 +360,9 @@ async fn a_peer_without_the_fragments_capability_gets_big_packets_dropped_and_co
     let (b, mut b_rx) = OctoNode::start(cb).await.unwrap();
     let ab = a.connect(edge("edge-2"), b.local_addr().unwrap());
     b.connect(edge("edge-1"), a.local_addr().unwrap());
-    ab.open_conference(&conf("c")).unwrap();
+    ab.open_conference(&conf("c")).await.unwrap();
     ab.add_source(&conf("c"), SourceId(1), audio("x", 1111))
+        .await
         .unwrap();
     wait_for(&mut b_rx, "source", |e| {
         is_link(e, |l| matches!(l, LinkEvent::SourceAdded(_)))
@@ -363,6 +371,7 @@ async fn a_peer_without_the_fragments_capability_gets_big_packets_dropped_and_co
     b.link(&edge("edge-1"))
         .unwrap()
         .subscribe(SourceId(1), Subscription::BEST)
+        .await
         .unwrap();
     wait_for(&mut a_rx, "subscribed", |e| {
         is_link(e, |l| matches!(l, LinkEvent::Subscribed { .. }))

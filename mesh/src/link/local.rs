@@ -5,11 +5,11 @@ use std::collections::{BTreeMap, HashMap};
 
 use geomesh_core::{ConferenceId, ParticipantId};
 
-use super::{NotSent, Outbox, UsageError};
+use super::media_out::Route;
+use super::{Outbox, UsageError};
 use crate::wire::{
-    Capabilities, ConferenceHandle, ControlFrame, GoodbyeReason, MAX_DISPLAY_NAME_LEN,
-    MAX_MEDIA_PACKET, MediaHeader, MediaType, SourceHandle, SourceId, SourceInfo, Subscription,
-    varint,
+    ConferenceHandle, ControlFrame, GoodbyeReason, MAX_DISPLAY_NAME_LEN, SourceHandle, SourceId,
+    SourceInfo, Subscription, varint,
 };
 
 #[derive(Debug)]
@@ -37,6 +37,19 @@ struct Source {
     /// decoders never get a new layer's delta frames first (a switch is
     /// seamless, as within one edge).
     sending: Option<u8>,
+}
+
+impl Source {
+    /// Its route while announced on the current connection.
+    fn route(&self) -> Option<Route> {
+        Some(Route {
+            source: self.handle?,
+            conference: self.conference_handle?,
+            subscribed: self.subscription.is_some(),
+            layer: self.layer,
+            sending: self.sending,
+        })
+    }
 }
 
 /// See the module docs.
@@ -441,44 +454,20 @@ impl LocalState {
         s.subscription.map(|sub| (sub, s.layer))
     }
 
-    /// The header for one packet of my source, or why it is not sent.
-    pub(crate) fn media_header(
-        &self,
-        id: SourceId,
-        ty: MediaType,
-        layer: u8,
-        len: usize,
-        peer_caps: Capabilities,
-        forward_unsubscribed: bool,
-    ) -> Result<MediaHeader, NotSent> {
-        if !self.up {
-            return Err(NotSent::NotUp);
-        }
-        if len > MAX_MEDIA_PACKET {
-            return Err(NotSent::TooLong(len));
-        }
-        let s = self.sources.get(&id).ok_or(NotSent::NotAnnounced)?;
-        let (Some(source), Some(conference)) = (s.handle, s.conference_handle) else {
-            return Err(NotSent::NotAnnounced);
-        };
-        if ty == MediaType::Rtcp && !peer_caps.contains(Capabilities::RTCP) {
-            return Err(NotSent::NoRtcp);
-        }
-        if !forward_unsubscribed {
-            if s.subscription.is_none() {
-                return Err(NotSent::NotSubscribed);
-            }
-            if layer != s.sending.unwrap_or(s.layer) {
-                return Err(NotSent::OtherLayer {
-                    layer,
-                    wanted: s.layer,
-                });
-            }
-        }
-        Ok(MediaHeader {
-            ty,
-            conference,
-            source,
-        })
+    /// Frames go out (the Hello exchange is done).
+    pub(crate) fn is_up(&self) -> bool {
+        self.up
+    }
+
+    /// What decides whether a packet of my source `id` goes to the peer.
+    pub(crate) fn route(&self, id: SourceId) -> Option<Route> {
+        self.sources.get(&id).and_then(Source::route)
+    }
+
+    /// Every announced source's [`Route`].
+    pub(crate) fn routes(&self) -> impl Iterator<Item = (SourceId, Route)> + '_ {
+        self.sources
+            .iter()
+            .filter_map(|(id, s)| Some((*id, s.route()?)))
     }
 }

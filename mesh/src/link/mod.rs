@@ -71,6 +71,7 @@ use tracing::{debug, info, trace, warn};
 pub use config::{LinkConfig, LinkState};
 pub use error::{DatagramError, LinkError, NotSent, ProtocolViolation, UsageError, close_code};
 pub use event::{Deadline, DownReason, LinkEvent, MediaIn, RemoteSource, TimeoutReason};
+pub use media_out::{Admitted, LayerSwitches, MediaTable, encode_as_fragments, encode_whole};
 pub use reassembly::{FragmentStats, MAX_REASSEMBLING};
 
 use crate::wire::{

@@ -24,6 +24,9 @@ pub struct LinkMetrics {
     pub(crate) connections: AtomicU64,
     pub(crate) reconnects: AtomicU64,
     pub(crate) rtt_us: AtomicU64,
+    /// The link's [`FragmentStats`], copied by its driver.
+    pub(crate) reassembled: AtomicU64,
+    pub(crate) incomplete: AtomicU64,
 }
 
 pub(crate) fn inc(c: &AtomicU64) {
@@ -86,23 +89,29 @@ impl LinkMetrics {
         );
     }
 
-    /// Reads every counter; `quic_rtt` and `fragments` come from the
-    /// connection and the link.
-    pub fn snapshot(
-        &self,
-        quic_rtt: Option<Duration>,
-        fragments: FragmentStats,
-    ) -> LinkMetricsSnapshot {
+    /// Copies the link's reassembly counters.
+    pub(crate) fn set_fragments(&self, f: FragmentStats) {
+        self.reassembled.store(f.reassembled, Ordering::Relaxed);
+        self.incomplete.store(f.incomplete, Ordering::Relaxed);
+    }
+
+    /// The latest Ping/Pong RTT.
+    pub(crate) fn rtt(&self) -> Option<Duration> {
+        let us = self.rtt_us.load(Ordering::Relaxed);
+        (us > 0).then(|| Duration::from_micros(us))
+    }
+
+    /// Reads every counter; `quic_rtt` comes from the connection.
+    pub fn snapshot(&self, quic_rtt: Option<Duration>) -> LinkMetricsSnapshot {
         let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        let rtt = g(&self.rtt_us);
         LinkMetricsSnapshot {
             media_tx_packets: g(&self.media_tx_packets),
             media_tx_bytes: g(&self.media_tx_bytes),
             media_rx_packets: g(&self.media_rx_packets),
             media_rx_bytes: g(&self.media_rx_bytes),
             fragmented_tx_packets: g(&self.fragmented_tx_packets),
-            reassembled_rx_packets: fragments.reassembled,
-            fragments_incomplete: fragments.incomplete,
+            reassembled_rx_packets: g(&self.reassembled),
+            fragments_incomplete: g(&self.incomplete),
             control_tx_bytes: g(&self.control_tx_bytes),
             control_rx_bytes: g(&self.control_rx_bytes),
             media_not_wanted: g(&self.media_not_wanted),
@@ -112,7 +121,7 @@ impl LinkMetrics {
             rx_dropped_backpressure: g(&self.rx_dropped_backpressure),
             connections: g(&self.connections),
             reconnects: g(&self.reconnects),
-            rtt: (rtt > 0).then(|| Duration::from_micros(rtt)),
+            rtt: self.rtt(),
             quic_rtt,
         }
     }

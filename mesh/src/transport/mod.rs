@@ -12,37 +12,41 @@
 //! connection from the same dialer replaces an older one (the dialer
 //! restarted).
 //!
-//! Per peer, one driver task owns the control stream and the
-//! [`Link`]'s timers, a reader task per connection
-//! decodes datagrams, and [`LinkHandle::send_media`] sends datagrams
-//! straight from the caller's thread (no task hop). Everything the edge
-//! needs to hear arrives on one [`OctoEvent`] channel.
+//! Per peer, one driver task owns the [`Link`]: it reads the control
+//! stream and the media datagrams, runs the link's timers and the edge's
+//! commands ([`LinkHandle::command`]), and publishes the link's forwarding
+//! table after every change. A [`MediaSender`] sends my media straight
+//! from the caller's thread by that table (no lock, no task hop).
+//! Everything the edge needs to hear arrives on one [`OctoEvent`] channel.
 
 mod connect;
+mod driver;
 mod metrics;
 mod peer;
+mod sender;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use geomesh_core::{EdgeId, RegionId};
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use quinn::{Endpoint, VarInt};
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::{mpsc, watch};
 use tokio::task::AbortHandle;
 use tracing::{info, warn};
 
 pub use metrics::{LinkMetrics, LinkMetricsSnapshot};
-pub use peer::{LinkHandle, SendError};
+pub use peer::{LinkGone, LinkHandle, SendError};
+pub use sender::MediaSender;
 
 use crate::link::{Link, LinkConfig, LinkEvent, MediaIn, close_code};
 use crate::tls::{self, Credentials, IdentityError, TlsError};
 use crate::wire::{MAX_MEDIA_HEADER, MIN_FRAGMENT_DATAGRAM};
 use connect::{accept_loop, dial_loop};
-use peer::{Peer, Shared};
+use peer::Peer;
 
 /// The UDP payload size octo assumes every path carries (quinn's
 /// `initial_mtu` and `min_mtu`), the floor under path-MTU discovery. At
@@ -246,22 +250,28 @@ impl Inner {
             return p.clone();
         }
         let (conns, conns_rx) = mpsc::unbounded_channel();
+        let (commands, commands_rx) = mpsc::unbounded_channel();
         let peer = Arc::new(Peer {
             id: id.clone(),
             local: self.config.link.local_edge.clone(),
-            shared: Mutex::new(Shared {
-                link: Link::new(self.config.link.clone(), id.clone()),
-                conn: None,
-            }),
-            wake: Notify::new(),
+            commands,
+            published: Default::default(),
             conns,
             connected: watch::Sender::new(false),
             addr: Mutex::new(None),
             dialing: AtomicBool::new(false),
+            packet_ids: AtomicU16::new(0),
             metrics: LinkMetrics::default(),
         });
         peers.insert(id.clone(), peer.clone());
-        self.spawn(peer::drive(peer.clone(), conns_rx, self.events.clone()));
+        let link = Link::new(self.config.link.clone(), id.clone());
+        self.spawn(driver::drive(
+            peer.clone(),
+            link,
+            conns_rx,
+            commands_rx,
+            self.events.clone(),
+        ));
         peer
     }
 }
@@ -279,12 +289,15 @@ impl Inner {
 ///
 /// let (node, mut events) = OctoNode::start(config).await?;
 /// let link = node.connect(peer, addr);
-/// link.open_conference(&conference)?; // announced now and after every reconnect
+/// // Announced now and after every reconnect.
+/// link.call(move |l| l.open_conference(&conference)).await??;
 /// while let Some(event) = events.recv().await {
 ///     match event {
 ///         OctoEvent::Link { event: LinkEvent::SourceAdded(s), .. } => {
 ///             // A local participant wants it: ask for it.
-///             link.subscribe(s.id, Subscription::BEST)?;
+///             link.command(move |l| {
+///                 let _ = l.subscribe(s.id, Subscription::BEST);
+///             });
 ///         }
 ///         OctoEvent::Media(m) => { /* fan m.packet out to subscribers of m.source */ }
 ///         _ => {}

@@ -9,10 +9,10 @@ use std::time::{Duration, SystemTime};
 
 use geomesh_core::topology::TlsSettings;
 use geomesh_core::{ConferenceId, EdgeId, ParticipantId, RegionId, Topology};
-use geomesh_mesh::link::LinkEvent;
+use geomesh_mesh::link::{LinkEvent, UsageError};
 use geomesh_mesh::tls::Credentials;
-use geomesh_mesh::transport::{OctoConfig, OctoEvent, OctoNode};
-use geomesh_mesh::wire::{Codec, Layer, MediaKind, SourceInfo};
+use geomesh_mesh::transport::{LinkHandle, OctoConfig, OctoEvent, OctoNode, SendError};
+use geomesh_mesh::wire::{Codec, Layer, MediaKind, MediaType, SourceId, SourceInfo, Subscription};
 use tokio::sync::mpsc::Receiver;
 
 const TOPO: &str = r#"
@@ -154,4 +154,83 @@ pub fn rtp(ssrc: u32, seq: u16, len: usize) -> Vec<u8> {
     p.extend_from_slice(&ssrc.to_be_bytes());
     p.resize(len.max(12), 0xa5);
     p
+}
+
+/// The link calls the tests make, each run by the link's driver
+/// ([`LinkHandle::call`]); `send_media` through a fresh [`MediaSender`]
+/// (single-layer sources need no layer switches).
+#[allow(async_fn_in_trait)]
+pub trait LinkCalls {
+    async fn open_conference(&self, c: &ConferenceId) -> Result<(), UsageError>;
+    async fn endpoint_joined(
+        &self,
+        c: &ConferenceId,
+        p: ParticipantId,
+        name: Option<String>,
+    ) -> Result<(), UsageError>;
+    async fn add_source(
+        &self,
+        c: &ConferenceId,
+        id: SourceId,
+        info: SourceInfo,
+    ) -> Result<(), UsageError>;
+    async fn subscribe(&self, id: SourceId, sub: Subscription) -> Result<(), UsageError>;
+    async fn unsubscribe(&self, id: SourceId);
+    fn send_media(
+        &self,
+        source: SourceId,
+        ty: MediaType,
+        layer: u8,
+        packet: &[u8],
+    ) -> Result<(), SendError>;
+}
+
+impl LinkCalls for LinkHandle {
+    async fn open_conference(&self, c: &ConferenceId) -> Result<(), UsageError> {
+        let c = c.clone();
+        self.call(move |l| l.open_conference(&c)).await.unwrap()
+    }
+
+    async fn endpoint_joined(
+        &self,
+        c: &ConferenceId,
+        p: ParticipantId,
+        name: Option<String>,
+    ) -> Result<(), UsageError> {
+        let c = c.clone();
+        self.call(move |l| l.endpoint_joined(&c, p, name))
+            .await
+            .unwrap()
+    }
+
+    async fn add_source(
+        &self,
+        c: &ConferenceId,
+        id: SourceId,
+        info: SourceInfo,
+    ) -> Result<(), UsageError> {
+        let c = c.clone();
+        self.call(move |l| l.add_source(&c, id, info))
+            .await
+            .unwrap()
+    }
+
+    async fn subscribe(&self, id: SourceId, sub: Subscription) -> Result<(), UsageError> {
+        self.call(move |l| l.subscribe(id, sub)).await.unwrap()
+    }
+
+    async fn unsubscribe(&self, id: SourceId) {
+        self.call(move |l| l.unsubscribe(id)).await.unwrap()
+    }
+
+    fn send_media(
+        &self,
+        source: SourceId,
+        ty: MediaType,
+        layer: u8,
+        packet: &[u8],
+    ) -> Result<(), SendError> {
+        self.media_sender()
+            .send_media(source, ty, layer, false, packet)
+    }
 }

@@ -1,12 +1,12 @@
 //! An octo link between two edges of the virtual-time tests: a mesh
-//! [`Link`] at each end (behind the cores' [`MemoryPort`]s), control bytes
+//! [`Link`] at each end (behind the cores' [`MemoryPort`]s, driven here as
+//! the transport's driver does: commands, then the table published), control bytes
 //! and datagrams carried with a one-way delay, and a switch that cuts the
 //! connection and brings it back (as the QUIC transport's driver reports
 //! a lost connection and a new one).
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::collections::BinaryHeap;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -47,21 +47,17 @@ impl LinkSim {
     /// A link between two edges (ids and regions), connected at `now`.
     pub fn new(
         now: Instant,
-        clock: &Arc<Mutex<Instant>>,
         (a, b): (
             (usize, &EdgeId, &geomesh_core::RegionId),
             (usize, &EdgeId, &geomesh_core::RegionId),
         ),
         delay: Duration,
     ) -> Self {
-        let port = |me: &EdgeId, region: &geomesh_core::RegionId, peer: &EdgeId| MemoryPort {
-            peer: peer.clone(),
-            link: Arc::new(Mutex::new(Link::new(
-                LinkConfig::new(me.clone(), region.clone()),
+        let port = |me: &EdgeId, region: &geomesh_core::RegionId, peer: &EdgeId| {
+            MemoryPort::new(
                 peer.clone(),
-            ))),
-            datagrams: Arc::new(Mutex::new(VecDeque::new())),
-            clock: clock.clone(),
+                Link::new(LinkConfig::new(me.clone(), region.clone()), peer.clone()),
+            )
         };
         let mut l = Self {
             edges: (a.0, b.0),
@@ -79,7 +75,7 @@ impl LinkSim {
     pub fn connect(&mut self, now: Instant) {
         self.up = true;
         for p in &self.ports {
-            p.lock().handle_connected(now);
+            p.drive(|l| l.handle_connected(now));
         }
     }
 
@@ -89,8 +85,7 @@ impl LinkSim {
         self.up = false;
         self.queue.clear();
         for p in &self.ports {
-            p.lock()
-                .handle_disconnected(now, DownReason::Lost("cut by the test".into()));
+            p.drive(|l| l.handle_disconnected(now, DownReason::Lost("cut by the test".into())));
             p.datagrams.lock().expect("a test queue lock").clear();
         }
     }
@@ -98,10 +93,11 @@ impl LinkSim {
     /// Takes what each end wrote and puts it on the wire.
     pub fn send(&mut self, now: Instant) {
         for from in 0..2 {
-            let mut out: Vec<(bool, Bytes)> = Vec::new();
-            while let Some(b) = self.ports[from].lock().poll_transmit() {
-                out.push((false, b));
-            }
+            let mut out: Vec<(bool, Bytes)> = self.ports[from].drive(|l| {
+                std::iter::from_fn(|| l.poll_transmit())
+                    .map(|b| (false, b))
+                    .collect()
+            });
             out.extend(
                 self.ports[from]
                     .datagrams
@@ -132,23 +128,25 @@ impl LinkSim {
         let mut out: [Vec<LinkOutput>; 2] = [Vec::new(), Vec::new()];
         while self.queue.peek().is_some_and(|Reverse(f)| f.at <= now) {
             let Reverse(f) = self.queue.pop().expect("peeked");
-            let mut link = self.ports[f.to].lock();
+            let port = &self.ports[f.to];
             if f.datagram {
-                if let Ok(Some(m)) = link.handle_datagram(f.bytes) {
+                // A datagram changes nothing the table holds.
+                if let Ok(Some(m)) = port.lock().handle_datagram(f.bytes) {
                     out[f.to].push(LinkOutput::Media(m));
                 }
             } else {
-                link.handle_control(now, &f.bytes);
+                port.drive(|l| l.handle_control(now, &f.bytes));
             }
         }
         for (i, p) in self.ports.iter().enumerate() {
-            let mut link = p.lock();
-            if link.poll_timeout().is_some_and(|d| d.at <= now) {
-                link.handle_timeout(now);
-            }
-            while let Some(ev) = link.poll_event() {
-                out[i].push(LinkOutput::Event(ev));
-            }
+            // Published before the events go out, as the driver does.
+            let events: Vec<_> = p.drive(|l| {
+                if l.poll_timeout().is_some_and(|d| d.at <= now) {
+                    l.handle_timeout(now);
+                }
+                std::iter::from_fn(|| l.poll_event()).collect()
+            });
+            out[i].extend(events.into_iter().map(LinkOutput::Event));
         }
         out
     }

@@ -6,7 +6,7 @@
 //! seed gives the same result.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
@@ -51,8 +51,6 @@ pub struct EdgeSim {
 /// Edges, their clients, the links and the network between them.
 pub struct World {
     pub now: Instant,
-    /// What the links' keyframe rate limits read as the time.
-    clock: Arc<Mutex<Instant>>,
     pub edges: Vec<EdgeSim>,
     pub links: Vec<LinkSim>,
     pub clients: Vec<Client>,
@@ -99,7 +97,6 @@ impl World {
             "octo events go to worker 0: one worker per edge when edges link"
         );
         let now = Instant::now();
-        let clock = Arc::new(Mutex::new(now));
         let edges: Vec<EdgeSim> = (0..setup.edges)
             .map(|e| {
                 let id = EdgeId::new(format!("edge-{e}")).expect("an id");
@@ -137,7 +134,6 @@ impl World {
             .collect();
         let mut w = Self {
             now,
-            clock,
             edges,
             links: Vec::new(),
             clients: Vec::new(),
@@ -150,14 +146,14 @@ impl World {
                 let (ea, eb) = (&w.edges[a], &w.edges[b]);
                 let link = LinkSim::new(
                     now,
-                    &w.clock,
                     ((a, &ea.id, &ea.region), (b, &eb.id, &eb.region)),
                     setup.link_delay,
                 );
-                w.edges[a].cores[0]
-                    .add_octo_port(crate::sfu::octo::Port::Memory(link.ports[0].clone()));
-                w.edges[b].cores[0]
-                    .add_octo_port(crate::sfu::octo::Port::Memory(link.ports[1].clone()));
+                let port = |p: &crate::sfu::octo::MemoryPort| {
+                    crate::sfu::octo::Port::Memory(p.clone(), Default::default())
+                };
+                w.edges[a].cores[0].add_octo_port(port(&link.ports[0]));
+                w.edges[b].cores[0].add_octo_port(port(&link.ports[1]));
                 w.links.push(link);
             }
         }
@@ -304,7 +300,6 @@ impl World {
                 return;
             }
             self.now = self.next_due().min(end).max(self.now);
-            *self.clock.lock().expect("the test clock") = self.now;
             self.deliver();
         }
         panic!("the world did not reach its end time in {MAX_STEPS} steps");

@@ -36,11 +36,12 @@ impl Sfu {
         if first {
             octo.share.opened(conference);
         }
-        octo.each_link(|link| {
-            if first && let Err(e) = link.open_conference(conference) {
+        let (conference, participant) = (conference.clone(), participant.clone());
+        octo.each_link(move |link| {
+            if first && let Err(e) = link.open_conference(&conference) {
                 warn!(peer = %link.peer(), "octo open_conference: {e}");
             }
-            if let Err(e) = link.endpoint_joined(conference, participant.clone(), name.clone()) {
+            if let Err(e) = link.endpoint_joined(&conference, participant.clone(), name.clone()) {
                 warn!(peer = %link.peer(), "octo endpoint_joined: {e}");
             }
         });
@@ -56,8 +57,9 @@ impl Sfu {
         let Some(octo) = self.octo.as_mut() else {
             return;
         };
-        octo.each_link(|link| {
-            if let Err(e) = link.endpoint_muted(conference, participant, audio, video) {
+        let (conference, participant) = (conference.clone(), participant.clone());
+        octo.each_link(move |link| {
+            if let Err(e) = link.endpoint_muted(&conference, &participant, audio, video) {
                 warn!(peer = %link.peer(), "octo endpoint_muted: {e}");
             }
         });
@@ -79,8 +81,9 @@ impl Sfu {
             octo.first_seen.remove(s);
             octo.incomplete.remove(s);
             if octo.announced.remove(s) {
+                let id = wire::SourceId(s.0);
                 for link in octo.links.values() {
-                    link.with_link(|l| l.remove_source(wire::SourceId(s.0)));
+                    link.command(move |l| l.remove_source(id));
                 }
             }
             if octo.sibling_announced.remove(s).is_some() {
@@ -89,7 +92,8 @@ impl Sfu {
                 }
             }
         }
-        octo.each_link(|link| link.endpoint_left(conference, participant));
+        let (c, p) = (conference.clone(), participant.clone());
+        octo.each_link(move |link| link.endpoint_left(&c, &p));
         if last_local && octo.open.remove(conference) {
             for s in octo.siblings.values_mut() {
                 s.with_link(|l| l.close_conference(conference));
@@ -97,7 +101,8 @@ impl Sfu {
             // Other workers may still host it on this edge.
             if octo.share.closed(conference) {
                 for link in octo.links.values() {
-                    link.with_link(|l| l.close_conference(conference));
+                    let conference = conference.clone();
+                    link.command(move |l| l.close_conference(&conference));
                 }
             }
         }
@@ -198,9 +203,12 @@ impl Sfu {
                 return;
             }
             for link in octo.links.values() {
-                if let Err(e) = link.with_link(|l| l.add_source(&conference, id, info.clone())) {
-                    warn!(peer = %link.peer(), "octo add_source: {e}");
-                }
+                let (conference, info) = (conference.clone(), info.clone());
+                link.command(move |l| {
+                    if let Err(e) = l.add_source(&conference, id, info) {
+                        warn!(peer = %l.peer(), "octo add_source: {e}");
+                    }
+                });
             }
             octo.announced.insert(source);
             if !known {
@@ -208,12 +216,9 @@ impl Sfu {
             }
         }
         let mut serialized = false;
-        for link in octo.links.values() {
+        for link in octo.links.values_mut() {
             // A switch of layer waits for the new layer's keyframe.
-            if p.keyframe && p.layers > 1 {
-                link.with_link(|l| l.keyframe(id, p.layer));
-            }
-            if !link.wants_media(id, MediaType::Rtp, p.layer) {
+            if !link.wants_media(id, MediaType::Rtp, p.layer, p.keyframe) {
                 continue;
             }
             if !serialized {
@@ -232,7 +237,7 @@ impl Sfu {
                 );
                 serialized = true;
             }
-            match link.send_media(id, MediaType::Rtp, p.layer, &octo.buf) {
+            match link.send_media(id, MediaType::Rtp, p.layer, p.keyframe, &octo.buf) {
                 Ok(()) | Err(SendError::NotSent(_)) => {}
                 Err(e) => debug!(peer = %link.peer(), "octo send: {e}"),
             }
@@ -249,20 +254,18 @@ impl Sfu {
         let Some((edge, id)) = octo.by_local.get(&source) else {
             return false;
         };
-        let (asked, via) = if let Some(link) = octo.links.get(edge) {
-            (link.request_keyframe(*id, None), "octo")
-        } else if let Some(s) = octo.siblings.get_mut(edge) {
-            (
-                s.with_link(|l| l.request_keyframe(now, *id, None)),
-                "sibling",
-            )
-        } else {
-            return true;
+        let id = *id;
+        let metrics = self.metrics.clone();
+        // Counted where the link's rate limit decides.
+        let ask = move |l: &mut Link, via: &str| match l.request_keyframe(now, id, None) {
+            Ok(true) => Metrics::count(&metrics.keyframe_requests, via),
+            Ok(false) => Metrics::count(&metrics.keyframe_requests, "suppressed"),
+            Err(e) => debug!(peer = %l.peer(), "octo keyframe request: {e}"),
         };
-        match asked {
-            Ok(true) => Metrics::count(&self.metrics.keyframe_requests, via),
-            Ok(false) => Metrics::count(&self.metrics.keyframe_requests, "suppressed"),
-            Err(e) => debug!(peer = %edge, "octo keyframe request: {e}"),
+        if let Some(link) = octo.links.get(edge) {
+            link.command(move |l| ask(l, "octo"));
+        } else if let Some(s) = octo.siblings.get_mut(edge) {
+            s.with_link(|l| ask(l, "sibling"));
         }
         true
     }
@@ -306,35 +309,38 @@ impl Sfu {
             // own; a peer edge's is shared by the workers and carries the
             // widest wish. Compared with the link's own state, which the
             // peer can change (a source replaced after a restart).
-            let apply = |l: &mut Link, target: Option<Subscription>| {
-                if l.subscription(*id) == target {
+            let id = *id;
+            let apply = move |l: &mut Link, target: Option<Subscription>| {
+                if l.subscription(id) == target {
                     return Ok(());
                 }
                 match target {
-                    Some(sub) => l.subscribe(*id, sub),
+                    Some(sub) => l.subscribe(id, sub),
                     None => {
-                        l.unsubscribe(*id);
+                        l.unsubscribe(id);
                         Ok(())
                     }
                 }
             };
-            let result = if let Some(s) = octo.siblings.get_mut(edge) {
-                s.with_link(|l| apply(l, want))
+            if let Some(s) = octo.siblings.get_mut(edge) {
+                if let Err(e) = s.with_link(|l| apply(l, want)) {
+                    warn!(peer = %edge, "sibling subscribe: {e}");
+                    continue;
+                }
             } else if let Some(link) = octo.links.get(edge) {
-                let merged = octo.share.want(edge, *id, octo.worker, want);
-                link.with_link(|l| apply(l, merged))
+                let merged = octo.share.want(edge, id, octo.worker, want);
+                link.command(move |l| {
+                    if let Err(e) = apply(l, merged) {
+                        warn!(peer = %l.peer(), "octo subscribe: {e}");
+                    }
+                });
             } else {
                 continue;
-            };
-            match result {
-                Ok(()) => {
-                    if want.is_some() && r.subscribed.is_none() {
-                        fresh.push(r.local);
-                    }
-                    r.subscribed = want;
-                }
-                Err(e) => warn!(peer = %edge, "octo subscribe: {e}"),
             }
+            if want.is_some() && r.subscribed.is_none() {
+                fresh.push(r.local);
+            }
+            r.subscribed = want;
         }
         for s in fresh {
             self.request_keyframe_for(s);

@@ -164,19 +164,19 @@ impl Octo {
             if !self.links.contains_key(peer) {
                 info!(%peer, %addr, "octo: linking");
                 self.links
-                    .insert(peer.clone(), Port::Quic(node.connect(peer.clone(), *addr)));
+                    .insert(peer.clone(), Port::quic(node.connect(peer.clone(), *addr)));
             }
         }
     }
 
     /// Runs `f` on every link a local participant is announced on: to
     /// other edges and to sibling workers.
-    fn each_link(&mut self, mut f: impl FnMut(&mut Link)) {
+    fn each_link(&mut self, f: impl Fn(&mut Link) + Clone + Send + 'static) {
         for link in self.links.values() {
-            link.with_link(&mut f);
+            link.command(f.clone());
         }
         for s in self.siblings.values_mut() {
-            s.with_link(&mut f);
+            s.with_link(&f);
         }
     }
 

@@ -199,24 +199,34 @@ impl Sfu {
             .node
             .as_ref()
             .and_then(|n| n.link(peer))
-            .map(Port::Quic)
+            .map(Port::quic)
         else {
             return;
         };
         for conference in &octo.open {
-            let _ = link.with_link(|l| l.open_conference(conference));
-            for info in self.router.local_roster(conference) {
-                let _ = link.with_link(|l| {
-                    l.endpoint_joined(conference, info.participant.clone(), info.name.clone())
-                });
-                if let Some(p) = self.peers.get(&info.key)
-                    && p.muted != (false, false)
-                {
-                    let _ = link.with_link(|l| {
-                        l.endpoint_muted(conference, &info.participant, p.muted.0, p.muted.1)
-                    });
+            let roster: Vec<_> = self
+                .router
+                .local_roster(conference)
+                .into_iter()
+                .map(|info| {
+                    let muted = self
+                        .peers
+                        .get(&info.key)
+                        .map_or((false, false), |p| p.muted);
+                    (info.participant.clone(), info.name.clone(), muted)
+                })
+                .collect();
+            let conference = conference.clone();
+            link.command(move |l| {
+                // Errors here repeat ones logged when these were first announced.
+                let _ = l.open_conference(&conference);
+                for (participant, name, (audio, video)) in roster {
+                    let _ = l.endpoint_joined(&conference, participant.clone(), name);
+                    if audio || video {
+                        let _ = l.endpoint_muted(&conference, &participant, audio, video);
+                    }
                 }
-            }
+            });
         }
         // Sources are announced again on their next packet.
         octo.announced.clear();
