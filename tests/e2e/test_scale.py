@@ -53,8 +53,8 @@ def simulcast_small_tile_low_layer_then_switch_up(browser, page):
 def test_simulcast_small_tile_gets_the_low_layer_and_switches_without_freezing(mesh, browser):
     # One edge for all three (dev-us has one): subscribers on another edge
     # share the one layer that crosses octo, so the test needs them on the
-    # publisher's edge, and conference-aware placement may split a
-    # conference between dev-eu's two edges when loopback probes differ.
+    # publisher's edge. (Placement keeps a small conference on one edge of
+    # its region, but a one-edge region states the precondition outright.)
     simulcast_small_tile_low_layer_then_switch_up(browser, lambda n, x: mesh.page("simul", n, region="dev-us", extra=x))
 
 

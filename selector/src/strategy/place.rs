@@ -15,8 +15,9 @@ use super::{
 /// 1. **Candidates**: registered, healthy, not draining, estimated stress
 ///    (reported + placements since the heartbeat / capacity, see
 ///    [`EdgeStatus::estimated_stress`]) below the threshold.
-/// 2. **Client RTT** per candidate: the client's probe when it sent one,
-///    else the RTT model on the great-circle distance to the edge's region.
+/// 2. **Client RTT** per candidate's region: the best of the client's
+///    probes to the region's edges, else the RTT model on the great-circle
+///    distance to the region ([`ClientRtt::access`]).
 /// 3. **Cost** per candidate: the predicted effect on the conference's pair
 ///    latencies, plus relay and load ([`cost`](super::cost) has the
 ///    formula); the cheapest wins (ties: less stressed, then lower index).
@@ -68,7 +69,7 @@ pub fn place(
         let Some(stress) = admit(policy, e, &mut ex) else {
             continue;
         };
-        let Some((rtt, _)) = rtts.get(i, e) else {
+        let Some((rtt, _)) = rtts.access(i, e) else {
             ex.no_rtt += 1;
             continue;
         };
@@ -111,9 +112,9 @@ pub fn place(
     };
 
     let chosen_idx = chosen.edge as usize;
-    // Unwrap-free: the chosen edge passed `rtts.get` above.
+    // Unwrap-free: the chosen edge passed `rtts.access` above.
     let (rtt_ms, rtt_source) = rtts
-        .get(chosen_idx, &edges[chosen_idx])
+        .access(chosen_idx, &edges[chosen_idx])
         .unwrap_or((chosen.rtt, RttSource::GeoEstimate));
     let fallbacks = top
         .iter()
@@ -159,9 +160,17 @@ pub(super) fn admit(policy: &PlacementPolicy, e: &EdgeStatus, ex: &mut Exclusion
 
 /// The client's RTT to each edge: its probe when it sent one, else the RTT
 /// model on the distance to the edge's region (once per region).
+///
+/// The cost uses one access RTT per region ([`ClientRtt::access`]): the
+/// best probe to any of its edges. A region's edges share its location, so
+/// what their probes differ by is noise, not distance; costing each edge by
+/// its own probe split small conferences between two edges of one region
+/// whenever the second answered a few milliseconds faster.
 pub(super) struct ClientRtt {
     probes: Vec<ProbeRtt>,
     region_rtt: Vec<f64>,
+    /// Per region, the best probe to one of its edges (∞: none).
+    region_probe: Vec<f64>,
 }
 
 impl ClientRtt {
@@ -183,7 +192,30 @@ impl ClientRtt {
                 .collect(),
             None => vec![f64::NAN; cluster.regions.len()],
         };
-        Ok(Self { probes, region_rtt })
+        let mut region_probe = vec![f64::INFINITY; cluster.regions.len()];
+        for p in &probes {
+            // Probes are checked against the edges; a bad region index is
+            // reported by `place`.
+            if let Some(best) = region_probe.get_mut(cluster.edges[p.edge.get()].region.get()) {
+                *best = best.min(p.rtt_ms);
+            }
+        }
+        Ok(Self {
+            probes,
+            region_rtt,
+            region_probe,
+        })
+    }
+
+    /// The access RTT the cost counts for edge `e`, and where it came
+    /// from: the best probe to an edge of its region, else the RTT model to
+    /// the region.
+    #[inline]
+    pub(super) fn access(&self, i: usize, e: &EdgeStatus) -> Option<(f64, RttSource)> {
+        match self.region_probe.get(e.region.get()) {
+            Some(&best) if best.is_finite() => Some((best, RttSource::Probe)),
+            _ => self.get(i, e),
+        }
     }
 
     /// The RTT to edge `i` and where it came from; `None` without either.

@@ -145,7 +145,7 @@ fn probes_beat_geoip_when_they_disagree() {
     assert_eq!(name(&edges, &p), "eu-west-2-a");
     assert_eq!(p.rtt_source, RttSource::Probe);
     assert_eq!(p.rtt_ms, 20.0);
-    // The unprobed London edge keeps its (higher) geo estimate.
+    // The unprobed London edge shares its region's probe (one location).
     assert_eq!(p.reason, Reason::LeastStressedInRegion);
 
     // A probe of a far region that is lower than every estimate wins too.
@@ -157,9 +157,12 @@ fn probes_beat_geoip_when_they_disagree() {
         probes: &probes,
         ..request
     };
+    // Its region wins: the other edge there is as near (one location)
+    // and, as stressed, first by index.
     let p = place(&policy, view, &request).unwrap();
-    assert_eq!(name(&edges, &p), "ap-northeast-1-b");
+    assert_eq!(name(&edges, &p), "ap-northeast-1-a");
     assert_eq!(p.rtt_source, RttSource::Probe);
+    assert_eq!(p.rtt_ms, 5.0);
 
     // From the API types: unknown edges are dropped.
     let api = [
@@ -183,7 +186,45 @@ fn probes_beat_geoip_when_they_disagree() {
 }
 
 #[test]
-fn without_location_only_probed_edges_rank() {
+fn a_small_conference_stays_on_one_edge_of_its_region_whatever_the_probe_noise() {
+    let (regions, edges) = world();
+    let policy = PlacementPolicy::default();
+    let view = ClusterView::new(&regions, &edges);
+    let (a, b) = (idx(&edges, "eu-central-1-a"), idx(&edges, "eu-central-1-b"));
+    let conference = [ConferenceEdge {
+        edge: a,
+        participants: 1,
+    }];
+    // The second edge of the region answered the joiner's probe faster:
+    // the same location, so noise, not distance.
+    for (ra, rb) in [(3.0, 1.0), (12.0, 2.0), (1.0, 3.0)] {
+        let probes = [
+            ProbeRtt {
+                edge: a,
+                rtt_ms: ra,
+            },
+            ProbeRtt {
+                edge: b,
+                rtt_ms: rb,
+            },
+        ];
+        let p = place(
+            &policy,
+            view,
+            &PlacementRequest {
+                location: Some(at(BERLIN.0, BERLIN.1)),
+                probes: &probes,
+                conference: &conference,
+            },
+        )
+        .unwrap();
+        assert_eq!(p.edge, a, "probes {ra} / {rb} ms");
+        assert_eq!(p.reason, Reason::AffinityReuse);
+    }
+}
+
+#[test]
+fn without_location_only_probed_regions_rank() {
     let (regions, edges) = world();
     let policy = PlacementPolicy::default();
     let view = ClusterView::new(&regions, &edges);
@@ -201,9 +242,10 @@ fn without_location_only_probed_edges_rank() {
         },
     )
     .unwrap();
-    assert_eq!(name(&edges, &p), "sa-east-1-b");
-    assert_eq!(p.reason, Reason::Nearest);
-    assert!(p.fallbacks.is_empty());
+    // Both São Paulo edges rank at the probed RTT; nothing else does.
+    assert_eq!(name(&edges, &p), "sa-east-1-a");
+    assert_eq!(p.reason, Reason::LeastStressedInRegion);
+    assert_eq!(p.fallbacks, vec![idx(&edges, "sa-east-1-b")]);
     let e = place(&policy, view, &PlacementRequest::default()).unwrap_err();
     let PlacementError::NoCandidate(ex) = e else {
         panic!("{e:?}")
