@@ -22,8 +22,10 @@
 //! The routing table is pure: `join`/`leave`/`add_source`/`remove_source`
 //! in, [`router::Router::poll_event`] out. The SFU core ([`sfu::Sfu`]) is
 //! sans-IO too: time and input in (`handle_datagram`, `handle_command`,
-//! `handle_octo`, `handle_timeout`), the round's datagrams and a timeout
-//! with its reason out; it drains the touched `Rtc`s to their next
+//! `handle_octo`, `handle_timeout`), a command's `Response`, the round's
+//! datagrams, its other outputs (`poll_output`: signaling messages,
+//! closed sessions, participant reports) and a timeout with its reason
+//! out; it drains the touched `Rtc`s to their next
 //! timeouts (each subscriber once per round, however many packets it got)
 //! and settles the consequences. The media worker tasks ([`media`]) are
 //! the only place with a socket and a clock: they wait for a batch of

@@ -11,12 +11,10 @@ use str0m::config::DtlsCert;
 use str0m::crypto::CryptoProvider;
 use str0m::media::{Direction, MediaKind, Mid, Rid};
 use str0m::{Candidate, IceCreds, Rtc};
-use tokio::sync::mpsc::UnboundedSender;
 
 use geomesh_core::{ConferenceId, ParticipantId};
 
 use crate::forward::OutForward;
-use crate::messages::ServerMessage;
 use crate::router::{Kind, PeerKey, Role, SourceId};
 
 /// A session that has not connected this long after its offer is dropped.
@@ -80,8 +78,8 @@ pub struct Peer {
     /// When the session started, Unix ms (the newer of two sessions of one
     /// participant on different edges is the real one).
     pub since_ms: u64,
-    /// Signaling channel (WebSocket sessions only).
-    pub signal: Option<UnboundedSender<ServerMessage>>,
+    /// A WebSocket session (it hears signaling messages; WHIP/WHEP do not).
+    pub signaling: bool,
     /// The WebRTC session, once the client's offer arrived.
     pub rtc: Option<Rtc>,
     /// Our ICE ufrag (demultiplexing key for new addresses).
@@ -184,7 +182,7 @@ impl Peer {
         name: Option<String>,
         (conference, since_ms): (ConferenceId, u64),
         role: Role,
-        signal: Option<UnboundedSender<ServerMessage>>,
+        signaling: bool,
     ) -> Self {
         Self {
             key,
@@ -193,7 +191,7 @@ impl Peer {
             conference,
             role,
             since_ms,
-            signal,
+            signaling,
             rtc: None,
             needs_drain: false,
             ufrag: random_token(8),
@@ -249,14 +247,6 @@ impl Peer {
         rtc.add_local_candidate(cand);
         self.offered_at = Some(now);
         self.rtc.insert(rtc)
-    }
-
-    /// Sends a signaling message if this is a WebSocket session.
-    pub fn signal(&self, msg: ServerMessage) {
-        if let Some(tx) = &self.signal {
-            // A closed channel means the socket is gone; the session ends soon.
-            let _ = tx.send(msg);
-        }
     }
 
     /// Whether an edge offer should be made now. Not before ICE and DTLS

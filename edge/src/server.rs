@@ -304,12 +304,12 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
     let media = spawn_workers(
         socket,
         octo,
+        reports,
         crate::sfu::EdgeCoreConfig {
             edge: config.id.clone(),
             region: config.region.clone(),
             advertised,
             metrics: metrics.clone(),
-            reports,
             last_n: config.last_n,
             workers: config.media_workers,
             bwe: config.bwe,

@@ -26,7 +26,17 @@ use crate::workers;
 mod worker;
 use worker::Worker;
 
-pub use crate::sfu::{Command, Joined, MediaError, SessionSummary};
+pub use crate::sfu::{Command, Joined, MediaError, Response, SessionSummary};
+
+/// A command for a worker, with where its response and (for a WebSocket
+/// join) the session's signaling messages go: the channels stay in the
+/// shell, the core sees only the command.
+#[derive(Debug)]
+pub(crate) struct Request {
+    cmd: Command,
+    reply: Option<oneshot::Sender<Response>>,
+    signal: Option<mpsc::UnboundedSender<ServerMessage>>,
+}
 
 /// The edge's octo node and what the workers need of it.
 pub struct OctoParts {
@@ -41,28 +51,50 @@ pub struct OctoParts {
 /// the worker [`Placement`] chooses, everything else to the session's.
 #[derive(Clone)]
 pub struct MediaHandle {
-    txs: Vec<mpsc::Sender<Command>>,
+    txs: Vec<mpsc::Sender<Request>>,
     placement: Arc<Placement>,
 }
 
 impl MediaHandle {
-    fn to_key(&self, key: PeerKey) -> &mpsc::Sender<Command> {
+    fn to_key(&self, key: PeerKey) -> &mpsc::Sender<Request> {
         &self.txs[workers::worker_of_id(key.0, self.txs.len())]
     }
 
+    /// Sends `cmd` and waits for the core's response, which `pick` takes
+    /// apart (`None`: not the response this command gets, a bug).
     async fn ask<T>(
         &self,
-        tx: &mpsc::Sender<Command>,
-        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+        tx: &mpsc::Sender<Request>,
+        cmd: Command,
+        signal: Option<mpsc::UnboundedSender<ServerMessage>>,
+        pick: impl FnOnce(Response) -> Option<T>,
     ) -> Result<T, MediaError> {
         let (reply, rx) = oneshot::channel();
-        tx.send(make(reply))
-            .await
-            .map_err(|_| MediaError::Stopped)?;
-        rx.await.map_err(|_| MediaError::Stopped)
+        tx.send(Request {
+            cmd,
+            reply: Some(reply),
+            signal,
+        })
+        .await
+        .map_err(|_| MediaError::Stopped)?;
+        let response = rx.await.map_err(|_| MediaError::Stopped)?;
+        pick(response).ok_or(MediaError::Stopped)
     }
 
-    /// Opens a session.
+    /// Sends `cmd` without waiting for its response.
+    async fn tell(&self, tx: &mpsc::Sender<Request>, cmd: Command) {
+        // A stopped worker: the edge is shutting down.
+        let _ = tx
+            .send(Request {
+                cmd,
+                reply: None,
+                signal: None,
+            })
+            .await;
+    }
+
+    /// Opens a session; `signal` is a WebSocket session's channel for
+    /// signaling messages (it closes when the session ends).
     pub async fn join(
         &self,
         conference: ConferenceId,
@@ -72,39 +104,44 @@ impl MediaHandle {
         signal: Option<mpsc::UnboundedSender<ServerMessage>>,
     ) -> Result<Joined, MediaError> {
         let tx = &self.txs[self.placement.choose(&conference, &participant)];
-        self.ask(tx, |reply| Command::Join {
+        let cmd = Command::Join {
             conference,
             participant,
             name,
             role,
-            signal,
+            signaling: signal.is_some(),
             since_ms: unix_ms(),
-            reply,
+        };
+        self.ask(tx, cmd, signal, |r| match r {
+            Response::Joined(j) => Some(j),
+            _ => None,
         })
         .await
     }
 
     /// Applies the client's offer; returns our answer.
     pub async fn offer(&self, key: PeerKey, sdp: String) -> Result<String, MediaError> {
-        self.ask(self.to_key(key), |reply| Command::Offer { key, sdp, reply })
-            .await?
+        let cmd = Command::Offer { key, sdp };
+        self.ask(self.to_key(key), cmd, None, |r| match r {
+            Response::Answer(a) => Some(a),
+            _ => None,
+        })
+        .await?
     }
 
     /// Applies the client's answer to our offer.
     pub async fn answer(&self, key: PeerKey, sdp: String) -> Result<(), MediaError> {
-        self.ask(self.to_key(key), |reply| Command::Answer {
-            key,
-            sdp,
-            reply,
+        let cmd = Command::Answer { key, sdp };
+        self.ask(self.to_key(key), cmd, None, |r| match r {
+            Response::Applied(a) => Some(a),
+            _ => None,
         })
         .await?
     }
 
     /// Records a mute change and tells the others.
     pub async fn mute(&self, key: PeerKey, kind: MediaKindName, muted: bool) {
-        let _ = self
-            .to_key(key)
-            .send(Command::Mute { key, kind, muted })
+        self.tell(self.to_key(key), Command::Mute { key, kind, muted })
             .await;
     }
 
@@ -116,15 +153,13 @@ impl MediaHandle {
         pinned: Vec<ParticipantId>,
         max_height: Option<u16>,
     ) {
-        let _ = self
-            .to_key(key)
-            .send(Command::Constraints {
-                key,
-                last_n,
-                pinned,
-                max_height,
-            })
-            .await;
+        let cmd = Command::Constraints {
+            key,
+            last_n,
+            pinned,
+            max_height,
+        };
+        self.tell(self.to_key(key), cmd).await;
     }
 
     /// Ends the local sessions of `participant` in `conference` that
@@ -139,14 +174,13 @@ impl MediaHandle {
     ) {
         // Rare: every worker looks, rather than trusting a placement guess.
         for tx in &self.txs {
-            let _ = tx
-                .send(Command::Evict {
-                    conference: conference.clone(),
-                    participant: participant.clone(),
-                    code,
-                    not_after_ms,
-                })
-                .await;
+            let cmd = Command::Evict {
+                conference: conference.clone(),
+                participant: participant.clone(),
+                code,
+                not_after_ms,
+            };
+            self.tell(tx, cmd).await;
         }
     }
 
@@ -154,7 +188,11 @@ impl MediaHandle {
     pub async fn sessions(&self) -> Vec<SessionSummary> {
         let mut out = Vec::new();
         for tx in &self.txs {
-            if let Ok(mut v) = self.ask(tx, |reply| Command::Sessions { reply }).await {
+            let pick = |r| match r {
+                Response::Sessions(v) => Some(v),
+                _ => None,
+            };
+            if let Ok(mut v) = self.ask(tx, Command::Sessions, None, pick).await {
                 out.append(&mut v);
             }
         }
@@ -163,18 +201,21 @@ impl MediaHandle {
 
     /// Asks a WebSocket session to move to another edge.
     pub async fn migrate(&self, key: PeerKey, reason: &'static str) {
-        let _ = self
-            .to_key(key)
-            .send(Command::Migrate { key, reason })
+        self.tell(self.to_key(key), Command::Migrate { key, reason })
             .await;
     }
 
     /// Ends a session; true if it existed.
     pub async fn leave(&self, key: PeerKey) -> bool {
-        self.ask(self.to_key(key), |reply| Command::Leave {
-            key,
-            reply: Some(reply),
-        })
+        self.ask(
+            self.to_key(key),
+            Command::Leave { key },
+            None,
+            |r| match r {
+                Response::Left(existed) => Some(existed),
+                _ => None,
+            },
+        )
         .await
         .unwrap_or(false)
     }
@@ -186,6 +227,7 @@ impl MediaHandle {
 pub(crate) fn spawn_workers(
     socket: std::net::UdpSocket,
     octo: Option<OctoParts>,
+    reports: Option<mpsc::UnboundedSender<crate::agent::ParticipantEvent>>,
     config: EdgeCoreConfig,
 ) -> std::io::Result<MediaHandle> {
     let metrics = config.metrics.clone();
@@ -230,6 +272,8 @@ pub(crate) fn spawn_workers(
             socket: socket.clone(),
             metrics: metrics.clone(),
             octo_events,
+            signals: std::collections::HashMap::new(),
+            reports: reports.clone(),
         };
         tokio::spawn(
             shell

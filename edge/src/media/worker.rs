@@ -1,14 +1,21 @@
 //! One media worker's task: waits for input, hands it to its [`Sfu`] core
-//! with the time, and sends the core's datagrams.
+//! with the time, sends the core's datagrams and carries out its other
+//! outputs (signaling messages, closed sessions, reports) on the channels
+//! it holds.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
 use tokio::sync::mpsc;
 use tracing::info;
 
-use super::Command;
+use super::{Request, Response};
+use crate::agent::ParticipantEvent;
+use crate::messages::ServerMessage;
 use crate::metrics::{Direction, Metrics, Traffic};
+use crate::router::PeerKey;
+use crate::sfu::Output;
 use crate::sfu::Sfu;
 use crate::sibling::SiblingRx;
 use crate::socket::MediaSocket;
@@ -19,7 +26,7 @@ use crate::workers;
 #[allow(clippy::large_enum_variant)]
 enum Input {
     Datagrams,
-    Command(Command),
+    Command(Request),
     Octo(geomesh_mesh::transport::OctoEvent),
     Sibling(crate::sibling::SiblingMsg),
     SiblingMedia,
@@ -35,6 +42,10 @@ pub(super) struct Worker {
     pub(super) metrics: Arc<Metrics>,
     /// The edge's octo events for this worker (none without peer edges).
     pub(super) octo_events: Option<mpsc::Receiver<geomesh_mesh::transport::OctoEvent>>,
+    /// WebSocket sessions' signaling channels.
+    pub(super) signals: HashMap<PeerKey, mpsc::UnboundedSender<ServerMessage>>,
+    /// Participant arrivals and departures for the selector agent.
+    pub(super) reports: Option<mpsc::UnboundedSender<ParticipantEvent>>,
 }
 
 /// Receives the next octo event, or waits forever without octo.
@@ -50,7 +61,7 @@ async fn next_octo(
 impl Worker {
     pub(super) async fn run(
         mut self,
-        mut rx: mpsc::Receiver<Command>,
+        mut rx: mpsc::Receiver<Request>,
         mut dgrams: mpsc::Receiver<workers::Batch>,
         mut siblings: SiblingRx,
     ) {
@@ -83,7 +94,16 @@ impl Worker {
                         core.handle_datagram(Instant::now(), d.src, &d.data);
                     }
                 }
-                Input::Command(cmd) => core.handle_command(woke, cmd),
+                Input::Command(req) => {
+                    let response = core.handle_command(woke, req.cmd);
+                    if let (Response::Joined(j), Some(signal)) = (&response, req.signal) {
+                        self.signals.insert(j.key, signal);
+                    }
+                    if let Some(reply) = req.reply {
+                        // The asker gave up (its connection closed).
+                        let _ = reply.send(response);
+                    }
+                }
                 Input::Octo(ev) => core.handle_octo(woke, ev),
                 Input::Sibling(msg) => core.handle_sibling(woke, msg),
                 Input::SiblingMedia => {
@@ -97,9 +117,31 @@ impl Worker {
             core.handle_timeout(Instant::now());
             core.end_round();
             self.send();
+            self.outputs();
             busy.inc_by(woke.elapsed().as_secs_f64());
         }
         info!("media loop stopped");
+    }
+
+    /// Carries out the core's outputs.
+    fn outputs(&mut self) {
+        while let Some(o) = self.core.poll_output() {
+            match o {
+                Output::Signal { key, message } => {
+                    if let Some(tx) = self.signals.get(&key) {
+                        // A closed channel: the socket is gone, the session ends soon.
+                        let _ = tx.send(message);
+                    }
+                }
+                // Dropping the sender closes the WebSocket session.
+                Output::CloseSignal(key) => drop(self.signals.remove(&key)),
+                Output::Report(ev) => {
+                    if let Some(r) = &self.reports {
+                        let _ = r.send(ev);
+                    }
+                }
+            }
+        }
     }
 
     /// Sends this round's datagrams.

@@ -4,22 +4,21 @@ use str0m::change::{SdpAnswer, SdpOffer};
 use tracing::{debug, info, warn};
 
 use super::Sfu;
-use super::command::{Command, Joined, MediaError, SessionSummary};
+use super::command::{Command, Joined, MediaError, Response, SessionSummary};
 use crate::messages::{MediaKindName, ServerMessage};
 use crate::peer::{OutState, Peer};
 use crate::router::{PeerInfo, PeerKey};
 
 impl Sfu {
-    pub(super) fn on_command(&mut self, cmd: Command) {
+    pub(super) fn on_command(&mut self, cmd: Command) -> Response {
         match cmd {
             Command::Join {
                 conference,
                 participant,
                 name,
                 role,
-                signal,
+                signaling,
                 since_ms,
-                reply,
             } => {
                 let key = self.new_key();
                 let info = PeerInfo {
@@ -33,7 +32,7 @@ impl Sfu {
                     Err(e) => {
                         // Keys are fresh, so this is a bug; refuse rather than panic.
                         warn!("router join: {e}");
-                        return;
+                        return Response::Done;
                     }
                 };
                 let announce = role.in_roster().then(|| name.clone());
@@ -43,7 +42,7 @@ impl Sfu {
                     name,
                     (conference.clone(), since_ms),
                     role,
-                    signal,
+                    signaling,
                 );
                 self.by_ufrag.insert(peer.ufrag.clone(), key);
                 self.demux.add_ufrag(&peer.ufrag, self.worker);
@@ -52,11 +51,14 @@ impl Sfu {
                     .joined(&conference, &participant, self.worker);
                 if let Some(old) = replaced {
                     if let Some(p) = self.peers.get(&old) {
-                        p.signal(ServerMessage::error(
-                            "replaced",
-                            "the same participant joined again elsewhere",
-                            true,
-                        ));
+                        self.outputs.signal(
+                            p,
+                            ServerMessage::error(
+                                "replaced",
+                                "the same participant joined again elsewhere",
+                                true,
+                            ),
+                        );
                     }
                     self.remove(old, "replaced");
                 }
@@ -72,17 +74,13 @@ impl Sfu {
                 }
                 let since = self.peers.get(&key).map(|p| p.since_ms);
                 self.report(true, conference, participant, since);
-                let _ = reply.send(Joined { key, roster });
+                Response::Joined(Joined { key, roster })
             }
-            Command::Offer { key, sdp, reply } => {
-                let _ = reply.send(self.on_offer(key, &sdp));
-            }
-            Command::Answer { key, sdp, reply } => {
-                let _ = reply.send(self.on_answer(key, &sdp));
-            }
+            Command::Offer { key, sdp } => Response::Answer(self.on_offer(key, &sdp)),
+            Command::Answer { key, sdp } => Response::Applied(self.on_answer(key, &sdp)),
             Command::Mute { key, kind, muted } => {
                 let Some(peer) = self.peers.get_mut(&key) else {
-                    return;
+                    return Response::Done;
                 };
                 match kind {
                     MediaKindName::Audio => peer.muted.0 = muted,
@@ -95,6 +93,7 @@ impl Sfu {
                 );
                 self.tell_muted(key, &participant, kind, muted);
                 self.octo_local_muted(&conference, &participant, now);
+                Response::Done
             }
             Command::Constraints {
                 key,
@@ -103,7 +102,7 @@ impl Sfu {
                 max_height,
             } => {
                 let Some(peer) = self.peers.get_mut(&key) else {
-                    return;
+                    return Response::Done;
                 };
                 peer.max_height = max_height.filter(|h| *h > 0);
                 // Bounded: a client cannot make the edge select a huge set.
@@ -114,13 +113,12 @@ impl Sfu {
                 }
                 self.octo_mark_dirty();
                 self.retarget_layers(key);
+                Response::Done
             }
-            Command::Leave { key, reply } => {
+            Command::Leave { key } => {
                 let existed = self.peers.contains_key(&key);
                 self.remove(key, "left");
-                if let Some(r) = reply {
-                    let _ = r.send(existed);
-                }
+                Response::Left(existed)
             }
             Command::Evict {
                 conference,
@@ -140,16 +138,20 @@ impl Sfu {
                     .collect();
                 for key in keys {
                     if let Some(p) = self.peers.get(&key) {
-                        p.signal(ServerMessage::error(
-                            code,
-                            "this participant is connected to another edge now",
-                            true,
-                        ));
+                        self.outputs.signal(
+                            p,
+                            ServerMessage::error(
+                                code,
+                                "this participant is connected to another edge now",
+                                true,
+                            ),
+                        );
                     }
                     self.remove(key, code);
                 }
+                Response::Done
             }
-            Command::Sessions { reply } => {
+            Command::Sessions => {
                 let list = self
                     .peers
                     .values()
@@ -157,18 +159,22 @@ impl Sfu {
                         key: p.key,
                         conference: p.conference.clone(),
                         participant: p.participant.clone(),
-                        movable: p.signal.is_some(),
+                        movable: p.signaling,
                     })
                     .collect();
-                let _ = reply.send(list);
+                Response::Sessions(list)
             }
             Command::Migrate { key, reason } => {
                 if let Some(p) = self.peers.get(&key) {
                     info!(peer = key.0, participant = %p.participant, reason, "asking the session to move");
-                    p.signal(ServerMessage::Migrate {
-                        reason: reason.to_string(),
-                    });
+                    self.outputs.signal(
+                        p,
+                        ServerMessage::Migrate {
+                            reason: reason.to_string(),
+                        },
+                    );
                 }
+                Response::Done
             }
         }
     }

@@ -1,10 +1,8 @@
 //! Requests from signaling to the core, and what it answers.
 
-use tokio::sync::{mpsc, oneshot};
-
 use geomesh_core::{ConferenceId, ParticipantId};
 
-use crate::messages::{MediaKindName, RosterEntry, ServerMessage};
+use crate::messages::{MediaKindName, RosterEntry};
 use crate::router::{PeerKey, Role};
 
 /// Why the media loop refused a request.
@@ -50,22 +48,19 @@ pub enum Command {
         name: Option<String>,
         /// What it does.
         role: Role,
-        /// Signaling channel for WebSocket sessions.
-        signal: Option<mpsc::UnboundedSender<ServerMessage>>,
+        /// A WebSocket session: it hears signaling messages
+        /// ([`super::Output::Signal`]).
+        signaling: bool,
         /// When it started (Unix ms: the wall clock, which the selector
         /// compares across edges to tell the newer session).
         since_ms: u64,
-        /// Reply.
-        reply: oneshot::Sender<Joined>,
     },
-    /// The client's offer; the reply is our answer SDP.
+    /// The client's offer; the response is our answer SDP.
     Offer {
         /// Session.
         key: PeerKey,
         /// SDP offer.
         sdp: String,
-        /// Reply.
-        reply: oneshot::Sender<Result<String, MediaError>>,
     },
     /// The client's answer to our offer.
     Answer {
@@ -73,8 +68,6 @@ pub enum Command {
         key: PeerKey,
         /// SDP answer.
         sdp: String,
-        /// Reply.
-        reply: oneshot::Sender<Result<(), MediaError>>,
     },
     /// Mute state changed.
     Mute {
@@ -96,12 +89,10 @@ pub enum Command {
         /// Largest tile height (0 or absent: no limit).
         max_height: Option<u16>,
     },
-    /// End a session.
+    /// End a session; the response says whether it existed.
     Leave {
         /// Session.
         key: PeerKey,
-        /// Reply: whether it existed.
-        reply: Option<oneshot::Sender<bool>>,
     },
     /// End this worker's sessions of a participant (it is connected to
     /// another edge by a newer session): told `code`, then closed.
@@ -116,10 +107,7 @@ pub enum Command {
         not_after_ms: u64,
     },
     /// This worker's local sessions.
-    Sessions {
-        /// Reply.
-        reply: oneshot::Sender<Vec<SessionSummary>>,
-    },
+    Sessions,
     /// Ask a WebSocket session to move to another edge.
     Migrate {
         /// Session.
@@ -127,6 +115,24 @@ pub enum Command {
         /// Why (`draining`, `shutdown`).
         reason: &'static str,
     },
+}
+
+/// What the core answers a [`Command`] with, at once.
+#[derive(Debug)]
+pub enum Response {
+    /// Nothing to say (mute, constraints, evict, migrate; a join the
+    /// router refused, which is a bug).
+    Done,
+    /// To `Join`.
+    Joined(Joined),
+    /// To `Offer`: our answer SDP.
+    Answer(Result<String, MediaError>),
+    /// To `Answer`.
+    Applied(Result<(), MediaError>),
+    /// To `Leave`: whether the session existed.
+    Left(bool),
+    /// To `Sessions`.
+    Sessions(Vec<SessionSummary>),
 }
 
 /// One local session, as drain and migration see it.

@@ -9,7 +9,7 @@ use tracing::{debug, info, trace, warn};
 
 use geomesh_core::{ConferenceId, ParticipantId};
 
-use super::{IMMEDIATE_TIMEOUTS, Pending, RETARGET_EVERY, Sfu};
+use super::{IMMEDIATE_TIMEOUTS, Pending, RETARGET_EVERY, Sfu, output};
 use crate::agent::ParticipantEvent;
 use crate::metrics::Metrics;
 use crate::peer::{CONNECT_TIMEOUT, OutState, kind_of, we_receive};
@@ -276,20 +276,18 @@ impl Sfu {
     }
 
     pub(super) fn report(
-        &self,
+        &mut self,
         joined: bool,
         conference: ConferenceId,
         participant: ParticipantId,
         since_ms: Option<u64>,
     ) {
-        if let Some(tx) = &self.reports {
-            let _ = tx.send(ParticipantEvent {
-                joined,
-                conference,
-                participant,
-                since_ms,
-            });
-        }
+        self.outputs.push(output::Output::Report(ParticipantEvent {
+            joined,
+            conference,
+            participant,
+            since_ms,
+        }));
     }
 
     /// Ends a session everywhere.
@@ -316,8 +314,9 @@ impl Sfu {
         if let Some(rtc) = peer.rtc.as_mut() {
             rtc.disconnect();
         }
-        // Dropping the signal sender closes the WebSocket session.
-        peer.signal = None;
+        if peer.signaling {
+            self.outputs.push(output::Output::CloseSignal(key));
+        }
         let in_roster = peer.role.in_roster();
         let _ = self.router.leave(key);
         for s in peer.sources.values() {

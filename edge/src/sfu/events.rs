@@ -102,7 +102,8 @@ impl Sfu {
                     return;
                 };
                 if let Some(p) = self.peers.get(&to) {
-                    p.signal(ServerMessage::DominantSpeaker { participant });
+                    self.outputs
+                        .signal(p, ServerMessage::DominantSpeaker { participant });
                 }
             }
             RouterEvent::Joined { to, peer } => {
@@ -110,7 +111,8 @@ impl Sfu {
                     return;
                 };
                 if let Some(p) = self.peers.get(&to) {
-                    p.signal(ServerMessage::ParticipantJoined { participant: entry });
+                    self.outputs
+                        .signal(p, ServerMessage::ParticipantJoined { participant: entry });
                 }
             }
             RouterEvent::Left { to, peer } => {
@@ -118,7 +120,8 @@ impl Sfu {
                     return;
                 };
                 if let Some(p) = self.peers.get(&to) {
-                    p.signal(ServerMessage::ParticipantLeft { participant: info });
+                    self.outputs
+                        .signal(p, ServerMessage::ParticipantLeft { participant: info });
                 }
             }
         }
@@ -166,9 +169,12 @@ impl Sfu {
         match change.apply() {
             Some((offer, pending)) => {
                 peer.pending = Some(pending);
-                peer.signal(ServerMessage::Offer {
-                    sdp: offer.to_sdp_string(),
-                });
+                self.outputs.signal(
+                    peer,
+                    ServerMessage::Offer {
+                        sdp: offer.to_sdp_string(),
+                    },
+                );
             }
             None => warn!(peer = key.0, "negotiation produced no offer"),
         }
@@ -212,7 +218,7 @@ impl Sfu {
     /// Tells every local session in `key`'s roster (but `key`) that
     /// `participant` (whose session `key` is) muted or unmuted `kind`.
     pub(super) fn tell_muted(
-        &self,
+        &mut self,
         key: PeerKey,
         participant: &ParticipantId,
         kind: MediaKindName,
@@ -225,7 +231,7 @@ impl Sfu {
         };
         for other in self.router.roster(key) {
             if let Some(p) = self.peers.get(&other.key) {
-                p.signal(message.clone());
+                self.outputs.signal(p, message.clone());
             }
         }
     }

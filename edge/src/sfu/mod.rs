@@ -18,11 +18,9 @@ use std::time::{Duration, Instant};
 
 use str0m::media::{KeyframeRequest, MediaAdded, Mid};
 use str0m::rtp::RtpPacket;
-use tokio::sync::mpsc;
 
 use geomesh_core::ParticipantId;
 
-use crate::agent::ParticipantEvent;
 use crate::forward::LayerStats;
 use crate::metrics::Metrics;
 use crate::peer::Peer;
@@ -35,6 +33,7 @@ pub mod command;
 mod drain;
 mod events;
 pub(crate) mod octo;
+mod output;
 mod route;
 mod timeout;
 mod workers;
@@ -42,8 +41,9 @@ mod workers;
 #[cfg(test)]
 mod harness;
 
-pub use command::{Command, Joined, MediaError, SessionSummary};
+pub use command::{Command, Joined, MediaError, Response, SessionSummary};
 pub(crate) use octo::Octo;
+pub use output::Output;
 pub use timeout::{Timeout, Wake};
 pub(crate) use workers::{EdgeCoreConfig, EdgeCores, OctoNodeRef};
 
@@ -95,8 +95,8 @@ pub struct Sfu {
     /// fingerprint is in each answer). Generating one per session cost a
     /// key pair and a signature on every join.
     dtls_cert: str0m::config::DtlsCert,
-    /// Participant arrivals and departures for the selector agent.
-    reports: Option<mpsc::UnboundedSender<ParticipantEvent>>,
+    /// Signaling messages and reports for the shell.
+    outputs: output::Outputs,
     /// Octo links to other edges, when the edge has them.
     octo: Option<Octo>,
     /// Measured simulcast layers of local sources.
@@ -139,7 +139,6 @@ pub(crate) struct SfuParts {
     pub metrics: Arc<Metrics>,
     pub crypto: Arc<str0m::crypto::CryptoProvider>,
     pub dtls_cert: str0m::config::DtlsCert,
-    pub reports: Option<mpsc::UnboundedSender<ParticipantEvent>>,
     pub octo: Option<Octo>,
     pub placement: Arc<Placement>,
     pub edge: geomesh_core::EdgeId,
@@ -170,7 +169,7 @@ impl Sfu {
             departed: HashMap::new(),
             crypto: p.crypto,
             dtls_cert: p.dtls_cert,
-            reports: p.reports,
+            outputs: output::Outputs::default(),
             octo: p.octo,
             layer_stats: HashMap::new(),
             next_retarget: now + RETARGET_EVERY,
@@ -202,9 +201,15 @@ impl Sfu {
     }
 
     /// A request from signaling.
-    pub fn handle_command(&mut self, now: Instant, cmd: Command) {
+    pub fn handle_command(&mut self, now: Instant, cmd: Command) -> Response {
         self.advance(now);
-        self.on_command(cmd);
+        self.on_command(cmd)
+    }
+
+    /// The next signaling message, closed session or participant report
+    /// for the shell, in the order they happened.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop()
     }
 
     /// An event of the edge's octo node (a link's state or media).

@@ -6,9 +6,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::sync::mpsc;
-
-use crate::agent::ParticipantEvent;
 use crate::linkshare::LinkShare;
 use crate::metrics::Metrics;
 use crate::placement::Placement;
@@ -26,7 +23,6 @@ pub(crate) struct EdgeCoreConfig {
     /// The address in our ICE candidates.
     pub advertised: SocketAddr,
     pub metrics: Arc<Metrics>,
-    pub reports: Option<mpsc::UnboundedSender<ParticipantEvent>>,
     pub last_n: crate::lastn::LastNConfig,
     pub workers: usize,
     pub bwe: bool,
@@ -106,7 +102,6 @@ impl EdgeCores {
                 metrics: c.metrics.clone(),
                 crypto: crypto.clone(),
                 dtls_cert: dtls_cert.clone(),
-                reports: c.reports.clone(),
                 octo,
                 placement: placement.clone(),
                 edge: c.edge.clone(),

@@ -9,12 +9,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::oneshot;
-
 use geomesh_core::{ConferenceId, EdgeId, ParticipantId, RegionId};
 use geomesh_mesh::transport::OctoEvent;
 
-use super::{Command, EdgeCoreConfig, EdgeCores, Sfu};
+use super::{Command, EdgeCoreConfig, EdgeCores, Output, Response, Sfu};
 use crate::metrics::Metrics;
 use crate::placement::Placement;
 use crate::router::Role;
@@ -109,7 +107,6 @@ impl World {
                         region: region.clone(),
                         advertised: addr,
                         metrics: Arc::new(Metrics::new()),
-                        reports: None,
                         last_n: crate::lastn::LastNConfig::default(),
                         workers: setup.workers,
                         bwe: false,
@@ -187,40 +184,30 @@ impl World {
         let worker = self.edges[edge]
             .placement
             .choose(&self.conference, &participant);
-        let (reply, mut rx) = oneshot::channel();
-        self.command(
-            edge,
-            worker,
-            Command::Join {
-                conference: self.conference.clone(),
-                participant,
-                name: Some(name.to_string()),
-                role: Role::Member,
-                signal: c.signal_tx.take(),
-                since_ms: 0,
-                reply,
-            },
-        );
-        let joined = rx.try_recv().expect("the core answers a join at once");
+        let cmd = Command::Join {
+            conference: self.conference.clone(),
+            participant,
+            name: Some(name.to_string()),
+            role: Role::Member,
+            signaling: true,
+            since_ms: 0,
+        };
+        let Response::Joined(joined) = self.command(edge, worker, cmd) else {
+            panic!("the core answers a join with the session");
+        };
         c.key = Some(joined.key);
         c.worker = worker;
         let offer = c.offer();
-        let (reply, mut rx) = oneshot::channel();
-        self.command(
-            edge,
-            worker,
-            Command::Offer {
-                key: joined.key,
-                sdp: offer,
-                reply,
-            },
-        );
-        let answer = rx
-            .try_recv()
-            .expect("the core answers an offer at once")
-            .expect("the core accepts a browser-like offer");
-        c.accept_answer(&answer);
         self.clients.push(c);
+        let cmd = Command::Offer {
+            key: joined.key,
+            sdp: offer,
+        };
+        let Response::Answer(answer) = self.command(edge, worker, cmd) else {
+            panic!("the core answers an offer with its answer");
+        };
+        let answer = answer.expect("the core accepts a browser-like offer");
+        self.clients[idx].accept_answer(&answer);
         self.settle();
         idx
     }
@@ -230,7 +217,7 @@ impl World {
         let key = self.clients[idx].key.take().expect("a joined client");
         let edge = self.clients[idx].edge;
         let worker = worker_of_id(key.0, self.edges[edge].cores.len());
-        self.command(edge, worker, Command::Leave { key, reply: None });
+        self.command(edge, worker, Command::Leave { key });
         self.net.down.insert(self.clients[idx].addr);
         self.clients[idx].publishing = false;
         self.settle();
@@ -284,11 +271,38 @@ impl World {
         }
     }
 
-    /// A command to a worker's core, and the round it ends.
-    fn command(&mut self, edge: usize, worker: usize, cmd: Command) {
+    /// A command to a worker's core, and the round it ends; its response.
+    fn command(&mut self, edge: usize, worker: usize, cmd: Command) -> Response {
         let core = &mut self.edges[edge].cores[worker];
-        core.handle_command(self.now, cmd);
+        let response = core.handle_command(self.now, cmd);
         core.end_round();
+        self.outputs(edge, worker);
+        response
+    }
+
+    /// Carries out a core's outputs, as the worker's shell does: signaling
+    /// messages to the session's client.
+    fn outputs(&mut self, edge: usize, worker: usize) {
+        while let Some(o) = self.edges[edge].cores[worker].poll_output() {
+            let (Output::Signal { key, .. } | Output::CloseSignal(key)) = &o else {
+                continue;
+            };
+            let Some(c) = self
+                .clients
+                .iter_mut()
+                .find(|c| c.edge == edge && c.key == Some(*key))
+            else {
+                continue;
+            };
+            match o {
+                Output::Signal { message, .. } => {
+                    if let Some(tx) = &c.signal_tx {
+                        let _ = tx.send(message);
+                    }
+                }
+                _ => c.signal_tx = None,
+            }
+        }
     }
 
     /// Runs the world for `d` of virtual time.
@@ -413,6 +427,13 @@ impl World {
                     }
                 }
             }
+            for e in 0..self.edges.len() {
+                if self.edges[e].alive {
+                    for w in 0..self.edges[e].cores.len() {
+                        self.outputs(e, w);
+                    }
+                }
+            }
             for l in &mut self.links {
                 l.send(now);
             }
@@ -430,11 +451,12 @@ impl World {
                     if !self.edges[edge].alive {
                         continue;
                     }
-                    let (reply, mut rx) = oneshot::channel();
-                    self.command(edge, worker, Command::Answer { key, sdp, reply });
-                    rx.try_recv()
-                        .expect("the core answers at once")
-                        .expect("the core takes the client's answer");
+                    let Response::Applied(applied) =
+                        self.command(edge, worker, Command::Answer { key, sdp })
+                    else {
+                        panic!("the core answers an answer");
+                    };
+                    applied.expect("the core takes the client's answer");
                 }
             }
             if !moved {
