@@ -111,23 +111,25 @@ pub(crate) fn sibling_id(edge: &EdgeId, w: usize) -> EdgeId {
 pub(crate) struct SiblingLink {
     /// My worker index.
     me: usize,
+    /// The sibling's worker index.
+    peer: usize,
     /// The sibling's octo identity.
     id: EdgeId,
     link: Link,
-    tx: SiblingTx,
+    /// Messages for the sibling, for the worker's shell to carry.
+    queued: Vec<SiblingMsg>,
     /// This round's packets for the sibling.
     outgoing: Vec<(SourceId, InPacket)>,
 }
 
 impl SiblingLink {
-    /// A connected link from worker `me` to worker `peer` (whose channels
-    /// are `tx`); its Hello leaves at once.
+    /// A connected link from worker `me` to worker `peer`; its Hello is
+    /// queued at once.
     pub(crate) fn new(
         edge: &EdgeId,
         region: RegionId,
         me: usize,
         peer: usize,
-        tx: SiblingTx,
         now: Instant,
     ) -> Self {
         let id = sibling_id(edge, peer);
@@ -142,9 +144,10 @@ impl SiblingLink {
         link.handle_connected(now);
         let mut s = Self {
             me,
+            peer,
             id,
             link,
-            tx,
+            queued: Vec::new(),
             outgoing: Vec::new(),
         };
         s.pump();
@@ -156,11 +159,10 @@ impl SiblingLink {
         &self.id
     }
 
-    /// Hands what the link queued to the sibling.
+    /// Queues what the link wrote for the sibling.
     fn pump(&mut self) {
         while let Some(bytes) = self.link.poll_transmit() {
-            // The sibling stops only when the edge does.
-            let _ = self.tx.control.send(SiblingMsg::Control {
+            self.queued.push(SiblingMsg::Control {
                 from: self.me,
                 bytes,
             });
@@ -208,20 +210,42 @@ impl SiblingLink {
         true
     }
 
-    /// Hands the round's packets over; returns how many were dropped
-    /// because the sibling's queue was full.
-    pub(crate) fn flush(&mut self) -> usize {
+    /// Queues the round's packets as one message.
+    pub(crate) fn flush(&mut self) {
         if self.outgoing.is_empty() {
-            return 0;
+            return;
         }
         let packets = std::mem::take(&mut self.outgoing);
-        let n = packets.len();
-        match self.tx.media.try_send(SiblingMsg::Media {
+        self.queued.push(SiblingMsg::Media {
             from: self.me,
             packets,
-        }) {
-            Ok(()) => 0,
-            Err(_) => n,
+        });
+    }
+
+    /// What is queued for the sibling, with its worker index.
+    pub(crate) fn take_queued(&mut self) -> (usize, Vec<SiblingMsg>) {
+        (self.peer, std::mem::take(&mut self.queued))
+    }
+}
+
+impl SiblingTx {
+    /// Carries one message to the sibling, as a worker's shell does;
+    /// returns the packets dropped because its media queue was full.
+    pub(crate) fn carry(&self, msg: SiblingMsg) -> usize {
+        match msg {
+            // Unbounded: control frames are few and must not be lost (the
+            // sibling stops only when the edge does).
+            SiblingMsg::Control { .. } => {
+                let _ = self.control.send(msg);
+                0
+            }
+            SiblingMsg::Media { ref packets, .. } => {
+                let n = packets.len();
+                match self.media.try_send(msg) {
+                    Ok(()) => 0,
+                    Err(_) => n,
+                }
+            }
         }
     }
 }
@@ -255,19 +279,26 @@ mod tests {
         }
     }
 
-    /// Delivers every control message queued for `to` (bounded).
-    fn deliver(rx: &mut SiblingRx, to: &mut SiblingLink, now: Instant) -> Vec<LinkEvent> {
-        let mut events = Vec::new();
-        for _ in 0..100 {
-            let Ok(SiblingMsg::Control { bytes, .. }) = rx.control.try_recv() else {
-                break;
-            };
-            to.handle_control(now, &bytes);
-            while let Some(e) = to.poll_event() {
-                events.push(e);
+    /// Hands `to` what `from` queued for it (as the worker's shell
+    /// carries it); returns `to`'s events and the media batches.
+    fn deliver(
+        from: &mut SiblingLink,
+        to: &mut SiblingLink,
+        now: Instant,
+    ) -> (Vec<LinkEvent>, Vec<SiblingMsg>) {
+        let (peer, queued) = from.take_queued();
+        assert_eq!(peer, to.me, "queued for the right worker");
+        let (mut events, mut media) = (Vec::new(), Vec::new());
+        for m in queued {
+            match m {
+                SiblingMsg::Control { bytes, .. } => {
+                    to.handle_control(now, &bytes);
+                    events.extend(std::iter::from_fn(|| to.poll_event()));
+                }
+                m @ SiblingMsg::Media { .. } => media.push(m),
             }
         }
-        events
+        (events, media)
     }
 
     #[test]
@@ -290,15 +321,12 @@ mod tests {
         let edge: EdgeId = "edge-a".parse().unwrap();
         let region: RegionId = "eu".parse().unwrap();
         let now = Instant::now();
-        let (txs, mut rxs) = channels(2);
-        let mut a = SiblingLink::new(&edge, region.clone(), 0, 1, txs[1].clone(), now);
-        let mut b = SiblingLink::new(&edge, region, 1, 0, txs[0].clone(), now);
+        let mut a = SiblingLink::new(&edge, region.clone(), 0, 1, now);
+        let mut b = SiblingLink::new(&edge, region, 1, 0, now);
         assert_eq!(b.peer().as_str(), "edge-a--worker-0");
-        let (rx0, rx1) = rxs.split_at_mut(1);
-        let (rx0, rx1) = (&mut rx0[0], &mut rx1[0]);
         // Hellos both ways: both up.
-        let ev_b = deliver(rx1, &mut b, now);
-        let ev_a = deliver(rx0, &mut a, now);
+        let (ev_b, _) = deliver(&mut a, &mut b, now);
+        let (ev_a, _) = deliver(&mut b, &mut a, now);
         assert!(ev_a.iter().any(|e| matches!(e, LinkEvent::Up { .. })));
         assert!(ev_b.iter().any(|e| matches!(e, LinkEvent::Up { .. })));
 
@@ -324,7 +352,7 @@ mod tests {
         };
         a.with_link(|l| l.add_source(&conf, SourceId(8), info))
             .unwrap();
-        let ev_b = deliver(rx1, &mut b, now);
+        let (ev_b, _) = deliver(&mut a, &mut b, now);
         assert!(ev_b.iter().any(|e| matches!(e,
             LinkEvent::EndpointJoined { participant, .. } if *participant == alice)));
         assert!(ev_b.iter().any(|e| matches!(e,
@@ -334,7 +362,7 @@ mod tests {
         assert!(!a.send(SourceId(8), &packet(0)));
         b.with_link(|l| l.subscribe(SourceId(8), Subscription::BEST))
             .unwrap();
-        let ev_a = deliver(rx0, &mut a, now);
+        let (ev_a, _) = deliver(&mut b, &mut a, now);
         assert!(
             ev_a.iter().any(
                 |e| matches!(e, LinkEvent::Subscribed { source, .. } if *source == SourceId(8))
@@ -343,19 +371,20 @@ mod tests {
         // Every layer crosses: the sibling picks each subscriber's.
         assert!(a.send(SourceId(8), &packet(0)));
         assert!(a.send(SourceId(8), &packet(1)));
-        assert_eq!(a.flush(), 0);
+        a.flush();
         // One message for the round, the payload shared.
-        let Ok(SiblingMsg::Media { from, packets }) = rx1.media.try_recv() else {
+        let (_, mut media) = deliver(&mut a, &mut b, now);
+        let Some(SiblingMsg::Media { from, packets }) = media.pop() else {
             panic!("no media batch");
         };
         assert_eq!((from, packets.len()), (0, 2));
         assert_eq!(&packets[0].1.payload[..], b"frame");
         assert_eq!((packets[0].1.layer, packets[1].1.layer), (0, 1));
-        assert!(rx1.media.try_recv().is_err());
+        assert!(media.is_empty());
 
         // Leaving removes the endpoint on the sibling.
         a.with_link(|l| l.endpoint_left(&conf, &alice));
-        let ev_b = deliver(rx1, &mut b, now);
+        let (ev_b, _) = deliver(&mut a, &mut b, now);
         assert!(
             ev_b.iter()
                 .any(|e| matches!(e, LinkEvent::EndpointLeft { .. }))

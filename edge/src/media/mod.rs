@@ -233,6 +233,7 @@ pub(crate) fn spawn_workers(
     let metrics = config.metrics.clone();
     let EdgeCores {
         cores,
+        sibling_txs,
         placement,
         demux,
         share,
@@ -274,6 +275,7 @@ pub(crate) fn spawn_workers(
             octo_events,
             signals: std::collections::HashMap::new(),
             reports: reports.clone(),
+            siblings: sibling_txs.clone(),
         };
         tokio::spawn(
             shell

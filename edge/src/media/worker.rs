@@ -46,6 +46,8 @@ pub(super) struct Worker {
     pub(super) signals: HashMap<PeerKey, mpsc::UnboundedSender<ServerMessage>>,
     /// Participant arrivals and departures for the selector agent.
     pub(super) reports: Option<mpsc::UnboundedSender<ParticipantEvent>>,
+    /// Every worker's sibling channels, by index.
+    pub(super) siblings: Vec<crate::sibling::SiblingTx>,
 }
 
 /// Receives the next octo event, or waits forever without octo.
@@ -74,6 +76,8 @@ impl Worker {
                 worker: self.core.worker() as u32,
             })
             .clone();
+        // What the core queued while it was built (the sibling links' Hellos).
+        self.outputs();
         loop {
             let deadline = self.core.poll_timeout().at;
             let input = tokio::select! {
@@ -138,6 +142,12 @@ impl Worker {
                 Output::Report(ev) => {
                     if let Some(r) = &self.reports {
                         let _ = r.send(ev);
+                    }
+                }
+                Output::Sibling { to, message } => {
+                    let lost = self.siblings.get(to).map_or(0, |tx| tx.carry(message));
+                    if lost > 0 {
+                        Metrics::count_n(&self.metrics.dropped, "sibling_backlog", lost as u64);
                     }
                 }
             }

@@ -43,7 +43,7 @@ mod harness;
 
 pub use command::{Command, Joined, MediaError, Response, SessionSummary};
 pub(crate) use octo::Octo;
-pub use output::Output;
+pub(crate) use output::Output;
 pub use timeout::{Timeout, Wake};
 pub(crate) use workers::{EdgeCoreConfig, EdgeCores, OctoNodeRef};
 
@@ -206,9 +206,14 @@ impl Sfu {
         self.on_command(cmd)
     }
 
-    /// The next signaling message, closed session or participant report
-    /// for the shell, in the order they happened.
-    pub fn poll_output(&mut self) -> Option<Output> {
+    /// The next signaling message, closed session, participant report or
+    /// sibling message for the shell, in the order they happened (sibling
+    /// messages after the rest).
+    pub(crate) fn poll_output(&mut self) -> Option<Output> {
+        if let Some(o) = self.outputs.pop() {
+            return Some(o);
+        }
+        self.sibling_outputs();
         self.outputs.pop()
     }
 

@@ -1,8 +1,8 @@
 //! What the core asks its shell to do besides sending datagrams: signaling
-//! messages to sessions, the end of a session's signaling, and the
-//! participant reports for the selector agent. The shell owns the
-//! channels these go on; the core only queues them, in order
-//! ([`super::Sfu::poll_output`]).
+//! messages to sessions, the end of a session's signaling, the participant
+//! reports for the selector agent, and messages to sibling workers. The
+//! shell owns the channels these go on; the core only queues them, in
+//! order ([`super::Sfu::poll_output`]).
 
 use std::collections::VecDeque;
 
@@ -10,10 +10,11 @@ use crate::agent::ParticipantEvent;
 use crate::messages::ServerMessage;
 use crate::peer::Peer;
 use crate::router::PeerKey;
+use crate::sibling::SiblingMsg;
 
 /// One thing for the shell to do.
 #[derive(Debug)]
-pub enum Output {
+pub(crate) enum Output {
     /// Send `message` on the WebSocket session `key`.
     Signal {
         /// The session.
@@ -25,6 +26,14 @@ pub enum Output {
     CloseSignal(PeerKey),
     /// A participant joined or left this edge.
     Report(ParticipantEvent),
+    /// A message for sibling worker `to` (control bytes, or the round's
+    /// packets for it).
+    Sibling {
+        /// The worker's index.
+        to: usize,
+        /// What.
+        message: SiblingMsg,
+    },
 }
 
 /// The core's queue of [`Output`]s.

@@ -45,6 +45,9 @@ pub(crate) struct OctoNodeRef {
 pub(crate) struct EdgeCores {
     /// One core per worker, with the receiving end of its sibling links.
     pub cores: Vec<(Sfu, SiblingRx)>,
+    /// Each worker's sending end, by worker index (for the shells to carry
+    /// [`super::Output::Sibling`]).
+    pub sibling_txs: Vec<crate::sibling::SiblingTx>,
     pub placement: Arc<Placement>,
     pub demux: Arc<Demux>,
     pub share: Arc<LinkShare>,
@@ -72,10 +75,7 @@ impl EdgeCores {
             router.set_last_n(c.last_n.clone());
             let siblings: Vec<SiblingLink> = (0..n)
                 .filter(|&p| p != worker)
-                .map(|p| {
-                    let tx = sibling_txs[p].clone();
-                    SiblingLink::new(&c.edge, c.region.clone(), worker, p, tx, now)
-                })
+                .map(|p| SiblingLink::new(&c.edge, c.region.clone(), worker, p, now))
                 .collect();
             let (node, peers) = match &c.octo {
                 Some(o) => (Some(o.node.clone()), o.peers.clone()),
@@ -111,6 +111,7 @@ impl EdgeCores {
         }
         Ok(Self {
             cores,
+            sibling_txs,
             placement,
             demux,
             share,

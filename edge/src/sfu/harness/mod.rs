@@ -40,6 +40,9 @@ pub struct EdgeSim {
     pub addr: SocketAddr,
     pub cores: Vec<Sfu>,
     siblings: Vec<SiblingRx>,
+    /// Every worker's sibling channels (the harness carries
+    /// `Output::Sibling` as the worker shell does).
+    sibling_txs: Vec<crate::sibling::SiblingTx>,
     placement: Arc<Placement>,
     demux: Arc<Demux>,
     /// A dead edge's cores no longer run.
@@ -117,12 +120,14 @@ impl World {
                 )
                 .expect("the cores build");
                 let (cores, siblings) = built.cores.into_iter().unzip();
+                let sibling_txs = built.sibling_txs;
                 EdgeSim {
                     id,
                     region,
                     addr,
                     cores,
                     siblings,
+                    sibling_txs,
                     placement: built.placement,
                     demux: built.demux,
                     alive: true,
@@ -281,9 +286,13 @@ impl World {
     }
 
     /// Carries out a core's outputs, as the worker's shell does: signaling
-    /// messages to the session's client.
+    /// messages to the session's client, sibling messages to the sibling.
     fn outputs(&mut self, edge: usize, worker: usize) {
         while let Some(o) = self.edges[edge].cores[worker].poll_output() {
+            if let Output::Sibling { to, message } = o {
+                self.edges[edge].sibling_txs[to].carry(message);
+                continue;
+            }
             let (Output::Signal { key, .. } | Output::CloseSignal(key)) = &o else {
                 continue;
             };
@@ -405,7 +414,11 @@ impl World {
         // Bounded: each pass hands over what the previous one produced.
         for _ in 0..64 {
             let mut moved = false;
-            for e in self.edges.iter_mut().filter(|e| e.alive) {
+            for i in 0..self.edges.len() {
+                if !self.edges[i].alive {
+                    continue;
+                }
+                let e = &mut self.edges[i];
                 for w in 0..e.cores.len() {
                     e.cores[w].end_round();
                     let (from, net) = (e.addr, &mut self.net);
@@ -413,6 +426,10 @@ impl World {
                         .outbox()
                         .drain(|to, data| net.send(now, from, to, data.to_vec()));
                 }
+                for w in 0..self.edges[i].cores.len() {
+                    self.outputs(i, w);
+                }
+                let e = &mut self.edges[i];
                 for w in 0..e.siblings.len() {
                     let mut msgs = Vec::new();
                     while let Ok(m) = e.siblings[w].control.try_recv() {
@@ -424,13 +441,6 @@ impl World {
                     moved |= !msgs.is_empty();
                     for m in msgs {
                         e.cores[w].handle_sibling(now, m);
-                    }
-                }
-            }
-            for e in 0..self.edges.len() {
-                if self.edges[e].alive {
-                    for w in 0..self.edges[e].cores.len() {
-                        self.outputs(e, w);
                     }
                 }
             }

@@ -8,7 +8,7 @@ use geomesh_mesh::wire::{self};
 
 use crate::forward::InPacket;
 use crate::metrics::Metrics;
-use crate::sfu::Sfu;
+use crate::sfu::{Output, Sfu};
 use crate::sibling::SiblingMsg;
 
 impl Sfu {
@@ -76,15 +76,24 @@ impl Sfu {
         }
     }
 
-    /// Sends the round's packets to the sibling workers.
+    /// Queues the round's packets for the sibling workers.
     pub(in crate::sfu) fn flush_siblings(&mut self) {
+        if let Some(octo) = self.octo.as_mut() {
+            for s in octo.siblings.values_mut() {
+                s.flush();
+            }
+        }
+    }
+
+    /// Moves what the sibling links queued to the outputs.
+    pub(in crate::sfu) fn sibling_outputs(&mut self) {
         let Some(octo) = self.octo.as_mut() else {
             return;
         };
         for s in octo.siblings.values_mut() {
-            let lost = s.flush();
-            if lost > 0 {
-                Metrics::count_n(&self.metrics.dropped, "sibling_backlog", lost as u64);
+            let (to, messages) = s.take_queued();
+            for message in messages {
+                self.outputs.push(Output::Sibling { to, message });
             }
         }
     }
