@@ -3,72 +3,13 @@
 //! load through the bare relay. Asserts that media flowed with low loss and
 //! that the report holds every figure; never asserts timing.
 
-use std::os::unix::process::CommandExt;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+mod dev_support;
+
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use dev_support::{EXE, http_get, start_dev};
 use serde_json::Value;
-
-const EXE: &str = env!("CARGO_BIN_EXE_geomesh");
-
-/// Kills the dev mesh's whole process group when dropped (also on failure).
-struct Dev(Child);
-
-impl Drop for Dev {
-    fn drop(&mut self) {
-        use nix::sys::signal::{Signal, killpg};
-        use nix::unistd::Pid;
-        let pg = Pid::from_raw(self.0.id() as i32);
-        let _ = killpg(pg, Signal::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = killpg(pg, Signal::SIGKILL);
-        let _ = self.0.wait();
-    }
-}
-
-fn start_dev(dir: &Path) -> (Dev, Value) {
-    let state = dir.join("state.json");
-    let log = std::fs::File::create(dir.join("dev.log")).unwrap();
-    let child = Command::new(EXE)
-        .args([
-            "dev",
-            "--http-port",
-            "18700",
-            "--media-port",
-            "18760",
-            "--octo-port",
-            "18770",
-        ])
-        .arg("--state-file")
-        .arg(&state)
-        .arg("--dir")
-        .arg(dir.join("mesh"))
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .process_group(0)
-        .spawn()
-        .expect("start geomesh dev");
-    let mut dev = Dev(child);
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while !state.exists() {
-        let exited = dev.0.try_wait().unwrap();
-        if exited.is_some() || Instant::now() > deadline {
-            let logs = std::fs::read_to_string(dir.join("dev.log")).unwrap_or_default();
-            panic!("geomesh dev did not start ({exited:?}):\n{logs}");
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    let v = serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
-    (dev, v)
-}
 
 /// Runs the binary to completion within `limit`; returns (exit ok, stdout, stderr).
 fn run_bounded(args: &[&str], limit: Duration) -> (bool, String, String) {
@@ -151,7 +92,7 @@ fn check_run(r: &Value, what: &str) {
 #[test]
 fn loadgen_against_geomesh_dev_and_the_relay_floor() {
     let dir = tempfile::tempdir().unwrap();
-    let (_dev, state) = start_dev(dir.path());
+    let (_dev, state) = start_dev(dir.path(), 18700, &[]);
     let edge = state["edges"][0]["url"].as_str().unwrap().to_string();
     let json = dir.path().join("report.json");
     let json_s = json.to_str().unwrap();
@@ -197,17 +138,4 @@ fn loadgen_against_geomesh_dev_and_the_relay_floor() {
         );
         std::thread::sleep(Duration::from_millis(500));
     }
-}
-
-/// A bounded HTTP/1.0 GET on loopback; the whole response as text.
-fn http_get(addr: &str, path: &str) -> String {
-    use std::io::{Read, Write};
-    let Ok(mut s) = std::net::TcpStream::connect(addr) else {
-        return String::new();
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-    let _ = write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n");
-    let mut body = String::new();
-    let _ = s.take(1 << 20).read_to_string(&mut body);
-    body
 }

@@ -25,6 +25,14 @@ pub enum StartError {
     /// The edge id is not in the topology.
     #[error("edge {0} is not in the topology")]
     UnknownEdge(EdgeId),
+    /// A WAN delay of the lab that is not a duration.
+    #[error("WAN delay to {edge}: {ms} ms is not a finite, non-negative number")]
+    BadWanDelay {
+        /// The peer edge.
+        edge: EdgeId,
+        /// The value given.
+        ms: f64,
+    },
     /// The selector agent could not start.
     #[error("selector agent: {0}")]
     Agent(#[from] crate::agent::AgentError),
@@ -99,6 +107,9 @@ pub struct OctoSettings {
     /// Forward every packet to every peer whether or not it subscribed (the
     /// Jitsi-relay behaviour; only for measuring what selective forwarding saves).
     pub forward_unsubscribed: bool,
+    /// The lab's emulated WAN (`geomesh dev --wan`): one-way delays to
+    /// peers' octo addresses. `None` in production.
+    pub wan: Option<geomesh_mesh::transport::WanDelays>,
 }
 
 impl OctoSettings {
@@ -122,7 +133,35 @@ impl OctoSettings {
                 .map(|p| (p.id.clone(), p.octo))
                 .collect(),
             forward_unsubscribed: false,
+            wan: None,
         })
+    }
+
+    /// The lab's one-way delays to peer edges (milliseconds by edge id, as
+    /// `geomesh dev --wan` writes them) on their octo addresses. An id that
+    /// is not a peer is an error: a lab that silently delays nothing would
+    /// measure nothing.
+    pub fn set_wan_delays(
+        &mut self,
+        one_way_ms: &std::collections::BTreeMap<EdgeId, f64>,
+    ) -> Result<(), StartError> {
+        let mut wan = geomesh_mesh::transport::WanDelays::new();
+        for (id, ms) in one_way_ms {
+            let (_, addr) = self
+                .peers
+                .iter()
+                .find(|(p, _)| p == id)
+                .ok_or_else(|| StartError::UnknownEdge(id.clone()))?;
+            if !(ms.is_finite() && *ms >= 0.0) {
+                return Err(StartError::BadWanDelay {
+                    edge: id.clone(),
+                    ms: *ms,
+                });
+            }
+            wan.set(*addr, std::time::Duration::from_secs_f64(ms / 1000.0));
+        }
+        self.wan = Some(wan);
+        Ok(())
     }
 }
 
@@ -288,6 +327,7 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
                 o.credentials,
             );
             oc.link.forward_unsubscribed = o.forward_unsubscribed;
+            oc.wan = o.wan;
             let (node, events) = geomesh_mesh::transport::OctoNode::start(oc).await?;
             let node = Arc::new(node);
             octo_node = Some(node.clone());

@@ -54,6 +54,12 @@ pub struct Args {
     /// between continents; for measuring them).
     #[arg(long, value_enum, default_value_t = RaftTimingChoice::Dev)]
     raft_timing: RaftTimingChoice,
+    /// The emulated-WAN lab: each region stands for an AWS region, and
+    /// octo datagrams between edges of two regions wait half the measured
+    /// RTT between them (in user space: no netem needed). The state file
+    /// lists the emulated RTTs under `wan`.
+    #[arg(long)]
+    wan: bool,
 }
 
 /// `--raft-timing`.
@@ -125,6 +131,9 @@ struct State {
     logs_dir: PathBuf,
     /// The operator's credentials (drain, listings, membership).
     operator: StateOperator,
+    /// The emulated WAN, with `--wan`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    wan: Option<super::dev_wan::StateWan>,
 }
 
 #[derive(Serialize)]
@@ -298,6 +307,11 @@ impl Args {
         let topology = Topology::load(&topo_path)
             .map_err(|e| anyhow::anyhow!("generated topology is invalid: {e:?}"))?
             .topology;
+        let wan = if self.wan {
+            Some(super::dev_wan::write(&topology, &dir)?)
+        } else {
+            None
+        };
         let certs = topology.tls.dir.clone();
         credentials::init(&topology, &certs, true, SystemTime::now())?;
         if !self.host.is_loopback() {
@@ -342,7 +356,7 @@ impl Args {
         let mut edge_logs = Vec::new();
         for e in &topology.edges {
             let log = logs.join(format!("{}.log", e.id));
-            let args: Vec<&std::ffi::OsStr> = vec![
+            let mut args: Vec<&std::ffi::OsStr> = vec![
                 "--log-format".as_ref(),
                 format.as_ref(),
                 "edge".as_ref(),
@@ -356,6 +370,9 @@ impl Args {
                 "--drain-timeout".as_ref(),
                 "5s".as_ref(),
             ];
+            if let Some(file) = wan.as_ref().and_then(|w| w.files.get(e.id.as_str())) {
+                args.extend(["--wan-delays".as_ref(), file.as_os_str()]);
+            }
             children.0.push(spawn_logged(&exe, &args, &log)?);
             edge_logs.push(log);
         }
@@ -451,6 +468,7 @@ impl Args {
                     .tls
                     .node_key(geomesh_core::credentials::OPERATOR_ID),
             },
+            wan,
         };
         if let Some(p) = &self.state_file {
             write_state(p, &state)?;

@@ -36,6 +36,11 @@ pub struct Args {
     /// forwarding saves.
     #[arg(long)]
     octo_forward_all: bool,
+    /// The lab's emulated WAN (written by `geomesh dev --wan`): a JSON
+    /// object of one-way delays in milliseconds by peer edge id; octo
+    /// datagrams to each peer wait that long before they leave.
+    #[arg(long, value_name = "FILE")]
+    wan_delays: Option<PathBuf>,
     /// Video sources forwarded to each subscriber at most (last-N), unless
     /// the subscriber asks for another number.
     #[arg(long, default_value_t = 9)]
@@ -98,6 +103,18 @@ impl Args {
             octo.bind = bind;
         }
         octo.forward_unsubscribed = self.octo_forward_all;
+        if let Some(path) = &self.wan_delays {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let delays: std::collections::BTreeMap<EdgeId, f64> = serde_json::from_str(&text)
+                .with_context(|| {
+                    format!(
+                        "{}: not a JSON object of milliseconds by edge id",
+                        path.display()
+                    )
+                })?;
+            octo.set_wan_delays(&delays)?;
+        }
         config.octo = Some(octo);
         config.last_n.video = self.last_n;
         config.bwe = self.bwe;

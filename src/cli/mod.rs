@@ -4,6 +4,7 @@ pub mod certs;
 pub mod deploy;
 pub mod dev;
 mod dev_monitor;
+mod dev_wan;
 pub mod doctor;
 pub mod drain;
 pub mod edge;

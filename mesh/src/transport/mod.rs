@@ -24,6 +24,7 @@ mod driver;
 mod metrics;
 mod peer;
 mod sender;
+mod wan;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -41,6 +42,7 @@ use tracing::{info, warn};
 pub use metrics::{LinkMetrics, LinkMetricsSnapshot};
 pub use peer::{LinkGone, LinkHandle, SendError};
 pub use sender::MediaSender;
+pub use wan::WanDelays;
 
 use crate::link::{Link, LinkConfig, LinkEvent, MediaIn, close_code};
 use crate::tls::{self, Credentials, IdentityError, TlsError};
@@ -102,6 +104,9 @@ pub struct OctoConfig {
     /// media packet more than the 4 octo uses (an octo endpoint holds a
     /// handful of connections, so 2^32 ids are plenty).
     pub cid_len: usize,
+    /// The lab's emulated WAN (`geomesh dev --wan`): hold each datagram
+    /// for the one-way delay to its destination. `None` in production.
+    pub wan: Option<WanDelays>,
 }
 
 impl OctoConfig {
@@ -125,6 +130,7 @@ impl OctoConfig {
             datagram_send_buffer: 256 * 1024,
             event_capacity: 8192,
             cid_len: 4,
+            wan: None,
         }
     }
 }
@@ -382,8 +388,14 @@ impl OctoNode {
         let socket = std::net::UdpSocket::bind(config.bind).map_err(bind)?;
         let runtime = quinn::default_runtime()
             .ok_or_else(|| TransportError::Config("no tokio runtime".into()))?;
-        let endpoint =
-            Endpoint::new(endpoint_config, Some(server), socket, runtime).map_err(bind)?;
+        let endpoint = match &config.wan {
+            None => Endpoint::new(endpoint_config, Some(server), socket, runtime),
+            Some(delays) => runtime.wrap_udp_socket(socket).and_then(|s| {
+                let s = wan::DelayedSocket::start(s, delays.clone());
+                Endpoint::new_with_abstract_socket(endpoint_config, Some(server), s, runtime)
+            }),
+        }
+        .map_err(bind)?;
         let (events, rx) = mpsc::channel(config.event_capacity.max(1));
         let inner = Arc::new(Inner {
             config,
