@@ -94,4 +94,4 @@ done
 python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore -r tests/e2e/requirements.txt
 
 step "end-to-end tests"
-GEOMESH_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/geomesh" python3 -m pytest -q -p no:cacheprovider tests/e2e
+GEOMESH_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/geomesh" python3 -m pytest -q -rR -p no:cacheprovider tests/e2e
