@@ -138,6 +138,8 @@ pub struct OutForward {
     /// Cached PT mapping: input PT → the subscriber's PT.
     pt: Option<(u8, Pt)>,
     rewriter: SeqRewriter,
+    /// VP8 PictureID / TL0PICIDX continuity across inputs.
+    vp8: crate::vp8::Vp8Ids,
 }
 
 impl Default for OutForward {
@@ -156,6 +158,7 @@ impl Default for OutForward {
                 u16::from_be_bytes([r[0], r[1]]) & 0x7fff,
                 u32::from_be_bytes([r[2], r[3], r[4], r[5]]),
             ),
+            vp8: Default::default(),
         }
     }
 }
@@ -201,10 +204,15 @@ impl OutForward {
                 o
             }
         };
+        // Another input starts here (a simulcast switch, or another stream).
+        let new_input = self.rewriter.input_ssrc().is_some_and(|s| s != p.ssrc);
         let (seq, ts) = self
             .rewriter
             .rewrite(p.ssrc, p.seq, p.ts, p.arrival, p.codec.clock_rate())
             .ok_or(Skip::Stale)?;
+        let vp8 = (p.video && p.codec.codec() == Codec::Vp8)
+            .then(|| self.vp8.patch(&p.payload, new_input))
+            .flatten();
         let mut ext = ExtensionValues::default();
         if let Some((level, voice)) = p.audio_level {
             ext.audio_level = Some(level);
@@ -216,12 +224,14 @@ impl OutForward {
         // adapts by choosing layers, and a queue only adds delay (BWE still
         // estimates from TWCC feedback and probes with padding).
         tx.set_unpaced(true);
-        tx.write_rtp(
-            RtpWrite::new(pt, seq.into(), ts, p.arrival, p.payload.clone())
-                .marker(p.marker)
-                .ext_vals(ext)
-                .nackable(p.video),
-        );
+        let mut write = RtpWrite::new(pt, seq.into(), ts, p.arrival, p.payload.clone())
+            .marker(p.marker)
+            .ext_vals(ext)
+            .nackable(p.video);
+        if let Some(patch) = vp8 {
+            write = write.vp8_patch(patch);
+        }
+        tx.write_rtp(write);
         Ok(())
     }
 }

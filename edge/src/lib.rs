@@ -60,6 +60,7 @@ pub mod sfu;
 pub(crate) mod sibling;
 pub mod socket;
 pub mod speaker;
+pub mod vp8;
 pub mod whip;
 pub mod workers;
 pub mod ws;
