@@ -292,7 +292,7 @@ impl LayerStats {
         }
         if p.keyframe
             && p.codec.codec() == Codec::Vp8
-            && let Some(h) = vp8_keyframe_height(&p.payload)
+            && let Some(h) = crate::vp8::keyframe_height(&p.payload)
         {
             m.info.height = h;
         }
@@ -314,52 +314,5 @@ impl LayerStats {
     /// Heights of the layers seen so far (0 = unknown).
     pub fn heights(&self) -> impl Iterator<Item = u16> + '_ {
         self.layers.iter().map(|m| m.info.height)
-    }
-}
-
-/// The frame height of a VP8 keyframe from its RTP payload (RFC 7741
-/// descriptor, then the VP8 frame tag, start code and 14-bit sizes).
-pub fn vp8_keyframe_height(payload: &[u8]) -> Option<u16> {
-    let b0 = *payload.first()?;
-    let mut at = 1;
-    if b0 & 0x80 != 0 {
-        let x = *payload.get(1)?;
-        at = 2;
-        if x & 0x80 != 0 {
-            // PictureID: 15 bits when M is set.
-            at += if payload.get(at)? & 0x80 != 0 { 2 } else { 1 };
-        }
-        if x & 0x40 != 0 {
-            at += 1; // TL0PICIDX
-        }
-        if x & 0x30 != 0 {
-            at += 1; // TID/Y/KEYIDX
-        }
-    }
-    let h = payload.get(at..at + 10)?;
-    // Frame tag (3 bytes), start code 9d 01 2a, width (2), height (2).
-    if h[0] & 0x01 != 0 || h[3..6] != [0x9d, 0x01, 0x2a] {
-        return None;
-    }
-    Some(u16::from_le_bytes([h[8], h[9]]) & 0x3fff)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::vp8_keyframe_height;
-
-    #[test]
-    fn reads_vp8_keyframe_height_and_never_panics() {
-        // Extended descriptor with a 15-bit picture id, then a 640x480 keyframe header.
-        let mut p = vec![0x90, 0x80, 0x81, 0x23, 0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a];
-        p.extend_from_slice(&640u16.to_le_bytes());
-        p.extend_from_slice(&480u16.to_le_bytes());
-        assert_eq!(vp8_keyframe_height(&p), Some(480));
-        for n in 0..p.len() {
-            assert_eq!(vp8_keyframe_height(&p[..n]), None);
-        }
-        // An interframe (P bit set) has no size.
-        p[4] |= 0x01;
-        assert_eq!(vp8_keyframe_height(&p), None);
     }
 }

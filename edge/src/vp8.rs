@@ -9,7 +9,8 @@
 //! keyframe seconds later. So each leg maps the input's IDs onto one
 //! continuous output sequence, as mediasoup and LiveKit munge VP8; str0m
 //! applies the change while it serializes the packet ([`Vp8Patch`]), so
-//! the payload shared by every subscriber is never copied.
+//! the payload shared by every subscriber is never copied. One parser of
+//! the descriptor serves this and the keyframe height layer choice reads.
 
 use str0m::rtp::{Vp8Descriptor, Vp8Patch};
 
@@ -22,33 +23,58 @@ struct Ids {
     tl0: Option<u8>,
 }
 
-/// The PictureID and TL0PICIDX of a VP8 payload descriptor, if it has a
-/// PictureID.
-fn ids(payload: &[u8]) -> Option<Ids> {
+/// A VP8 payload descriptor (RFC 7741 §4.2): its IDs, if it has a
+/// PictureID, and its length (where the VP8 frame starts).
+struct Descriptor {
+    ids: Option<Ids>,
+    len: usize,
+}
+
+fn descriptor(payload: &[u8]) -> Option<Descriptor> {
     let b0 = *payload.first()?;
     if b0 & 0x80 == 0 {
-        return None;
+        return Some(Descriptor { ids: None, len: 1 });
     }
     let x = *payload.get(1)?;
-    if x & 0x80 == 0 {
-        return None;
+    let mut at = 2;
+    let mut picture = None;
+    if x & 0x80 != 0 {
+        let m = *payload.get(at)?;
+        picture = Some(if m & 0x80 != 0 {
+            at += 2;
+            (u16::from_be_bytes([m & 0x7f, *payload.get(at - 1)?]), true)
+        } else {
+            at += 1;
+            (u16::from(m), false)
+        });
     }
-    let m = *payload.get(2)?;
-    let (picture_id, long, at) = if m & 0x80 != 0 {
-        (u16::from_be_bytes([m & 0x7f, *payload.get(3)?]), true, 4)
-    } else {
-        (u16::from(m), false, 3)
-    };
     let tl0 = if x & 0x40 != 0 {
-        Some(*payload.get(at)?)
+        at += 1;
+        Some(*payload.get(at - 1)?)
     } else {
         None
     };
-    Some(Ids {
+    if x & 0x30 != 0 {
+        at += 1; // TID/Y/KEYIDX
+    }
+    let ids = picture.map(|(picture_id, long)| Ids {
         picture_id,
         long,
         tl0,
-    })
+    });
+    Some(Descriptor { ids, len: at })
+}
+
+/// The frame height of a VP8 keyframe from its RTP payload (the
+/// descriptor, then the VP8 frame tag, start code and 14-bit sizes).
+pub fn keyframe_height(payload: &[u8]) -> Option<u16> {
+    let at = descriptor(payload)?.len;
+    let h = payload.get(at..at + 10)?;
+    // Frame tag (3 bytes), start code 9d 01 2a, width (2), height (2).
+    if h[0] & 0x01 != 0 || h[3..6] != [0x9d, 0x01, 0x2a] {
+        return None;
+    }
+    Some(u16::from_le_bytes([h[8], h[9]]) & 0x3fff)
 }
 
 /// One leg's mapping of input IDs to output IDs.
@@ -66,7 +92,7 @@ impl Vp8Ids {
     /// keyframe, or another stream on the leg), whose first picture then
     /// follows the last one sent.
     pub fn patch(&mut self, payload: &[u8], new_input: bool) -> Option<Vp8Patch> {
-        let ids = ids(payload)?;
+        let ids = descriptor(payload)?.ids?;
         let width: u32 = if ids.long { 0x8000 } else { 0x80 };
         let input = u32::from(ids.picture_id) % width;
         if new_input && let Some((pid, tl0)) = self.last {
@@ -126,6 +152,26 @@ mod tests {
             .tl0_pic_idx(tl0)
             .build()
             .ok()
+    }
+
+    #[test]
+    fn reads_the_keyframe_height_and_never_panics() {
+        // Extended descriptor with a 15-bit picture id, then a 640x480 keyframe header.
+        let mut p = vec![0x90, 0x80, 0x81, 0x23, 0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a];
+        p.extend_from_slice(&640u16.to_le_bytes());
+        p.extend_from_slice(&480u16.to_le_bytes());
+        assert_eq!(keyframe_height(&p), Some(480));
+        for n in 0..p.len() {
+            assert_eq!(keyframe_height(&p[..n]), None);
+        }
+        // An interframe (P bit set) has no size.
+        p[4] |= 0x01;
+        assert_eq!(keyframe_height(&p), None);
+        // Chromium's descriptor (TL0PICIDX and TID too) parses the same.
+        let mut q = packet(0x123, 9, &[0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a]);
+        q.extend_from_slice(&320u16.to_le_bytes());
+        q.extend_from_slice(&240u16.to_le_bytes());
+        assert_eq!(keyframe_height(&q), Some(240));
     }
 
     #[test]
