@@ -30,7 +30,7 @@ pub const MAX_TOKEN_LEN: usize = 2048;
 pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(30);
 
 /// What a token grants.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JoinClaims {
     /// Always [`ISSUER`].
@@ -56,6 +56,11 @@ pub struct JoinClaims {
     /// May not receive media (absent: may). From the join grant.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub no_subscribe: bool,
+    /// Where the selector located the participant (its hint, or GeoIP),
+    /// if it could. Edges use it only in the emulated-WAN lab, to hold the
+    /// participant's datagrams for the modelled access delay.
+    #[serde(default, rename = "loc", skip_serializing_if = "Option::is_none")]
+    pub location: Option<crate::GeoPoint>,
 }
 
 impl JoinClaims {
@@ -78,6 +83,7 @@ impl JoinClaims {
             name: None,
             no_publish: false,
             no_subscribe: false,
+            location: None,
         }
     }
 }

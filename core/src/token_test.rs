@@ -38,6 +38,27 @@ fn round_trip() {
 }
 
 #[test]
+fn the_location_claim_travels_and_is_absent_when_unknown() {
+    let s = TokenSigner::generate().unwrap();
+    let plain = s.sign(&claims());
+    // Without a location the claim is not written at all (older edges
+    // refuse unknown claims).
+    let payload = plain.split('.').nth(1).unwrap();
+    let json = String::from_utf8(
+        base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload).unwrap(),
+    )
+    .unwrap();
+    assert!(!json.contains("loc"), "{json}");
+    let mut located = claims();
+    located.location = Some(crate::GeoPoint::new(48.86, 2.35).unwrap());
+    let got = s
+        .verifier()
+        .verify(&s.sign(&located), t0(), &edge("edge-fra-1"), None)
+        .unwrap();
+    assert_eq!(got.location, located.location);
+}
+
+#[test]
 fn pem_round_trip() {
     let s = TokenSigner::generate().unwrap();
     let p = std::path::Path::new("k");

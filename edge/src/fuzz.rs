@@ -67,6 +67,7 @@ impl Harness {
                 dev_signer: None,
                 agent: None,
                 octo: None,
+                access_lab: None,
                 last_n: crate::lastn::LastNConfig::default(),
                 media_workers: 1,
                 spread_above: None,

@@ -43,6 +43,7 @@ pub mod drain;
 pub mod forward;
 pub mod fuzz;
 pub mod http;
+pub mod lab;
 pub mod lastn;
 pub mod layers;
 pub mod limits;

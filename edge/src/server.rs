@@ -74,6 +74,10 @@ pub struct EdgeConfig {
     pub agent: Option<crate::agent::AgentConfig>,
     /// Octo links to the other edges, when the edge has credentials for them.
     pub octo: Option<OctoSettings>,
+    /// The emulated-WAN lab's access legs (`geomesh dev --wan`): located
+    /// participants' datagrams wait the modelled one-way delay each way.
+    /// `None` in production.
+    pub access_lab: Option<crate::lab::AccessModel>,
     /// Last-N defaults: video sources per subscriber, audio in large conferences.
     pub last_n: crate::lastn::LastNConfig,
     /// Media worker tasks; default: one per core.
@@ -185,6 +189,7 @@ impl EdgeConfig {
             dev_signer: None,
             agent: None,
             octo: None,
+            access_lab: None,
             last_n: crate::lastn::LastNConfig::default(),
             media_workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
             spread_above: Some(crate::placement::DEFAULT_SPREAD_ABOVE),
@@ -356,6 +361,9 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
             spread_above: config.spread_above,
             octo: None,
             always_octo: false,
+            access_lab: config
+                .access_lab
+                .map(|m| Arc::new(crate::lab::AccessLab::new(m))),
         },
     )
     .map_err(StartError::MediaSocket)?;

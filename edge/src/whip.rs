@@ -209,6 +209,7 @@ async fn post(
             claims.participant.clone(),
             claims.name.clone(),
             role,
+            claims.location,
             None,
         )
         .await

@@ -37,6 +37,7 @@ use geomesh_core::ConferenceId;
 use geomesh_mesh::link::LinkEvent;
 use geomesh_mesh::transport::OctoEvent;
 
+use crate::lab::{AccessLab, DelayLine, Held};
 use crate::metrics::{Direction, Metrics, Traffic};
 use crate::socket::{MediaSocket, RECV_BATCH};
 
@@ -62,9 +63,30 @@ pub struct Datagram {
 pub struct Demux {
     by_addr: RwLock<HashMap<SocketAddr, usize>>,
     by_ufrag: RwLock<HashMap<String, usize>>,
+    /// The emulated-WAN lab's access delays (`None` outside the lab).
+    lab: Option<Arc<AccessLab>>,
 }
 
 impl Demux {
+    /// A demux that also keeps the lab's access delays.
+    pub fn with_lab(lab: Option<Arc<AccessLab>>) -> Self {
+        Self {
+            lab,
+            ..Self::default()
+        }
+    }
+
+    /// The lab's access delays, when the lab is on.
+    pub fn lab(&self) -> Option<&Arc<AccessLab>> {
+        self.lab.as_ref()
+    }
+
+    /// The lab's one-way delay to and from `addr` (`None` outside the lab
+    /// or for a session the selector did not locate).
+    pub fn lab_delay(&self, addr: &SocketAddr) -> Option<std::time::Duration> {
+        self.lab.as_ref()?.delay(addr)
+    }
+
     /// A session's ICE ufrag belongs to `worker`.
     pub fn add_ufrag(&self, ufrag: &str, worker: usize) {
         self.by_ufrag
@@ -91,6 +113,9 @@ impl Demux {
         for a in addrs {
             by_addr.remove(a);
         }
+        if let Some(lab) = &self.lab {
+            lab.forget(ufrag, addrs);
+        }
     }
 
     /// The worker for a datagram, if any.
@@ -99,11 +124,17 @@ impl Demux {
             return Some(*w);
         }
         let ufrag = geomesh_core::stun::local_ufrag(data)?;
-        self.by_ufrag
+        let w = self
+            .by_ufrag
             .read()
             .expect("demux lock poisoned")
             .get(ufrag)
-            .copied()
+            .copied()?;
+        // A session's first datagram from an address is its STUN request.
+        if let Some(lab) = &self.lab {
+            lab.learn(ufrag, *src);
+        }
+        Some(w)
     }
 }
 
@@ -130,6 +161,7 @@ pub async fn read_media_socket(
     demux: Arc<Demux>,
     workers: Vec<mpsc::Sender<Batch>>,
     metrics: Arc<Metrics>,
+    lab: Option<DelayLine>,
 ) {
     let mut slots = vec![vec![0u8; SLOT]; RECV_BATCH];
     let mut meta = vec![RecvMeta::default(); RECV_BATCH];
@@ -185,10 +217,23 @@ pub async fn read_media_socket(
                         pool = bytes::BytesMut::with_capacity(POOL.max(data.len()));
                     }
                     pool.extend_from_slice(data);
-                    batches[w].push(Datagram {
+                    let datagram = Datagram {
                         data: pool.split().freeze(),
                         src: m.addr,
-                    });
+                    };
+                    if let Some(line) = &lab
+                        && let Some(one_way) = demux.lab_delay(&m.addr)
+                    {
+                        line.hold(
+                            one_way,
+                            Held::In {
+                                worker: w,
+                                datagram,
+                            },
+                        );
+                        continue;
+                    }
+                    batches[w].push(datagram);
                 }
             }
             if n < RECV_BATCH {

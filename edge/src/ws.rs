@@ -117,6 +117,7 @@ pub async fn join_session(
             claims.participant.clone(),
             claims.name.clone(),
             role,
+            claims.location,
             Some(signal),
         )
         .await

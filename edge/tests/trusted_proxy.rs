@@ -21,6 +21,7 @@ fn config(trusted: &[&str]) -> EdgeConfig {
         dev_signer: None,
         agent: None,
         octo: None,
+        access_lab: None,
         last_n: Default::default(),
         media_workers: 1,
         spread_above: None,

@@ -83,30 +83,53 @@ fn encode(v: &str) -> String {
         .collect()
 }
 
+/// A base URL (trailing slashes dropped) and an HTTP client for it, as
+/// every API the load generator talks to needs.
+pub(crate) fn http_client(base: &str) -> Result<(String, reqwest::Client), LoadgenError> {
+    let base = base.trim_end_matches('/').to_string();
+    if !base.starts_with("http://") && !base.starts_with("https://") {
+        return Err(LoadgenError::Config(format!(
+            "URL must start with http:// or https://: {base}"
+        )));
+    }
+    // reqwest panics without a process-wide rustls provider; say so instead.
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        return Err(LoadgenError::Config(
+            "no rustls crypto provider installed in this process".into(),
+        ));
+    }
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .connect_timeout(Duration::from_secs(3))
+        .timeout(Duration::from_secs(10))
+        .build()
+        .map_err(|e| LoadgenError::Http {
+            url: base.clone(),
+            message: e.to_string(),
+        })?;
+    Ok((base, http))
+}
+
+/// Sends `req` (to `url`); the body of a success, else the status and body
+/// as the error.
+pub(crate) async fn send(req: reqwest::RequestBuilder, url: &str) -> Result<String, LoadgenError> {
+    let err = |message: String| LoadgenError::Http {
+        url: url.to_string(),
+        message,
+    };
+    let resp = req.send().await.map_err(|e| err(e.to_string()))?;
+    let status = resp.status();
+    let body = resp.text().await.map_err(|e| err(e.to_string()))?;
+    if !status.is_success() {
+        return Err(err(format!("{status}: {}", body.trim())));
+    }
+    Ok(body)
+}
+
 impl EdgeApi {
     /// An edge at `base` (trailing slashes ignored).
     pub fn new(base: &str) -> Result<Self, LoadgenError> {
-        let base = base.trim_end_matches('/').to_string();
-        if !base.starts_with("http://") && !base.starts_with("https://") {
-            return Err(LoadgenError::Config(format!(
-                "edge URL must start with http:// or https://: {base}"
-            )));
-        }
-        // reqwest panics without a process-wide rustls provider; say so instead.
-        if rustls::crypto::CryptoProvider::get_default().is_none() {
-            return Err(LoadgenError::Config(
-                "no rustls crypto provider installed in this process".into(),
-            ));
-        }
-        let http = reqwest::Client::builder()
-            .no_proxy()
-            .connect_timeout(Duration::from_secs(3))
-            .timeout(Duration::from_secs(10))
-            .build()
-            .map_err(|e| LoadgenError::Http {
-                url: base.clone(),
-                message: e.to_string(),
-            })?;
+        let (base, http) = http_client(base)?;
         Ok(Self { base, http })
     }
 
@@ -133,22 +156,7 @@ impl EdgeApi {
             url.push('=');
             url.push_str(&encode(v));
         }
-        let err = |message: String| LoadgenError::Http {
-            url: url.clone(),
-            message,
-        };
-        let resp = self
-            .http
-            .get(&url)
-            .send()
-            .await
-            .map_err(|e| err(e.to_string()))?;
-        let status = resp.status();
-        let body = resp.text().await.map_err(|e| err(e.to_string()))?;
-        if !status.is_success() {
-            return Err(err(format!("{status}: {}", body.trim())));
-        }
-        Ok(body)
+        send(self.http.get(&url), &url).await
     }
 
     /// `GET /healthz`.

@@ -42,6 +42,7 @@
 //!     token_key: None, relay_floor: true,
 //!     setup_timeout: Duration::from_secs(30), drain: Duration::from_secs(1),
 //!     ramp: Duration::from_millis(5), seed: 1, tile_height: None, talkers: None,
+//!     selector: None, locations: Vec::new(),
 //! }).await?;
 //! println!("{outcome}");
 //! # Ok(()) }
@@ -69,6 +70,7 @@ mod rng;
 pub mod rtp;
 pub mod run;
 pub mod sdp;
+pub mod selector_api;
 pub mod session;
 pub mod sockdrops;
 pub mod source;

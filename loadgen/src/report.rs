@@ -173,6 +173,25 @@ pub struct Report {
     pub video_layers_per_receiver: f64,
     /// Per stream.
     pub streams: Vec<StreamFigures>,
+    /// Where the selector placed each session (runs through a selector).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub placed: Vec<Placed>,
+}
+
+/// One session's placement, in a run through a selector.
+#[derive(Debug, Clone, Serialize)]
+pub struct Placed {
+    /// Session name (`pub0`, `sub1`, …).
+    pub session: String,
+    /// Conference number.
+    pub conference: usize,
+    /// The edge the selector chose.
+    pub edge: String,
+    /// Its region.
+    pub region: String,
+    /// Where the session said it was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<geomesh_core::GeoPoint>,
 }
 
 fn ms(us: u64) -> f64 {
@@ -306,6 +325,7 @@ impl Report {
             write_errors: sent.write_errors,
             video_layers_per_receiver,
             streams,
+            placed: Vec::new(),
         }
     }
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use geomesh_core::token::{JoinClaims, TokenSigner};
-use geomesh_core::{ConferenceId, EdgeId, ParticipantId};
+use geomesh_core::{ConferenceId, EdgeId, GeoPoint, ParticipantId};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
@@ -19,7 +19,8 @@ use crate::edge_api::{EdgeApi, EdgeSample};
 use crate::error::LoadgenError;
 use crate::plan::{Phase, SessionEvent, SessionPlan, SessionResult};
 use crate::relay::{Relay, RelayTable};
-use crate::report::{Comparison, Outcome, Report, RunShape, Server};
+use crate::report::{Comparison, Outcome, Placed, Report, RunShape, Server};
+use crate::selector_api::SelectorApi;
 use crate::session::SessionEnv;
 use crate::sockdrops;
 use crate::source::MediaConfig;
@@ -62,13 +63,26 @@ pub struct Config {
     /// Publishers per conference that talk (the first ones); the others'
     /// audio is Opus DTX. `None`: everyone talks.
     pub talkers: Option<u32>,
+    /// Join every session through this selector (`POST /v1/join`) instead
+    /// of going to `edges` directly: it chooses each session's edge.
+    pub selector: Option<String>,
+    /// With `selector`: where sessions say they are. The k-th session of
+    /// each conference (publishers first) is at `locations[k % len]`;
+    /// empty: no hint (the selector locates them by address).
+    pub locations: Vec<GeoPoint>,
 }
 
 impl Config {
     fn validate(&self) -> Result<(), LoadgenError> {
         let bad = |m: &str| Err(LoadgenError::Config(m.to_string()));
-        if self.edges.is_empty() && !self.relay_floor {
-            return bad("give at least one --edge, or --relay-floor");
+        if self.edges.is_empty() && self.selector.is_none() && !self.relay_floor {
+            return bad("give at least one --edge, a --selector, or --relay-floor");
+        }
+        if self.selector.is_some() && !self.edges.is_empty() {
+            return bad("--selector chooses the edges: give no --edge with it");
+        }
+        if !self.locations.is_empty() && self.selector.is_none() {
+            return bad("--at needs --selector (only a selector places by location)");
         }
         if self.conferences == 0 || self.publishers == 0 {
             return bad("need at least one conference and one publisher");
@@ -173,7 +187,7 @@ fn process_cpu_seconds() -> f64 {
 /// Runs everything `cfg` asks for.
 pub async fn run(cfg: &Config) -> Result<Outcome, LoadgenError> {
     cfg.validate()?;
-    let edge = if cfg.edges.is_empty() {
+    let edge = if cfg.edges.is_empty() && cfg.selector.is_none() {
         None
     } else {
         Some(run_edge(cfg).await?)
@@ -364,7 +378,11 @@ fn socket_drops(
     (server, client)
 }
 
-async fn run_edge(cfg: &Config) -> Result<Report, LoadgenError> {
+/// The edges of a direct run, their ids, the plans and their tokens.
+async fn direct(
+    cfg: &Config,
+    run: &str,
+) -> Result<(Vec<EdgeApi>, Vec<SessionPlan>, Tokens), LoadgenError> {
     let apis = cfg
         .edges
         .iter()
@@ -374,9 +392,93 @@ async fn run_edge(cfg: &Config) -> Result<Report, LoadgenError> {
     for a in &apis {
         ids.push(a.health().await?.edge);
     }
+    let plans = plan(cfg, run, apis.len());
+    let tokens = tokens(cfg, &plans, &apis, &ids, run).await?;
+    Ok((apis, plans, tokens))
+}
+
+/// Each session's token, or why it has none.
+type Tokens = Vec<Result<String, String>>;
+
+/// A run through a selector: every session joins there (from its
+/// location), and goes to the edge it is given.
+async fn through_selector(
+    cfg: &Config,
+    selector: &str,
+    run: &str,
+) -> Result<(Vec<EdgeApi>, Vec<SessionPlan>, Tokens, Vec<Placed>), LoadgenError> {
+    let api = SelectorApi::new(selector)?;
+    let mut plans = plan(cfg, run, 1);
+    let per_conference = (cfg.publishers + cfg.subscribers) as usize;
+    let mut apis: Vec<EdgeApi> = Vec::new();
+    let mut tokens = Vec::with_capacity(plans.len());
+    let mut placed = Vec::with_capacity(plans.len());
+    for p in &mut plans {
+        let at = (!cfg.locations.is_empty())
+            .then(|| cfg.locations[(p.index % per_conference) % cfg.locations.len()]);
+        let joined = match api.join(&p.conference_id, &p.name, at).await {
+            Ok(j) => j,
+            Err(e) => {
+                tokens.push(Err(format!("join: {e}")));
+                continue;
+            }
+        };
+        let Some(base) = crate::selector_api::edge_base(&joined.edge.ws_url) else {
+            tokens.push(Err(format!("join: edge URL {}", joined.edge.ws_url)));
+            continue;
+        };
+        p.edge = match apis.iter().position(|a| a.base() == base) {
+            Some(i) => i,
+            None => {
+                apis.push(EdgeApi::new(&base)?);
+                apis.len() - 1
+            }
+        };
+        placed.push(Placed {
+            session: p.name.clone(),
+            conference: p.conference,
+            edge: joined.edge.id.to_string(),
+            region: joined.edge.region.to_string(),
+            location: at,
+        });
+        tokens.push(Ok(joined.token));
+    }
+    // An edge announces a publisher to the other edges with its first
+    // packet (the source's codec and layers travel with it), so a track
+    // from another edge appears only once publishing starts: setup waits
+    // for the tracks of the session's own edge only.
+    let kinds = 1 + usize::from(cfg.media.audio);
+    let edge_of: HashMap<u32, usize> = plans
+        .iter()
+        .filter_map(|p| Some((p.source?, p.edge)))
+        .collect();
+    for p in &mut plans {
+        let local = p
+            .receives
+            .iter()
+            .filter(|s| edge_of.get(s) == Some(&p.edge))
+            .count();
+        p.expected_tracks = local * kinds;
+    }
+    if apis.is_empty() {
+        let why = tokens.iter().find_map(|t| t.as_ref().err().cloned());
+        return Err(LoadgenError::Http {
+            url: selector.to_string(),
+            message: why.unwrap_or_else(|| "no session was placed".into()),
+        });
+    }
+    Ok((apis, plans, tokens, placed))
+}
+
+async fn run_edge(cfg: &Config) -> Result<Report, LoadgenError> {
     let run = run_id();
-    let plans = plan(cfg, &run, apis.len());
-    let tokens = tokens(cfg, &plans, &apis, &ids, &run).await?;
+    let (apis, plans, tokens, placed) = match &cfg.selector {
+        Some(sel) => through_selector(cfg, sel, &run).await?,
+        None => {
+            let (apis, plans, tokens) = direct(cfg, &run).await?;
+            (apis, plans, tokens, Vec::new())
+        }
+    };
     info!(
         sessions = plans.len(),
         edges = apis.len(),
@@ -438,6 +540,7 @@ async fn run_edge(cfg: &Config) -> Result<Report, LoadgenError> {
     let mut report = Report::build(shape, &plans, &results, server, loadgen_cpu);
     report.sessions.ready = ready as u64;
     report.client_socket_drops = client_drops;
+    report.placed = placed;
     Ok(report)
 }
 
@@ -532,6 +635,8 @@ mod tests {
             seed: 1,
             tile_height: None,
             talkers: None,
+            selector: None,
+            locations: Vec::new(),
         }
     }
 
@@ -572,6 +677,15 @@ mod tests {
         c.edges.clear();
         assert!(c.validate().is_err());
         c.relay_floor = true;
+        assert!(c.validate().is_ok());
+        // Through a selector: it chooses the edges, and only it places by
+        // location.
+        let mut c = cfg(1, 1, 1, false);
+        c.locations = vec![GeoPoint::new(48.86, 2.35).unwrap()];
+        assert!(c.validate().is_err(), "--at without --selector");
+        c.selector = Some("http://127.0.0.1:3".into());
+        assert!(c.validate().is_err(), "--selector with --edge");
+        c.edges.clear();
         assert!(c.validate().is_ok());
     }
 

@@ -65,6 +65,11 @@ pub struct NodeConfig {
     pub raft: RaftTiming,
     /// Lifetime of join tokens (and of a placement until the edge confirms it).
     pub token_ttl: Duration,
+    /// Write where the participant was located into its join token (the
+    /// `loc` claim; the emulated-WAN lab delays by it). Off by default:
+    /// edges built before the claim existed refuse tokens that carry it, so
+    /// a rolling upgrade turns it on only once every edge knows it.
+    pub token_location: bool,
     /// An edge's registration lease: its participants are released when no
     /// leader has heard from it for this long.
     pub edge_lease: Duration,
@@ -95,6 +100,7 @@ impl NodeConfig {
             admin_networks: Vec::new(),
             raft: RaftTiming::default(),
             token_ttl: Duration::from_secs(120),
+            token_location: false,
             edge_lease: Duration::from_secs(60),
             maintain_interval: Duration::from_secs(5),
             init: false,

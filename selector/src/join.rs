@@ -270,7 +270,7 @@ pub async fn join(
                 reason: "existing",
                 ranking,
             };
-            return Ok(respond(shared, &req, &who, d, loc_src));
+            return Ok(respond(shared, &req, &who, d, (location, loc_src)));
         }
         let p = placed.map_err(|e| match e {
             PlacementError::NoCandidate(_) => ApiFailure::new(
@@ -339,7 +339,7 @@ pub async fn join(
                     edge,
                     ranking,
                 };
-                return Ok(respond(shared, &req, &who, d, loc_src));
+                return Ok(respond(shared, &req, &who, d, (location, loc_src)));
             }
             Some(OpResult::Rejected(ApplyError::EdgeBusy(busy))) => {
                 // As many clients on their way there as it has room for:
@@ -383,7 +383,7 @@ fn respond(
     req: &JoinRequest,
     who: &Identity,
     d: Decision,
-    loc_src: LocationSource,
+    (location, loc_src): (Option<GeoPoint>, LocationSource),
 ) -> JoinResponse {
     let now = SystemTime::now();
     let participant = &who.participant;
@@ -398,6 +398,7 @@ fn respond(
         claims.name = who.name.clone();
         claims.no_publish = !who.rights.publish;
         claims.no_subscribe = !who.rights.subscribe;
+        claims.location = location.filter(|_| shared.cfg.token_location);
         shared.signer.sign(&claims)
     };
     let fallback_ids: Vec<EdgeId> = d

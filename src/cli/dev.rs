@@ -56,10 +56,20 @@ pub struct Args {
     raft_timing: RaftTimingChoice,
     /// The emulated-WAN lab: each region stands for an AWS region, and
     /// octo datagrams between edges of two regions wait half the measured
-    /// RTT between them (in user space: no netem needed). The state file
-    /// lists the emulated RTTs under `wan`.
+    /// RTT between them (in user space: no netem needed); a participant
+    /// the selector located (the page's `?location=lat,lon` or
+    /// `?region=`, GeoIP otherwise) waits half the modelled RTT to its edge
+    /// each way. The state file lists the emulated RTTs under `wan`.
     #[arg(long)]
     wan: bool,
+    /// With --wan: extra one-way delay on access legs, uniform in
+    /// [0, MS] per datagram.
+    #[arg(long, value_name = "MS", default_value_t = 0.0, requires = "wan")]
+    wan_jitter_ms: f64,
+    /// With --wan: share of datagrams lost on each direction of an access
+    /// leg, percent.
+    #[arg(long, value_name = "PCT", default_value_t = 0.0, requires = "wan")]
+    wan_loss_pct: f64,
 }
 
 /// `--raft-timing`.
@@ -182,8 +192,18 @@ fn topology_yaml(a: &Args) -> String {
         REGIONS[0].0
     );
     for (id, name, lat, lon) in REGIONS {
+        // In the lab a region is the AWS region it stands for, so the
+        // selectors place with the measured RTTs the lab emulates.
+        let stands_for = super::dev_wan::STANDS_FOR
+            .iter()
+            .find(|(dev, _)| dev == id)
+            .filter(|_| a.wan);
+        let (provider, provider_region) = match stands_for {
+            Some((_, aws)) => ("aws", *aws),
+            None => ("local", "loopback"),
+        };
         y += &format!(
-            "  - {{ id: {id}, name: {name}, location: {{ lat: {lat}, lon: {lon} }}, provider: local, provider_region: loopback }}\n"
+            "  - {{ id: {id}, name: {name}, location: {{ lat: {lat}, lon: {lon} }}, provider: {provider}, provider_region: {provider_region} }}\n"
         );
     }
     y += "edges:\n";
@@ -308,7 +328,11 @@ impl Args {
             .map_err(|e| anyhow::anyhow!("generated topology is invalid: {e:?}"))?
             .topology;
         let wan = if self.wan {
-            Some(super::dev_wan::write(&topology, &dir)?)
+            let impairments = super::dev_wan::Impairments {
+                jitter_ms: self.wan_jitter_ms,
+                loss_pct: self.wan_loss_pct,
+            };
+            Some(super::dev_wan::write(&topology, &dir, impairments)?)
         } else {
             None
         };
@@ -346,6 +370,10 @@ impl Args {
                 args.extend(DEV_RAFT.iter().map(|a| std::ffi::OsStr::new(*a)));
             }
             args.extend(DEV_LIMITS.iter().map(|a| std::ffi::OsStr::new(*a)));
+            if self.wan {
+                // The lab's edges delay participants by where they are.
+                args.push("--token-location".as_ref());
+            }
             // The first node initializes the cluster's membership.
             if i == 0 {
                 args.push("--init".as_ref());

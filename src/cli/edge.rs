@@ -36,9 +36,12 @@ pub struct Args {
     /// forwarding saves.
     #[arg(long)]
     octo_forward_all: bool,
-    /// The lab's emulated WAN (written by `geomesh dev --wan`): a JSON
-    /// object of one-way delays in milliseconds by peer edge id; octo
-    /// datagrams to each peer wait that long before they leave.
+    /// The lab's emulated WAN (written by `geomesh dev --wan`): JSON with
+    /// `octo`, one-way delays in milliseconds by peer edge id (octo
+    /// datagrams to each peer wait that long before they leave), and
+    /// `access`, the model of located participants' distance (their
+    /// datagrams wait half the modelled RTT each way). A bare object of
+    /// milliseconds by edge id (octo only) is read too.
     #[arg(long, value_name = "FILE")]
     wan_delays: Option<PathBuf>,
     /// Video sources forwarded to each subscriber at most (last-N), unless
@@ -106,14 +109,10 @@ impl Args {
         if let Some(path) = &self.wan_delays {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("reading {}", path.display()))?;
-            let delays: std::collections::BTreeMap<EdgeId, f64> = serde_json::from_str(&text)
-                .with_context(|| {
-                    format!(
-                        "{}: not a JSON object of milliseconds by edge id",
-                        path.display()
-                    )
-                })?;
-            octo.set_wan_delays(&delays)?;
+            let lab = geomesh_edge::lab::WanLab::parse(&text)
+                .with_context(|| format!("{}", path.display()))?;
+            octo.set_wan_delays(&lab.octo)?;
+            config.access_lab = lab.access;
         }
         config.octo = Some(octo);
         config.last_n.video = self.last_n;

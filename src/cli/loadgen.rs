@@ -75,6 +75,31 @@ pub struct Args {
     /// comfort-noise packet per 400 ms), as in a real meeting.
     #[arg(long, value_name = "K")]
     talkers: Option<u32>,
+    /// Join every session through this selector's `POST /v1/join` (base
+    /// URL, e.g. http://127.0.0.1:8090), as the meeting page does, and go
+    /// to the edge it chooses; no --edge then. The report lists the
+    /// placements under `placed`.
+    #[arg(long, value_name = "URL")]
+    selector: Option<String>,
+    /// With --selector: where sessions say they are, `LAT,LON` (repeat:
+    /// the k-th session of each conference, publishers first, takes the
+    /// k-th location, cycling). In the `geomesh dev --wan` lab a located
+    /// session also feels the modelled distance to its edge.
+    #[arg(long = "at", value_name = "LAT,LON", value_parser = parse_location, allow_hyphen_values = true)]
+    locations: Vec<geomesh_core::GeoPoint>,
+}
+
+/// `LAT,LON` in degrees.
+fn parse_location(s: &str) -> Result<geomesh_core::GeoPoint, String> {
+    let (lat, lon) = s
+        .split_once(',')
+        .ok_or_else(|| format!("{s}: expected LAT,LON"))?;
+    let num = |v: &str| {
+        v.trim()
+            .parse::<f64>()
+            .map_err(|e| format!("{s}: {v}: {e}"))
+    };
+    geomesh_core::GeoPoint::new(num(lat)?, num(lon)?).map_err(|e| format!("{s}: {e}"))
 }
 
 impl Args {
@@ -98,6 +123,8 @@ impl Args {
             seed: self.seed,
             tile_height: self.tile_height,
             talkers: self.talkers,
+            selector: self.selector,
+            locations: self.locations,
         };
         let mut rt = tokio::runtime::Builder::new_multi_thread();
         if let Some(n) = self.threads {

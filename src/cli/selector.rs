@@ -79,6 +79,13 @@ struct RunArgs {
     /// Lifetime of join tokens (and of a placement until its edge confirms it).
     #[arg(long, default_value = "120s")]
     token_ttl: humantime::Duration,
+    /// Write where each participant was located (its location hint or
+    /// GeoIP) into its join token, the `loc` claim; `geomesh dev --wan`
+    /// turns it on so the lab's edges delay located participants. Turn it
+    /// on only once every edge understands the claim (older edges refuse
+    /// such tokens).
+    #[arg(long)]
+    token_location: bool,
     /// Release an edge's participants when no leader heard from it this long.
     #[arg(long, default_value = "60s")]
     edge_lease: humantime::Duration,
@@ -220,6 +227,7 @@ impl RunArgs {
             snapshot_logs: self.snapshot_logs,
         };
         cfg.token_ttl = self.token_ttl.into();
+        cfg.token_location = self.token_location;
         cfg.edge_lease = self.edge_lease.into();
         cfg.max_batch = self.max_batch.max(1);
         cfg.dns_ttl = self.dns_ttl.into();

@@ -101,6 +101,7 @@ impl MediaHandle {
         participant: ParticipantId,
         name: Option<String>,
         role: Role,
+        location: Option<geomesh_core::GeoPoint>,
         signal: Option<mpsc::UnboundedSender<ServerMessage>>,
     ) -> Result<Joined, MediaError> {
         let tx = &self.txs[self.placement.choose(&conference, &participant)];
@@ -111,6 +112,7 @@ impl MediaHandle {
             role,
             signaling: signal.is_some(),
             since_ms: unix_ms(),
+            location,
         };
         self.ask(tx, cmd, signal, |r| match r {
             Response::Joined(j) => Some(j),
@@ -250,11 +252,20 @@ pub(crate) fn spawn_workers(
     let n = cores.len();
     let socket = Arc::new(MediaSocket::new(tokio::net::UdpSocket::from_std(socket)?)?);
     let (dgram_txs, dgram_rxs) = workers::datagram_queues(n);
+    let lab = demux.lab().map(|lab| {
+        crate::lab::DelayLine::spawn(
+            *lab.model(),
+            socket.clone(),
+            dgram_txs.clone(),
+            metrics.clone(),
+        )
+    });
     tokio::spawn(workers::read_media_socket(
         socket.clone(),
-        demux,
+        demux.clone(),
         dgram_txs,
         metrics.clone(),
+        lab.clone(),
     ));
     let mut octo_rxs: Vec<Option<mpsc::Receiver<geomesh_mesh::transport::OctoEvent>>> =
         (0..n).map(|_| None).collect();
@@ -276,6 +287,7 @@ pub(crate) fn spawn_workers(
             signals: std::collections::HashMap::new(),
             reports: reports.clone(),
             siblings: sibling_txs.clone(),
+            lab: lab.clone().map(|line| (demux.clone(), line)),
         };
         tokio::spawn(
             shell

@@ -48,6 +48,9 @@ pub(super) struct Worker {
     pub(super) reports: Option<mpsc::UnboundedSender<ParticipantEvent>>,
     /// Every worker's sibling channels, by index.
     pub(super) siblings: Vec<crate::sibling::SiblingTx>,
+    /// The emulated-WAN lab (`None` outside it): who is how far, and the
+    /// line that holds their datagrams.
+    pub(super) lab: Option<(Arc<crate::workers::Demux>, crate::lab::DelayLine)>,
 }
 
 /// Receives the next octo event, or waits forever without octo.
@@ -158,6 +161,24 @@ impl Worker {
     fn send(&mut self) {
         let outbox = self.core.outbox();
         if outbox.is_empty() {
+            return;
+        }
+        if let Some((demux, line)) = &self.lab {
+            // The lab: a located participant's datagrams wait their delay.
+            outbox.drain(|to, bytes| match demux.lab_delay(&to) {
+                Some(one_way) => line.hold(
+                    one_way,
+                    crate::lab::Held::Out {
+                        to,
+                        bytes: bytes.to_vec(),
+                    },
+                ),
+                None => {
+                    if self.socket.send(to, bytes, None).is_err() {
+                        Metrics::count(&self.metrics.dropped, "send_error");
+                    }
+                }
+            });
             return;
         }
         let done = outbox.flush(&self.socket);

@@ -19,6 +19,7 @@ impl Sfu {
                 role,
                 signaling,
                 since_ms,
+                location,
             } => {
                 let key = self.new_key();
                 let info = PeerInfo {
@@ -46,6 +47,9 @@ impl Sfu {
                 );
                 self.by_ufrag.insert(peer.ufrag.clone(), key);
                 self.demux.add_ufrag(&peer.ufrag, self.worker);
+                if let (Some(lab), Some(at)) = (self.demux.lab(), location) {
+                    lab.located(&peer.ufrag, at);
+                }
                 self.peers.insert(key, peer);
                 self.placement
                     .joined(&conference, &participant, self.worker);

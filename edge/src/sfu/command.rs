@@ -54,6 +54,8 @@ pub enum Command {
         /// When it started (Unix ms: the wall clock, which the selector
         /// compares across edges to tell the newer session).
         since_ms: u64,
+        /// Where the selector located the participant (the token's `loc`).
+        location: Option<geomesh_core::GeoPoint>,
     },
     /// The client's offer; the response is our answer SDP.
     Offer {

@@ -32,6 +32,8 @@ pub(crate) struct EdgeCoreConfig {
     /// Octo state even without peers (links are attached later: the
     /// virtual-time tests).
     pub always_octo: bool,
+    /// The emulated-WAN lab's access legs (`geomesh dev --wan`).
+    pub access_lab: Option<Arc<crate::lab::AccessLab>>,
 }
 
 /// The edge's octo node and the other edges it links to.
@@ -59,7 +61,7 @@ impl EdgeCores {
         let n = c.workers.max(1);
         let placement = Arc::new(Placement::new(n, c.spread_above));
         let share = Arc::new(LinkShare::new(n));
-        let demux = Arc::new(Demux::default());
+        let demux = Arc::new(Demux::with_lab(c.access_lab.clone()));
         let (sibling_txs, sibling_rxs) = crate::sibling::channels(n);
         let sibling_ids: Vec<_> = (0..n)
             .map(|w| crate::sibling::sibling_id(&c.edge, w))

@@ -116,6 +116,7 @@ impl World {
                         spread_above: setup.spread_above,
                         octo: None,
                         always_octo: setup.edges > 1,
+                        access_lab: None,
                     },
                 )
                 .expect("the cores build");
@@ -196,6 +197,7 @@ impl World {
             role: Role::Member,
             signaling: true,
             since_ms: 0,
+            location: None,
         };
         let Response::Joined(joined) = self.command(edge, worker, cmd) else {
             panic!("the core answers a join with the session");
