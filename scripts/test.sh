@@ -14,6 +14,13 @@ export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
 step() { printf '\n==> %s\n' "$*"; }
 
+# A C++ compiler builds libwebm (the recorder's muxer, the webm crate);
+# ffmpeg (ffprobe) checks the recorder's files (recorder/tests/webm.rs).
+if ! command -v c++ >/dev/null 2>&1 || ! command -v ffprobe >/dev/null 2>&1; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends g++ ffmpeg >/dev/null
+fi
+
 step "rustfmt"
 cargo fmt --all -- --check
 

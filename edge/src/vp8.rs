@@ -65,6 +65,15 @@ fn descriptor(payload: &[u8]) -> Option<Descriptor> {
     Some(Descriptor { ids, len: at })
 }
 
+/// Where a VP8 RTP payload's frame data starts (after the descriptor), and
+/// whether it starts a frame (S bit on partition 0), as a depacketizer
+/// (the recorder) needs. `None`: the descriptor is truncated.
+pub fn frame_part(payload: &[u8]) -> Option<(usize, bool)> {
+    let b0 = *payload.first()?;
+    let len = descriptor(payload)?.len;
+    (len <= payload.len()).then_some((len, b0 & 0x10 != 0 && b0 & 0x07 == 0))
+}
+
 /// The frame height of a VP8 keyframe from its RTP payload (the
 /// descriptor, then the VP8 frame tag, start code and 14-bit sizes).
 pub fn keyframe_height(payload: &[u8]) -> Option<u16> {

@@ -1,0 +1,193 @@
+//! One source of a recording: its packets in, its WebM file out.
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use geomesh_edge::rtp::OctoRtp;
+use tracing::{debug, warn};
+
+use crate::frames::{Frame, Vp8Assembler, vp8_keyframe_size};
+use crate::timeline::Timeline;
+use crate::track_file::{RecordError, TrackCodec, TrackFile};
+
+/// What a source carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceKind {
+    /// Opus audio.
+    Audio,
+    /// VP8 video.
+    Video,
+}
+
+/// What the recorder of a source asks of the link it reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceEvent {
+    /// Video cannot continue (or start) without a keyframe: ask the
+    /// publisher's edge for one.
+    KeyframeWanted,
+}
+
+/// A finished source's file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceSummary {
+    /// The file (none if nothing was ever written).
+    pub path: Option<PathBuf>,
+    /// Its size, bytes.
+    pub bytes: u64,
+    /// Frames written.
+    pub frames: u64,
+    /// First and last frame, since the recording started.
+    pub span: Option<(Duration, Duration)>,
+    /// Why it stopped early, if it did.
+    pub error: Option<String>,
+}
+
+/// Records one source.
+#[derive(Debug)]
+pub struct SourceRecorder {
+    kind: SourceKind,
+    path: PathBuf,
+    started: Instant,
+    timeline: Timeline,
+    vp8: Vp8Assembler,
+    file: Option<TrackFile>,
+    events: VecDeque<SourceEvent>,
+    span: Option<(u64, u64)>,
+    /// The file stopped (a write error); later packets are ignored.
+    failed: Option<RecordError>,
+    /// Keyframe wanted and not yet seen.
+    asked: bool,
+}
+
+impl SourceRecorder {
+    /// A recorder writing `path` (created at the first frame it can write)
+    /// for a recording that started at `started`.
+    pub fn new(kind: SourceKind, path: &Path, started: Instant) -> Self {
+        let mut s = Self {
+            kind,
+            path: path.to_path_buf(),
+            started,
+            timeline: Timeline::new(match kind {
+                SourceKind::Audio => 48_000,
+                SourceKind::Video => 90_000,
+            }),
+            vp8: Vp8Assembler::new(),
+            file: None,
+            events: VecDeque::new(),
+            span: None,
+            failed: None,
+            asked: false,
+        };
+        if kind == SourceKind::Video {
+            // A file starts on a keyframe: ask at once rather than wait for
+            // the encoder's next one.
+            s.want_keyframe();
+        }
+        s
+    }
+
+    /// What it asks of the link, oldest first.
+    pub fn poll_event(&mut self) -> Option<SourceEvent> {
+        self.events.pop_front()
+    }
+
+    /// Why it stopped writing, if it did.
+    pub fn error(&self) -> Option<&RecordError> {
+        self.failed.as_ref()
+    }
+
+    /// Takes one packet that arrived at `now`.
+    pub fn handle_rtp(&mut self, now: Instant, p: &OctoRtp) {
+        if self.failed.is_some() {
+            return;
+        }
+        let frame = match self.kind {
+            SourceKind::Audio => Some(Frame {
+                ts: p.ts,
+                ssrc: p.ssrc,
+                keyframe: true,
+                data: p.payload.to_vec(),
+            }),
+            SourceKind::Video => {
+                let pushed = self.vp8.push(p);
+                if pushed.lost {
+                    self.want_keyframe();
+                }
+                pushed.frame
+            }
+        };
+        let Some(frame) = frame else {
+            return;
+        };
+        if frame.keyframe {
+            self.asked = false;
+        }
+        if let Err(e) = self.write(now, &frame) {
+            warn!(path = %self.path.display(), "recording of this source stopped: {e}");
+            self.failed = Some(e);
+        }
+    }
+
+    fn want_keyframe(&mut self) {
+        if !self.asked {
+            self.asked = true;
+            self.events.push_back(SourceEvent::KeyframeWanted);
+        }
+    }
+
+    fn write(&mut self, now: Instant, f: &Frame) -> Result<(), RecordError> {
+        if self.file.is_none() {
+            let codec = match self.kind {
+                SourceKind::Audio => TrackCodec::Opus,
+                SourceKind::Video => {
+                    let Some((width, height)) = vp8_keyframe_size(&f.data) else {
+                        // Only a keyframe gets here first; a malformed one waits for the next.
+                        debug!("first keyframe without a readable size");
+                        return Ok(());
+                    };
+                    TrackCodec::Vp8 { width, height }
+                }
+            };
+            self.file = Some(TrackFile::create(&self.path, codec)?);
+        }
+        let ns = self
+            .timeline
+            .place(f.ssrc, f.ts, now.saturating_duration_since(self.started));
+        let file = self.file.as_mut().expect("created above");
+        file.write(ns, f.keyframe, &f.data)?;
+        self.span = Some(self.span.map_or((ns, ns), |(a, _)| (a, ns)));
+        Ok(())
+    }
+
+    /// Closes the file (cues, duration); what was recorded.
+    pub fn finish(self) -> SourceSummary {
+        let span = self
+            .span
+            .map(|(a, b)| (Duration::from_nanos(a), Duration::from_nanos(b)));
+        let mut error = self.failed.map(|e| e.to_string());
+        let (path, bytes, frames) = match self.file {
+            Some(f) => {
+                let frames = f.frames();
+                let bytes_so_far = f.good_bytes();
+                let path = f.path().to_path_buf();
+                let bytes = match f.finish() {
+                    Ok(b) => b,
+                    Err(e) => {
+                        error.get_or_insert_with(|| e.to_string());
+                        bytes_so_far
+                    }
+                };
+                (Some(path), bytes, frames)
+            }
+            None => (None, 0, 0),
+        };
+        SourceSummary {
+            path,
+            bytes,
+            frames,
+            span,
+            error,
+        }
+    }
+}

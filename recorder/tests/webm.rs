@@ -1,0 +1,384 @@
+//! Real media through the source recorder, checked by ffmpeg.
+//!
+//! ffmpeg (Debian `ffmpeg`, which `.ci/run` installs) encodes a 320×240,
+//! 30 fps VP8 test pattern (keyframe every second) and a 48 kHz Opus tone;
+//! the test packetizes them into RTP the way a browser does (RFC 7741 VP8
+//! payloads of at most 1,000 bytes, one Opus frame per packet), feeds them
+//! to a [`SourceRecorder`] on a virtual clock, and asks `ffprobe` and
+//! `ffmpeg -v error` about the files: the right codec, the right duration,
+//! no decode errors, and the timestamps where they belong across loss, a
+//! pause and a publisher's rejoin.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use geomesh_edge::rtp::OctoRtp;
+use geomesh_recorder::{SourceEvent, SourceKind, SourceRecorder};
+
+mod media;
+use media::{FPS, opus_frames, vp8_frames};
+
+/// A browser's VP8 packetization of one frame (15-bit PictureID).
+fn vp8_packets(frame: &[u8], seq: &mut u16, ts: u32, ssrc: u32, pic: u16) -> Vec<OctoRtp> {
+    let chunks: Vec<&[u8]> = frame.chunks(1000).collect();
+    chunks
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let mut payload = vec![if i == 0 { 0x90 } else { 0x80 }, 0x80];
+            payload.extend_from_slice(&(0x8000 | (pic & 0x7fff)).to_be_bytes());
+            payload.extend_from_slice(c);
+            *seq = seq.wrapping_add(1);
+            OctoRtp {
+                pt: 96,
+                marker: i + 1 == chunks.len(),
+                seq: *seq,
+                ts,
+                ssrc,
+                audio_level: None,
+                payload: Arc::from(payload),
+            }
+        })
+        .collect()
+}
+
+/// ffprobe's view of a file: codec, size, duration, packet times.
+struct Probe {
+    codec: String,
+    width: Option<u64>,
+    duration: f64,
+    pts: Vec<f64>,
+}
+
+fn probe(file: &Path) -> Probe {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-print_format",
+            "json",
+            "-show_streams",
+            "-show_format",
+        ])
+        .args(["-show_packets"])
+        .arg(file)
+        .output()
+        .expect("ffprobe (Debian package ffmpeg) must be installed");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let s = &v["streams"][0];
+    Probe {
+        codec: s["codec_name"].as_str().unwrap().to_string(),
+        width: s["width"].as_u64(),
+        duration: v["format"]["duration"].as_str().unwrap().parse().unwrap(),
+        pts: v["packets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["pts_time"].as_str().unwrap().parse().unwrap())
+            .collect(),
+    }
+}
+
+/// `ffmpeg -v error -i FILE -f null -`: what it printed (nothing when the
+/// file decodes cleanly).
+fn decode_errors(file: &Path) -> String {
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(file)
+        .args(["-f", "null", "-"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Feeds `frames` as one VP8 stream from `from` (virtual arrival time),
+/// frame `k` at `from + k/30 s`, RTP time from `ts0`; returns the events.
+fn feed_video(
+    r: &mut SourceRecorder,
+    frames: &[Vec<u8>],
+    t0: Instant,
+    from: Duration,
+    ssrc: u32,
+    ts0: u32,
+    mut drop: impl FnMut(usize, usize) -> bool,
+) -> Vec<SourceEvent> {
+    let mut seq = (ssrc as u16).wrapping_mul(7);
+    let mut events = Vec::new();
+    for (k, f) in frames.iter().enumerate() {
+        let ts = ts0.wrapping_add(k as u32 * 90_000 / FPS);
+        let at = t0 + from + Duration::from_secs_f64(k as f64 / f64::from(FPS));
+        for (i, p) in vp8_packets(f, &mut seq, ts, ssrc, k as u16)
+            .iter()
+            .enumerate()
+        {
+            if !drop(k, i) {
+                r.handle_rtp(at, p);
+            }
+        }
+        while let Some(e) = r.poll_event() {
+            events.push(e);
+        }
+    }
+    events
+}
+
+#[test]
+fn vp8_and_opus_sources_become_files_that_play_through() {
+    let dir = tempfile::tempdir().unwrap();
+    let video = vp8_frames(dir.path(), 4);
+    let audio = opus_frames(dir.path(), 4);
+    assert!(
+        video.len() >= 115 && audio.len() >= 195,
+        "{} {}",
+        video.len(),
+        audio.len()
+    );
+    let t0 = Instant::now();
+    let vpath = dir.path().join("video.webm");
+    let mut v = SourceRecorder::new(SourceKind::Video, &vpath, t0);
+    let events = feed_video(
+        &mut v,
+        &video,
+        t0,
+        Duration::from_millis(200),
+        11,
+        123_456,
+        |_, _| false,
+    );
+    assert_eq!(
+        events,
+        vec![SourceEvent::KeyframeWanted],
+        "asked once, to start"
+    );
+    let apath = dir.path().join("audio.webm");
+    let mut a = SourceRecorder::new(SourceKind::Audio, &apath, t0);
+    for (k, f) in audio.iter().enumerate() {
+        let p = OctoRtp {
+            pt: 111,
+            marker: false,
+            seq: k as u16,
+            ts: (k as u32).wrapping_mul(960).wrapping_add(u32::MAX - 5_000),
+            ssrc: 12,
+            audio_level: None,
+            payload: Arc::from(f.clone()),
+        };
+        a.handle_rtp(t0 + Duration::from_millis(200 + 20 * k as u64), &p);
+    }
+    let vs = v.finish();
+    let as_ = a.finish();
+    assert_eq!(vs.error, None);
+    assert_eq!(vs.frames, video.len() as u64);
+    assert_eq!(as_.frames, audio.len() as u64);
+    assert_eq!(vs.bytes, std::fs::metadata(&vpath).unwrap().len());
+    let pv = probe(&vpath);
+    assert_eq!((pv.codec.as_str(), pv.width), ("vp8", Some(320)));
+    let pa = probe(&apath);
+    assert_eq!(pa.codec, "opus");
+    for (p, what) in [(&pv, "video"), (&pa, "audio")] {
+        assert!(
+            (p.duration - 4.0).abs() <= 0.4,
+            "{what} lasts {} s",
+            p.duration
+        );
+        assert!(
+            p.pts.windows(2).all(|w| w[1] > w[0]),
+            "{what} times not increasing"
+        );
+    }
+    // The file starts where the source started: 200 ms into the recording.
+    assert!(
+        (pv.pts[0] - 0.2).abs() < 0.002,
+        "first frame at {}",
+        pv.pts[0]
+    );
+    assert_eq!(decode_errors(&vpath), "");
+    assert_eq!(decode_errors(&apath), "");
+}
+
+#[test]
+fn a_lost_packet_costs_frames_until_a_keyframe_never_a_decode_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let video = vp8_frames(dir.path(), 3);
+    let t0 = Instant::now();
+    let path = dir.path().join("video.webm");
+    let mut r = SourceRecorder::new(SourceKind::Video, &path, t0);
+    let key = |k: usize| video[k][0] & 0x01 == 0;
+    let next_key = (41..video.len())
+        .find(|&k| key(k))
+        .expect("a keyframe after frame 40");
+    assert!(!key(40));
+    // Frame 40's first packet is lost.
+    let events = feed_video(&mut r, &video, t0, Duration::ZERO, 5, 0, |k, i| {
+        k == 40 && i == 0
+    });
+    assert_eq!(
+        events,
+        vec![SourceEvent::KeyframeWanted, SourceEvent::KeyframeWanted],
+        "asked to start and after the loss"
+    );
+    let s = r.finish();
+    // Frames 40 up to the next keyframe are not written.
+    let skipped = next_key - 40;
+    assert_eq!(s.frames, (video.len() - skipped) as u64);
+    assert_eq!(decode_errors(&path), "");
+    let p = probe(&path);
+    let gap = p.pts.windows(2).map(|w| w[1] - w[0]).fold(0.0, f64::max);
+    let want = (skipped + 1) as f64 / 30.0;
+    assert!(
+        (gap - want).abs() < 0.01,
+        "the hole is where the frames were: {gap} vs {want}"
+    );
+}
+
+#[test]
+fn a_pause_and_a_rejoin_keep_their_place_in_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let video = vp8_frames(dir.path(), 2);
+    let t0 = Instant::now();
+    let path = dir.path().join("video.webm");
+    let mut r = SourceRecorder::new(SourceKind::Video, &path, t0);
+    // 1 s, then a 1 s pause (nothing sent; RTP time runs on), then 1 s
+    // from the next keyframe (a muted camera's encoder restarts with one).
+    let (first, second) = video.split_at(30);
+    assert_eq!(second[0][0] & 0x01, 0, "frame 30 is a keyframe");
+    feed_video(&mut r, first, t0, Duration::ZERO, 7, 1_000, |_, _| false);
+    feed_video(
+        &mut r,
+        second,
+        t0,
+        Duration::from_secs(2),
+        7,
+        1_000 + 180_000,
+        |_, _| false,
+    );
+    // The publisher's edge died; it rejoined 1.5 s later elsewhere: a new
+    // SSRC and timestamp base, from a keyframe.
+    feed_video(
+        &mut r,
+        &video,
+        t0,
+        Duration::from_millis(4_500),
+        99,
+        42,
+        |_, _| false,
+    );
+    let s = r.finish();
+    assert_eq!(s.error, None);
+    assert_eq!(decode_errors(&path), "");
+    let p = probe(&path);
+    let gaps: Vec<(f64, f64)> = p
+        .pts
+        .windows(2)
+        .filter(|w| w[1] - w[0] > 0.1)
+        .map(|w| (w[0], w[1]))
+        .collect();
+    assert_eq!(gaps.len(), 2, "the pause and the rejoin: {gaps:?}");
+    // The pause: last frame at 29/30 s, the next at 2 s.
+    assert!((gaps[0].1 - 2.0).abs() < 0.01, "{gaps:?}");
+    // The rejoin: first frame at 4.5 s.
+    assert!((gaps[1].1 - 4.5).abs() < 0.01, "{gaps:?}");
+    assert!(
+        (p.duration - (4.5 + 59.0 / 30.0)).abs() < 0.1,
+        "{}",
+        p.duration
+    );
+}
+
+#[test]
+fn a_recording_is_a_directory_of_files_and_a_manifest_that_matches_them() {
+    use geomesh_recorder::{KindKey, Recording, RecordingConfig, SourceKey};
+    let dir = tempfile::tempdir().unwrap();
+    let video = vp8_frames(dir.path(), 2);
+    let audio = opus_frames(dir.path(), 2);
+    let t0 = Instant::now();
+    let mut rec = Recording::start(
+        RecordingConfig {
+            id: "rec-1".into(),
+            conference: "standup".parse().unwrap(),
+            recorder: "rec-dev-1".into(),
+            dir: dir.path().join("standup-rec-1"),
+            continues: None,
+        },
+        t0,
+        1_800_000_000_000,
+    )
+    .unwrap();
+    let key = |who: &str, kind| SourceKey {
+        participant: who.parse().unwrap(),
+        kind,
+        track: 0,
+    };
+    rec.participant(&"ada".parse().unwrap(), Some("Ada"));
+    for who in ["ada", "bob"] {
+        // Bob joins a second later; both send audio and video.
+        let from = if who == "ada" { 0 } else { 1_000 };
+        let mut seq = 0u16;
+        for (k, f) in video.iter().enumerate() {
+            let at = t0 + Duration::from_millis(from + k as u64 * 1000 / 30);
+            for p in vp8_packets(f, &mut seq, k as u32 * 3000, 1, k as u16) {
+                rec.handle_rtp(at, &key(who, KindKey::Video), &p);
+            }
+        }
+        for (k, f) in audio.iter().enumerate() {
+            let p = OctoRtp {
+                pt: 111,
+                marker: false,
+                seq: k as u16,
+                ts: k as u32 * 960,
+                ssrc: 2,
+                audio_level: None,
+                payload: Arc::from(f.clone()),
+            };
+            rec.handle_rtp(
+                t0 + Duration::from_millis(from + 20 * k as u64),
+                &key(who, KindKey::Audio),
+                &p,
+            );
+        }
+    }
+    let wanted: Vec<_> = std::iter::from_fn(|| rec.poll_event()).collect();
+    assert_eq!(
+        wanted.len(),
+        2,
+        "a keyframe asked for each video: {wanted:?}"
+    );
+    let m = rec.finish(1_800_000_005_000).unwrap();
+    let on_disk = std::fs::read_to_string(dir.path().join("standup-rec-1/manifest.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&on_disk).unwrap();
+    assert_eq!(v["recording"], "rec-1");
+    assert_eq!(v["conference"], "standup");
+    assert_eq!(v["participants"][0]["name"], "Ada");
+    assert_eq!(v["participants"].as_array().unwrap().len(), 2);
+    assert_eq!(m.sources.len(), 4);
+    for s in v["sources"].as_array().unwrap() {
+        let file = dir
+            .path()
+            .join("standup-rec-1")
+            .join(s["file"].as_str().unwrap());
+        assert_eq!(
+            s["bytes"].as_u64().unwrap(),
+            std::fs::metadata(&file).unwrap().len()
+        );
+        // The checksum, as coreutils computes it.
+        let out = Command::new("sha256sum").arg(&file).output().unwrap();
+        let sum = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            s["sha256"].as_str().unwrap(),
+            sum.split_whitespace().next().unwrap()
+        );
+        assert_eq!(decode_errors(&file), "");
+        let p = probe(&file);
+        assert_eq!(p.codec, s["codec"].as_str().unwrap());
+        let start = s["start_ms"].as_u64().unwrap() as f64 / 1000.0;
+        assert!((p.pts[0] - start).abs() < 0.002, "{s}");
+        let late = s["participant"] == "bob";
+        assert!((start - if late { 1.0 } else { 0.0 }).abs() < 0.01, "{s}");
+    }
+}
