@@ -1,10 +1,12 @@
 //! VP8 frames from RTP packets (RFC 7741): a frame is the packets of one
 //! RTP timestamp, from the one that starts partition 0 (S bit, PID 0) to
 //! the one with the marker bit, in sequence. A gap in the sequence breaks
-//! the frame being assembled and every frame after it until a keyframe: a
-//! recording must never hold a delta frame whose reference is missing (the
-//! file would decode with errors), so the assembler asks for a keyframe and
-//! waits. Opus needs none of this: one packet is one frame.
+//! the frame being assembled and every frame after it until a keyframe, and
+//! so does a new SSRC (another simulcast layer, a rejoined publisher: its
+//! delta frames reference pictures this file never had): a recording must
+//! never hold a delta frame whose reference is missing (the file would
+//! decode with errors), so the assembler asks for a keyframe and waits.
+//! Opus needs none of this: one packet is one frame.
 
 use geomesh_edge::rtp::OctoRtp;
 
@@ -26,8 +28,9 @@ pub struct Frame {
 pub struct Pushed {
     /// A frame it completed.
     pub frame: Option<Frame>,
-    /// A sequence gap broke a frame: a keyframe is needed.
-    pub lost: bool,
+    /// A keyframe is needed: a sequence gap broke a frame, or a delta frame
+    /// came with no reference in the file (dropped).
+    pub needs_keyframe: bool,
 }
 
 /// Reassembles VP8 frames from one source's packets.
@@ -55,20 +58,20 @@ impl Vp8Assembler {
     /// Takes one packet (in arrival order).
     pub fn push(&mut self, p: &OctoRtp) -> Pushed {
         let mut out = Pushed::default();
-        // Another SSRC (a layer switch, a rejoin) starts a new sequence.
-        let continuous = match self.next_seq {
-            Some((ssrc, seq)) => ssrc != p.ssrc || seq == p.seq,
-            None => true,
-        };
-        let same_ssrc = self.next_seq.is_some_and(|(s, _)| s == p.ssrc);
-        self.next_seq = Some((p.ssrc, p.seq.wrapping_add(1)));
-        if !continuous && same_ssrc {
-            if self.synced || self.current.is_some() {
-                out.lost = true;
+        match self.next_seq {
+            Some((ssrc, _)) if ssrc != p.ssrc => {
+                // Another encoding: it must start from a keyframe.
+                self.current = None;
+                self.synced = false;
             }
-            self.current = None;
-            self.synced = false;
+            Some((_, seq)) if seq != p.seq => {
+                out.needs_keyframe = self.synced || self.current.is_some();
+                self.current = None;
+                self.synced = false;
+            }
+            _ => {}
         }
+        self.next_seq = Some((p.ssrc, p.seq.wrapping_add(1)));
         let Some((at, start)) = geomesh_edge::vp8::frame_part(&p.payload) else {
             self.current = None;
             return out;
@@ -89,7 +92,9 @@ impl Vp8Assembler {
             if keyframe {
                 self.synced = true;
             }
-            if self.synced {
+            if !self.synced {
+                out.needs_keyframe = true;
+            } else {
                 out.frame = Some(Frame {
                     ts: p.ts,
                     ssrc: p.ssrc,
@@ -140,8 +145,9 @@ mod tests {
     #[test]
     fn frames_span_packets_and_start_on_a_keyframe() {
         let mut a = Vp8Assembler::new();
-        // A delta before any keyframe is dropped.
-        assert_eq!(a.push(&packet(1, 0, true, true, DELTA)).frame, None);
+        // A delta before any keyframe is dropped, and a keyframe wanted.
+        let p = a.push(&packet(1, 0, true, true, DELTA));
+        assert!(p.frame.is_none() && p.needs_keyframe);
         assert!(a.push(&packet(2, 3000, true, false, KEY)).frame.is_none());
         let f = a
             .push(&packet(3, 3000, false, true, &[0xee]))
@@ -160,12 +166,27 @@ mod tests {
         a.push(&packet(1, 0, true, true, KEY));
         // Packet 2 (the start of the next frame) is lost.
         let p = a.push(&packet(3, 3000, false, true, &[1]));
-        assert!(p.lost && p.frame.is_none());
+        assert!(p.needs_keyframe && p.frame.is_none());
         assert!(a.waiting_for_keyframe());
         assert_eq!(a.push(&packet(4, 6000, true, true, DELTA)).frame, None);
         let f = a.push(&packet(5, 9000, true, true, KEY)).frame.unwrap();
         assert!(f.keyframe);
         assert!(!a.waiting_for_keyframe());
+    }
+
+    #[test]
+    fn another_ssrc_starts_over_from_a_keyframe() {
+        let mut a = Vp8Assembler::new();
+        a.push(&packet(1, 0, true, true, KEY));
+        assert!(a.push(&packet(2, 3000, true, true, DELTA)).frame.is_some());
+        // A layer switch whose first frame is a delta: dropped, keyframe wanted.
+        let mut d = packet(900, 50, true, true, DELTA);
+        d.ssrc = 8;
+        let p = a.push(&d);
+        assert!(p.frame.is_none() && p.needs_keyframe);
+        let mut k = packet(901, 3050, true, true, KEY);
+        k.ssrc = 8;
+        assert!(a.push(&k).frame.unwrap().keyframe);
     }
 
     #[test]

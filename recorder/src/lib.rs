@@ -12,9 +12,13 @@
 //! conference, [`Recording`]: a directory with a file per participant's
 //! track and `manifest.json` ([`recording`]).
 //!
-//! **Does not own** (yet): the octo peer that receives the packets, the
-//! recorder node's registration with the selectors, recording placement
-//! and control (`/v1/conferences/{id}/recording`).
+//! As an octo peer ([`core`], sans-IO): subscriptions to a recorded
+//! conference's sources as the edges announce them, keyframe requests, and
+//! a publisher followed from a dead edge to the one it rejoined.
+//!
+//! **Does not own** (yet): the recorder node's I/O (its QUIC links, its
+//! certificate role), its registration with the selectors, recording
+//! placement and control (`/v1/conferences/{id}/recording`).
 //!
 //! ## Drive shape
 //!
@@ -37,6 +41,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod core;
 pub mod frames;
 pub mod recording;
 pub mod source;

@@ -111,7 +111,7 @@ impl SourceRecorder {
             }),
             SourceKind::Video => {
                 let pushed = self.vp8.push(p);
-                if pushed.lost {
+                if pushed.needs_keyframe {
                     self.want_keyframe();
                 }
                 pushed.frame

@@ -18,31 +18,7 @@ use geomesh_edge::rtp::OctoRtp;
 use geomesh_recorder::{SourceEvent, SourceKind, SourceRecorder};
 
 mod media;
-use media::{FPS, opus_frames, vp8_frames};
-
-/// A browser's VP8 packetization of one frame (15-bit PictureID).
-fn vp8_packets(frame: &[u8], seq: &mut u16, ts: u32, ssrc: u32, pic: u16) -> Vec<OctoRtp> {
-    let chunks: Vec<&[u8]> = frame.chunks(1000).collect();
-    chunks
-        .iter()
-        .enumerate()
-        .map(|(i, c)| {
-            let mut payload = vec![if i == 0 { 0x90 } else { 0x80 }, 0x80];
-            payload.extend_from_slice(&(0x8000 | (pic & 0x7fff)).to_be_bytes());
-            payload.extend_from_slice(c);
-            *seq = seq.wrapping_add(1);
-            OctoRtp {
-                pt: 96,
-                marker: i + 1 == chunks.len(),
-                seq: *seq,
-                ts,
-                ssrc,
-                audio_level: None,
-                payload: Arc::from(payload),
-            }
-        })
-        .collect()
-}
+use media::{FPS, opus_frames, vp8_frames, vp8_packets};
 
 /// ffprobe's view of a file: codec, size, duration, packet times.
 struct Probe {

@@ -5,6 +5,9 @@
 
 use std::path::Path;
 use std::process::Command;
+use std::sync::Arc;
+
+use geomesh_edge::rtp::OctoRtp;
 
 /// Frames per second of the test video.
 pub const FPS: u32 = 30;
@@ -94,4 +97,28 @@ pub fn opus_frames(dir: &Path, secs: u32) -> Vec<Vec<u8>> {
         at = body;
     }
     packets.split_off(2)
+}
+
+/// A browser's VP8 packetization of one frame (15-bit PictureID).
+pub fn vp8_packets(frame: &[u8], seq: &mut u16, ts: u32, ssrc: u32, pic: u16) -> Vec<OctoRtp> {
+    let chunks: Vec<&[u8]> = frame.chunks(1000).collect();
+    chunks
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let mut payload = vec![if i == 0 { 0x90 } else { 0x80 }, 0x80];
+            payload.extend_from_slice(&(0x8000 | (pic & 0x7fff)).to_be_bytes());
+            payload.extend_from_slice(c);
+            *seq = seq.wrapping_add(1);
+            OctoRtp {
+                pt: 96,
+                marker: i + 1 == chunks.len(),
+                seq: *seq,
+                ts,
+                ssrc,
+                audio_level: None,
+                payload: Arc::from(payload),
+            }
+        })
+        .collect()
 }

@@ -1,0 +1,320 @@
+//! The recorder as an octo peer, in virtual time: real octo links
+//! (`geomesh_mesh::link::Link`, the state machine the edges run) between
+//! two edges and the recorder core, carrying real VP8 and Opus (ffmpeg)
+//! as RTP. The recorder subscribes to what the edges announce, asks for
+//! keyframes, and follows a publisher whose edge dies to the edge it
+//! rejoins on: one file per participant's track, with a gap as long as the
+//! rejoin, no decode error.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use geomesh_core::{ConferenceId, EdgeId, ParticipantId, RegionId};
+use geomesh_edge::rtp::OctoRtp;
+use geomesh_mesh::link::{DownReason, Link, LinkConfig, LinkEvent};
+use geomesh_mesh::wire::{Codec, Layer, MediaKind, MediaType, SourceId, SourceInfo};
+use geomesh_recorder::RecordingConfig;
+use geomesh_recorder::core::{LinkAction, RecorderCore};
+
+mod media;
+use media::{FPS, opus_frames, vp8_frames, vp8_packets};
+
+fn id(s: &str) -> EdgeId {
+    EdgeId::new(s).unwrap()
+}
+
+/// One edge's link to the recorder, and the recorder's to it.
+struct Pair {
+    edge: Link,
+    rec: Link,
+    name: EdgeId,
+    /// Keyframe requests the edge received.
+    asked: usize,
+}
+
+impl Pair {
+    fn new(edge: &str, now: Instant) -> Self {
+        let cfg = |s: &str| LinkConfig::new(id(s), RegionId::new("eu").unwrap());
+        let mut p = Pair {
+            edge: Link::new(cfg(edge), id("rec-1")),
+            rec: Link::new(cfg("rec-1"), id(edge)),
+            name: id(edge),
+            asked: 0,
+        };
+        p.edge.handle_connected(now);
+        p.rec.handle_connected(now);
+        p
+    }
+
+    /// Moves control bytes both ways until quiet; the recorder's link
+    /// events go to the core, its actions back to the link.
+    fn pump(&mut self, now: Instant, core: &mut RecorderCore) {
+        for _ in 0..20 {
+            let mut moved = false;
+            while let Some(b) = self.edge.poll_transmit() {
+                self.rec.handle_control(now, &b);
+                moved = true;
+            }
+            while let Some(b) = self.rec.poll_transmit() {
+                self.edge.handle_control(now, &b);
+                moved = true;
+            }
+            while let Some(ev) = self.rec.poll_event() {
+                core.handle_link_event(&self.name, &ev);
+            }
+            while let Some(ev) = self.edge.poll_event() {
+                if matches!(ev, LinkEvent::KeyframeRequested { .. }) {
+                    self.asked += 1;
+                }
+            }
+            while let Some(a) = core.poll_action() {
+                match a {
+                    LinkAction::Subscribe {
+                        edge,
+                        source,
+                        subscription,
+                    } if edge == self.name => {
+                        self.rec.subscribe(source, subscription).unwrap();
+                    }
+                    LinkAction::RequestKeyframe { edge, source } if edge == self.name => {
+                        let _ = self.rec.request_keyframe(now, source, None);
+                    }
+                    _ => {}
+                }
+                moved = true;
+            }
+            if !moved {
+                return;
+            }
+        }
+    }
+
+    /// One RTP packet of `source` from the edge to the recorder.
+    fn media(&mut self, now: Instant, core: &mut RecorderCore, source: SourceId, p: &OctoRtp) {
+        let mut rtp = Vec::new();
+        geomesh_edge::rtp::write(p, &mut rtp);
+        let mut out = BytesMut::new();
+        if self
+            .edge
+            .encode_media(source, MediaType::Rtp, 0, &rtp, &mut out)
+            .is_err()
+        {
+            return; // not subscribed (yet)
+        }
+        if let Ok(Some(m)) = self.rec.handle_datagram(out.freeze()) {
+            core.handle_media(now, &m);
+        }
+    }
+}
+
+fn source(owner: &str, kind: MediaKind, ssrc: u32) -> SourceInfo {
+    let (name, pt, clock) = match kind {
+        MediaKind::Audio => ("opus", 111, 48_000),
+        MediaKind::Video => ("VP8", 96, 90_000),
+    };
+    SourceInfo {
+        owner: ParticipantId::new(owner).unwrap(),
+        kind,
+        codec: Codec {
+            name: name.into(),
+            payload_type: pt,
+            clock_rate: clock,
+        },
+        layers: vec![Layer {
+            rid: None,
+            ssrc,
+            rtx_ssrc: None,
+            max_height: 0,
+        }],
+    }
+}
+
+/// Publishes `secs` of Ada's audio and video on `pair` from `from`.
+#[allow(clippy::too_many_arguments)]
+fn publish(
+    pair: &mut Pair,
+    core: &mut RecorderCore,
+    t0: Instant,
+    from: Duration,
+    video: &[Vec<u8>],
+    audio: &[Vec<u8>],
+    (vid, aid): (SourceId, SourceId),
+    ssrc: u32,
+) {
+    let mut seq = 0u16;
+    // 20 ms steps: an audio frame each, a video frame every 33 ms.
+    let mut next_video = 0usize;
+    for (k, frame) in audio.iter().enumerate() {
+        let t = from + Duration::from_millis(20 * k as u64);
+        let now = t0 + t;
+        while next_video < video.len()
+            && Duration::from_secs_f64(next_video as f64 / f64::from(FPS)) <= t - from
+        {
+            let ts = (next_video as u32) * 3000 + ssrc;
+            for p in vp8_packets(&video[next_video], &mut seq, ts, ssrc, next_video as u16) {
+                pair.media(now, core, vid, &p);
+            }
+            next_video += 1;
+        }
+        let p = OctoRtp {
+            pt: 111,
+            marker: false,
+            seq: k as u16,
+            ts: k as u32 * 960 + ssrc,
+            ssrc: ssrc + 1,
+            audio_level: None,
+            payload: Arc::from(frame.clone()),
+        };
+        pair.media(now, core, aid, &p);
+        pair.pump(now, core);
+    }
+}
+
+fn probe_pts(file: &Path) -> Vec<f64> {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "packet=pts_time",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(file)
+        .output()
+        .expect("ffprobe (Debian package ffmpeg) must be installed");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.trim().trim_end_matches(',').parse().ok())
+        .collect()
+}
+
+#[test]
+fn the_recorder_follows_a_publisher_from_a_dead_edge_to_its_new_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let video = vp8_frames(dir.path(), 2);
+    let audio = opus_frames(dir.path(), 2);
+    let conf = ConferenceId::new("standup").unwrap();
+    let t0 = Instant::now();
+    let mut core = RecorderCore::new();
+    // Ada publishes on edge-a, which hosts the conference.
+    let mut a = Pair::new("edge-a", t0);
+    a.edge.open_conference(&conf).unwrap();
+    a.edge
+        .endpoint_joined(
+            &conf,
+            ParticipantId::new("ada").unwrap(),
+            Some("Ada".into()),
+        )
+        .unwrap();
+    let (v1, a1) = (SourceId(1), SourceId(2));
+    a.edge
+        .add_source(&conf, v1, source("ada", MediaKind::Video, 1000))
+        .unwrap();
+    a.edge
+        .add_source(&conf, a1, source("ada", MediaKind::Audio, 1001))
+        .unwrap();
+    a.pump(t0, &mut core);
+    // The recording starts after the sources were announced: it subscribes
+    // to what is there.
+    core.start(
+        RecordingConfig {
+            id: "rec-42".into(),
+            conference: conf.clone(),
+            recorder: "rec-1".into(),
+            dir: dir.path().join("standup"),
+            continues: None,
+        },
+        t0,
+        1_800_000_000_000,
+    )
+    .unwrap();
+    a.pump(t0, &mut core);
+    assert!(
+        a.edge.remote_subscription(v1).is_some() && a.edge.remote_subscription(a1).is_some(),
+        "the recorder subscribed to both sources"
+    );
+    publish(
+        &mut a,
+        &mut core,
+        t0,
+        Duration::ZERO,
+        &video,
+        &audio,
+        (v1, a1),
+        1000,
+    );
+    // edge-a dies at 2 s; Ada rejoins on edge-b at 3 s with new sources.
+    a.rec.handle_disconnected(
+        t0 + Duration::from_secs(2),
+        DownReason::Lost("edge-a died".into()),
+    );
+    while let Some(ev) = a.rec.poll_event() {
+        core.handle_link_event(&a.name, &ev);
+    }
+    let rejoin = t0 + Duration::from_secs(3);
+    let mut b = Pair::new("edge-b", rejoin);
+    b.edge.open_conference(&conf).unwrap();
+    b.edge
+        .endpoint_joined(
+            &conf,
+            ParticipantId::new("ada").unwrap(),
+            Some("Ada".into()),
+        )
+        .unwrap();
+    let (v2, a2) = (SourceId(7), SourceId(8));
+    b.edge
+        .add_source(&conf, v2, source("ada", MediaKind::Video, 5000))
+        .unwrap();
+    b.edge
+        .add_source(&conf, a2, source("ada", MediaKind::Audio, 5001))
+        .unwrap();
+    b.pump(rejoin, &mut core);
+    publish(
+        &mut b,
+        &mut core,
+        t0,
+        Duration::from_secs(3),
+        &video,
+        &audio,
+        (v2, a2),
+        5000,
+    );
+    // edge-a was asked for a keyframe as the recording began; the rejoined
+    // stream began with one (a new encoder), so edge-b was asked nothing.
+    assert_eq!((a.asked, b.asked), (1, 0));
+    let m = core.stop(&conf, 1_800_000_005_000).unwrap().unwrap();
+    assert_eq!(core.counters().bad_packets, 0);
+    // One file per track across both edges.
+    assert_eq!(m.sources.len(), 2, "{m:?}");
+    assert_eq!(m.participants[0].name.as_deref(), Some("Ada"));
+    for s in &m.sources {
+        let file = dir.path().join("standup").join(s.file.as_ref().unwrap());
+        let errors = Command::new("ffmpeg")
+            .args(["-v", "error", "-i"])
+            .arg(&file)
+            .args(["-f", "null", "-"])
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&errors.stderr), "", "{file:?}");
+        let pts = probe_pts(&file);
+        let gaps: Vec<(f64, f64)> = pts
+            .windows(2)
+            .filter(|w| w[1] - w[0] > 0.2)
+            .map(|w| (w[0], w[1]))
+            .collect();
+        // The only hole is the rejoin: from the last frame before 2 s to
+        // the first after 3 s.
+        assert_eq!(gaps.len(), 1, "{file:?}: {gaps:?}");
+        assert!(gaps[0].0 <= 2.001 && gaps[0].0 > 1.8, "{gaps:?}");
+        assert!((gaps[0].1 - 3.0).abs() < 0.05, "{gaps:?}");
+        assert!(
+            *pts.last().unwrap() > 4.8,
+            "{file:?} ends at {:?}",
+            pts.last()
+        );
+    }
+}
