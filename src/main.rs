@@ -48,6 +48,11 @@ enum Command {
     Token(cli::token::Command),
     /// Run one edge bridge (SFU).
     Edge(cli::edge::Args),
+    /// Run one recording node.
+    Recorder(cli::recorder::Args),
+    /// Start, stop or look at a conference's recording.
+    #[command(subcommand)]
+    Recording(cli::recording::Command),
     /// Run a selector node, or manage the selector cluster.
     Selector(cli::selector::Args),
     /// Start a local mesh on loopback (no setup needed).
@@ -78,6 +83,8 @@ fn main() -> ExitCode {
         Command::Certs(c) => c.run(),
         Command::Token(c) => c.run(),
         Command::Edge(a) => a.run(),
+        Command::Recorder(a) => a.run(),
+        Command::Recording(c) => c.run(),
         Command::Selector(a) => a.run(),
         Command::Dev(a) => a.run(cli.log_format),
         Command::Drain(a) => a.run(),

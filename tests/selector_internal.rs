@@ -15,17 +15,6 @@ use serde_json::{Value, json};
 
 const T: Duration = Duration::from_secs(5);
 
-fn status(r: Result<Value, CallError>) -> (u16, String) {
-    match r {
-        Err(CallError::Status { status, body }) => {
-            let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
-            (status, v["error"].as_str().unwrap_or_default().to_string())
-        }
-        Ok(v) => (200, v.to_string()),
-        Err(e) => (0, e.to_string()),
-    }
-}
-
 /// A certificate for `edge-rogue` (not in the topology) signed by the
 /// cluster CA, written next to the real ones.
 fn rogue_edge_cert(c: &Cluster) -> PeerClient {

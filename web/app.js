@@ -23,6 +23,7 @@ const geomesh = (window.geomesh = {
   errors: [],
   joined: false,
   dominant: null, // participant id of the dominant speaker
+  recording: false, // the conference is being recorded (the edge says)
   constraints: {}, // the last video_constraints sent
   selectors: [], // selector base URLs to join through, this page's first
   events: [], // {t: Date.now(), type: 'connected'|'lost'|'migrate', edge, why}
@@ -387,6 +388,13 @@ class Session {
         if (m.fatal && !shown) this.fail(`${m.code}: ${m.message}`);
         else if (m.fatal) this.lost(m.code);
         else showError(`${m.code}: ${m.message}`);
+        break;
+      case 'recording':
+        // Every session of this page is in the same conference: the
+        // newest word wins, whichever edge said it.
+        geomesh.recording = m.active;
+        $('recording').hidden = !m.active;
+        note('recording', this.edge.id, m.active ? 'started' : 'stopped');
         break;
       case 'pong':
         break;

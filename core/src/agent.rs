@@ -12,6 +12,8 @@
 //! - `POST /agent/v1/participants` [`ParticipantReport`] → [`ParticipantReportResponse`]
 //! - `GET /agent/v1/placements?after=…` → [`PlacementPage`]
 //! - `POST /agent/v1/leave` [`LeaveRequest`] → [`LeaveResponse`]
+//! - `POST /agent/v1/recorder` [`RecorderHeartbeat`] → [`RecorderHeartbeatResponse`]
+//!   (recorders, not edges: their certificate's role is `recorder`)
 
 use std::collections::BTreeMap;
 
@@ -19,7 +21,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::id::{ConferenceId, EdgeId, ParticipantId, RegionId, SelectorId};
 
+mod recorder;
 mod validate;
+pub use recorder::*;
 pub use validate::*;
 
 /// Path prefix of every agent endpoint.
@@ -216,6 +220,10 @@ pub struct HeartbeatResponse {
     /// read `GET /agent/v1/edges` again.
     #[serde(default)]
     pub edges_version: u64,
+    /// This edge's conferences that are being recorded: their
+    /// participants are told (the meeting page shows it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recording: Vec<ConferenceId>,
 }
 
 /// `GET /agent/v1/edges` response body.
@@ -223,7 +231,8 @@ pub struct HeartbeatResponse {
 pub struct EdgeDirectory {
     /// The `edges_version` this list is of.
     pub version: u64,
-    /// The topology's edges and every registered one.
+    /// The topology's edges and every registered one, and the topology's
+    /// recorders: every node an edge accepts octo links from.
     pub edges: Vec<EdgeId>,
 }
 

@@ -47,6 +47,8 @@ pub enum Role {
     Selector,
     /// A person or tool operating the cluster (drain, membership, listings).
     Operator,
+    /// A recording node (an octo peer of the edges).
+    Recorder,
 }
 
 /// The id of the operator certificate `geomesh certs init` writes.
@@ -59,6 +61,7 @@ impl Role {
             Role::Edge => "edge",
             Role::Selector => "selector",
             Role::Operator => "operator",
+            Role::Recorder => "recorder",
         }
     }
 
@@ -116,6 +119,7 @@ pub fn node_identity(der: &[u8]) -> Result<(Role, String), IdentityError> {
         "edge" => Role::Edge,
         "selector" => Role::Selector,
         "operator" => Role::Operator,
+        "recorder" => Role::Recorder,
         other => return Err(IdentityError::UnknownRole(format!("{other} {id}"))),
     };
     Ok((role, id.to_string()))
@@ -189,7 +193,7 @@ fn validity(params: &mut CertificateParams, now: SystemTime, days: i64) {
     params.not_after = now + time::Duration::days(days);
 }
 
-/// Every edge and selector of `topology`: role, id and the IPs its
+/// Every edge, selector and recorder of `topology`: role, id and the IPs its
 /// certificate names.
 fn nodes(topology: &Topology) -> Vec<(Role, String, Vec<IpAddr>)> {
     let mut nodes = Vec::new();
@@ -204,6 +208,12 @@ fn nodes(topology: &Topology) -> Vec<(Role, String, Vec<IpAddr>)> {
         ips.retain(|ip| !ip.is_unspecified());
         ips.dedup();
         nodes.push((Role::Selector, s.id.to_string(), ips));
+    }
+    for r in &topology.recorders {
+        let mut ips = vec![r.http.ip(), r.octo.ip()];
+        ips.retain(|ip| !ip.is_unspecified());
+        ips.dedup();
+        nodes.push((Role::Recorder, r.id.to_string(), ips));
     }
     nodes.push((Role::Operator, OPERATOR_ID.to_string(), Vec::new()));
     nodes

@@ -53,6 +53,20 @@ pub async fn follow_migrate(media: MediaHandle, agent: Arc<AgentState>) {
     }
 }
 
+/// Tells sessions when their conference starts or stops being recorded
+/// (the heartbeat answers say which are); runs until the process ends.
+pub async fn follow_recording(media: MediaHandle, agent: Arc<AgentState>) {
+    let mut told = std::collections::BTreeSet::new();
+    loop {
+        tokio::time::sleep(POLL).await;
+        let now = agent.recording();
+        if now != told {
+            media.set_recording(now.clone()).await;
+            told = now;
+        }
+    }
+}
+
 /// Asks every WebSocket session to move and waits until no session is
 /// left or `deadline` passed; returns how many sessions remain.
 pub async fn evacuate(media: &MediaHandle, deadline: Duration) -> usize {

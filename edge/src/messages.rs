@@ -115,6 +115,12 @@ pub enum ServerMessage {
         /// This participant may receive media (its grant).
         can_subscribe: bool,
     },
+    /// The conference is being recorded (`active`), or no longer is. Sent
+    /// right after `joined` when it is, and whenever it changes.
+    Recording {
+        /// Whether a recorder writes the conference now.
+        active: bool,
+    },
     /// Answer to the client's offer.
     Answer {
         /// SDP.

@@ -118,7 +118,7 @@ pub struct OctoSettings {
 
 impl OctoSettings {
     /// Settings for edge `id` of `topology`: bind its octo port, peer with
-    /// every other edge.
+    /// every other edge and every recorder.
     pub fn from_topology(
         topology: &Topology,
         id: &EdgeId,
@@ -130,11 +130,14 @@ impl OctoSettings {
         Ok(Self {
             bind: SocketAddr::new(e.bind_ip, e.octo.port()),
             credentials,
+            // Recorders are octo peers too: every open conference is
+            // announced to them, and they subscribe to what they record.
             peers: topology
                 .edges
                 .iter()
                 .filter(|p| p.id != *id)
                 .map(|p| (p.id.clone(), p.octo))
+                .chain(topology.recorders.iter().map(|r| (r.id.clone(), r.octo)))
                 .collect(),
             forward_unsubscribed: false,
             wan: None,
@@ -396,6 +399,10 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
             }
         });
         tokio::spawn(crate::drain::follow_migrate(media.clone(), a.state.clone()));
+        tokio::spawn(crate::drain::follow_recording(
+            media.clone(),
+            a.state.clone(),
+        ));
     }
     let closing = Arc::new(AtomicBool::new(false));
     let state = AppState {

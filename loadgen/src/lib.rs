@@ -42,7 +42,7 @@
 //!     token_key: None, relay_floor: true,
 //!     setup_timeout: Duration::from_secs(30), drain: Duration::from_secs(1),
 //!     ramp: Duration::from_millis(5), seed: 1, tile_height: None, talkers: None,
-//!     selector: None, locations: Vec::new(),
+//!     selector: None, locations: Vec::new(), run_id: None,
 //! }).await?;
 //! println!("{outcome}");
 //! # Ok(()) }

@@ -70,6 +70,8 @@ pub struct Config {
     /// each conference (publishers first) is at `locations[k % len]`;
     /// empty: no hint (the selector locates them by address).
     pub locations: Vec<GeoPoint>,
+    /// The run's id: conferences are `lg-<id>-<n>` (default: random).
+    pub run_id: Option<String>,
 }
 
 impl Config {
@@ -471,7 +473,7 @@ async fn through_selector(
 }
 
 async fn run_edge(cfg: &Config) -> Result<Report, LoadgenError> {
-    let run = run_id();
+    let run = cfg.run_id.clone().unwrap_or_else(run_id);
     let (apis, plans, tokens, placed) = match &cfg.selector {
         Some(sel) => through_selector(cfg, sel, &run).await?,
         None => {
@@ -545,7 +547,7 @@ async fn run_edge(cfg: &Config) -> Result<Report, LoadgenError> {
 }
 
 async fn run_relay(cfg: &Config) -> Result<Report, LoadgenError> {
-    let run = run_id();
+    let run = cfg.run_id.clone().unwrap_or_else(run_id);
     let plans = plan(cfg, &run, 1);
     let relay_sock =
         std::net::UdpSocket::bind("127.0.0.1:0").map_err(LoadgenError::io("relay socket"))?;
@@ -637,6 +639,7 @@ mod tests {
             talkers: None,
             selector: None,
             locations: Vec::new(),
+            run_id: None,
         }
     }
 

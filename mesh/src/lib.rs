@@ -17,7 +17,7 @@
 //!   announced state and the peer's, subscriptions and the forwarding rule,
 //!   keyframe requests, Ping/Pong RTT, re-announcement after reconnects,
 //!   bounded reassembly of fragmented packets.
-//! - [`tls`]: mutual TLS with the cluster CA; only *edge* certificates are
+//! - [`tls`]: mutual TLS with the cluster CA; only *edge* (and *recorder*) certificates are
 //!   accepted, and the peer's id is read from its certificate.
 //! - [`transport`]: the thin quinn driver ([`transport::OctoNode`]): one
 //!   QUIC connection per edge pair shared by all conferences, dial/accept

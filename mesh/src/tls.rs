@@ -78,7 +78,7 @@ pub enum IdentityError {
     #[error(transparent)]
     Certificate(#[from] geomesh_core::credentials::IdentityError),
     /// A node of another role (a selector).
-    #[error("certificate is for {0}, not an edge")]
+    #[error("certificate is for {0}, not an edge or a recorder")]
     NotAnEdge(String),
     /// The id in the URI is not a valid edge id.
     #[error("certificate names an invalid edge id: {0}")]
@@ -176,11 +176,14 @@ pub fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }
 
-/// The edge id of an edge certificate (`urn:geomesh:edge:<id>`).
+/// The octo id of an edge's or a recorder's certificate
+/// (`urn:geomesh:edge:<id>`, `urn:geomesh:recorder:<id>`): the two roles
+/// that hold octo links. A recorder only subscribes, so an edge treats it
+/// like any peer that hosts none of its conferences.
 pub fn edge_id(cert: &CertificateDer<'_>) -> Result<EdgeId, IdentityError> {
     use geomesh_core::credentials::{Role, node_identity};
     let (role, id) = node_identity(cert.as_ref())?;
-    if role != Role::Edge {
+    if !matches!(role, Role::Edge | Role::Recorder) {
         return Err(IdentityError::NotAnEdge(format!("{} {id}", role.as_str())));
     }
     EdgeId::new(id.clone()).map_err(|_| IdentityError::BadId(id))

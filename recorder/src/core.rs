@@ -134,6 +134,11 @@ impl RecorderCore {
         self.counters
     }
 
+    /// `conference`'s recording, if it is being recorded.
+    pub fn recording(&self, conference: &ConferenceId) -> Option<&Recording> {
+        self.recordings.get(conference).map(|a| &a.recording)
+    }
+
     /// Whether `conference` is being recorded.
     pub fn is_recording(&self, conference: &ConferenceId) -> bool {
         self.recordings.contains_key(conference)
@@ -248,16 +253,30 @@ impl RecorderCore {
             return;
         }
         let kind = kind_key(s.info.kind);
-        // Tracks held by the participant's live sources (on links that are
-        // up); a source on a dead edge hands its track to the rejoin.
+        // A participant is on one edge at a time: its sources on another
+        // edge are from before it moved (that edge died, or it migrated and
+        // the old session is about to end). They hand their tracks over, so
+        // the move continues the same files, and stop being written (two
+        // sessions' frames must not interleave in one file).
+        let moved: Vec<(EdgeId, SourceId)> = a
+            .tracks
+            .iter()
+            .filter(|((e, _), k)| e != &s.edge && k.participant == s.info.owner && k.kind == kind)
+            .map(|(at, _)| at.clone())
+            .collect();
+        for (edge, source) in moved {
+            a.tracks.remove(&(edge.clone(), source));
+            if self.up.contains(&edge) {
+                self.actions
+                    .push_back(LinkAction::Unsubscribe { edge, source });
+            }
+        }
+        // Tracks held by the participant's other sources of this kind.
         let held: HashSet<u8> = a
             .tracks
             .iter()
             .filter(|((e, id), k)| {
-                self.up.contains(e)
-                    && (e, id) != (&s.edge, &s.id)
-                    && k.participant == s.info.owner
-                    && k.kind == kind
+                (e, id) != (&s.edge, &s.id) && k.participant == s.info.owner && k.kind == kind
             })
             .map(|(_, k)| k.track)
             .collect();

@@ -184,6 +184,19 @@ impl Recording {
         self.sources.len()
     }
 
+    /// Bytes written so far, over all its files.
+    pub fn bytes(&self) -> u64 {
+        self.sources.values().map(|e| e.recorder.bytes()).sum()
+    }
+
+    /// The first write error of any of its files: the recording has
+    /// failed (what was written before it stays valid).
+    pub fn error(&self) -> Option<String> {
+        self.sources
+            .values()
+            .find_map(|e| e.recorder.error().map(ToString::to_string))
+    }
+
     /// A participant's display name, for the manifest.
     pub fn participant(&mut self, id: &ParticipantId, name: Option<&str>) {
         let entry = self.names.entry(id.clone()).or_default();

@@ -97,6 +97,11 @@ impl SourceRecorder {
         self.failed.as_ref()
     }
 
+    /// Bytes written so far.
+    pub fn bytes(&self) -> u64 {
+        self.file.as_ref().map_or(0, TrackFile::bytes)
+    }
+
     /// Takes one packet that arrived at `now`.
     pub fn handle_rtp(&mut self, now: Instant, p: &OctoRtp) {
         if self.failed.is_some() {

@@ -50,8 +50,10 @@ impl Pair {
     }
 
     /// Moves control bytes both ways until quiet; the recorder's link
-    /// events go to the core, its actions back to the link.
-    fn pump(&mut self, now: Instant, core: &mut RecorderCore) {
+    /// events go to the core, its actions on this link back to the link.
+    /// Returns the core's actions for other links.
+    fn pump(&mut self, now: Instant, core: &mut RecorderCore) -> Vec<LinkAction> {
+        let mut others = Vec::new();
         for _ in 0..20 {
             let mut moved = false;
             while let Some(b) = self.edge.poll_transmit() {
@@ -71,25 +73,35 @@ impl Pair {
                 }
             }
             while let Some(a) = core.poll_action() {
-                match a {
-                    LinkAction::Subscribe {
-                        edge,
-                        source,
-                        subscription,
-                    } if edge == self.name => {
-                        self.rec.subscribe(source, subscription).unwrap();
-                    }
-                    LinkAction::RequestKeyframe { edge, source } if edge == self.name => {
-                        let _ = self.rec.request_keyframe(now, source, None);
-                    }
-                    _ => {}
+                match self.apply(now, a) {
+                    Some(a) => others.push(a),
+                    None => moved = true,
                 }
-                moved = true;
             }
             if !moved {
-                return;
+                break;
             }
         }
+        others
+    }
+
+    /// Carries out a core action on this link; `Some` if it is another's.
+    fn apply(&mut self, now: Instant, a: LinkAction) -> Option<LinkAction> {
+        match a {
+            LinkAction::Subscribe {
+                edge,
+                source,
+                subscription,
+            } if edge == self.name => self.rec.subscribe(source, subscription).unwrap(),
+            LinkAction::Unsubscribe { edge, source } if edge == self.name => {
+                self.rec.unsubscribe(source)
+            }
+            LinkAction::RequestKeyframe { edge, source } if edge == self.name => {
+                let _ = self.rec.request_keyframe(now, source, None);
+            }
+            other => return Some(other),
+        }
+        None
     }
 
     /// One RTP packet of `source` from the edge to the recorder.
@@ -171,6 +183,19 @@ fn publish(
         pair.media(now, core, aid, &p);
         pair.pump(now, core);
     }
+}
+
+/// The file's packet times, after checking that ffmpeg decodes it
+/// without an error.
+fn decoded_pts(file: &Path) -> Vec<f64> {
+    let errors = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(file)
+        .args(["-f", "null", "-"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&errors.stderr), "", "{file:?}");
+    probe_pts(file)
 }
 
 fn probe_pts(file: &Path) -> Vec<f64> {
@@ -293,14 +318,7 @@ fn the_recorder_follows_a_publisher_from_a_dead_edge_to_its_new_one() {
     assert_eq!(m.participants[0].name.as_deref(), Some("Ada"));
     for s in &m.sources {
         let file = dir.path().join("standup").join(s.file.as_ref().unwrap());
-        let errors = Command::new("ffmpeg")
-            .args(["-v", "error", "-i"])
-            .arg(&file)
-            .args(["-f", "null", "-"])
-            .output()
-            .unwrap();
-        assert_eq!(String::from_utf8_lossy(&errors.stderr), "", "{file:?}");
-        let pts = probe_pts(&file);
+        let pts = decoded_pts(&file);
         let gaps: Vec<(f64, f64)> = pts
             .windows(2)
             .filter(|w| w[1] - w[0] > 0.2)
@@ -313,6 +331,110 @@ fn the_recorder_follows_a_publisher_from_a_dead_edge_to_its_new_one() {
         assert!((gaps[0].1 - 3.0).abs() < 0.05, "{gaps:?}");
         assert!(
             *pts.last().unwrap() > 4.8,
+            "{file:?} ends at {:?}",
+            pts.last()
+        );
+    }
+}
+
+/// `pair`'s edge hosts `conf` with Ada publishing `ids` (video, audio).
+fn ada_on(pair: &mut Pair, conf: &ConferenceId, (v, a): (SourceId, SourceId), ssrc: u32) {
+    let ada = ParticipantId::new("ada").unwrap();
+    pair.edge.open_conference(conf).unwrap();
+    pair.edge
+        .endpoint_joined(conf, ada, Some("Ada".into()))
+        .unwrap();
+    pair.edge
+        .add_source(conf, v, source("ada", MediaKind::Video, ssrc))
+        .unwrap();
+    pair.edge
+        .add_source(conf, a, source("ada", MediaKind::Audio, ssrc + 1))
+        .unwrap();
+}
+
+#[test]
+fn a_publisher_that_migrates_make_before_break_is_followed_and_never_interleaved() {
+    let dir = tempfile::tempdir().unwrap();
+    let video = vp8_frames(dir.path(), 2);
+    let audio = opus_frames(dir.path(), 2);
+    let conf = ConferenceId::new("standup").unwrap();
+    let t0 = Instant::now();
+    let mut core = RecorderCore::new();
+    core.start(
+        RecordingConfig {
+            id: "rec-43".into(),
+            conference: conf.clone(),
+            recorder: "rec-1".into(),
+            dir: dir.path().join("standup"),
+            continues: None,
+        },
+        t0,
+        1_800_000_000_000,
+    )
+    .unwrap();
+    let mut a = Pair::new("edge-a", t0);
+    let (v1, a1) = (SourceId(1), SourceId(2));
+    ada_on(&mut a, &conf, (v1, a1), 1000);
+    a.pump(t0, &mut core);
+    publish(
+        &mut a,
+        &mut core,
+        t0,
+        Duration::ZERO,
+        &video,
+        &audio,
+        (v1, a1),
+        1000,
+    );
+    // At 2 s Ada's page connects to edge-b (drain --migrate) while its
+    // session on edge-a still runs and still sends.
+    let moved = t0 + Duration::from_secs(2);
+    let mut b = Pair::new("edge-b", moved);
+    let (v2, a2) = (SourceId(7), SourceId(8));
+    ada_on(&mut b, &conf, (v2, a2), 5000);
+    for action in b.pump(moved, &mut core) {
+        assert!(a.apply(moved, action).is_none());
+    }
+    let _ = a.pump(moved, &mut core);
+    assert!(
+        a.edge.remote_subscription(v1).is_none() && a.edge.remote_subscription(a1).is_none(),
+        "the recorder let go of the old session's sources"
+    );
+    // Both sessions send for the next 2 s; only edge-b's reach the file.
+    publish(
+        &mut a,
+        &mut core,
+        t0,
+        Duration::from_secs(2),
+        &video,
+        &audio,
+        (v1, a1),
+        1000,
+    );
+    publish(
+        &mut b,
+        &mut core,
+        t0,
+        Duration::from_secs(2),
+        &video,
+        &audio,
+        (v2, a2),
+        5000,
+    );
+    let m = core.stop(&conf, 1_800_000_004_000).unwrap().unwrap();
+    assert_eq!(core.counters().bad_packets, 0);
+    assert_eq!(m.sources.len(), 2, "{m:?}");
+    for s in &m.sources {
+        let file = dir.path().join("standup").join(s.file.as_ref().unwrap());
+        let pts = decoded_pts(&file);
+        let largest = pts.windows(2).map(|w| w[1] - w[0]).fold(0.0, f64::max);
+        assert!(largest < 0.1, "{file:?}: a gap of {largest} s at the move");
+        assert!(
+            pts.windows(2).all(|w| w[1] > w[0]),
+            "{file:?}: time went back"
+        );
+        assert!(
+            *pts.last().unwrap() > 3.8,
             "{file:?} ends at {:?}",
             pts.last()
         );

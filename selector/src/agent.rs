@@ -195,7 +195,7 @@ fn heartbeat_inner(s: &Shared, c: &Caller, body: &[u8]) -> Result<HeartbeatRespo
     hb.links.retain(|l| {
         s.cfg.topology.edge(&l.edge).is_some() || s.with_state(|st| st.edge(&l.edge).is_some())
     });
-    let (draining, migrate, conferences, digest, edges_version) =
+    let (draining, migrate, conferences, digest, edges_version, recording) =
         s.with_state(|st| match st.edge(&edge) {
             Some(r) if r.boot_id == hb.boot_id => Ok((
                 r.draining,
@@ -203,6 +203,7 @@ fn heartbeat_inner(s: &Shared, c: &Caller, body: &[u8]) -> Result<HeartbeatRespo
                 st.octo_peers(&edge),
                 st.digest(&edge),
                 st.edges_version(),
+                st.recorded_on(&edge),
             )),
             _ if st.removed_boot(&edge) == Some(hb.boot_id.as_str()) => Err(removed(&edge)),
             _ => Err(not_registered(&edge)),
@@ -224,10 +225,12 @@ fn heartbeat_inner(s: &Shared, c: &Caller, body: &[u8]) -> Result<HeartbeatRespo
         resync,
         selectors: selector_endpoints(s),
         edges_version,
+        recording,
     })
 }
 
-/// `GET /agent/v1/edges`: the cluster's edges.
+/// `GET /agent/v1/edges`: the cluster's octo nodes: its edges, and the
+/// topology's recorders (which subscribe to conferences over octo).
 pub async fn edges(
     State(s): State<Arc<Shared>>,
     Extension(c): Extension<Caller>,
@@ -239,6 +242,7 @@ pub async fn edges(
             edges: crate::view::known_edges(&s.cfg.topology, st)
                 .into_iter()
                 .map(|e| e.id)
+                .chain(s.cfg.topology.recorders.iter().map(|r| r.id.clone()))
                 .collect(),
         }
     })))

@@ -63,6 +63,12 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/bridges", get(bridges))
         .route("/v1/bridges/{id}/drain", post(drain))
         .route("/v1/conferences/{id}", get(conference))
+        .route(
+            "/v1/conferences/{id}/recording",
+            post(crate::recording::start)
+                .get(crate::recording::status)
+                .delete(crate::recording::stop),
+        )
         .route("/v1/selections", get(selections))
         .route("/v1/status", get(crate::status::status))
         .route("/v1/doctor", get(crate::status::doctor))

@@ -175,6 +175,10 @@ pub fn router(shared: Arc<Shared>) -> Router {
         )
         .route(geomesh_core::agent::LEAVE_PATH, post(crate::agent::leave))
         .route(geomesh_core::agent::EDGES_PATH, get(crate::agent::edges))
+        .route(
+            geomesh_core::agent::RECORDER_PATH,
+            post(crate::recording::recorder_heartbeat),
+        )
         .fallback(|| async { ApiFailure::not_found("no such internal endpoint") })
         // Raft moves whole batches and snapshot chunks (JSON of up to
         // `SNAPSHOT_CHUNK` bytes, ~4× that on the wire); agent bodies are

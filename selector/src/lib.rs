@@ -52,6 +52,7 @@ pub mod limits;
 pub mod metrics;
 pub mod node;
 pub mod raft;
+pub mod recording;
 pub mod selections;
 pub mod soft;
 pub mod state;

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use geomesh_core::EdgeId;
-use geomesh_core::agent::Heartbeat;
+use geomesh_core::agent::{Heartbeat, RecorderHeartbeat, RecordingReport};
 
 /// What one edge last reported to this node.
 #[derive(Debug, Clone)]
@@ -34,6 +34,8 @@ pub struct EdgeSoft {
 #[derive(Debug)]
 pub struct SoftState {
     edges: HashMap<EdgeId, EdgeSoft>,
+    /// Recorders' last heartbeats: when, and their body.
+    recorders: HashMap<EdgeId, (Instant, RecorderHeartbeat)>,
     health_timeout: Duration,
     /// When this node started listening.
     since: Instant,
@@ -45,6 +47,7 @@ impl SoftState {
     pub fn new(health_timeout: Duration, now: Instant) -> Self {
         Self {
             edges: HashMap::new(),
+            recorders: HashMap::new(),
             health_timeout,
             since: now,
         }
@@ -133,6 +136,34 @@ impl SoftState {
             .collect();
         v.sort();
         v
+    }
+
+    /// Takes a (validated) recorder heartbeat that arrived at `now`.
+    pub fn recorder_heartbeat(&mut self, recorder: &EdgeId, hb: RecorderHeartbeat, now: Instant) {
+        self.recorders.insert(recorder.clone(), (now, hb));
+    }
+
+    /// A recorder's heartbeat is within the health timeout.
+    pub fn is_recorder_healthy(&self, recorder: &EdgeId, now: Instant) -> bool {
+        self.recorders
+            .get(recorder)
+            .is_some_and(|(last, _)| now.saturating_duration_since(*last) < self.health_timeout)
+    }
+
+    /// Known to be silent: not healthy, and this node listened long enough
+    /// to tell.
+    pub fn is_recorder_silent(&self, recorder: &EdgeId, now: Instant) -> bool {
+        !self.is_recorder_healthy(recorder, now) && self.has_listened(now)
+    }
+
+    /// What a recorder last reported of one recording part.
+    pub fn recording_report(&self, recorder: &EdgeId, part: &str) -> Option<&RecordingReport> {
+        self.recorders
+            .get(recorder)?
+            .1
+            .recordings
+            .iter()
+            .find(|r| r.recording == part)
     }
 
     /// The health timeout.

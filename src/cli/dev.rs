@@ -107,6 +107,12 @@ const SELECTOR_REGIONS: &[&str] = &["dev-eu", "dev-us", "dev-ap"];
 const EDGE_OFFSET: u16 = 10;
 const RAFT_OFFSET: u16 = 30;
 const DNS_OFFSET: u16 = 40;
+const RECORDER_HTTP_OFFSET: u16 = 50;
+/// From `--octo-port`: past the edges' octo ports.
+const RECORDER_OCTO_OFFSET: u16 = 20;
+
+/// The dev mesh's recorder (writes to `<dir>/recordings`).
+const RECORDER: (&str, &str) = ("rec-dev-1", "dev-eu");
 
 /// Raft timing for one machine: a leader loss is repaired in about a
 /// second (lease 700 ms + election 400–700 ms). The selector's defaults are
@@ -144,6 +150,20 @@ struct State {
     /// The emulated WAN, with `--wan`.
     #[serde(skip_serializing_if = "Option::is_none")]
     wan: Option<super::dev_wan::StateWan>,
+    /// The recorder's output directory (a directory per recording).
+    recordings_dir: PathBuf,
+    /// The recording nodes.
+    recorders: Vec<StateRecorder>,
+}
+
+#[derive(Serialize)]
+struct StateRecorder {
+    id: String,
+    region: String,
+    /// Its HTTP API (`/healthz`, `/v1/recordings`).
+    url: String,
+    pid: u32,
+    log: PathBuf,
 }
 
 #[derive(Serialize)]
@@ -227,6 +247,12 @@ fn topology_yaml(a: &Args) -> String {
             SocketAddr::new(host, a.http_port + DNS_OFFSET + i)
         );
     }
+    let (id, region) = RECORDER;
+    y += &format!(
+        "recorders:\n  - {{ id: {id}, region: {region}, bind_ip: {host}, http: {}, octo: {}, capacity: 10 }}\n",
+        SocketAddr::new(host, a.http_port + RECORDER_HTTP_OFFSET),
+        SocketAddr::new(host, a.octo_port + RECORDER_OCTO_OFFSET)
+    );
     y
 }
 
@@ -404,10 +430,41 @@ impl Args {
             children.0.push(spawn_logged(&exe, &args, &log)?);
             edge_logs.push(log);
         }
+        let recordings_dir = dir.join("recordings");
+        let mut recorder_logs = Vec::new();
+        for r in &topology.recorders {
+            let log = logs.join(format!("{}.log", r.id));
+            let args: Vec<&std::ffi::OsStr> = vec![
+                "--log-format".as_ref(),
+                format.as_ref(),
+                "recorder".as_ref(),
+                "--id".as_ref(),
+                r.id.as_str().as_ref(),
+                "--topology".as_ref(),
+                topo_path.as_os_str(),
+                "--certs".as_ref(),
+                certs.as_os_str(),
+                "--out".as_ref(),
+                recordings_dir.as_os_str(),
+            ];
+            children.0.push(spawn_logged(&exe, &args, &log)?);
+            recorder_logs.push(log);
+        }
         let deadline = Instant::now() + Duration::from_secs(60);
         let n_sel = topology.selectors.len();
+        let n_edges = topology.edges.len();
         {
-            let (sels, edges) = children.0.split_at_mut(n_sel);
+            let (sels, rest) = children.0.split_at_mut(n_sel);
+            let (edges, recorders) = rest.split_at_mut(n_edges);
+            for ((r, c), log) in topology.recorders.iter().zip(recorders).zip(&recorder_logs) {
+                wait_until(
+                    &format!("recorder {} starting", r.id),
+                    deadline,
+                    c,
+                    log,
+                    || http_get(r.http, "/healthz").is_some_and(|b| b.contains("\"recorder\"")),
+                )?;
+            }
             for ((s, c), log) in topology.selectors.iter().zip(sels).zip(&selector_logs) {
                 wait_until(
                     &format!("selector {} finding a Raft leader", s.id),
@@ -497,6 +554,20 @@ impl Args {
                     .node_key(geomesh_core::credentials::OPERATOR_ID),
             },
             wan,
+            recordings_dir: recordings_dir.clone(),
+            recorders: topology
+                .recorders
+                .iter()
+                .zip(&children.0[n_sel + n_edges..])
+                .zip(&recorder_logs)
+                .map(|((r, c), log)| StateRecorder {
+                    id: r.id.to_string(),
+                    region: r.region.to_string(),
+                    url: format!("http://{}", r.http),
+                    pid: c.id(),
+                    log: log.clone(),
+                })
+                .collect(),
         };
         if let Some(p) = &self.state_file {
             write_state(p, &state)?;

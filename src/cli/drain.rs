@@ -5,7 +5,7 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use geomesh_core::EdgeId;
 use serde_json::{Value, json};
 
@@ -115,31 +115,6 @@ impl Args {
 
     /// The first selector's answer, trying each in turn.
     async fn call(&self, req: impl Fn(&str) -> reqwest::RequestBuilder) -> anyhow::Result<Value> {
-        let mut last = None;
-        for base in &self.selectors {
-            let base = base.trim_end_matches('/');
-            match req(base).send().await {
-                Ok(r) => {
-                    let status = r.status();
-                    let v: Value = r
-                        .json()
-                        .await
-                        .with_context(|| format!("{base}: not JSON"))?;
-                    if status.is_success() {
-                        return Ok(v);
-                    }
-                    // The cluster said no: another node would say the same.
-                    if status.is_client_error() {
-                        bail!(
-                            "{base}: {status}: {}",
-                            v["message"].as_str().unwrap_or("refused")
-                        );
-                    }
-                    last = Some(anyhow::anyhow!("{base}: {status}: {v}"));
-                }
-                Err(e) => last = Some(anyhow::anyhow!("{base}: {e}")),
-            }
-        }
-        Err(last.unwrap_or_else(|| anyhow::anyhow!("no selector given")))
+        super::operator::call(&self.selectors, req).await
     }
 }

@@ -62,6 +62,11 @@ pub struct Args {
     /// Seed for frame sizes (same seed, same bytes).
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Names the run's conferences `lg-<RUN_ID>-<n>` (n from 0), so other
+    /// tools can find them (default: 8 random hex digits). 1–32 of
+    /// `[A-Za-z0-9_-]`.
+    #[arg(long, value_parser = run_id)]
+    run_id: Option<String>,
     /// Client threads (default: the number of CPUs).
     #[arg(long)]
     threads: Option<usize>,
@@ -125,6 +130,7 @@ impl Args {
             talkers: self.talkers,
             selector: self.selector,
             locations: self.locations,
+            run_id: self.run_id,
         };
         let mut rt = tokio::runtime::Builder::new_multi_thread();
         if let Some(n) = self.threads {
@@ -147,5 +153,17 @@ impl Args {
             return Ok(ExitCode::FAILURE);
         }
         Ok(ExitCode::SUCCESS)
+    }
+}
+
+fn run_id(s: &str) -> Result<String, String> {
+    if !s.is_empty()
+        && s.len() <= 32
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        Ok(s.to_string())
+    } else {
+        Err("1–32 of [A-Za-z0-9_-]".into())
     }
 }

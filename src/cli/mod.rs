@@ -11,6 +11,8 @@ pub mod edge;
 pub mod geoip;
 pub mod loadgen;
 pub mod operator;
+pub mod recorder;
+pub mod recording;
 pub mod selections;
 pub mod selector;
 pub mod sim;

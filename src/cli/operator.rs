@@ -91,3 +91,37 @@ pub async fn first_answer<T: serde::de::DeserializeOwned>(
     Err(last.unwrap_or_else(|| anyhow::anyhow!("no selector given")))
         .with_context(|| format!("no selector answered GET {path}"))
 }
+
+/// A request to each selector in turn (`req` builds it from the base URL):
+/// the first success's JSON; a refusal (4xx) at once, since another node
+/// would say the same; else the last error.
+pub async fn call(
+    selectors: &[String],
+    req: impl Fn(&str) -> reqwest::RequestBuilder,
+) -> anyhow::Result<serde_json::Value> {
+    let mut last = None;
+    for base in selectors {
+        let base = base.trim_end_matches('/');
+        match req(base).send().await {
+            Ok(r) => {
+                let status = r.status();
+                let v: serde_json::Value = r
+                    .json()
+                    .await
+                    .with_context(|| format!("{base}: not JSON"))?;
+                if status.is_success() {
+                    return Ok(v);
+                }
+                if status.is_client_error() {
+                    anyhow::bail!(
+                        "{base}: {status}: {}",
+                        v["message"].as_str().unwrap_or("refused")
+                    );
+                }
+                last = Some(anyhow::anyhow!("{base}: {status}: {v}"));
+            }
+            Err(e) => last = Some(anyhow::anyhow!("{base}: {e}")),
+        }
+    }
+    Err(last.unwrap_or_else(|| anyhow::anyhow!("no selector given")))
+}

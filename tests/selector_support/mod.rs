@@ -28,6 +28,9 @@ pub const EDGES: &[(&str, &str, &str)] = &[
     ("edge-ap", "ap", "192.0.2.3"),
 ];
 
+/// Recorders of [`Cluster::with_recorders`]: id, region.
+pub const RECORDERS: &[(&str, &str)] = &[("rec-eu", "eu"), ("rec-ap", "ap")];
+
 /// Ports handed out by this test process (never twice, TCP or UDP).
 static USED: std::sync::Mutex<std::collections::BTreeSet<u16>> =
     std::sync::Mutex::new(std::collections::BTreeSet::new());
@@ -95,6 +98,24 @@ impl Cluster {
     /// As [`Cluster::new`], every edge with this capacity (unconfirmed
     /// placements per edge are bounded by it).
     pub fn with_capacity(n: usize, capacity: u32) -> Self {
+        Self::build(n, capacity, "")
+    }
+
+    /// As [`Cluster::new`], with [`RECORDERS`] in the topology (a
+    /// recording each).
+    pub fn with_recorders(n: usize) -> Self {
+        let mut y = String::from("recorders:\n");
+        for (id, region) in RECORDERS {
+            y += &format!(
+                "  - {{ id: {id}, region: {region}, http: 127.0.0.1:{}, octo: 127.0.0.1:{}, capacity: 1 }}\n",
+                free_tcp(),
+                free_udp()
+            );
+        }
+        Self::build(n, 1000, &y)
+    }
+
+    fn build(n: usize, capacity: u32, extra: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mut y = String::from(
             "version: 1\ncluster: { name: test, domain: meet.test }\n\
@@ -137,6 +158,7 @@ impl Cluster {
             );
             selectors.push(s);
         }
+        y += extra;
         let topology = dir.path().join("topology.yaml");
         std::fs::write(&topology, y).unwrap();
         let certs = dir.path().join("certs");
@@ -612,4 +634,18 @@ pub fn path_in(cluster: &Cluster, name: &str) -> PathBuf {
 
 pub fn exists(p: &Path) -> bool {
     p.exists()
+}
+
+/// An internal-API answer as (status, error code): 200 and the body when
+/// it succeeded, 0 and the error when no HTTP answer came.
+pub fn status(r: Result<Value, geomesh_selector::raft::CallError>) -> (u16, String) {
+    use geomesh_selector::raft::CallError;
+    match r {
+        Err(CallError::Status { status, body }) => {
+            let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+            (status, v["error"].as_str().unwrap_or_default().to_string())
+        }
+        Ok(v) => (200, v.to_string()),
+        Err(e) => (0, e.to_string()),
+    }
 }

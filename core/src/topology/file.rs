@@ -27,6 +27,8 @@ pub(super) struct RawTopology {
     pub regions: S<Vec<RawRegion>>,
     pub edges: S<Vec<RawEdge>>,
     pub selectors: S<Vec<RawSelector>>,
+    #[serde(default)]
+    pub recorders: Vec<RawRecorder>,
 }
 
 #[derive(Deserialize)]
@@ -138,6 +140,18 @@ pub(super) struct RawSelector {
     pub dns: Option<S<SocketAddr>>,
     #[serde(default)]
     pub bind_ip: Option<S<IpAddr>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRecorder {
+    pub id: S<EdgeId>,
+    pub region: S<RegionId>,
+    #[serde(default)]
+    pub bind_ip: Option<S<IpAddr>>,
+    pub http: S<SocketAddr>,
+    pub octo: S<SocketAddr>,
+    pub capacity: S<u32>,
 }
 
 /// Parses YAML into the raw structs; syntax and type errors come back as one

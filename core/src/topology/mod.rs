@@ -26,6 +26,25 @@ pub use diagnostic::{Diagnostic, Position, Severity, TopologyError};
 /// Default UDP port for the edge's single media socket.
 pub const DEFAULT_MEDIA_PORT: u16 = 10000;
 
+/// A recording node: an octo peer of the edges that writes conferences to
+/// disk (`geomesh recorder`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Recorder {
+    /// Its id on the octo mesh (and in its certificate); unique among all
+    /// node ids.
+    pub id: EdgeId,
+    /// The region it runs in.
+    pub region: RegionId,
+    /// The address its sockets bind to (default: unspecified, all interfaces).
+    pub bind_ip: IpAddr,
+    /// Its control and metrics API, which the selectors reach.
+    pub http: SocketAddr,
+    /// Its QUIC octo address (it dials the edges from there).
+    pub octo: SocketAddr,
+    /// Concurrent recordings it is sized for.
+    pub capacity: u32,
+}
+
 /// A validated topology.
 #[derive(Debug, Clone, Serialize)]
 pub struct Topology {
@@ -45,6 +64,8 @@ pub struct Topology {
     pub edges: Vec<Edge>,
     /// Selector nodes, in file order (1, 3 or 5).
     pub selectors: Vec<Selector>,
+    /// Recording nodes, in file order (none: no recording).
+    pub recorders: Vec<Recorder>,
 }
 
 impl Topology {
@@ -53,7 +74,7 @@ impl Topology {
     /// copies that drifted apart have different hashes. Key and database
     /// paths are left out: they may differ from machine to machine.
     pub fn hash(&self) -> String {
-        let shared = serde_json::json!({
+        let mut shared = serde_json::json!({
             "cluster": self.cluster,
             "policy": self.policy,
             "access_mode": self.access.mode,
@@ -61,6 +82,11 @@ impl Topology {
             "edges": self.edges,
             "selectors": self.selectors,
         });
+        // Only when there are any: a topology without recorders keeps the
+        // hash it had before recorders existed.
+        if !self.recorders.is_empty() {
+            shared["recorders"] = serde_json::json!(self.recorders);
+        }
         crate::short_hash(shared.to_string().as_bytes())
     }
 }
@@ -345,6 +371,11 @@ impl Topology {
     /// The edge with this id.
     pub fn edge(&self, id: &EdgeId) -> Option<&Edge> {
         self.edges.iter().find(|e| &e.id == id)
+    }
+
+    /// The recorder with this id.
+    pub fn recorder(&self, id: &EdgeId) -> Option<&Recorder> {
+        self.recorders.iter().find(|r| &r.id == id)
     }
 
     /// The selector with this id.

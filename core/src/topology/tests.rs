@@ -212,3 +212,29 @@ fn access_keys_are_checked_and_missing_keys_warned() {
     let e = errors(&with("access:\n  mode: closed\n"));
     assert_eq!(e.len(), 1, "{e:?}");
 }
+
+#[test]
+fn recorders_are_checked_like_nodes_and_change_the_hash() {
+    let rec = "recorders:\n  - { id: rec-1, region: eu, http: 127.0.0.1:7201, octo: 127.0.0.1:4441, capacity: 5 }\n";
+    let without = parse(GOOD).unwrap().topology;
+    assert!(without.recorders.is_empty());
+    let t = parse(&format!("{GOOD}{rec}")).unwrap().topology;
+    let r = t.recorder(&EdgeId::new("rec-1").unwrap()).unwrap();
+    assert_eq!((r.capacity, r.bind_ip.to_string()), (5, "0.0.0.0".into()));
+    assert_ne!(t.hash(), without.hash());
+    // An id another node has, an unknown region, a port an edge holds, no
+    // capacity, an unknown key: each reported where it is.
+    let bad = "recorders:\n  - { id: edge-eu-1, region: mars, http: 127.0.0.1:8081, octo: 127.0.0.1:4441, capacity: 0 }\n";
+    let e = errors(&format!("{GOOD}{bad}"));
+    let text = e.join("\n");
+    for want in [
+        "recorders[0].id: duplicate id \"edge-eu-1\"",
+        "recorders[0].region: unknown region \"mars\"",
+        "recorders[0].http",
+        "recorders[0].capacity: must be at least 1",
+    ] {
+        assert!(text.contains(want), "{want:?} not in {e:?}");
+    }
+    let typo = "recorders:\n  - { id: rec-1, region: eu, http: 127.0.0.1:7201, octo: 127.0.0.1:4441, capacity: 5, out: /x }\n";
+    assert!(errors(&format!("{GOOD}{typo}")).join("\n").contains("out"));
+}

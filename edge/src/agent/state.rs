@@ -25,6 +25,8 @@ pub struct AgentState {
     /// The cluster's edge directory version last applied to the octo
     /// allowlist (`u64::MAX`: none yet).
     pub(super) edges_version: AtomicU64,
+    /// This edge's conferences being recorded (last heartbeat answer).
+    pub(super) recording: Mutex<std::collections::BTreeSet<ConferenceId>>,
 }
 
 impl AgentState {
@@ -37,12 +39,19 @@ impl AgentState {
             Ordering::Relaxed,
         );
         *self.peers.lock().expect("peers lock") = resp.conferences.clone();
+        *self.recording.lock().expect("recording lock") = resp.recording.iter().cloned().collect();
         debug!(selector = %from, draining = resp.draining, migrate = resp.migrate, "heartbeat answered");
     }
 
     /// Whether the selectors' edge directory differs from the one applied.
     pub(super) fn directory_changed(&self, version: u64) -> bool {
         self.edges_version.load(Ordering::Relaxed) != version
+    }
+
+    /// This edge's conferences being recorded, as the last heartbeat
+    /// answer said.
+    pub fn recording(&self) -> std::collections::BTreeSet<geomesh_core::ConferenceId> {
+        self.recording.lock().expect("recording lock").clone()
     }
 
     /// Whether the current participants should be moved away.

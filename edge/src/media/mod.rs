@@ -201,6 +201,17 @@ impl MediaHandle {
         out
     }
 
+    /// The conferences being recorded: every worker tells the sessions of
+    /// those that changed.
+    pub async fn set_recording(&self, conferences: std::collections::BTreeSet<ConferenceId>) {
+        for tx in &self.txs {
+            let cmd = Command::Recording {
+                conferences: conferences.clone(),
+            };
+            self.tell(tx, cmd).await;
+        }
+    }
+
     /// Asks a WebSocket session to move to another edge.
     pub async fn migrate(&self, key: PeerKey, reason: &'static str) {
         self.tell(self.to_key(key), Command::Migrate { key, reason })

@@ -76,6 +76,12 @@ impl Sfu {
                 if let Some(name) = announce {
                     self.octo_local_joined(&conference, &participant, name);
                 }
+                if self.recording.contains(&conference)
+                    && let Some(p) = self.peers.get(&key)
+                {
+                    self.outputs
+                        .signal(p, ServerMessage::Recording { active: true });
+                }
                 let since = self.peers.get(&key).map(|p| p.since_ms);
                 self.report(true, conference, participant, since);
                 Response::Joined(Joined { key, roster })
@@ -167,6 +173,22 @@ impl Sfu {
                     })
                     .collect();
                 Response::Sessions(list)
+            }
+            Command::Recording { conferences } => {
+                let changed: Vec<geomesh_core::ConferenceId> = self
+                    .recording
+                    .symmetric_difference(&conferences)
+                    .cloned()
+                    .collect();
+                for c in &changed {
+                    let active = conferences.contains(c);
+                    info!(conference = %c, active, "recording");
+                    for p in self.peers.values().filter(|p| &p.conference == c) {
+                        self.outputs.signal(p, ServerMessage::Recording { active });
+                    }
+                }
+                self.recording = conferences;
+                Response::Done
             }
             Command::Migrate { key, reason } => {
                 if let Some(p) = self.peers.get(&key) {

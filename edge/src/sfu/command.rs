@@ -110,6 +110,12 @@ pub enum Command {
     },
     /// This worker's local sessions.
     Sessions,
+    /// The conferences of this edge being recorded now (all of them:
+    /// sessions of conferences that changed are told).
+    Recording {
+        /// Conferences recorded.
+        conferences: std::collections::BTreeSet<ConferenceId>,
+    },
     /// Ask a WebSocket session to move to another edge.
     Migrate {
         /// Session.

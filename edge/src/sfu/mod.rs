@@ -114,6 +114,9 @@ pub struct Sfu {
     /// This edge and its region (roster entries of local sessions).
     edge: geomesh_core::EdgeId,
     region: geomesh_core::RegionId,
+    /// Conferences being recorded (the cluster says): their participants
+    /// are told.
+    recording: std::collections::BTreeSet<geomesh_core::ConferenceId>,
 }
 
 /// Timeouts already due that one drain handles itself (then it leaves the
@@ -178,6 +181,7 @@ impl Sfu {
             placement: p.placement,
             edge: p.edge,
             region: p.region,
+            recording: std::collections::BTreeSet::new(),
         }
     }
 

@@ -45,11 +45,13 @@ pub(super) async fn maintain(shared: Arc<Shared>) {
     // (it still heartbeats the others) has its participants brought back
     // by its digest through another node, and they stay.
     let mut judged: std::collections::BTreeSet<geomesh_core::EdgeId> = Default::default();
+    let mut recordings = crate::recording::Upkeep::default();
     loop {
         tick.tick().await;
         if !shared.is_leader() {
             last_sweep = None;
             judged.clear();
+            recordings = crate::recording::Upkeep::default();
             continue;
         }
         let now = Instant::now();
@@ -74,6 +76,12 @@ pub(super) async fn maintain(shared: Arc<Shared>) {
             };
             (live, unhealthy)
         };
+        let recording_ops = recordings.ops(&shared, now);
+        if !recording_ops.is_empty()
+            && let Err(e) = shared.propose(recording_ops).await
+        {
+            tracing::debug!(error = %e, "recording upkeep not committed");
+        }
         let sweep_due =
             last_sweep.is_none_or(|t| now.duration_since(t) >= shared.cfg.maintain_interval);
         if !sweep_due && unhealthy.is_empty() {

@@ -5,6 +5,8 @@ use geomesh_core::agent::ParticipantRef;
 use geomesh_core::{ConferenceId, EdgeId, GeoPoint, ParticipantId, RegionId};
 use serde::{Deserialize, Serialize};
 
+pub use super::machine::RecordingRecord;
+
 /// One Raft log entry's payload: a batch of operations and the time the
 /// leader stamped on it. Every node applies the batch with this `now_ms`,
 /// so leases lapse at the same log position everywhere.
@@ -101,6 +103,33 @@ pub enum Op {
         /// Who left.
         participants: Vec<ParticipantRef>,
     },
+    /// Record a conference on a recorder (an operator's decision; the
+    /// proposer chose the recorder). Idempotent: a conference being
+    /// recorded keeps its recording.
+    StartRecording {
+        /// The conference.
+        conference: ConferenceId,
+        /// The recording's id.
+        recording: String,
+        /// The recorder chosen.
+        recorder: EdgeId,
+    },
+    /// Stop recording a conference.
+    StopRecording {
+        /// The conference.
+        conference: ConferenceId,
+    },
+    /// Move a recording to another recorder (its recorder went silent):
+    /// only if it is still on `from`, so a retried or raced move does
+    /// nothing. The new recorder writes a new part that continues the last.
+    MoveRecording {
+        /// The conference.
+        conference: ConferenceId,
+        /// Where the proposer saw it.
+        from: EdgeId,
+        /// The new recorder.
+        to: EdgeId,
+    },
     /// Periodic upkeep by the leader: renew the leases of edges it hears
     /// heartbeats from, then release lapsed placements, the participants
     /// of edges whose lease lapsed and of edges the leader finds unhealthy.
@@ -165,6 +194,16 @@ pub enum OpResult {
         /// Placements released.
         released: u32,
     },
+    /// `StartRecording` or `MoveRecording` done (or the recording that
+    /// already was).
+    Recording {
+        /// The recording as it stands.
+        record: RecordingRecord,
+        /// False when nothing changed.
+        changed: bool,
+    },
+    /// `StopRecording` done: the recording that was stopped, if any.
+    RecordingStopped(Option<RecordingRecord>),
     /// Refused; nothing changed.
     Rejected(ApplyError),
 }

@@ -13,6 +13,9 @@ use serde::{Deserialize, Serialize};
 use super::command::{ApplyError, Command, Op, OpResult, Response};
 
 mod queries;
+mod recordings;
+
+pub use recordings::{RecordingRecord, STOPPED_KEPT_MS};
 
 /// A registered edge.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -89,6 +92,9 @@ pub struct SelectorState {
     /// Bumped whenever an edge is registered anew, removed or forgotten.
     #[serde(default)]
     edges_version: u64,
+    /// Conferences being recorded.
+    #[serde(default)]
+    recordings: BTreeMap<ConferenceId, RecordingRecord>,
     /// Edge → conferences it hosts (derived from `conferences`).
     #[serde(skip)]
     by_edge: BTreeMap<EdgeId, BTreeSet<ConferenceId>>,
@@ -226,6 +232,17 @@ impl SelectorState {
             ),
             Op::Joined { edge, participants } => self.joined(now, edge, participants),
             Op::Left { edge, participants } => self.left(edge, participants),
+            Op::StartRecording {
+                conference,
+                recording,
+                recorder,
+            } => self.start_recording(now, conference, recording, recorder),
+            Op::StopRecording { conference } => self.stop_recording(now, conference),
+            Op::MoveRecording {
+                conference,
+                from,
+                to,
+            } => self.move_recording(now, conference, from, to),
             Op::Maintain {
                 live_edges,
                 edge_lease_ms,
@@ -423,6 +440,7 @@ impl SelectorState {
         edge_lease_ms: u64,
         unhealthy: &[EdgeId],
     ) -> OpResult {
+        self.forget_stopped_recordings(now);
         let mut renewed = 0;
         for e in live {
             if let Some(r) = self.edges.get_mut(e) {

@@ -807,3 +807,101 @@ fn reports_delivered_twice_change_nothing_the_second_time() {
     assert_eq!(ada(&s, 2_500), ada(&before, 2_500));
     assert_eq!(s.participants_on(&e("b")), 1);
 }
+
+fn start_rec(conf: &str, rec: &str, recorder: &str) -> Op {
+    Op::StartRecording {
+        conference: c(conf),
+        recording: rec.into(),
+        recorder: e(recorder),
+    }
+}
+
+#[test]
+fn a_recording_has_one_recorder_moves_in_parts_and_is_forgotten_a_day_after_it_stopped() {
+    let mut s = cluster();
+    let r = run(&mut s, 2_000, vec![start_rec("room", "r1", "rec-a")]);
+    assert!(matches!(&r[0], OpResult::Recording { changed: true, record } if record.part == 1));
+    // A second start (another operator, a retry) keeps the first.
+    let r = run(&mut s, 2_100, vec![start_rec("room", "r2", "rec-b")]);
+    assert!(
+        matches!(&r[0], OpResult::Recording { changed: false, record } if record.recording == "r1" && record.recorder == e("rec-a"))
+    );
+    assert_eq!(s.recordings_on(&e("rec-a")).count(), 1);
+    // Moved once: a retried or raced move (from the old recorder) does nothing.
+    let mv = Op::MoveRecording {
+        conference: c("room"),
+        from: e("rec-a"),
+        to: e("rec-b"),
+    };
+    let r = run(&mut s, 3_000, vec![mv.clone(), mv]);
+    assert!(matches!(&r[0], OpResult::Recording { changed: true, record } if record.part == 2));
+    assert!(matches!(&r[1], OpResult::Recording { changed: false, .. }));
+    let rec = s.recording(&c("room")).unwrap().clone();
+    assert_eq!(rec.part_id(rec.part), "r1-p2");
+    assert_eq!(rec.continues().as_deref(), Some("r1"));
+    assert_eq!(s.recordings_on(&e("rec-a")).count(), 0);
+    // Stopped twice: the second finds nothing to stop.
+    let stop = Op::StopRecording {
+        conference: c("room"),
+    };
+    let r = run(&mut s, 4_000, vec![stop.clone(), stop]);
+    assert!(matches!(&r[0], OpResult::RecordingStopped(Some(_))));
+    assert_eq!(r[1], OpResult::RecordingStopped(None));
+    assert_eq!(s.recordings_on(&e("rec-b")).count(), 0);
+    assert_eq!(s.recording(&c("room")).unwrap().stopped_ms, Some(4_000));
+    // A stopped recording is not moved; a new start replaces it.
+    let r = run(
+        &mut s,
+        5_000,
+        vec![Op::MoveRecording {
+            conference: c("room"),
+            from: e("rec-b"),
+            to: e("rec-a"),
+        }],
+    );
+    assert!(matches!(&r[0], OpResult::Recording { changed: false, .. }));
+    // Kept through a snapshot.
+    let json = serde_json::to_string(&s).unwrap();
+    let mut back: SelectorState = serde_json::from_str(&json).unwrap();
+    back.rebuild_indexes();
+    assert_eq!(back, s);
+    // Forgotten by the upkeep a day after it stopped.
+    let maintain = || Op::Maintain {
+        live_edges: vec![],
+        edge_lease_ms: 1_000_000_000,
+        unhealthy: vec![],
+    };
+    run(&mut s, 4_000 + STOPPED_KEPT_MS - 1, vec![maintain()]);
+    assert!(s.recording(&c("room")).is_some());
+    run(&mut s, 4_000 + STOPPED_KEPT_MS, vec![maintain()]);
+    assert!(s.recording(&c("room")).is_none());
+    let r = run(
+        &mut s,
+        4_000 + STOPPED_KEPT_MS + 1,
+        vec![start_rec("room", "r3", "rec-a")],
+    );
+    assert!(matches!(&r[0], OpResult::Recording { changed: true, .. }));
+}
+
+#[test]
+fn edges_hear_which_of_their_conferences_are_recorded() {
+    let mut s = cluster();
+    run(
+        &mut s,
+        2_000,
+        vec![
+            join("room", "ada", "a"),
+            join("other", "bea", "a"),
+            start_rec("room", "r1", "rec-a"),
+        ],
+    );
+    assert_eq!(s.recorded_on(&e("a")), vec![c("room")]);
+    run(
+        &mut s,
+        2_100,
+        vec![Op::StopRecording {
+            conference: c("room"),
+        }],
+    );
+    assert!(s.recorded_on(&e("a")).is_empty());
+}

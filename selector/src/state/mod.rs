@@ -5,4 +5,4 @@ mod command;
 mod machine;
 
 pub use command::{ApplyError, Command, Op, OpResult, Response};
-pub use machine::{EdgeRecord, ParticipantRecord, SelectorState};
+pub use machine::{EdgeRecord, ParticipantRecord, RecordingRecord, STOPPED_KEPT_MS, SelectorState};

@@ -7,7 +7,7 @@ use std::path::Path;
 use super::super::file::RawTopology;
 use super::super::{
     Access, AccessKey, Cluster, DEFAULT_MEDIA_PORT, Edge, GeoIpOverride, GeoIpSettings,
-    KeyMaterial, Policy, Region, Selector, TlsSettings, Topology,
+    KeyMaterial, Policy, Recorder, Region, Selector, TlsSettings, Topology,
 };
 use super::settings::AccessParts;
 
@@ -105,6 +105,20 @@ pub(super) fn topology(
                 raft: x.raft.value,
                 dns: x.dns.map(|d| d.value),
                 bind_ip: x.bind_ip.map(|b| b.value),
+            })
+            .collect(),
+        recorders: raw
+            .recorders
+            .into_iter()
+            .map(|x| Recorder {
+                id: x.id.value,
+                region: x.region.value,
+                bind_ip: x
+                    .bind_ip
+                    .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |b| b.value),
+                http: x.http.value,
+                octo: x.octo.value,
+                capacity: x.capacity.value,
             })
             .collect(),
     }

@@ -52,6 +52,7 @@ pub(super) fn validate(raw: RawTopology, base_dir: &Path) -> Result<Loaded, Topo
     c.regions();
     c.edges();
     c.selectors();
+    c.recorders();
     let overrides = c.geoip();
     let access = c.access();
     // Warnings last: they matter only if the rest is sound.

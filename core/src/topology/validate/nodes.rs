@@ -1,4 +1,4 @@
-//! `regions`, `edges` and `selectors`: unique ids, known regions, and
+//! `regions`, `edges`, `selectors` and `recorders`: unique ids, known regions, and
 //! no two listeners on one host's port.
 
 use std::net::IpAddr;
@@ -183,6 +183,37 @@ impl Checker<'_> {
             if let Some(d) = &s.dns {
                 let dns = d.value;
                 self.claim(dns.ip(), "udp", dns.port(), pos(d), format!("{path}.dns"));
+            }
+        }
+    }
+
+    pub(super) fn recorders(&mut self) {
+        let raw = self.raw;
+        for (i, r) in raw.recorders.iter().enumerate() {
+            let path = format!("recorders[{i}]");
+            self.unique(r.id.value.as_str(), pos(&r.id), format!("{path}.id"));
+            self.region_ref(&r.region, format!("{path}.region"));
+            let (http, octo) = (r.http.value, r.octo.value);
+            self.claim(
+                http.ip(),
+                "tcp",
+                http.port(),
+                pos(&r.http),
+                format!("{path}.http"),
+            );
+            self.claim(
+                octo.ip(),
+                "udp",
+                octo.port(),
+                pos(&r.octo),
+                format!("{path}.octo"),
+            );
+            if r.capacity.value == 0 {
+                self.r.error(
+                    pos(&r.capacity),
+                    format!("{path}.capacity"),
+                    "must be at least 1 (concurrent recordings)",
+                );
             }
         }
     }
