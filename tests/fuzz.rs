@@ -224,3 +224,13 @@ fn dns_query() {
         geomesh_selector::fuzz::dns_query,
     );
 }
+
+#[test]
+fn recorder_media() {
+    run(
+        "recorder_media",
+        geomesh_recorder::fuzz::seeds(),
+        20_000,
+        geomesh_recorder::fuzz::recorder_media,
+    );
+}

@@ -43,6 +43,7 @@
 
 pub mod core;
 pub mod frames;
+pub mod fuzz;
 pub mod node;
 pub mod recording;
 pub mod source;

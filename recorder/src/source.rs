@@ -125,6 +125,11 @@ impl SourceRecorder {
         let Some(frame) = frame else {
             return;
         };
+        // An empty payload is no frame (an RTP padding-only packet, which
+        // senders use to probe bandwidth): the muxer would refuse it.
+        if frame.data.is_empty() {
+            return;
+        }
         if frame.keyframe {
             self.asked = false;
         }

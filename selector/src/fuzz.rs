@@ -8,7 +8,8 @@
 //! - [`api_bodies`]: a request body through the public API router
 //!   ([`crate::api::router`]: join, drain) or the internal one
 //!   ([`crate::internal::router`]: the edge agent's register, heartbeat,
-//!   participant report and leave, the operator's remove-edge), with the
+//!   participant report and leave, the operator's remove-edge; a
+//!   recording's start, a recorder's heartbeat), with the
 //!   caller identity its mutual TLS would give; Raft RPC and forwarded
 //!   write bodies, which only selectors of the cluster may send, are
 //!   parsed as the handlers parse them but not applied;
@@ -93,7 +94,9 @@ impl Harness {
              \x20 - {{ id: edge-1, region: eu, public_ip: 127.0.0.1, http: 127.0.0.1:1, octo: 127.0.0.1:2, capacity: 1000000 }}\n\
              \x20 - {{ id: edge-2, region: us, public_ip: \"::2\", http: 127.0.0.1:3, octo: 127.0.0.1:4, capacity: 1000000 }}\n\
              selectors:\n\
-             \x20 - {{ id: sel-1, region: eu, api: 127.0.0.1:{api}, raft: 127.0.0.1:{raft}, dns: 127.0.0.1:{dns} }}\n"
+             \x20 - {{ id: sel-1, region: eu, api: 127.0.0.1:{api}, raft: 127.0.0.1:{raft}, dns: 127.0.0.1:{dns} }}\n\
+             recorders:\n\
+             \x20 - {{ id: rec-1, region: us, http: 127.0.0.1:5, octo: 127.0.0.1:6, capacity: 1000000 }}\n"
         );
         let topology = Topology::parse(&yaml, &root)
             .expect("the fuzz topology is valid")
@@ -176,6 +179,15 @@ impl Harness {
                     let _ = call(geomesh_core::agent::HEARTBEAT_PATH, hb).await;
                 }
             }
+            // The recorder too, so recordings can be placed.
+            let req = Request::builder()
+                .method(Method::POST)
+                .uri(geomesh_core::agent::RECORDER_PATH)
+                .header(header::CONTENT_TYPE, "application/json")
+                .extension(peer(Role::Recorder, "rec-1"))
+                .body(Body::from(r#"{"boot_id": "fuzz-boot"}"#))
+                .expect("a request");
+            let _ = crate::internal::router(shared.clone()).oneshot(req).await;
         });
     }
 
@@ -219,8 +231,10 @@ fn peer(role: Role, id: &str) -> Caller {
 }
 
 /// Runs one `api_bodies` input. The first byte picks the endpoint (bits
-/// 0–2) and, for joins, whether a valid grant goes with it (bit 3); the
-/// rest is the body. Panics only on a bug: a 500 answer is one.
+/// 0–2; with bit 4 set, the recording endpoints instead: the operator's
+/// start of a recording, or a recorder's heartbeat) and, for joins,
+/// whether a valid grant goes with it (bit 3); the rest is the body.
+/// Panics only on a bug: a 500 answer is one.
 pub fn api_bodies(data: &[u8]) {
     let Some((&mode, body)) = data.split_first() else {
         return;
@@ -244,6 +258,12 @@ pub fn api_bodies(data: &[u8]) {
     let client: SocketAddr = "198.51.100.7:40000".parse().expect("an address");
     let agent = geomesh_core::agent::REGISTER_PATH;
     let (public, path, caller) = match mode & 7 {
+        _ if mode & 0x10 != 0 && mode & 1 == 0 => (true, "/v1/conferences/standup/recording", None),
+        _ if mode & 0x10 != 0 => (
+            false,
+            geomesh_core::agent::RECORDER_PATH,
+            Some(peer(Role::Recorder, "rec-1")),
+        ),
         0 => (true, "/v1/join", None),
         1 => (true, "/v1/bridges/edge-2/drain", None),
         2 => (false, agent, Some(peer(Role::Edge, "edge-1"))),
@@ -278,7 +298,7 @@ pub fn api_bodies(data: &[u8]) {
     if mode & 7 == 0 && mode & 8 != 0 {
         req = req.header(header::AUTHORIZATION, format!("Bearer {}", h.grant()));
     }
-    if mode & 7 == 1 {
+    if mode & 7 == 1 || (mode & 0x10 != 0 && mode & 1 == 0) {
         req = req.header(
             header::AUTHORIZATION,
             format!("Bearer {}", h.operator_token),

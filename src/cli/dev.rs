@@ -34,14 +34,14 @@ pub struct Args {
     #[arg(long)]
     dir: Option<PathBuf>,
     /// First HTTP port: the selectors' public API (and the meeting page)
-    /// from here, the edges' from +10, the selectors' Raft from +30 and
-    /// GeoDNS from +40.
+    /// from here, the edges' from +10, the selectors' Raft from +30,
+    /// GeoDNS from +40 and the recorder's at +45.
     #[arg(long, default_value_t = 8080)]
     http_port: u16,
     /// First media (UDP) port.
     #[arg(long, default_value_t = 10000)]
     media_port: u16,
-    /// First octo (QUIC) port.
+    /// First octo (QUIC) port (the edges' from here, the recorder's at +20).
     #[arg(long, default_value_t = 4433)]
     octo_port: u16,
     /// Bind and advertise this address instead of 127.0.0.1: for devices on
@@ -107,7 +107,9 @@ const SELECTOR_REGIONS: &[&str] = &["dev-eu", "dev-us", "dev-ap"];
 const EDGE_OFFSET: u16 = 10;
 const RAFT_OFFSET: u16 = 30;
 const DNS_OFFSET: u16 = 40;
-const RECORDER_HTTP_OFFSET: u16 = 50;
+/// From `--http-port`: past the selectors' DNS ports, inside this mesh's block of 50
+/// (test harnesses give each mesh 50 ports).
+const RECORDER_HTTP_OFFSET: u16 = 45;
 /// From `--octo-port`: past the edges' octo ports.
 const RECORDER_OCTO_OFFSET: u16 = 20;
 
