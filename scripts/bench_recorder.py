@@ -7,7 +7,8 @@ recorder"): a `geomesh dev` mesh, `geomesh loadgen` publishers (VP8 at
    links, announcements, heartbeats),
 2. the same window with every conference recorded,
 
-reporting the recorder's CPU (/proc/PID/stat) per recorded stream above
+reporting the recorders' CPU (/proc/PID/stat, summed over the mesh's
+recorders: each conference goes to the nearest) per recorded stream above
 the baseline, the bytes the edges sent it over octo against the bytes the
 publishers sent the edges (each source must reach the recorder once), and
 what it wrote. Figures are measured, never asserted.
@@ -60,12 +61,19 @@ def counter(edges, name, **labels):
     return total
 
 
-def traffic(edges, rec):
+def traffic(edges, recs):
+    """Octo media to every recorder, and the publishers' bytes in."""
     return {
-        "to_recorder_bytes": counter(edges, "geomesh_edge_octo_media_bytes_total", peer=rec, direction="Out"),
-        "to_recorder_packets": counter(edges, "geomesh_edge_octo_media_packets_total", peer=rec, direction="Out"),
+        "to_recorder_bytes": sum(counter(edges, "geomesh_edge_octo_media_bytes_total", peer=r["id"],
+                                         direction="Out") for r in recs),
+        "to_recorder_packets": sum(counter(edges, "geomesh_edge_octo_media_packets_total", peer=r["id"],
+                                           direction="Out") for r in recs),
         "ingress_bytes": counter(edges, "geomesh_edge_udp_bytes_total", direction="In"),
     }
+
+
+def recorders_cpu_s(recs):
+    return sum(cpu_s(r["pid"]) for r in recs)
 
 
 def recording(state, token, *args):
@@ -91,7 +99,9 @@ def main():
             time.sleep(0.1)
         state = json.loads(state_file.read_text())
         token = Path(state["operator"]["token_file"]).read_text().strip()
-        edges, rec = state["edges"], state["recorders"][0]
+        # Recordings go to the recorder nearest each conference: all of
+        # them together are measured.
+        edges, recs = state["edges"], state["recorders"]
         load_s = 2 * WINDOW + 40
         cmd = [BIN, "loadgen", *sum((["--edge", e["url"]] for e in edges), []), "-c", str(CONFS), "-p", str(PUBS),
                "-s", "0", "--audio", "--video-kbps", str(KBPS), "--duration", f"{load_s:.0f}s",
@@ -102,11 +112,11 @@ def main():
         time.sleep(15)
 
         def window(label):
-            t0, c0, m0 = time.monotonic(), cpu_s(rec["pid"]), traffic(edges, rec["id"])
+            t0, c0, m0 = time.monotonic(), recorders_cpu_s(recs), traffic(edges, recs)
             time.sleep(WINDOW)
-            t1, c1, m1 = time.monotonic(), cpu_s(rec["pid"]), traffic(edges, rec["id"])
+            t1, c1, m1 = time.monotonic(), recorders_cpu_s(recs), traffic(edges, recs)
             w = {"seconds": t1 - t0, "cpu_s": c1 - c0, **{k: m1[k] - m0[k] for k in m0}}
-            print(f"{label}: recorder CPU {w['cpu_s'] / w['seconds'] * 100:.1f} % of a core, "
+            print(f"{label}: recorders' CPU {w['cpu_s'] / w['seconds'] * 100:.1f} % of a core, "
                   f"to recorder {w['to_recorder_bytes'] * 8 / w['seconds'] / 1e6:.2f} Mbit/s, "
                   f"publishers' ingress {w['ingress_bytes'] * 8 / w['seconds'] / 1e6:.2f} Mbit/s")
             return w

@@ -35,13 +35,13 @@ pub struct Args {
     dir: Option<PathBuf>,
     /// First HTTP port: the selectors' public API (and the meeting page)
     /// from here, the edges' from +10, the selectors' Raft from +30,
-    /// GeoDNS from +40 and the recorder's at +45.
+    /// GeoDNS from +40 and the recorders' from +45.
     #[arg(long, default_value_t = 8080)]
     http_port: u16,
     /// First media (UDP) port.
     #[arg(long, default_value_t = 10000)]
     media_port: u16,
-    /// First octo (QUIC) port (the edges' from here, the recorder's at +20).
+    /// First octo (QUIC) port (the edges' from here, the recorders' from +20).
     #[arg(long, default_value_t = 4433)]
     octo_port: u16,
     /// Bind and advertise this address instead of 127.0.0.1: for devices on
@@ -113,8 +113,9 @@ const RECORDER_HTTP_OFFSET: u16 = 45;
 /// From `--octo-port`: past the edges' octo ports.
 const RECORDER_OCTO_OFFSET: u16 = 20;
 
-/// The dev mesh's recorder (writes to `<dir>/recordings`).
-const RECORDER: (&str, &str) = ("rec-dev-1", "dev-eu");
+/// The dev mesh's recorders, both writing to `<dir>/recordings`: two, so
+/// a recording outlives its recorder here as in production.
+const RECORDERS: &[(&str, &str)] = &[("rec-dev-1", "dev-eu"), ("rec-dev-2", "dev-us")];
 
 /// Raft timing for one machine: a leader loss is repaired in about a
 /// second (lease 700 ms + election 400–700 ms). The selector's defaults are
@@ -249,12 +250,15 @@ fn topology_yaml(a: &Args) -> String {
             SocketAddr::new(host, a.http_port + DNS_OFFSET + i)
         );
     }
-    let (id, region) = RECORDER;
-    y += &format!(
-        "recorders:\n  - {{ id: {id}, region: {region}, bind_ip: {host}, http: {}, octo: {}, capacity: 10 }}\n",
-        SocketAddr::new(host, a.http_port + RECORDER_HTTP_OFFSET),
-        SocketAddr::new(host, a.octo_port + RECORDER_OCTO_OFFSET)
-    );
+    y += "recorders:\n";
+    for (i, (id, region)) in RECORDERS.iter().enumerate() {
+        let i = i as u16;
+        y += &format!(
+            "  - {{ id: {id}, region: {region}, bind_ip: {host}, http: {}, octo: {}, capacity: 10 }}\n",
+            SocketAddr::new(host, a.http_port + RECORDER_HTTP_OFFSET + i),
+            SocketAddr::new(host, a.octo_port + RECORDER_OCTO_OFFSET + i)
+        );
+    }
     y
 }
 

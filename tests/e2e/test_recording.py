@@ -93,6 +93,30 @@ def check_files(rec_dir, manifest, publishers):
     return out, recorded_s
 
 
+class Publisher:
+    """An aiortc WHIP publisher (30 fps video, audio) on `edge` in its own
+    thread, until `stop()`."""
+
+    def __init__(self, mesh, edge, conf, participant):
+        self.stopping = threading.Event()
+        self.up = threading.Event()
+
+        async def publish():
+            pub = WhipPublisher(edge["url"], conf, mesh.mint(conf, edge=edge["id"], participant=participant),
+                                video_track=MovingVideo(fps=30))
+            await pub.start()
+            self.up.set()
+            await wait_until("told to stop", self.stopping.is_set, timeout=240)
+            await pub.stop()
+
+        self.thread = threading.Thread(target=lambda: asyncio.run(publish()))
+        self.thread.start()
+
+    def stop(self):
+        self.stopping.set()
+        self.thread.join(timeout=60)
+
+
 @pytest.fixture(scope="module")
 def rec_mesh():
     m = DevMesh()
@@ -109,27 +133,18 @@ def test_a_two_region_meeting_is_recorded_per_track_and_survives_an_edge_kill(re
     chrome = wait_for("the page joined on the dev-ap edge",
                       lambda: (lambda s: s["me"] if s["joined"] and s["edge"]["id"] == "edge-dev-ap-1" else None)(
                           page_stats(page)), timeout=60)
-    stop_pub = threading.Event()
-    box = {}
-
-    async def publish():
-        pub = WhipPublisher(us["url"], CONF, mesh.mint(CONF, edge=us["id"], participant="caster"),
-                            video_track=MovingVideo(fps=30))
-        await pub.start()
-        box["up"] = True
-        await wait_until("told to stop", stop_pub.is_set, timeout=240)
-        await pub.stop()
-
-    t = threading.Thread(target=lambda: asyncio.run(publish()))
-    t.start()
+    pub = Publisher(mesh, us, CONF, "caster")
     try:
         wait_for("the page decodes the WHIP publisher",
                  lambda: page_stats(page)["video"].get("caster", 0) >= 30, timeout=60)
-        assert box.get("up")
+        assert pub.up.is_set()
 
         # 1. Ten seconds, started and stopped by the CLI.
         started = cli(mesh, "start", CONF, "--id", "first")
-        assert "first" in started and "rec-dev-1" in started, started
+        assert "first" in started, started
+        # The meeting is in dev-us and dev-ap: the nearest recorder is rec-dev-2 (dev-us).
+        recorder = status(mesh)["recorder"]
+        assert recorder == "rec-dev-2", started
         wait_for("the recorder writes", lambda: status(mesh)["state"] == "recording", timeout=30)
         wait_for("the page shows the recording", lambda: page.evaluate(
             "() => window.geomesh.recording && !document.getElementById('recording').hidden"), timeout=30)
@@ -140,7 +155,7 @@ def test_a_two_region_meeting_is_recorded_per_track_and_survives_an_edge_kill(re
             "() => !window.geomesh.recording && document.getElementById('recording').hidden"), timeout=30)
         rec_dir = Path(mesh.state["recordings_dir"]) / "first"
         manifest = json.loads((rec_dir / "manifest.json").read_text())
-        assert manifest["conference"] == CONF and manifest["recorder"] == "rec-dev-1"
+        assert manifest["conference"] == CONF and manifest["recorder"] == recorder
         first, recorded_s = check_files(rec_dir, manifest, {chrome, "caster"})
         assert 9 <= recorded_s <= 10 + 3 * SLACK, recorded_s
         # Continuity: the aiortc publisher sends 30 fps; most frames are in
@@ -177,5 +192,59 @@ def test_a_two_region_meeting_is_recorded_per_track_and_survives_an_edge_kill(re
             gap = largest_gap(second["caster"][kind][1])
             assert gap < 0.5 * SLACK, ("caster", kind, gap)
     finally:
-        stop_pub.set()
-        t.join(timeout=60)
+        pub.stop()
+
+
+def test_a_recording_outlives_its_recorder(rec_mesh):
+    """SIGKILL the recorder writing a conference: the leader moves the
+    recording to the other recorder, which writes part 2 (continuing part
+    1, gap about the health timeout); the dead recorder's files play to
+    their last cluster. Runs last: it kills this module's rec-dev-1."""
+    mesh = rec_mesh
+    conf = "outlived"
+    eu = mesh.edge_by_id("edge-dev-eu-1")
+    recs = {r["id"]: r for r in mesh.state["recorders"]}
+    pub = Publisher(mesh, eu, conf, "anchor")
+
+    def view():
+        out = subprocess.run(
+            [str(BIN), "recording", "status", conf, "--json", "--selector", mesh.meeting_url,
+             "--operator-token", mesh.state["operator"]["token_file"]],
+            capture_output=True, text=True, timeout=60)
+        return json.loads(out.stdout) if out.returncode == 0 else None
+
+    try:
+        wait_for("the publisher is up", pub.up.is_set, timeout=60)
+        # Its edge is in dev-eu: the nearest recorder is rec-dev-1.
+        started = cli(mesh, "start", conf, "--id", "outlived")
+        assert "rec-dev-1" in started, started
+        wait_for("rec-dev-1 writes", lambda: (view() or {}).get("state") == "recording", timeout=30)
+        time.sleep(4)
+        killed = time.monotonic()
+        mesh.kill(recs["rec-dev-1"]["pid"])
+        v = wait_for("the recording moved to rec-dev-2",
+                     lambda: (lambda v: v if v and v["recorder"] == "rec-dev-2" and v["state"] == "recording"
+                              else None)(view()), timeout=60)
+        moved_s = time.monotonic() - killed
+        assert v["parts"] == 2, v
+        print(f"recorder killed → part 2 writing on rec-dev-2 after {moved_s:.2f} s")
+        time.sleep(5)
+        cli(mesh, "stop", conf)
+        out = Path(mesh.state["recordings_dir"])
+        part2 = json.loads((out / "outlived-p2" / "manifest.json").read_text())
+        assert part2["recorder"] == "rec-dev-2" and part2["continues"] == "outlived", part2
+        files2, recorded2 = check_files(out / "outlived-p2", part2, {"anchor"})
+        # Part 1 has no manifest (its recorder died) but every file it
+        # wrote plays without an error to its last cluster.
+        part1 = out / "outlived"
+        assert not (part1 / "manifest.json").exists()
+        written = sorted(part1.glob("*.webm"))
+        assert {p.name for p in written} == {"anchor-audio-0.webm", "anchor-video-0.webm"}, written
+        for path in written:
+            errors = decode_errors(path)
+            assert errors == "", (path, errors[:2000])
+            times = packet_times(path)
+            assert times and times[-1] >= 2.0, (path, times[-1:] if times else None)
+            print(f"{path.name} (killed recorder): {len(times)} packets to {times[-1]:.2f} s")
+    finally:
+        pub.stop()
