@@ -123,8 +123,26 @@ async fn recordings_are_placed_near_their_meeting_reported_and_moved_off_a_silen
     assert!(far_id.starts_with("far-"), "{far_id}");
     let (s, again) = call(&http, post.clone(), &url("far"), op).await;
     assert_eq!((s, &again["recording"]), (200, &v["recording"]));
-    let (s, v) = call(&http, post.clone(), &url("near"), op).await;
-    assert_eq!((s, v["recorder"].as_str()), (201, Some("rec-eu")), "{v}");
+    let s = http
+        .post(url("near"))
+        .header("authorization", format!("Bearer {}", operator_token()))
+        .json(&json!({"recording": "near-1", "max_height": 360}))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(s.as_u16(), 201);
+    let (_, v) = call(&http, reqwest::Method::GET, &url("near"), op).await;
+    assert_eq!(
+        (v["recorder"].as_str(), v["max_height"].as_u64()),
+        (Some("rec-eu"), Some(360)),
+        "{v}"
+    );
+    // The recorder is told the policy with the assignment.
+    assert_eq!(
+        beat(&rec_eu, json!([])).await,
+        vec![json!({"conference": "near", "recording": "near-1", "max_height": 360})]
+    );
     // Both recorders are full (capacity 1).
     let (s, _) = call(&http, post.clone(), &url("third"), op).await;
     assert_eq!(s, 503);

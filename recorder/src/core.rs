@@ -4,9 +4,10 @@
 //!
 //! An edge announces every conference it hosts, with its participants and
 //! sources, to each of its links; the recorder subscribes to the sources of
-//! the conferences it records — every audio source, and the top layer of
-//! every video source ([`Subscription::BEST`]) — so each source crosses to
-//! it once, from the publisher's own edge, wherever that is.
+//! the conferences it records — every audio source, and of every video
+//! source the top layer or the tallest the recording's policy allows
+//! ([`Recording::subscription`]) — so each source crosses to it once, from
+//! the publisher's own edge, wherever that is.
 //!
 //! A participant's track is one file for the whole recording: when its
 //! edge dies and it rejoins on another edge, the new source (a new id on
@@ -210,7 +211,16 @@ impl RecorderCore {
                 self.up.insert(edge.clone());
             }
             LinkEvent::Down { .. } | LinkEvent::Failed(_) => {
+                // Its sources are gone with it (an edge announces them all
+                // again when the link comes back): a recording started
+                // later must not take a dead edge's source for a
+                // participant who has rejoined elsewhere. The files stay
+                // open: a rejoined source takes its track over.
                 self.up.remove(edge);
+                self.sources.retain(|(e, _), _| e != edge);
+                for a in self.recordings.values_mut() {
+                    a.tracks.retain(|(e, _), _| e != edge);
+                }
             }
             LinkEvent::EndpointJoined {
                 conference,
@@ -281,6 +291,7 @@ impl RecorderCore {
             .map(|(_, k)| k.track)
             .collect();
         let track = (0..=u8::MAX).find(|t| !held.contains(t)).unwrap_or(u8::MAX);
+        let subscription = a.recording.subscription();
         a.tracks.insert(
             (s.edge.clone(), s.id),
             SourceKey {
@@ -292,7 +303,7 @@ impl RecorderCore {
         self.actions.push_back(LinkAction::Subscribe {
             edge: s.edge.clone(),
             source: s.id,
-            subscription: Subscription::BEST,
+            subscription,
         });
     }
 

@@ -351,6 +351,7 @@ impl Shell {
             recorder: self.recorder.clone(),
             dir: dir.clone(),
             continues,
+            max_height: a.max_height,
         };
         match self.core.start(cfg, Instant::now(), unix_ms()) {
             Ok(()) => {

@@ -66,6 +66,9 @@ pub struct RecordingConfig {
     /// The id of the file set this one continues (another recorder's,
     /// which died), if any.
     pub continues: Option<String>,
+    /// The recording policy: of a simulcast publisher, the tallest layer
+    /// no taller than this many pixels; 0 for the top layer.
+    pub max_height: u16,
 }
 
 /// One participant, in the manifest.
@@ -122,6 +125,9 @@ pub struct Manifest {
     /// The file set this one continues, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub continues: Option<String>,
+    /// The video layer policy: at most this tall (absent: the top layer).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_height: Option<u16>,
     /// Start, Unix ms.
     pub started_unix_ms: u64,
     /// End, Unix ms.
@@ -172,6 +178,15 @@ impl Recording {
             sources: BTreeMap::new(),
             events: VecDeque::new(),
         })
+    }
+
+    /// What each source is subscribed with: every layer up to the
+    /// policy's height (the top one without a policy).
+    pub fn subscription(&self) -> geomesh_mesh::wire::Subscription {
+        geomesh_mesh::wire::Subscription {
+            max_layer: geomesh_mesh::wire::Subscription::ANY_LAYER,
+            max_height: self.cfg.max_height,
+        }
     }
 
     /// The recording's directory.
@@ -270,6 +285,7 @@ impl Recording {
             conference: self.cfg.conference.clone(),
             recorder: self.cfg.recorder.clone(),
             continues: self.cfg.continues.clone(),
+            max_height: (self.cfg.max_height > 0).then_some(self.cfg.max_height),
             started_unix_ms: self.started_unix_ms,
             ended_unix_ms: unix_ms,
             participants: self

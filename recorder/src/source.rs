@@ -56,9 +56,18 @@ pub struct SourceRecorder {
     span: Option<(u64, u64)>,
     /// The file stopped (a write error); later packets are ignored.
     failed: Option<RecordError>,
-    /// Keyframe wanted and not yet seen.
-    asked: bool,
+    /// When a keyframe was last asked for, while none has come since.
+    asked: Option<Instant>,
+    /// No packet yet: the first ask's clock starts with the first packet
+    /// (the source may begin long after the recording).
+    idle: bool,
 }
+
+/// How long to wait for an asked keyframe before asking again: the
+/// request can be lost (dropped on a link, sent before the subscription
+/// reached the publisher's edge, answered on a layer the edge has since
+/// switched away from), and nothing else would ever bring one.
+pub const KEYFRAME_RETRY: Duration = Duration::from_secs(1);
 
 impl SourceRecorder {
     /// A recorder writing `path` (created at the first frame it can write)
@@ -77,12 +86,13 @@ impl SourceRecorder {
             events: VecDeque::new(),
             span: None,
             failed: None,
-            asked: false,
+            asked: None,
+            idle: true,
         };
         if kind == SourceKind::Video {
             // A file starts on a keyframe: ask at once rather than wait for
             // the encoder's next one.
-            s.want_keyframe();
+            s.want_keyframe(started);
         }
         s
     }
@@ -107,6 +117,9 @@ impl SourceRecorder {
         if self.failed.is_some() {
             return;
         }
+        if std::mem::take(&mut self.idle) && self.asked.is_some() {
+            self.asked = Some(now);
+        }
         let frame = match self.kind {
             SourceKind::Audio => Some(Frame {
                 ts: p.ts,
@@ -116,8 +129,11 @@ impl SourceRecorder {
             }),
             SourceKind::Video => {
                 let pushed = self.vp8.push(p);
-                if pushed.needs_keyframe {
-                    self.want_keyframe();
+                let stale = self
+                    .asked
+                    .is_some_and(|t| now.saturating_duration_since(t) >= KEYFRAME_RETRY);
+                if pushed.needs_keyframe || (stale && self.vp8.waiting_for_keyframe()) {
+                    self.want_keyframe(now);
                 }
                 pushed.frame
             }
@@ -131,7 +147,7 @@ impl SourceRecorder {
             return;
         }
         if frame.keyframe {
-            self.asked = false;
+            self.asked = None;
         }
         if let Err(e) = self.write(now, &frame) {
             warn!(path = %self.path.display(), "recording of this source stopped: {e}");
@@ -139,9 +155,14 @@ impl SourceRecorder {
         }
     }
 
-    fn want_keyframe(&mut self) {
-        if !self.asked {
-            self.asked = true;
+    /// Asks for a keyframe, unless one was asked for less than
+    /// [`KEYFRAME_RETRY`] ago.
+    fn want_keyframe(&mut self, now: Instant) {
+        if self
+            .asked
+            .is_none_or(|t| now.saturating_duration_since(t) >= KEYFRAME_RETRY)
+        {
+            self.asked = Some(now);
             self.events.push_back(SourceEvent::KeyframeWanted);
         }
     }

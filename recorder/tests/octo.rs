@@ -246,13 +246,7 @@ fn the_recorder_follows_a_publisher_from_a_dead_edge_to_its_new_one() {
     // The recording starts after the sources were announced: it subscribes
     // to what is there.
     core.start(
-        RecordingConfig {
-            id: "rec-42".into(),
-            conference: conf.clone(),
-            recorder: "rec-1".into(),
-            dir: dir.path().join("standup"),
-            continues: None,
-        },
+        config(dir.path(), &conf, "rec-42", 0),
         t0,
         1_800_000_000_000,
     )
@@ -337,6 +331,18 @@ fn the_recorder_follows_a_publisher_from_a_dead_edge_to_its_new_one() {
     }
 }
 
+/// A recording of `conf` into `dir/standup`.
+fn config(dir: &Path, conf: &ConferenceId, id: &str, max_height: u16) -> RecordingConfig {
+    RecordingConfig {
+        id: id.into(),
+        conference: conf.clone(),
+        recorder: "rec-1".into(),
+        dir: dir.join("standup"),
+        continues: None,
+        max_height,
+    }
+}
+
 /// `pair`'s edge hosts `conf` with Ada publishing `ids` (video, audio).
 fn ada_on(pair: &mut Pair, conf: &ConferenceId, (v, a): (SourceId, SourceId), ssrc: u32) {
     let ada = ParticipantId::new("ada").unwrap();
@@ -361,13 +367,7 @@ fn a_publisher_that_migrates_make_before_break_is_followed_and_never_interleaved
     let t0 = Instant::now();
     let mut core = RecorderCore::new();
     core.start(
-        RecordingConfig {
-            id: "rec-43".into(),
-            conference: conf.clone(),
-            recorder: "rec-1".into(),
-            dir: dir.path().join("standup"),
-            continues: None,
-        },
+        config(dir.path(), &conf, "rec-43", 360),
         t0,
         1_800_000_000_000,
     )
@@ -376,6 +376,12 @@ fn a_publisher_that_migrates_make_before_break_is_followed_and_never_interleaved
     let (v1, a1) = (SourceId(1), SourceId(2));
     ada_on(&mut a, &conf, (v1, a1), 1000);
     a.pump(t0, &mut core);
+    // The recording's policy (at most 360 px tall) is what it subscribes with.
+    let policy = geomesh_mesh::wire::Subscription {
+        max_layer: geomesh_mesh::wire::Subscription::ANY_LAYER,
+        max_height: 360,
+    };
+    assert_eq!(a.edge.remote_subscription(v1).map(|(s, _)| s), Some(policy));
     publish(
         &mut a,
         &mut core,
@@ -439,4 +445,42 @@ fn a_publisher_that_migrates_make_before_break_is_followed_and_never_interleaved
             pts.last()
         );
     }
+}
+
+#[test]
+fn a_recording_started_after_an_edge_died_takes_the_rejoined_sources_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = ConferenceId::new("standup").unwrap();
+    let t0 = Instant::now();
+    let mut core = RecorderCore::new();
+    let mut a = Pair::new("edge-a", t0);
+    ada_on(&mut a, &conf, (SourceId(1), SourceId(2)), 1000);
+    let _ = a.pump(t0, &mut core);
+    // edge-a dies; Ada rejoins on edge-b; only then is the recording started.
+    a.rec
+        .handle_disconnected(t0, DownReason::Lost("edge-a died".into()));
+    while let Some(ev) = a.rec.poll_event() {
+        core.handle_link_event(&a.name, &ev);
+    }
+    let mut b = Pair::new("edge-b", t0);
+    let (v2, a2) = (SourceId(7), SourceId(8));
+    ada_on(&mut b, &conf, (v2, a2), 5000);
+    let _ = b.pump(t0, &mut core);
+    core.start(
+        config(dir.path(), &conf, "rec-44", 0),
+        t0,
+        1_800_000_000_000,
+    )
+    .unwrap();
+    let others = b.pump(t0, &mut core);
+    assert!(
+        b.edge.remote_subscription(v2).is_some() && b.edge.remote_subscription(a2).is_some(),
+        "the recorder subscribed to the live sources"
+    );
+    assert!(
+        others
+            .iter()
+            .all(|x| !matches!(x, LinkAction::Subscribe { .. })),
+        "nothing asked of the dead edge: {others:?}"
+    );
 }

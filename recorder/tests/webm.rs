@@ -178,13 +178,22 @@ fn vp8_and_opus_sources_become_files_that_play_through() {
     assert_eq!(decode_errors(&apath), "");
 }
 
+/// Three seconds of VP8 (a keyframe a second), its start, and a video
+/// source recorder writing `dir/video.webm`.
+fn three_seconds_of_video(
+    dir: &Path,
+) -> (Vec<Vec<u8>>, Instant, std::path::PathBuf, SourceRecorder) {
+    let video = vp8_frames(dir, 3);
+    let t0 = Instant::now();
+    let path = dir.join("video.webm");
+    let r = SourceRecorder::new(SourceKind::Video, &path, t0);
+    (video, t0, path, r)
+}
+
 #[test]
 fn a_lost_packet_costs_frames_until_a_keyframe_never_a_decode_error() {
     let dir = tempfile::tempdir().unwrap();
-    let video = vp8_frames(dir.path(), 3);
-    let t0 = Instant::now();
-    let path = dir.path().join("video.webm");
-    let mut r = SourceRecorder::new(SourceKind::Video, &path, t0);
+    let (video, t0, path, mut r) = three_seconds_of_video(dir.path());
     let key = |k: usize| video[k][0] & 0x01 == 0;
     let next_key = (41..video.len())
         .find(|&k| key(k))
@@ -281,6 +290,7 @@ fn a_recording_is_a_directory_of_files_and_a_manifest_that_matches_them() {
             recorder: "rec-dev-1".into(),
             dir: dir.path().join("standup-rec-1"),
             continues: None,
+            max_height: 0,
         },
         t0,
         1_800_000_000_000,
@@ -357,4 +367,28 @@ fn a_recording_is_a_directory_of_files_and_a_manifest_that_matches_them() {
         let late = s["participant"] == "bob";
         assert!((start - if late { 1.0 } else { 0.0 }).abs() < 0.01, "{s}");
     }
+}
+
+#[test]
+fn a_keyframe_that_never_comes_is_asked_for_again_every_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let (video, t0, path, mut r) = three_seconds_of_video(dir.path());
+    let key = |k: usize| video[k][0] & 0x01 == 0;
+    let keys: Vec<usize> = (0..video.len()).filter(|&k| key(k)).collect();
+    assert!(keys.len() >= 3, "keyframes at {keys:?}");
+    // The keyframe that answers the first request is lost, and so is the
+    // encoder's next one (a second later): the deltas cannot be written,
+    // and the recorder asks again after a second, until the third.
+    let lost = [keys[0], keys[1]];
+    let events = feed_video(&mut r, &video, t0, Duration::ZERO, 5, 0, |k, _| {
+        lost.contains(&k)
+    });
+    assert_eq!(
+        events,
+        vec![SourceEvent::KeyframeWanted, SourceEvent::KeyframeWanted],
+        "asked at the start and again a second later (keyframes at {keys:?})"
+    );
+    let s = r.finish();
+    assert_eq!(s.frames, (video.len() - keys[2]) as u64);
+    assert_eq!(decode_errors(&path), "");
 }

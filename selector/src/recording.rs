@@ -75,6 +75,7 @@ fn assignments(st: &SelectorState, recorder: &EdgeId) -> Vec<RecordingAssignment
             conference: c.clone(),
             recording: r.part_id(r.part),
             continues: r.continues(),
+            max_height: r.max_height,
         })
         .collect()
 }
@@ -221,6 +222,10 @@ impl Upkeep {
 struct StartBody {
     /// The recording's id (default: one the selector makes up).
     recording: Option<String>,
+    /// The video layer policy: of simulcast publishers, the tallest layer
+    /// no taller than this (default: the top layer).
+    #[serde(default)]
+    max_height: Option<u16>,
 }
 
 /// A conference's recording, as the public API shows it.
@@ -241,6 +246,9 @@ pub struct RecordingView {
     /// Parts: the files of part 1 are `<recording>`, of part n
     /// `<recording>-p<n>` (each in its recorder's output directory).
     pub parts: u32,
+    /// The video layer policy: at most this tall (absent: the top layer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_height: Option<u16>,
     /// The current part as its recorder reports it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub report: Option<RecordingReport>,
@@ -272,6 +280,7 @@ fn view(s: &Shared, c: &ConferenceId, r: &RecordingRecord, stopping: bool) -> Re
         recorder: r.recorder.clone(),
         started_ms: r.started_ms,
         parts: r.part,
+        max_height: (r.max_height > 0).then_some(r.max_height),
         report,
     }
 }
@@ -337,6 +346,7 @@ pub async fn start(
         conference: conference.clone(),
         recording,
         recorder,
+        max_height: req.max_height.unwrap_or(0),
     };
     let res = s
         .propose(vec![op])

@@ -31,6 +31,10 @@ pub enum Command {
         /// The recording's id (default: the selector makes one up).
         #[arg(long)]
         id: Option<String>,
+        /// Of simulcast publishers, record the tallest layer no taller than
+        /// this (pixels); default: the top layer.
+        #[arg(long)]
+        max_height: Option<u16>,
         #[command(flatten)]
         target: Target,
     },
@@ -71,6 +75,9 @@ fn describe(v: &Value) -> String {
         v["state"].as_str().unwrap_or("?"),
         v["recorder"].as_str().unwrap_or("?"),
     );
+    if let Some(h) = v["max_height"].as_u64() {
+        s += &format!(" (video at most {h} px tall)");
+    }
     if v["parts"].as_u64().unwrap_or(1) > 1 {
         s += &format!(" (part {})", v["parts"]);
     }
@@ -110,11 +117,19 @@ impl Command {
             .build()?;
         let url = |base: &str, c: &ConferenceId| format!("{base}/v1/conferences/{c}/recording");
         match &self {
-            Command::Start { conference, id, .. } => {
-                let body = match id {
-                    Some(id) => json!({ "recording": id }),
-                    None => json!({}),
-                };
+            Command::Start {
+                conference,
+                id,
+                max_height,
+                ..
+            } => {
+                let mut body = json!({});
+                if let Some(id) = id {
+                    body["recording"] = json!(id);
+                }
+                if let Some(h) = max_height {
+                    body["max_height"] = json!(h);
+                }
                 let v = super::operator::call(&selectors, |b| {
                     http.post(url(b, conference))
                         .header("authorization", &auth)

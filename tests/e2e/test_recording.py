@@ -57,7 +57,7 @@ def largest_gap(times):
     return max((b - a for a, b in zip(times, times[1:])), default=0.0)
 
 
-def check_files(rec_dir, manifest, publishers):
+def check_files(rec_dir, manifest, publishers, sizes=None, min_height=240):
     """Every publisher has a VP8 video and an Opus audio file that decode
     without error, last as long as the recording (±10 %), and match the
     manifest. Returns {participant: {kind: (path, packet times)}}."""
@@ -79,7 +79,9 @@ def check_files(rec_dir, manifest, publishers):
             codec = s["streams"][0]["codec_name"]
             assert codec == {"video": "vp8", "audio": "opus"}[kind], (path, codec)
             if kind == "video":
-                assert s["streams"][0]["width"] >= 320 and s["streams"][0]["height"] >= 240, s
+                assert s["streams"][0]["width"] >= 320 and s["streams"][0]["height"] >= min_height, s
+                if sizes is not None:
+                    sizes[who] = (s["streams"][0]["width"], s["streams"][0]["height"])
             duration = float(s["format"]["duration"])
             # The file starts at the publisher's first (key)frame after the
             # recorder subscribed: within 10 % of the recorded time.
@@ -156,7 +158,8 @@ def test_a_two_region_meeting_is_recorded_per_track_and_survives_an_edge_kill(re
         rec_dir = Path(mesh.state["recordings_dir"]) / "first"
         manifest = json.loads((rec_dir / "manifest.json").read_text())
         assert manifest["conference"] == CONF and manifest["recorder"] == recorder
-        first, recorded_s = check_files(rec_dir, manifest, {chrome, "caster"})
+        first_sizes = {}
+        first, recorded_s = check_files(rec_dir, manifest, {chrome, "caster"}, first_sizes)
         assert 9 <= recorded_s <= 10 + 3 * SLACK, recorded_s
         # Continuity: the aiortc publisher sends 30 fps; most frames are in
         # the file, none of its packets far apart.
@@ -191,6 +194,23 @@ def test_a_two_region_meeting_is_recorded_per_track_and_survives_an_edge_kill(re
         for kind in ("audio", "video"):
             gap = largest_gap(second["caster"][kind][1])
             assert gap < 0.5 * SLACK, ("caster", kind, gap)
+
+        # 3. The policy: of the page's three simulcast layers (its camera's
+        # full size, half and a quarter), the tallest at most 200 px; the
+        # aiortc publisher's one layer whatever its height.
+        top = first_sizes[chrome]
+        want = next((top[0] // d, top[1] // d) for d in (1, 2, 4) if top[1] // d <= 200 or d == 4)
+        cli(mesh, "start", CONF, "--id", "third", "--max-height", "200")
+        wait_for("the recorder writes the third", lambda: status(mesh)["state"] == "recording", timeout=30)
+        assert status(mesh)["max_height"] == 200
+        time.sleep(6)
+        cli(mesh, "stop", CONF)
+        rec_dir = Path(mesh.state["recordings_dir"]) / "third"
+        manifest = json.loads((rec_dir / "manifest.json").read_text())
+        assert manifest["max_height"] == 200, manifest
+        sizes = {}
+        check_files(rec_dir, manifest, {chrome, "caster"}, sizes, min_height=0)
+        assert sizes == {chrome: want, "caster": (320, 240)}, (sizes, top)
     finally:
         pub.stop()
 

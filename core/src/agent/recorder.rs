@@ -84,6 +84,14 @@ pub struct RecordingAssignment {
     /// The part's id it continues (written by a recorder that died).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub continues: Option<String>,
+    /// The video layer policy: at most this tall; absent or 0, the top
+    /// layer.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub max_height: u16,
+}
+
+fn is_zero(h: &u16) -> bool {
+    *h == 0
 }
 
 /// Why a recorder heartbeat is refused.

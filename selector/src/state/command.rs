@@ -113,6 +113,9 @@ pub enum Op {
         recording: String,
         /// The recorder chosen.
         recorder: EdgeId,
+        /// The video layer policy: at most this tall (0: the top layer).
+        #[serde(default)]
+        max_height: u16,
     },
     /// Stop recording a conference.
     StopRecording {

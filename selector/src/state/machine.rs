@@ -236,7 +236,8 @@ impl SelectorState {
                 conference,
                 recording,
                 recorder,
-            } => self.start_recording(now, conference, recording, recorder),
+                max_height,
+            } => self.start_recording(now, conference, recording, recorder, *max_height),
             Op::StopRecording { conference } => self.stop_recording(now, conference),
             Op::MoveRecording {
                 conference,

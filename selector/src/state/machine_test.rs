@@ -813,6 +813,7 @@ fn start_rec(conf: &str, rec: &str, recorder: &str) -> Op {
         conference: c(conf),
         recording: rec.into(),
         recorder: e(recorder),
+        max_height: 0,
     }
 }
 

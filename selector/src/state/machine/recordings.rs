@@ -18,6 +18,9 @@ pub struct RecordingRecord {
     pub started_ms: u64,
     /// When the current part was assigned, Unix ms.
     pub part_started_ms: u64,
+    /// The video layer policy: at most this tall (0: the top layer).
+    #[serde(default)]
+    pub max_height: u16,
     /// When it was stopped, Unix ms: kept for [`STOPPED_KEPT_MS`] so its
     /// files can still be looked up, then forgotten.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -51,6 +54,7 @@ impl SelectorState {
         conference: &ConferenceId,
         recording: &str,
         recorder: &EdgeId,
+        max_height: u16,
     ) -> OpResult {
         if let Some(r) = self.recordings.get(conference)
             && r.stopped_ms.is_none()
@@ -66,6 +70,7 @@ impl SelectorState {
             part: 1,
             started_ms: now,
             part_started_ms: now,
+            max_height,
             stopped_ms: None,
         };
         self.recordings.insert(conference.clone(), record.clone());
