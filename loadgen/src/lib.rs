@@ -62,6 +62,7 @@ pub mod bare;
 pub mod edge_api;
 mod error;
 pub mod histogram;
+mod joining;
 pub mod opus;
 pub mod plan;
 pub mod relay;
