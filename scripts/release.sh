@@ -72,7 +72,8 @@ mkdir -p "$STAGE/$NAME/systemd"
 install -m 0755 "$BINARY" "$STAGE/$NAME/geomesh"
 install -m 0755 deploy/machine/bootstrap.sh "$STAGE/$NAME/bootstrap.sh"
 install -m 0644 deploy/systemd/geomesh-edge.service deploy/systemd/geomesh-selector.service \
-  deploy/systemd/edge.env deploy/systemd/selector.env "$STAGE/$NAME/systemd/"
+  deploy/systemd/geomesh-recorder.service \
+  deploy/systemd/edge.env deploy/systemd/selector.env deploy/systemd/recorder.env "$STAGE/$NAME/systemd/"
 cat >"$STAGE/$NAME/BUILD-INFO" <<INFO
 geomesh $VERSION ($COMMIT)
 target: $TARGET

@@ -32,6 +32,17 @@ fn report(conference: &str, recording: &str, state: &str) -> Value {
            "dir": format!("/rec/{recording}"), "sources": 2, "bytes": 1000})
 }
 
+/// Participant ada joins conference "far" on `edge`.
+async fn ada_joins(edge: &EdgeAgent) {
+    edge.post(
+        0,
+        "/agent/v1/participants",
+        &json!({"joined": [{"conference": "far", "participant": "ada"}]}),
+    )
+    .await
+    .unwrap();
+}
+
 async fn call(
     http: &reqwest::Client,
     method: reqwest::Method,
@@ -103,13 +114,7 @@ async fn recordings_are_placed_near_their_meeting_reported_and_moved_off_a_silen
     // Both recorders heartbeat; a participant is on edge-ap.
     assert!(beat(&rec_eu, json!([])).await.is_empty());
     assert!(beat(&rec_ap, json!([])).await.is_empty());
-    ap.post(
-        0,
-        "/agent/v1/participants",
-        &json!({"joined": [{"conference": "far", "participant": "ada"}]}),
-    )
-    .await
-    .unwrap();
+    ada_joins(ap).await;
 
     // "far" goes to the recorder in ap, nearest its participant; a second
     // start keeps it; "near" (nobody yet) to the other, the one with room.
@@ -203,4 +208,44 @@ async fn recordings_are_placed_near_their_meeting_reported_and_moved_off_a_silen
     // A second stop finds nothing to stop.
     let (s, v) = call(&http, reqwest::Method::DELETE, &url("far"), op).await;
     assert_eq!((s, v["error"].as_str()), (404, Some("not_recording")));
+
+    // A recording whose recorder reports it failed (a write error) stops:
+    // participants are no longer told they are recorded, GET says failed.
+    // (edge-ap was silent through the move above, so its participant is
+    // gone: it comes back.)
+    ap.heartbeat(0).await.unwrap();
+    ada_joins(ap).await;
+    let (s, v) = call(&http, post.clone(), &url("far"), op).await;
+    assert_eq!((s, v["recorder"].as_str()), (201, Some("rec-eu")), "{v}");
+    let failing = v["recording"].as_str().unwrap().to_string();
+    assert_ne!(failing, far_id);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while ap.heartbeat(0).await.unwrap()["recording"] != json!(["far"]) {
+        assert!(Instant::now() < deadline, "the edge never heard of it");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    beat(&rec_eu, json!([report("far", &failing, "failed")])).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let hb = ap.heartbeat(0).await.unwrap();
+        if hb.get("recording").is_none() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "a failed recording still shown: {hb}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_, v) = call(&http, reqwest::Method::GET, &url("far"), op).await;
+    assert_eq!(
+        (v["state"].as_str(), v["recording"].as_str()),
+        (Some("failed"), Some(failing.as_str())),
+        "{v}"
+    );
+    assert!(
+        beat(&rec_eu, json!([report("far", &failing, "failed")]))
+            .await
+            .is_empty()
+    );
 }

@@ -6,7 +6,8 @@
 # parameters anew and restarts the unit.
 #
 #   1. the Elastic IP is the machine's public address (else stop here)
-#   2. a geomesh system user; a selector's data volume at /var/lib/geomesh
+#   2. a geomesh system user; a selector's (Raft) or a recorder's
+#      (recordings) data volume at /var/lib/geomesh
 #   3. the binary and the unit from RELEASE_DIR
 #   4. the node's files from SSM Parameter Store (its own path only): the
 #      topology, the unit's settings, credentials and keys
@@ -70,7 +71,9 @@ if [ -n "${DATA_VOLUME:-}" ]; then
 fi
 install -d -o root -g geomesh -m 0750 /var/lib/geomesh
 
-# 3.
+# 3. A release older than the role (a recorder pinned to a release from
+# before recorders) has no unit for it.
+[ -f "$RELEASE_DIR/systemd/geomesh-$ROLE.service" ] || die "this release has no geomesh-$ROLE.service: give this node a newer release"
 ln -sfn "$RELEASE_DIR/geomesh" /usr/local/bin/geomesh
 install -m 0644 "$RELEASE_DIR/systemd/geomesh-$ROLE.service" /etc/systemd/system/
 /usr/local/bin/geomesh --version

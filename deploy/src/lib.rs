@@ -3,7 +3,8 @@
 //! The cloud rollout of a topology: `geomesh deploy render` turns
 //! `topology.yaml` into a Terraform root with one provider configuration
 //! and one set of module blocks per region (Terraform cannot `for_each`
-//! over providers), plus the topology's data as a tfvars file.
+//! over providers) — network, edges, selectors and, when the topology has
+//! them, recorders — plus the topology's data as a tfvars file.
 //!
 //! - [`plan`]: what can be deployed — per node its public address, the
 //!   exact ingress it needs and the files it reads — or every reason the
@@ -57,8 +58,9 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DeployError + '_ {
 }
 
 /// Renders the root for `topology` (loaded from `topology_path`) into
-/// `out`, creating it. Files of ours are replaced; anything else in `out`
-/// (your `terraform.tfvars`, a backend, `.terraform/`) is left alone.
+/// `out`, creating it. Files of ours are replaced (and `recorders.tf`
+/// removed when the topology no longer has recorders); anything else in
+/// `out` (your `terraform.tfvars`, a backend, `.terraform/`) is left alone.
 /// Returns the files written, in order.
 pub fn render(
     topology: &Topology,
@@ -77,6 +79,16 @@ pub fn render(
         .file_name()
         .map_or_else(|| "topology.yaml".into(), |n| n.to_string_lossy());
     let files = render::files(&plan, &name, &relative(&out_abs, &base_abs))?;
+    // A recorders file of ours from when the topology had recorders would
+    // call modules for nodes that are gone: it goes with them.
+    if !files.iter().any(|(rel, _)| rel == render::RECORDERS_TF) {
+        let stale = out.join(render::RECORDERS_TF);
+        let ours =
+            std::fs::read_to_string(&stale).is_ok_and(|text| text.starts_with(render::GENERATED));
+        if ours {
+            std::fs::remove_file(&stale).map_err(io(&stale))?;
+        }
+    }
     let mut written = Vec::with_capacity(files.len());
     for (rel, text) in files {
         let path = out.join(&rel);

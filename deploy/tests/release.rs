@@ -56,6 +56,7 @@ fn release_tarball_holds_what_the_boot_script_installs() {
         "bootstrap.sh",
         "systemd/geomesh-edge.service",
         "systemd/geomesh-selector.service",
+        "systemd/geomesh-recorder.service",
         "BUILD-INFO",
     ] {
         assert!(

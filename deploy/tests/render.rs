@@ -1,16 +1,19 @@
-//! `geomesh deploy render` output: the example's root matches its golden
-//! copy, rendering is byte-for-byte deterministic, and topologies that
-//! cannot be deployed are refused with every reason at its path.
+//! `geomesh deploy render` output: the example's root, and the root of the
+//! example with the recorders of `fixtures/recorders.yaml`, match their
+//! golden copies (`golden/example`, `golden/recorders`), rendering is
+//! byte-for-byte deterministic, and topologies that cannot be deployed
+//! are refused with every reason at its path.
 //!
 //! After an intended change: `GEOMESH_BLESS=1 cargo test -p geomesh-deploy
-//! --test render` rewrites the golden copy; review its diff.
+//! --test render` rewrites the golden copies; review their diff.
 
 mod support;
 
 use std::path::Path;
 
 use geomesh_core::Topology;
-use geomesh_deploy::plan::plan;
+use geomesh_deploy::plan::{Role, plan};
+use geomesh_deploy::render::RECORDERS_TF;
 use support::*;
 
 /// The files render writes itself (the rest are copies).
@@ -21,20 +24,20 @@ const RENDERED: &[&str] = &[
     "geomesh.auto.tfvars",
 ];
 
-#[test]
-fn example_root_matches_the_golden_copy() {
-    let tmp = tempfile::tempdir().unwrap();
-    let root = render_example(tmp.path());
-    let golden = repo().join("deploy/tests/golden/example");
+/// Compares `files` of `root` with `deploy/tests/golden/<name>`, or
+/// rewrites the golden copy under GEOMESH_BLESS.
+fn matches_golden(root: &Path, name: &str, files: &[&str]) {
+    let golden = repo().join("deploy/tests/golden").join(name);
     let bless = std::env::var_os("GEOMESH_BLESS").is_some();
-    for name in RENDERED {
-        let got = std::fs::read_to_string(root.join(name)).unwrap();
+    for file in files {
+        let got = std::fs::read_to_string(root.join(file)).unwrap();
         if bless {
-            std::fs::write(golden.join(name), &got).unwrap();
+            std::fs::create_dir_all(&golden).unwrap();
+            std::fs::write(golden.join(file), &got).unwrap();
             continue;
         }
-        let want = std::fs::read_to_string(golden.join(name))
-            .unwrap_or_else(|e| panic!("{name}: {e} (GEOMESH_BLESS=1 writes it)"));
+        let want = std::fs::read_to_string(golden.join(file))
+            .unwrap_or_else(|e| panic!("{name}/{file}: {e} (GEOMESH_BLESS=1 writes it)"));
         if got != want {
             let line = got
                 .lines()
@@ -42,13 +45,32 @@ fn example_root_matches_the_golden_copy() {
                 .position(|(a, b)| a != b)
                 .unwrap_or_else(|| got.lines().count().min(want.lines().count()));
             panic!(
-                "{name}:{}: differs from the golden copy (GEOMESH_BLESS=1 rewrites it)\n  rendered: {:?}\n  golden:   {:?}",
+                "{name}/{file}:{}: differs from the golden copy (GEOMESH_BLESS=1 rewrites it)\n  rendered: {:?}\n  golden:   {:?}",
                 line + 1,
                 got.lines().nth(line),
                 want.lines().nth(line)
             );
         }
     }
+}
+
+#[test]
+fn example_root_matches_the_golden_copy() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = render_example(tmp.path());
+    matches_golden(&root, "example", RENDERED);
+    // Without recorders, no recorders file: the root is what it was before
+    // recorders existed.
+    assert!(!root.join(RECORDERS_TF).exists());
+}
+
+#[test]
+fn root_with_recorders_matches_the_golden_copy() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = render_recorders(tmp.path());
+    let mut files = RENDERED.to_vec();
+    files.push(RECORDERS_TF);
+    matches_golden(&root, "recorders", &files);
 }
 
 fn tree(dir: &Path) -> Vec<(String, Vec<u8>)> {
@@ -63,15 +85,36 @@ fn tree(dir: &Path) -> Vec<(String, Vec<u8>)> {
 
 #[test]
 fn rendering_twice_gives_byte_identical_files() {
-    let a = tempfile::tempdir().unwrap();
-    let b = tempfile::tempdir().unwrap();
-    let first = tree(&render_example(a.path()));
-    assert_eq!(first, tree(&render_example(b.path())), "two directories");
-    // Again over the first: same files, nothing left behind.
+    for render in [render_example, render_recorders] {
+        let a = tempfile::tempdir().unwrap();
+        let b = tempfile::tempdir().unwrap();
+        let first = tree(&render(a.path()));
+        assert_eq!(first, tree(&render(b.path())), "two directories");
+        // Again over the first: same files, nothing left behind.
+        assert_eq!(first, tree(&render(a.path())), "rendered over itself");
+    }
+}
+
+#[test]
+fn the_recorders_file_goes_when_the_recorders_go() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = render_recorders(tmp.path());
+    assert!(root.join(RECORDERS_TF).exists());
+    let with = tree(&root);
+    // The same directory, the topology without its recorders: the root is
+    // the example's again (it would otherwise call modules for machines
+    // that are gone).
+    render_topology(tmp.path(), "topology.yaml", &example());
+    let other = tempfile::tempdir().unwrap();
+    let plain = render_topology(other.path(), "topology.yaml", &example());
+    assert_eq!(tree(&root), tree(&plain));
+    assert_ne!(tree(&root), with);
+    // A recorders.tf that is not ours stays.
+    std::fs::write(root.join(RECORDERS_TF), "# mine\n").unwrap();
+    render_topology(tmp.path(), "topology.yaml", &example());
     assert_eq!(
-        first,
-        tree(&render_example(a.path())),
-        "rendered over itself"
+        std::fs::read_to_string(root.join(RECORDERS_TF)).unwrap(),
+        "# mine\n"
     );
 }
 
@@ -90,10 +133,6 @@ fn render_leaves_the_operators_files_alone() {
         std::fs::read_to_string(root.join("backend.tf")).unwrap(),
         "# mine\n"
     );
-}
-
-fn example() -> String {
-    std::fs::read_to_string(repo().join("topology.example.yaml")).unwrap()
 }
 
 /// The deploy problems of `yaml` (which must be a valid topology), as
@@ -259,4 +298,84 @@ fn without_a_meeting_hostname_there_is_no_dns_to_open_or_delegate() {
             hcl::parse(text).unwrap_or_else(|e| panic!("{name}: {e}"));
         }
     }
+}
+
+#[test]
+fn recorders_that_cannot_be_one_machine_are_refused() {
+    let y = example_with_recorders().replace("http: 198.51.100.39:8095", "http: 10.0.0.39:8095");
+    let p = problems(&y);
+    has(&p, "recorders[0].http", "not a public address");
+    has(
+        &p,
+        "recorders[0].octo",
+        "not on the node's public address 10.0.0.39",
+    );
+    let y = example_with_recorders().replace(
+        "http: 203.0.113.39:8095\n    octo: 203.0.113.39:4433",
+        "http: 203.0.113.21:8095\n    octo: 203.0.113.21:4434",
+    );
+    has(
+        &problems(&y),
+        "recorders[1].http",
+        "also edges[8].public_ip",
+    );
+    let y = example_with_recorders().replace(
+        "capacity: 20\n    bind_ip: 0.0.0.0",
+        "capacity: 20\n    bind_ip: 203.0.113.39",
+    );
+    let p = problems(&y);
+    has(
+        &p,
+        "recorders[1].bind_ip",
+        "Elastic IP is never on the instance's interface",
+    );
+    assert_eq!(p.len(), 1, "{p:#?}");
+}
+
+#[test]
+fn a_recorder_gets_its_credentials_and_its_region_a_network() {
+    // ap-southeast's edges moved to ap-northeast: a recorder alone there.
+    let y = example_with_recorders()
+        .replace(
+            "region: ap-southeast\n    public_ip: 192.0.2.2",
+            "region: ap-northeast\n    public_ip: 192.0.2.2",
+        )
+        .replace(
+            "region: us-east\n    http: 198.51.100.39",
+            "region: ap-southeast\n    http: 198.51.100.39",
+        );
+    let base = Path::new("/srv/ops");
+    let t = Topology::parse(&y, base).unwrap().topology;
+    let p = plan(&t, base).unwrap();
+    let sydney = p.regions.iter().find(|r| r.id == "ap-southeast").unwrap();
+    let roles: Vec<Role> = sydney.nodes.iter().map(|n| n.role).collect();
+    assert_eq!(roles, [Role::Recorder]);
+    let rec = &sydney.nodes[0];
+    assert_eq!(rec.id, "rec-us-east");
+    assert_eq!(rec.url, "http://198.51.100.39:8095");
+    assert_eq!(
+        rec.files,
+        [
+            "certs/ca.pem",
+            "certs/nodes/rec-us-east.pem",
+            "certs/nodes/rec-us-east.key",
+            "certs/operator.token",
+        ]
+    );
+    let files = geomesh_deploy::render::files(&p, "topology.yaml", "..").unwrap();
+    let text = |name: &str| &files.iter().find(|(n, _)| n == name).unwrap().1;
+    assert!(text("providers.tf").contains("\"ap-southeast-2\""));
+    assert!(text("main.tf").contains("module \"network_ap_southeast\""));
+    assert!(!text("main.tf").contains("module \"edges_ap_southeast\""));
+    assert!(text(RECORDERS_TF).contains("module \"recorders_ap_southeast\""));
+    // Without an operator token the recorder reads only its certificates.
+    let y = y.replace("  operator_token_file: certs/operator.token\n", "");
+    let t = Topology::parse(&y, base).unwrap().topology;
+    let p = plan(&t, base).unwrap();
+    let rec = p.nodes().find(|n| n.role == Role::Recorder).unwrap();
+    assert!(
+        rec.files
+            .iter()
+            .all(|f| f.starts_with("certs/nodes/") || f == "certs/ca.pem")
+    );
 }

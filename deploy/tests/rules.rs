@@ -41,15 +41,59 @@ fn open(set: &mut BTreeSet<Opening>, proto: &str, port: u16, sources: &[String])
 #[test]
 fn security_rules_open_exactly_what_the_topology_declares() {
     let tmp = tempfile::tempdir().unwrap();
-    let root = render_example(tmp.path());
+    let rendered = rendered_rules(&render_example(tmp.path()));
+    assert_eq!(rendered, expected_rules(&example()));
+    // 14 edges, 3 selectors: octo from the 13 others, Raft from 2 + 14.
+    assert_eq!(rendered["edge-us-east-1"].1.len(), 3 + 13);
+    assert_eq!(rendered["sel-us-east"].1.len(), 4 + 16);
+}
+
+#[test]
+fn security_rules_with_recorders_open_exactly_what_the_topology_declares() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rendered = rendered_rules(&render_recorders(tmp.path()));
+    assert_eq!(rendered, expected_rules(&example_with_recorders()));
+    // Two recorders: octo from both on every edge, their heartbeats on
+    // every selector; a recorder lets in octo from the 14 edges.
+    assert_eq!(rendered["edge-us-east-1"].1.len(), 3 + 13 + 2);
+    assert_eq!(rendered["sel-us-east"].1.len(), 4 + 16 + 2);
+    assert_eq!(rendered["rec-eu-central"].1.len(), 2 + 14);
+    assert_eq!(rendered["rec-eu-central"].0, "eu-central");
+}
+
+/// Per node: its region and every (protocol, ports, source) it lets in,
+/// read back from the root's tfvars.
+fn rendered_rules(root: &std::path::Path) -> BTreeMap<String, (String, BTreeSet<Opening>)> {
     let vars: Vars =
         hcl::from_str(&std::fs::read_to_string(root.join("geomesh.auto.tfvars")).unwrap()).unwrap();
-    let t = Topology::load(&repo().join("topology.example.yaml"))
+    let mut rendered = BTreeMap::new();
+    for (id, ing) in vars.ingress {
+        let mut s = BTreeSet::new();
+        for r in ing.rules {
+            for c in r.cidrs {
+                assert!(
+                    s.insert((r.protocol.clone(), r.from_port, r.to_port, c.clone())),
+                    "{id}: {} {}-{} from {c} twice",
+                    r.protocol,
+                    r.from_port,
+                    r.to_port
+                );
+            }
+        }
+        rendered.insert(id, (ing.region, s));
+    }
+    rendered
+}
+
+/// The same, derived from the topology directly.
+fn expected_rules(yaml: &str) -> BTreeMap<String, (String, BTreeSet<Opening>)> {
+    let t = Topology::parse(yaml, std::path::Path::new("/srv/ops"))
         .unwrap()
         .topology;
-
     let world = vec!["0.0.0.0/0".to_string()];
     let v32 = |ip: std::net::IpAddr| format!("{ip}/32");
+    let recorders: Vec<String> = t.recorders.iter().map(|r| v32(r.http.ip())).collect();
+    let edges: Vec<String> = t.edges.iter().map(|e| v32(e.public_ip)).collect();
     // Path MTU discovery: the one opening no port in the topology makes.
     let icmp = ("icmp".to_string(), 3, 4, "0.0.0.0/0".to_string());
     let mut expected: BTreeMap<String, (String, BTreeSet<Opening>)> = BTreeMap::new();
@@ -69,6 +113,8 @@ fn security_rules_open_exactly_what_the_topology_declares() {
             .map(|o| v32(o.public_ip))
             .collect();
         open(&mut s, "udp", e.octo.port(), &peers);
+        // Recorders are octo peers: the lower id dials.
+        open(&mut s, "udp", e.octo.port(), &recorders);
         expected.insert(e.id.to_string(), (e.region.to_string(), s));
     }
     for sel in &t.selectors {
@@ -80,40 +126,22 @@ fn security_rules_open_exactly_what_the_topology_declares() {
             .filter(|o| o.id != sel.id)
             .map(|o| v32(o.api.ip()))
             .collect();
-        peers.extend(t.edges.iter().map(|e| v32(e.public_ip)));
+        peers.extend(edges.iter().cloned());
+        // Recorders heartbeat the internal API, as edges do.
+        peers.extend(recorders.iter().cloned());
         open(&mut s, "tcp", sel.raft.port(), &peers);
         let dns = sel.dns.expect("the example's selectors serve GeoDNS");
         open(&mut s, "udp", dns.port(), &world);
         open(&mut s, "tcp", dns.port(), &world);
         expected.insert(sel.id.to_string(), (sel.region.to_string(), s));
     }
-
-    let mut rendered: BTreeMap<String, (String, BTreeSet<Opening>)> = BTreeMap::new();
-    for (id, ing) in vars.ingress {
-        let mut s = BTreeSet::new();
-        for r in ing.rules {
-            for c in r.cidrs {
-                assert!(
-                    s.insert((r.protocol.clone(), r.from_port, r.to_port, c.clone())),
-                    "{id}: {} {}-{} from {c} twice",
-                    r.protocol,
-                    r.from_port,
-                    r.to_port
-                );
-            }
-        }
-        rendered.insert(id, (ing.region, s));
+    for r in &t.recorders {
+        let mut s = BTreeSet::from([icmp.clone()]);
+        open(&mut s, "tcp", r.http.port(), &world);
+        open(&mut s, "udp", r.octo.port(), &edges);
+        expected.insert(r.id.to_string(), (r.region.to_string(), s));
     }
-    assert_eq!(
-        rendered.keys().collect::<Vec<_>>(),
-        expected.keys().collect::<Vec<_>>()
-    );
-    for (id, want) in &expected {
-        assert_eq!(&rendered[id], want, "{id}");
-    }
-    // 14 edges, 3 selectors: octo from the 13 others, Raft from 2 + 14.
-    assert_eq!(rendered["edge-us-east-1"].1.len(), 3 + 13);
-    assert_eq!(rendered["sel-us-east"].1.len(), 4 + 16);
+    expected
 }
 
 #[test]

@@ -14,6 +14,9 @@ fn units() -> std::path::PathBuf {
     repo().join("deploy/systemd")
 }
 
+/// Every role a machine can have: a unit, its settings file and a module each.
+const ROLES: [&str; 3] = ["edge", "selector", "recorder"];
+
 #[test]
 fn units_pass_systemd_analyze_verify() {
     if Command::new("systemd-analyze")
@@ -45,8 +48,9 @@ fn units_pass_systemd_analyze_verify() {
     let etc = r.join("etc/systemd/system");
     std::fs::create_dir_all(&etc).unwrap();
     let mut args = vec![];
-    for unit in ["geomesh-edge.service", "geomesh-selector.service"] {
-        std::fs::copy(units().join(unit), etc.join(unit)).unwrap();
+    for role in ROLES {
+        let unit = format!("geomesh-{role}.service");
+        std::fs::copy(units().join(&unit), etc.join(&unit)).unwrap();
         args.push(format!("/etc/systemd/system/{unit}"));
     }
     let out = Command::new("systemd-analyze")
@@ -105,7 +109,7 @@ fn module_env_keys(role_module: &str) -> BTreeSet<String> {
 
 #[test]
 fn units_read_what_the_env_files_and_modules_write() {
-    for role in ["edge", "selector"] {
+    for role in ROLES {
         let (used, env_file) = unit_settings(&format!("geomesh-{role}.service"));
         assert_eq!(env_file, format!("/etc/geomesh/{role}.env"));
         let example = env_file_keys(&units().join(format!("{role}.env")));
@@ -125,4 +129,53 @@ fn units_read_what_the_env_files_and_modules_write() {
         let boot = std::fs::read_to_string(repo().join("deploy/machine/bootstrap.sh")).unwrap();
         assert!(boot.contains("CONFIG=/etc/geomesh\n"));
     }
+}
+
+#[test]
+fn every_module_on_the_node_module_runs_a_role_that_has_a_unit() {
+    let mut roles = BTreeSet::new();
+    for dir in module_dirs() {
+        let m = module(&dir);
+        for call in blocks(&m, "module") {
+            if !matches!(attr(call, "source"), Some(hcl::Expression::String(s)) if s == "../node") {
+                continue;
+            }
+            let Some(hcl::Expression::String(role)) = attr(call, "role") else {
+                panic!(
+                    "{}: the node module's role is not a plain string",
+                    dir.display()
+                );
+            };
+            roles.insert(role.clone());
+        }
+    }
+    assert_eq!(roles, BTreeSet::from(ROLES.map(String::from)));
+    // The node module accepts exactly those, and the boot script installs
+    // geomesh-<role>.service for each.
+    let node = std::fs::read_to_string(terraform().join("modules/node/variables.tf")).unwrap();
+    assert!(
+        node.contains(r#"contains(["edge", "selector", "recorder"], var.role)"#),
+        "modules/node/variables.tf: role validation"
+    );
+    for role in ROLES {
+        assert!(units().join(format!("geomesh-{role}.service")).is_file());
+        assert!(units().join(format!("{role}.env")).is_file());
+    }
+}
+
+#[test]
+fn the_recorder_writes_on_its_data_volume() {
+    // The unit's StateDirectory, the env file's and the module's GEOMESH_OUT
+    // are one directory under /var/lib/geomesh, where bootstrap.sh mounts
+    // the volume the recorder module attaches (DATA_VOLUME).
+    let unit = std::fs::read_to_string(units().join("geomesh-recorder.service")).unwrap();
+    assert!(unit.contains("\nStateDirectory=geomesh/recordings\n"));
+    assert!(unit.contains("\nRequiresMountsFor=/var/lib/geomesh\n"));
+    let env = std::fs::read_to_string(units().join("recorder.env")).unwrap();
+    assert!(env.contains("\nGEOMESH_OUT=/var/lib/geomesh/recordings\n"));
+    let m = std::fs::read_to_string(terraform().join("modules/recorder/main.tf")).unwrap();
+    assert!(m.contains(r#"GEOMESH_OUT      = "/var/lib/geomesh/recordings""#));
+    assert!(m.contains("DATA_VOLUME = aws_ebs_volume.data[each.key].id"));
+    let boot = std::fs::read_to_string(repo().join("deploy/machine/bootstrap.sh")).unwrap();
+    assert!(boot.contains("mountpoint -q /var/lib/geomesh || mount /var/lib/geomesh"));
 }

@@ -12,10 +12,11 @@ use std::path::{Path, PathBuf};
 use hcl::expr::Expression;
 use support::*;
 
-/// The hand-written modules and a rendered root.
+/// The hand-written modules and the rendered roots (without and with
+/// recorders).
 fn module_sets(tmp: &Path) -> Vec<PathBuf> {
     let mut dirs = module_dirs();
-    dirs.push(render_example(tmp));
+    dirs.extend(render_both(tmp));
     dirs
 }
 
@@ -23,8 +24,10 @@ fn module_sets(tmp: &Path) -> Vec<PathBuf> {
 fn every_tf_file_parses_and_keeps_terraform_fmt_layout() {
     let tmp = tempfile::tempdir().unwrap();
     let mut files = files_with(&terraform(), ".tf");
-    files.extend(files_with(&render_example(tmp.path()), ".tf"));
-    files.extend(files_with(&render_example(tmp.path()), ".tfvars"));
+    for root in render_both(tmp.path()) {
+        files.extend(files_with(&root, ".tf"));
+        files.extend(files_with(&root, ".tfvars"));
+    }
     assert!(files.len() > 25, "{files:?}");
     for f in &files {
         let text = std::fs::read_to_string(f).unwrap();
@@ -127,8 +130,8 @@ fn module_sources_exist_and_are_called_with_their_variables() {
             calls += 1;
         }
     }
-    // network, edges and selectors per region of the example, plus the
-    // node module under edge and selector.
+    // network, edges and selectors per region of the example (and
+    // recorders in two of them), plus the node module under each role.
     assert!(calls > 10, "{calls}");
 }
 

@@ -25,7 +25,7 @@ use geomesh_mesh::wire::{MediaKind, MediaType, SourceId, Subscription};
 use tracing::{debug, info};
 
 use crate::recording::{KindKey, Manifest, Recording, RecordingConfig, SourceKey};
-use crate::source::SourceEvent;
+use crate::source::{SourceEvent, SourceKind};
 use crate::track_file::RecordError;
 
 /// What the core asks of its links.
@@ -69,8 +69,8 @@ pub struct CoreCounters {
 
 struct Active {
     recording: Recording,
-    /// Which file each remote source feeds.
-    tracks: HashMap<(EdgeId, SourceId), SourceKey>,
+    /// Which file each remote source feeds, and its codec.
+    tracks: HashMap<(EdgeId, SourceId), (SourceKey, SourceKind)>,
 }
 
 /// The recorder's state across its links.
@@ -101,20 +101,10 @@ impl Default for RecorderCore {
     }
 }
 
-fn kind_key(k: MediaKind) -> KindKey {
-    match k {
-        MediaKind::Audio => KindKey::Audio,
-        MediaKind::Video => KindKey::Video,
-    }
-}
-
-/// Whether the recorder writes this codec (libwebm: Opus, VP8).
-fn recordable(s: &RemoteSource) -> bool {
-    let name = s.info.codec.name.to_ascii_lowercase();
-    matches!(
-        (s.info.kind, name.as_str()),
-        (MediaKind::Audio, "opus") | (MediaKind::Video, "vp8")
-    )
+/// What the recorder writes of a source, if it writes its codec (Opus,
+/// VP8, H.264).
+fn recordable(s: &RemoteSource) -> Option<SourceKind> {
+    SourceKind::of_codec(&s.info.codec.name, s.info.kind == MediaKind::Video)
 }
 
 impl RecorderCore {
@@ -133,6 +123,11 @@ impl RecorderCore {
     /// Its counters.
     pub fn counters(&self) -> CoreCounters {
         self.counters
+    }
+
+    /// Octo links up.
+    pub fn links_up(&self) -> usize {
+        self.up.len()
     }
 
     /// `conference`'s recording, if it is being recorded.
@@ -257,12 +252,12 @@ impl RecorderCore {
         let Some(a) = self.recordings.get_mut(&s.conference) else {
             return;
         };
-        if !recordable(s) {
+        let Some(codec) = recordable(s) else {
             debug!(codec = %s.info.codec.name, "source not recorded: its codec");
             self.counters.unsupported_sources += 1;
             return;
-        }
-        let kind = kind_key(s.info.kind);
+        };
+        let kind = KindKey::from(codec);
         // A participant is on one edge at a time: its sources on another
         // edge are from before it moved (that edge died, or it migrated and
         // the old session is about to end). They hand their tracks over, so
@@ -271,7 +266,9 @@ impl RecorderCore {
         let moved: Vec<(EdgeId, SourceId)> = a
             .tracks
             .iter()
-            .filter(|((e, _), k)| e != &s.edge && k.participant == s.info.owner && k.kind == kind)
+            .filter(|((e, _), (k, _))| {
+                e != &s.edge && k.participant == s.info.owner && k.kind == kind
+            })
             .map(|(at, _)| at.clone())
             .collect();
         for (edge, source) in moved {
@@ -285,20 +282,23 @@ impl RecorderCore {
         let held: HashSet<u8> = a
             .tracks
             .iter()
-            .filter(|((e, id), k)| {
+            .filter(|((e, id), (k, _))| {
                 (e, id) != (&s.edge, &s.id) && k.participant == s.info.owner && k.kind == kind
             })
-            .map(|(_, k)| k.track)
+            .map(|(_, (k, _))| k.track)
             .collect();
         let track = (0..=u8::MAX).find(|t| !held.contains(t)).unwrap_or(u8::MAX);
         let subscription = a.recording.subscription();
         a.tracks.insert(
             (s.edge.clone(), s.id),
-            SourceKey {
-                participant: s.info.owner.clone(),
-                kind,
-                track,
-            },
+            (
+                SourceKey {
+                    participant: s.info.owner.clone(),
+                    kind,
+                    track,
+                },
+                codec,
+            ),
         );
         self.actions.push_back(LinkAction::Subscribe {
             edge: s.edge.clone(),
@@ -316,7 +316,7 @@ impl RecorderCore {
         let Some(a) = self.recordings.get_mut(&s.conference) else {
             return;
         };
-        let Some(key) = a.tracks.get(&(s.edge.clone(), s.id)).cloned() else {
+        let Some((key, codec)) = a.tracks.get(&(s.edge.clone(), s.id)).cloned() else {
             return;
         };
         let Ok(p) = geomesh_edge::rtp::parse(&m.packet) else {
@@ -324,7 +324,7 @@ impl RecorderCore {
             return;
         };
         self.counters.packets += 1;
-        a.recording.handle_rtp(now, &key, &p);
+        a.recording.handle_rtp(now, &key, codec, &p);
         while let Some((_, SourceEvent::KeyframeWanted)) = a.recording.poll_event() {
             self.actions.push_back(LinkAction::RequestKeyframe {
                 edge: s.edge.clone(),

@@ -1,6 +1,8 @@
-//! VP8 frames from RTP packets (RFC 7741): a frame is the packets of one
-//! RTP timestamp, from the one that starts partition 0 (S bit, PID 0) to
-//! the one with the marker bit, in sequence. A gap in the sequence breaks
+//! Video frames from RTP packets: a frame is the packets of one RTP
+//! timestamp, from the one that starts it to the one with the marker bit,
+//! in sequence. VP8 (RFC 7741) marks the start (S bit, PID 0); H.264
+//! (RFC 6184, [`crate::h264`]) starts a frame with the first packet of a
+//! new timestamp that is not the middle of a fragmented NAL unit. A gap in the sequence breaks
 //! the frame being assembled and every frame after it until a keyframe, and
 //! so does a new SSRC (another simulcast layer, a rejoined publisher: its
 //! delta frames reference pictures this file never had): a recording must
@@ -17,7 +19,7 @@ pub struct Frame {
     pub ts: u32,
     /// SSRC it came on.
     pub ssrc: u32,
-    /// A VP8 keyframe (always true for audio).
+    /// A keyframe (always true for audio).
     pub keyframe: bool,
     /// The codec's frame.
     pub data: Vec<u8>,
@@ -33,9 +35,20 @@ pub struct Pushed {
     pub needs_keyframe: bool,
 }
 
-/// Reassembles VP8 frames from one source's packets.
+/// A video codec the recorder reassembles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum VideoCodec {
+    /// VP8: the frame as the encoder wrote it.
+    #[default]
+    Vp8,
+    /// H.264: the access unit as an Annex B byte stream.
+    H264,
+}
+
+/// Reassembles video frames from one source's packets.
 #[derive(Debug, Default)]
-pub struct Vp8Assembler {
+pub struct VideoAssembler {
+    codec: VideoCodec,
     data: Vec<u8>,
     /// The frame being assembled: (ssrc, ts), none when broken or idle.
     current: Option<(u32, u32)>,
@@ -44,10 +57,13 @@ pub struct Vp8Assembler {
     synced: bool,
 }
 
-impl Vp8Assembler {
-    /// An assembler waiting for its first keyframe.
-    pub fn new() -> Self {
-        Self::default()
+impl VideoAssembler {
+    /// An assembler of `codec` frames waiting for its first keyframe.
+    pub fn new(codec: VideoCodec) -> Self {
+        Self {
+            codec,
+            ..Self::default()
+        }
     }
 
     /// Whether it is waiting for a keyframe.
@@ -72,23 +88,39 @@ impl Vp8Assembler {
             _ => {}
         }
         self.next_seq = Some((p.ssrc, p.seq.wrapping_add(1)));
-        let Some((at, start)) = geomesh_edge::vp8::frame_part(&p.payload) else {
-            self.current = None;
-            return out;
+        let ongoing = self.current == Some((p.ssrc, p.ts));
+        let appended = match self.codec {
+            VideoCodec::Vp8 => match geomesh_edge::vp8::frame_part(&p.payload) {
+                Some((at, start)) if start || ongoing => {
+                    if start {
+                        self.data.clear();
+                    }
+                    self.data.extend_from_slice(&p.payload[at..]);
+                    Some(start)
+                }
+                _ => None,
+            },
+            VideoCodec::H264 => {
+                let start = !ongoing && !crate::h264::continues_nal(&p.payload);
+                if start {
+                    self.data.clear();
+                }
+                (start || ongoing)
+                    .then(|| crate::h264::depacketize(&p.payload, &mut self.data).then_some(start))
+                    .flatten()
+            }
         };
-        let part = &p.payload[at..];
-        if start {
-            self.data.clear();
-            self.data.extend_from_slice(part);
-            self.current = Some((p.ssrc, p.ts));
-        } else if self.current == Some((p.ssrc, p.ts)) {
-            self.data.extend_from_slice(part);
-        } else {
-            self.current = None;
+        match appended {
+            Some(true) => self.current = Some((p.ssrc, p.ts)),
+            Some(false) => {}
+            None => self.current = None,
         }
         if p.marker && self.current == Some((p.ssrc, p.ts)) {
             self.current = None;
-            let keyframe = self.data.first().is_some_and(|b| b & 0x01 == 0);
+            let keyframe = match self.codec {
+                VideoCodec::Vp8 => self.data.first().is_some_and(|b| b & 0x01 == 0),
+                VideoCodec::H264 => crate::h264::is_keyframe(&self.data),
+            };
             if keyframe {
                 self.synced = true;
             }
@@ -144,7 +176,7 @@ mod tests {
 
     #[test]
     fn frames_span_packets_and_start_on_a_keyframe() {
-        let mut a = Vp8Assembler::new();
+        let mut a = VideoAssembler::new(VideoCodec::Vp8);
         // A delta before any keyframe is dropped, and a keyframe wanted.
         let p = a.push(&packet(1, 0, true, true, DELTA));
         assert!(p.frame.is_none() && p.needs_keyframe);
@@ -162,7 +194,7 @@ mod tests {
 
     #[test]
     fn a_gap_drops_frames_until_a_keyframe() {
-        let mut a = Vp8Assembler::new();
+        let mut a = VideoAssembler::new(VideoCodec::Vp8);
         a.push(&packet(1, 0, true, true, KEY));
         // Packet 2 (the start of the next frame) is lost.
         let p = a.push(&packet(3, 3000, false, true, &[1]));
@@ -176,7 +208,7 @@ mod tests {
 
     #[test]
     fn another_ssrc_starts_over_from_a_keyframe() {
-        let mut a = Vp8Assembler::new();
+        let mut a = VideoAssembler::new(VideoCodec::Vp8);
         a.push(&packet(1, 0, true, true, KEY));
         assert!(a.push(&packet(2, 3000, true, true, DELTA)).frame.is_some());
         // A layer switch whose first frame is a delta: dropped, keyframe wanted.
@@ -191,7 +223,7 @@ mod tests {
 
     #[test]
     fn malformed_payloads_break_the_frame_without_panicking() {
-        let mut a = Vp8Assembler::new();
+        let mut a = VideoAssembler::new(VideoCodec::Vp8);
         a.push(&packet(1, 0, true, false, KEY));
         let mut bad = packet(2, 0, false, true, &[]);
         bad.payload = Arc::from(vec![0x80u8]);

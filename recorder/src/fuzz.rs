@@ -4,9 +4,11 @@
 //!
 //! What a publisher sends reaches the recorder unchanged (edges forward
 //! payloads; they do not decode them): any sequence of RTP packets, of
-//! either kind, goes through the source recorder into a real WebM file.
+//! either kind, goes through the source recorder into a real WebM file (a
+//! Matroska one for H.264).
 //! The input is a list of records `flags (1) | length (1) | bytes`: bit 0
-//! picks video or audio for the whole input (first record), bits 1–2 step
+//! picks video or audio for the whole input (first record), and bit 4 of
+//! the first record H.264 rather than VP8 for video; bits 1–2 step
 //! the sequence number (+1, +2, −1, +0), bit 3 the marker, bit 4 a new
 //! SSRC, bits 5–7 the timestamp step; the bytes are the payload. A file
 //! the recorder writes must close cleanly. Panics only on a bug.
@@ -23,13 +25,13 @@ pub fn recorder_media(data: &[u8]) {
     let Some(&first) = data.first() else {
         return;
     };
-    let kind = if first & 1 == 0 {
-        SourceKind::Video
-    } else {
-        SourceKind::Audio
+    let kind = match (first & 1, first & 0x10) {
+        (1, _) => SourceKind::Audio,
+        (_, 0) => SourceKind::Video,
+        _ => SourceKind::H264,
     };
     let dir = scratch();
-    let path = dir.join(format!("{}.webm", std::process::id()));
+    let path = dir.join(format!("{}.{}", std::process::id(), kind.extension()));
     let _ = std::fs::remove_file(&path);
     let t0 = Instant::now();
     let mut rec = SourceRecorder::new(kind, &path, t0);
@@ -82,7 +84,7 @@ fn scratch() -> std::path::PathBuf {
 }
 
 /// Seeds: a VP8 keyframe then a delta frame (real descriptors and frame
-/// headers, 320×240), and Opus packets.
+/// headers, 320×240), Opus packets, and H.264 (a real SPS and PPS).
 pub fn seeds() -> Vec<(String, Vec<u8>)> {
     // VP8 payload descriptor (X, I with a 15-bit PictureID, S) and a
     // keyframe header: frame tag, start code, 320×240.
@@ -113,6 +115,17 @@ pub fn seeds() -> Vec<(String, Vec<u8>)> {
     let mut cont = vec![0x80, 0x80, 0x80, 0x01];
     cont.extend_from_slice(&key[24..]);
     split.extend(record(0x08, &cont));
+    // H.264: SPS and PPS in a STAP-A, an IDR slice in two FU-A fragments,
+    // then a one-packet P slice.
+    let mut stap = vec![0x78];
+    for nal in [crate::h264::SPS_320X240, crate::h264::PPS_320X240] {
+        stap.extend_from_slice(&(nal.len() as u16).to_be_bytes());
+        stap.extend_from_slice(nal);
+    }
+    let mut h264 = record(0x10 | (3 << 5), &stap);
+    h264.extend(record(0, &[0x7c, 0x85, 0x88, 0x84, 0x09, 0xf2]));
+    h264.extend(record(0x08, &[0x7c, 0x45, 0x62, 0x80, 0x00, 0xa1]));
+    h264.extend(record(0x08 | (3 << 5), &[0x41, 0x9a, 0x21, 0x6c]));
     // Reordered audio: one packet late.
     let mut reordered = audio.clone();
     reordered.extend(record(0x01 | 0x04, &[0x78, 0x09]));
@@ -122,5 +135,6 @@ pub fn seeds() -> Vec<(String, Vec<u8>)> {
         ("vp8-loss-new-ssrc".into(), lossy),
         ("vp8-key-in-two".into(), split),
         ("opus-reordered".into(), reordered),
+        ("h264-stap-fu".into(), h264),
     ]
 }

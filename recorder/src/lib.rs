@@ -1,24 +1,25 @@
 //! # geomesh-recorder
 //!
 //! The recording role (issue #18): a conference's sources, each into its
-//! own WebM file, without decoding or transcoding.
+//! own WebM (Matroska for H.264) file, without decoding or transcoding.
 //!
 //! **Owns**: turning a source's RTP packets, as an octo link delivers them
-//! (`geomesh_edge::rtp::OctoRtp`), into frames ([`frames`]: VP8
-//! depacketization per RFC 7741, Opus one packet per frame), placing them on
-//! the recording's clock ([`timeline`]: across layer switches, pauses and a
-//! publisher's rejoin), and writing them ([`track_file`]: libwebm's muxer
-//! through the `webm` crate) — per source, [`SourceRecorder`]; per
-//! conference, [`Recording`]: a directory with a file per participant's
-//! track and `manifest.json` ([`recording`]).
+//! (`geomesh_edge::rtp::OctoRtp`), into frames ([`frames`]: VP8 per RFC
+//! 7741, H.264 per RFC 6184 ([`h264`]), Opus one packet per frame), placing
+//! them on the recording's clock ([`timeline`]: across layer switches,
+//! pauses and a publisher's rejoin), and writing them ([`track_file`]) —
+//! per source, [`SourceRecorder`]; per conference, [`Recording`]: a
+//! directory with a file per participant's track and `manifest.json`
+//! ([`recording`]).
 //!
 //! As an octo peer ([`core`], sans-IO): subscriptions to a recorded
 //! conference's sources as the edges announce them, keyframe requests, and
-//! a publisher followed from a dead edge to the one it rejoined.
+//! a publisher followed from a dead edge to the one it rejoined. The node
+//! ([`node`]): its QUIC endpoint, its heartbeat to the selectors (which
+//! decide what it records), its HTTP API and [`metrics`].
 //!
-//! **Does not own** (yet): the recorder node's I/O (its QUIC links, its
-//! certificate role), its registration with the selectors, recording
-//! placement and control (`/v1/conferences/{id}/recording`).
+//! **Does not own**: recording placement and control
+//! (`/v1/conferences/{id}/recording`: the selectors, through Raft).
 //!
 //! ## Drive shape
 //!
@@ -28,15 +29,16 @@
 //! [`SourceRecorder::finish`] finalizes the file. Time is passed in, so
 //! tests replay a stream on a virtual clock.
 //!
-//! ## Why libwebm
+//! ## The muxers
 //!
 //! The `webm` crate wraps libwebm, the WebM project's own muxer (what
 //! Chromium's MediaRecorder and ffmpeg's test suites are checked against),
 //! is maintained (2.x, 2025) and builds from source with the C++ compiler
-//! (no system library). Pure-Rust Matroska crates found were demuxers or
-//! EBML element writers that would leave clusters, cues and lacing to us.
-//! It writes VP8, VP9, AV1 and Opus; H.264 (Matroska, not WebM) is not in
-//! libwebm and not recorded yet.
+//! (no system library): VP8 and Opus go there. WebM does not allow H.264
+//! and the `webm` crate can only name WebM's codecs, so H.264 goes into
+//! Matroska through `oxideav-mkv` (pure Rust), with [`h264`] turning RFC
+//! 6184 payloads into length-prefixed access units and the track's
+//! configuration record (docs/DECISIONS.md, "Recording").
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -44,6 +46,8 @@
 pub mod core;
 pub mod frames;
 pub mod fuzz;
+pub mod h264;
+pub mod metrics;
 pub mod node;
 pub mod recording;
 pub mod source;

@@ -9,8 +9,9 @@
 //! selector that lags a little neither starts nor stops anything early:
 //! a recording stops once no answering selector lists it.
 //!
-//! HTTP: `GET /healthz` (up, recordings; no credential) and
-//! `GET /v1/recordings` (what it writes and wrote, operator token).
+//! HTTP: `GET /healthz` (up, recordings; no credential), `GET /metrics`
+//! (Prometheus, no credential: [`crate::metrics`]) and `GET /v1/recordings`
+//! (what it writes and wrote, operator token).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
@@ -107,6 +108,8 @@ enum Cmd {
     Assign(Vec<RecordingAssignment>),
     /// Every recording's report.
     Report(oneshot::Sender<Vec<RecordingReport>>),
+    /// What `/metrics` shows.
+    Metrics(oneshot::Sender<crate::metrics::Snapshot>),
     /// Stop everything (files closed, manifests written), then answer.
     Shutdown(oneshot::Sender<()>),
 }
@@ -165,6 +168,8 @@ impl RecorderNode {
             out: cfg.out.clone(),
             active: BTreeMap::new(),
             finished: VecDeque::new(),
+            started: 0,
+            failed: 0,
         };
         tokio::spawn(shell.run(events, rx));
         let boot_id = format!("{:x}", unix_ms());
@@ -173,10 +178,12 @@ impl RecorderNode {
             cmds: cmds.clone(),
             token: cfg.operator_token.map(Arc::from),
             id: cfg.id.to_string(),
+            region: cfg.region.to_string(),
         };
         let app = Router::new()
             .route("/healthz", get(healthz))
             .route("/v1/recordings", get(list))
+            .route("/metrics", get(metrics))
             .with_state(api);
         tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {
@@ -267,6 +274,9 @@ struct Shell {
     active: BTreeMap<ConferenceId, Part>,
     /// Parts finished (stopped or failed), newest last.
     finished: VecDeque<RecordingReport>,
+    /// Parts started and failed since the process started (`/metrics`).
+    started: u64,
+    failed: u64,
 }
 
 impl Shell {
@@ -287,6 +297,9 @@ impl Shell {
                     Some(Cmd::Assign(a)) => self.assign(&a),
                     Some(Cmd::Report(reply)) => {
                         let _ = reply.send(self.reports());
+                    }
+                    Some(Cmd::Metrics(reply)) => {
+                        let _ = reply.send(self.snapshot());
                     }
                     Some(Cmd::Shutdown(reply)) => {
                         let all: Vec<ConferenceId> = self.active.keys().cloned().collect();
@@ -355,6 +368,7 @@ impl Shell {
         };
         match self.core.start(cfg, Instant::now(), unix_ms()) {
             Ok(()) => {
+                self.started += 1;
                 info!(conference = %a.conference, recording = %a.recording, dir = %dir.display(), "recording");
                 self.active.insert(
                     a.conference.clone(),
@@ -426,10 +440,26 @@ impl Shell {
     }
 
     fn push_finished(&mut self, r: RecordingReport) {
+        if r.state == RecordingState::Failed {
+            self.failed += 1;
+        }
         if self.finished.len() >= FINISHED_KEPT {
             self.finished.pop_front();
         }
         self.finished.push_back(r);
+    }
+
+    fn snapshot(&self) -> crate::metrics::Snapshot {
+        let active = || self.active.keys().filter_map(|c| self.core.recording(c));
+        crate::metrics::Snapshot {
+            recording: self.active.len() as u64,
+            bytes: active().map(crate::recording::Recording::bytes).sum(),
+            sources: active().map(|r| r.sources() as u64).sum(),
+            started: self.started,
+            failed: self.failed,
+            core: self.core.counters(),
+            links_up: self.core.links_up() as u64,
+        }
     }
 
     fn reports(&self) -> Vec<RecordingReport> {
@@ -493,6 +523,7 @@ struct Api {
     cmds: mpsc::Sender<Cmd>,
     token: Option<Arc<[u8]>>,
     id: String,
+    region: String,
 }
 
 fn refuse(status: StatusCode, error: &str, message: impl Into<String>) -> Response {
@@ -540,6 +571,24 @@ async fn healthz(State(api): State<Api>) -> Response {
         }))
         .into_response(),
         None => stopping(),
+    }
+}
+
+async fn metrics(State(api): State<Api>) -> Response {
+    let (tx, rx) = oneshot::channel();
+    if api.cmds.send(Cmd::Metrics(tx)).await.is_err() {
+        return stopping();
+    }
+    match rx.await {
+        Ok(snapshot) => (
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            crate::metrics::encode(&api.id, &api.region, &snapshot),
+        )
+            .into_response(),
+        Err(_) => stopping(),
     }
 }
 

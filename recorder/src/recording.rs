@@ -1,5 +1,5 @@
-//! One recording of one conference: a directory with a WebM file per
-//! source and a `manifest.json` that says what is in it.
+//! One recording of one conference: a directory with a file per source
+//! (WebM; Matroska for H.264) and a `manifest.json` that says what is in it.
 //!
 //! A source is a participant's track of one kind (`SourceKey`), not an
 //! octo source id: when a publisher's edge dies and it rejoins elsewhere,
@@ -37,17 +37,17 @@ pub struct SourceKey {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum KindKey {
-    /// Opus.
+    /// Audio.
     Audio,
-    /// VP8.
+    /// Video.
     Video,
 }
 
-impl From<KindKey> for SourceKind {
-    fn from(k: KindKey) -> Self {
+impl From<SourceKind> for KindKey {
+    fn from(k: SourceKind) -> Self {
         match k {
-            KindKey::Audio => SourceKind::Audio,
-            KindKey::Video => SourceKind::Video,
+            SourceKind::Audio => KindKey::Audio,
+            SourceKind::Video | SourceKind::H264 => KindKey::Video,
         }
     }
 }
@@ -90,7 +90,7 @@ pub struct ManifestSource {
     pub kind: KindKey,
     /// Track of that kind.
     pub track: u8,
-    /// Codec (`opus`, `vp8`).
+    /// Codec (`opus`, `vp8`, `h264`).
     pub codec: &'static str,
     /// File name in the recording's directory (none: nothing was written).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -140,6 +140,7 @@ pub struct Manifest {
 
 struct Entry {
     recorder: SourceRecorder,
+    kind: SourceKind,
     file: String,
 }
 
@@ -150,6 +151,9 @@ pub struct Recording {
     started_unix_ms: u64,
     names: BTreeMap<ParticipantId, Option<String>>,
     sources: BTreeMap<SourceKey, Entry>,
+    /// Files a source stopped writing because it came back in another
+    /// codec (a publisher that rejoined from another browser).
+    retired: Vec<(SourceKey, Entry)>,
     events: VecDeque<(SourceKey, SourceEvent)>,
 }
 
@@ -176,6 +180,7 @@ impl Recording {
             started_unix_ms: unix_ms,
             names: BTreeMap::new(),
             sources: BTreeMap::new(),
+            retired: Vec::new(),
             events: VecDeque::new(),
         })
     }
@@ -201,7 +206,12 @@ impl Recording {
 
     /// Bytes written so far, over all its files.
     pub fn bytes(&self) -> u64 {
-        self.sources.values().map(|e| e.recorder.bytes()).sum()
+        let retired = self.retired.iter().map(|(_, e)| e);
+        self.sources
+            .values()
+            .chain(retired)
+            .map(|e| e.recorder.bytes())
+            .sum()
     }
 
     /// The first write error of any of its files: the recording has
@@ -220,12 +230,16 @@ impl Recording {
         }
     }
 
-    /// Takes one packet of `key`'s media that arrived at `now`.
-    pub fn handle_rtp(&mut self, now: Instant, key: &SourceKey, p: &OctoRtp) {
+    /// Takes one packet of `key`'s media, of `kind`, that arrived at `now`.
+    pub fn handle_rtp(&mut self, now: Instant, key: &SourceKey, kind: SourceKind, p: &OctoRtp) {
+        if self.sources.get(key).is_some_and(|e| e.kind != kind) {
+            let old = self.sources.remove(key).expect("checked above");
+            self.retired.push((key.clone(), old));
+        }
         if !self.sources.contains_key(key) {
             self.names.entry(key.participant.clone()).or_default();
-            let file = format!(
-                "{}-{}-{}.webm",
+            let stem = format!(
+                "{}-{}-{}",
                 key.participant,
                 match key.kind {
                     KindKey::Audio => "audio",
@@ -233,12 +247,26 @@ impl Recording {
                 },
                 key.track
             );
-            let mut recorder =
-                SourceRecorder::new(key.kind.into(), &self.cfg.dir.join(&file), self.started);
+            let taken = |name: &str| self.retired.iter().any(|(_, e)| e.file == name);
+            let mut file = format!("{stem}.{}", kind.extension());
+            for n in 2.. {
+                if !taken(&file) {
+                    break;
+                }
+                file = format!("{stem}.{n}.{}", kind.extension());
+            }
+            let mut recorder = SourceRecorder::new(kind, &self.cfg.dir.join(&file), self.started);
             while let Some(e) = recorder.poll_event() {
                 self.events.push_back((key.clone(), e));
             }
-            self.sources.insert(key.clone(), Entry { recorder, file });
+            self.sources.insert(
+                key.clone(),
+                Entry {
+                    recorder,
+                    kind,
+                    file,
+                },
+            );
         }
         let e = self.sources.get_mut(key).expect("inserted above");
         e.recorder.handle_rtp(now, p);
@@ -255,8 +283,8 @@ impl Recording {
     /// Closes every file, writes `manifest.json` (the last thing written:
     /// a directory with a manifest is complete) and returns it.
     pub fn finish(self, unix_ms: u64) -> Result<Manifest, RecordError> {
-        let mut sources = Vec::with_capacity(self.sources.len());
-        for (key, e) in self.sources {
+        let mut sources = Vec::with_capacity(self.sources.len() + self.retired.len());
+        for (key, e) in self.retired.into_iter().chain(self.sources) {
             let s: SourceSummary = e.recorder.finish();
             let sha256 = match &s.path {
                 Some(p) => Some(sha256_file(p)?),
@@ -267,10 +295,7 @@ impl Recording {
                 participant: key.participant,
                 kind: key.kind,
                 track: key.track,
-                codec: match key.kind {
-                    KindKey::Audio => "opus",
-                    KindKey::Video => "vp8",
-                },
+                codec: e.kind.codec(),
                 file: s.path.as_ref().map(|_| e.file.clone()),
                 bytes: s.bytes,
                 sha256,

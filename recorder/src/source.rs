@@ -1,4 +1,5 @@
-//! One source of a recording: its packets in, its WebM file out.
+//! One source of a recording: its packets in, its file out (WebM; Matroska
+//! for H.264).
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -7,17 +8,57 @@ use std::time::{Duration, Instant};
 use geomesh_edge::rtp::OctoRtp;
 use tracing::{debug, warn};
 
-use crate::frames::{Frame, Vp8Assembler, vp8_keyframe_size};
+use crate::frames::{Frame, VideoAssembler, VideoCodec, vp8_keyframe_size};
 use crate::timeline::Timeline;
 use crate::track_file::{RecordError, TrackCodec, TrackFile};
 
-/// What a source carries.
+/// What a source carries: its kind and codec.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SourceKind {
     /// Opus audio.
     Audio,
     /// VP8 video.
     Video,
+    /// H.264 video.
+    H264,
+}
+
+impl SourceKind {
+    /// The codec's name (as in SDP and the manifest).
+    pub fn codec(self) -> &'static str {
+        match self {
+            SourceKind::Audio => "opus",
+            SourceKind::Video => "vp8",
+            SourceKind::H264 => "h264",
+        }
+    }
+
+    /// The extension of its file: `webm`, or `mkv` for H.264 (WebM does
+    /// not allow it).
+    pub fn extension(self) -> &'static str {
+        match self {
+            SourceKind::Audio | SourceKind::Video => "webm",
+            SourceKind::H264 => "mkv",
+        }
+    }
+
+    /// The kind that goes with an SDP codec name, if the recorder writes it.
+    pub fn of_codec(name: &str, video: bool) -> Option<Self> {
+        match (video, name.to_ascii_lowercase().as_str()) {
+            (false, "opus") => Some(SourceKind::Audio),
+            (true, "vp8") => Some(SourceKind::Video),
+            (true, "h264") => Some(SourceKind::H264),
+            _ => None,
+        }
+    }
+
+    fn video(self) -> Option<VideoCodec> {
+        match self {
+            SourceKind::Audio => None,
+            SourceKind::Video => Some(VideoCodec::Vp8),
+            SourceKind::H264 => Some(VideoCodec::H264),
+        }
+    }
 }
 
 /// What the recorder of a source asks of the link it reads.
@@ -50,7 +91,7 @@ pub struct SourceRecorder {
     path: PathBuf,
     started: Instant,
     timeline: Timeline,
-    vp8: Vp8Assembler,
+    video: VideoAssembler,
     file: Option<TrackFile>,
     events: VecDeque<SourceEvent>,
     span: Option<(u64, u64)>,
@@ -79,9 +120,9 @@ impl SourceRecorder {
             started,
             timeline: Timeline::new(match kind {
                 SourceKind::Audio => 48_000,
-                SourceKind::Video => 90_000,
+                SourceKind::Video | SourceKind::H264 => 90_000,
             }),
-            vp8: Vp8Assembler::new(),
+            video: VideoAssembler::new(kind.video().unwrap_or_default()),
             file: None,
             events: VecDeque::new(),
             span: None,
@@ -89,7 +130,7 @@ impl SourceRecorder {
             asked: None,
             idle: true,
         };
-        if kind == SourceKind::Video {
+        if kind != SourceKind::Audio {
             // A file starts on a keyframe: ask at once rather than wait for
             // the encoder's next one.
             s.want_keyframe(started);
@@ -127,12 +168,13 @@ impl SourceRecorder {
                 keyframe: true,
                 data: p.payload.to_vec(),
             }),
-            SourceKind::Video => {
-                let pushed = self.vp8.push(p);
+            SourceKind::Video | SourceKind::H264 => {
+                let pushed = self.video.push(p);
                 let stale = self
                     .asked
                     .is_some_and(|t| now.saturating_duration_since(t) >= KEYFRAME_RETRY);
-                if pushed.needs_keyframe || (stale && self.vp8.waiting_for_keyframe()) {
+                let waiting = self.video.waiting_for_keyframe() || self.file.is_none();
+                if pushed.needs_keyframe || (stale && waiting) {
                     self.want_keyframe(now);
                 }
                 pushed.frame
@@ -145,9 +187,6 @@ impl SourceRecorder {
         // senders use to probe bandwidth): the muxer would refuse it.
         if frame.data.is_empty() {
             return;
-        }
-        if frame.keyframe {
-            self.asked = None;
         }
         if let Err(e) = self.write(now, &frame) {
             warn!(path = %self.path.display(), "recording of this source stopped: {e}");
@@ -169,18 +208,23 @@ impl SourceRecorder {
 
     fn write(&mut self, now: Instant, f: &Frame) -> Result<(), RecordError> {
         if self.file.is_none() {
+            // Only a keyframe gets here first; one the track cannot be
+            // described from (no size; for H.264 no SPS and PPS) waits for
+            // the next, which is asked for again after KEYFRAME_RETRY.
             let codec = match self.kind {
-                SourceKind::Audio => TrackCodec::Opus,
-                SourceKind::Video => {
-                    let Some((width, height)) = vp8_keyframe_size(&f.data) else {
-                        // Only a keyframe gets here first; a malformed one waits for the next.
-                        debug!("first keyframe without a readable size");
-                        return Ok(());
-                    };
-                    TrackCodec::Vp8 { width, height }
-                }
+                SourceKind::Audio => Some(TrackCodec::Opus),
+                SourceKind::Video => vp8_keyframe_size(&f.data)
+                    .map(|(width, height)| TrackCodec::Vp8 { width, height }),
+                SourceKind::H264 => crate::h264::track_config(&f.data).map(TrackCodec::H264),
+            };
+            let Some(codec) = codec else {
+                debug!("first keyframe does not describe the track");
+                return Ok(());
             };
             self.file = Some(TrackFile::create(&self.path, codec)?);
+        }
+        if f.keyframe {
+            self.asked = None;
         }
         let ns = self
             .timeline

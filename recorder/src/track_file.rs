@@ -1,9 +1,12 @@
-//! One source's WebM file: one track, libwebm's muxer (`webm` crate).
+//! One source's file: one track. WebM (VP8, Opus) through libwebm's muxer
+//! (`webm` crate); Matroska (H.264, which WebM does not allow and the
+//! `webm` crate cannot name) through `oxideav-mkv`'s.
 //!
 //! The file is written as the recording goes: libwebm closes a cluster at
 //! each video keyframe (and every few seconds of audio) and writes it out,
-//! so a recorder that dies, or a disk that fills, leaves a file that plays
-//! up to its last complete cluster. [`TrackFile::finish`] adds the cues and
+//! and oxideav-mkv writes each block as it comes into clusters of unknown
+//! size, so a recorder that dies, or a disk that fills, leaves a file that
+//! plays up to its last complete cluster (block). [`TrackFile::finish`] adds the cues and
 //! the duration. A write error (a full disk) is kept, typed, and ends the
 //! file: it is cut back to the end of the last whole frame (so it plays to
 //! there without a truncated block) and the recorder reports it and goes on
@@ -14,6 +17,8 @@ use std::io::{self, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use oxideav_core::{CodecId, CodecParameters, Muxer, Packet, StreamInfo, TimeBase};
+use oxideav_mkv::mux::MkvMuxer;
 use webm::mux::{AudioCodecId, Segment, SegmentBuilder, TrackNum, VideoCodecId, Writer};
 
 /// Why a source's file stopped.
@@ -38,7 +43,7 @@ pub enum RecordError {
 }
 
 /// The codec of a track.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TrackCodec {
     /// VP8 video of this nominal size (the first keyframe's).
     Vp8 {
@@ -49,6 +54,18 @@ pub enum TrackCodec {
     },
     /// Opus, 48 kHz.
     Opus,
+    /// H.264 (a Matroska file): frames are length-prefixed NAL units.
+    H264(crate::h264::TrackConfig),
+}
+
+impl TrackCodec {
+    /// The file name extension its container takes.
+    pub fn extension(&self) -> &'static str {
+        match self {
+            TrackCodec::Vp8 { .. } | TrackCodec::Opus => "webm",
+            TrackCodec::H264(_) => "mkv",
+        }
+    }
 }
 
 /// The file's size so far and the first write error, shared with the
@@ -114,11 +131,22 @@ const OPUS_HEAD: [u8; 19] = [
     b'O', b'p', b'u', b's', b'H', b'e', b'a', b'd', 1, 2, 0x38, 0x01, 0x80, 0xbb, 0, 0, 0, 0, 0,
 ];
 
-/// One open WebM file with one track.
+/// The muxer writing the file.
+enum Mux {
+    Webm {
+        segment: Segment<Counted>,
+        track: TrackNum,
+    },
+    Mkv(Box<MkvMuxer>),
+}
+
+/// Matroska timestamps are in ms (the default TimestampScale).
+const MKV_TIME_BASE: TimeBase = TimeBase::new(1, 1000);
+
+/// One open file with one track.
 pub struct TrackFile {
     path: PathBuf,
-    segment: Segment<Counted>,
-    track: TrackNum,
+    mux: Mux,
     written: Arc<Mutex<Written>>,
     /// The same file, to cut it back after a failed write.
     cut: File,
@@ -139,6 +167,47 @@ impl std::fmt::Debug for TrackFile {
     }
 }
 
+/// A WebM muxer with one track: VP8 of this size, or Opus.
+fn webm(writer: Counted, vp8: Option<(u16, u16)>) -> Result<Mux, webm::mux::Error> {
+    let builder = SegmentBuilder::new(Writer::new(writer))?.set_writing_app("geomesh-recorder")?;
+    let (builder, track) = match vp8 {
+        Some((width, height)) => {
+            let (b, t) =
+                builder.add_video_track(width.into(), height.into(), VideoCodecId::VP8, None)?;
+            (b, TrackNum::from(t))
+        }
+        None => {
+            let (b, t) = builder.add_audio_track(48_000, 2, AudioCodecId::Opus, None)?;
+            let n = TrackNum::from(t);
+            (b.set_codec_private(n, &OPUS_HEAD)?, n)
+        }
+    };
+    Ok(Mux::Webm {
+        segment: builder.build(),
+        track,
+    })
+}
+
+/// A Matroska muxer with one H.264 track, its header written.
+fn mkv(writer: Counted, config: crate::h264::TrackConfig) -> oxideav_core::Result<MkvMuxer> {
+    let mut params = CodecParameters::video(CodecId::new("h264"));
+    params.width = Some(config.width.into());
+    params.height = Some(config.height.into());
+    params.extradata = config.record;
+    let stream = StreamInfo {
+        index: 0,
+        time_base: MKV_TIME_BASE,
+        duration: None,
+        start_time: Some(0),
+        params,
+    };
+    let mut m = MkvMuxer::new_matroska(Box::new(writer), &[stream])?;
+    // The Duration the trailer measures and patches into the header.
+    m.with_duration_finalization()?;
+    m.write_header()?;
+    Ok(m)
+}
+
 impl TrackFile {
     /// Creates `path` (it must not exist) with one track of `codec`.
     pub fn create(path: &Path, codec: TrackCodec) -> Result<Self, RecordError> {
@@ -157,34 +226,26 @@ impl TrackFile {
             .map_err(io)?;
         let written = Arc::new(Mutex::new(Written::default()));
         let cut = file.try_clone().map_err(io)?;
-        let writer = Writer::new(Counted {
+        let writer = Counted {
             file,
             pos: 0,
             written: written.clone(),
-        });
-        let builder = SegmentBuilder::new(writer)
-            .map_err(mux)?
-            .set_writing_app("geomesh-recorder")
-            .map_err(mux)?;
-        let (builder, track) = match codec {
+        };
+        let mux = match codec {
+            TrackCodec::H264(config) => Mux::Mkv(Box::new(mkv(writer, config).map_err(|e| {
+                RecordError::Mux {
+                    path: path.to_path_buf(),
+                    what: e.to_string(),
+                }
+            })?)),
             TrackCodec::Vp8 { width, height } => {
-                let (b, t) = builder
-                    .add_video_track(width.into(), height.into(), VideoCodecId::VP8, None)
-                    .map_err(mux)?;
-                (b, TrackNum::from(t))
+                webm(writer, Some((width, height))).map_err(mux)?
             }
-            TrackCodec::Opus => {
-                let (b, t) = builder
-                    .add_audio_track(48_000, 2, AudioCodecId::Opus, None)
-                    .map_err(mux)?;
-                let n = TrackNum::from(t);
-                (b.set_codec_private(n, &OPUS_HEAD).map_err(mux)?, n)
-            }
+            TrackCodec::Opus => webm(writer, None).map_err(mux)?,
         };
         Ok(Self {
             path: path.to_path_buf(),
-            segment: builder.build(),
-            track,
+            mux,
             written,
             cut,
             good: 0,
@@ -214,7 +275,17 @@ impl TrackFile {
         if let Some(e) = &self.broken {
             return Err(self.io_error(e));
         }
-        let ok = self.segment.add_frame(self.track, data, ns, keyframe);
+        let ok = match &mut self.mux {
+            Mux::Webm { segment, track } => segment
+                .add_frame(*track, data, ns, keyframe)
+                .map_err(|what| format!("{what:?}")),
+            Mux::Mkv(m) => {
+                let mut p = Packet::new(0, MKV_TIME_BASE, data.to_vec());
+                p.pts = Some(i64::try_from(ns / 1_000_000).unwrap_or(i64::MAX));
+                p.flags.keyframe = keyframe;
+                m.write_packet(&p).map_err(|e| e.to_string())
+            }
+        };
         let failed = self
             .written
             .lock()
@@ -231,7 +302,7 @@ impl TrackFile {
         }
         ok.map_err(|what| RecordError::Mux {
             path: self.path.clone(),
-            what: format!("{what:?}"),
+            what,
         })?;
         self.good = self.bytes();
         self.frames += 1;
@@ -256,7 +327,10 @@ impl TrackFile {
         let written = self.written.clone();
         // Duration in the segment's timecode scale (1 ms).
         let duration_ms = self.last_ns / 1_000_000 + 1;
-        let done = self.segment.finalize(Some(duration_ms));
+        let done = match self.mux {
+            Mux::Webm { segment, .. } => segment.finalize(Some(duration_ms)).is_ok(),
+            Mux::Mkv(mut m) => m.write_trailer().is_ok(),
+        };
         let w = written.lock().expect("writer lock poisoned");
         if let Some(e) = &w.error {
             return Err(RecordError::Io {
@@ -265,8 +339,8 @@ impl TrackFile {
             });
         }
         match done {
-            Ok(_) => Ok(w.bytes),
-            Err(_) => Err(RecordError::Mux {
+            true => Ok(w.bytes),
+            false => Err(RecordError::Mux {
                 path,
                 what: "finalize (no frame written?)".into(),
             }),

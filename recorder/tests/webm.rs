@@ -18,61 +18,7 @@ use geomesh_edge::rtp::OctoRtp;
 use geomesh_recorder::{SourceEvent, SourceKind, SourceRecorder};
 
 mod media;
-use media::{FPS, opus_frames, vp8_frames, vp8_packets};
-
-/// ffprobe's view of a file: codec, size, duration, packet times.
-struct Probe {
-    codec: String,
-    width: Option<u64>,
-    duration: f64,
-    pts: Vec<f64>,
-}
-
-fn probe(file: &Path) -> Probe {
-    let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-print_format",
-            "json",
-            "-show_streams",
-            "-show_format",
-        ])
-        .args(["-show_packets"])
-        .arg(file)
-        .output()
-        .expect("ffprobe (Debian package ffmpeg) must be installed");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let s = &v["streams"][0];
-    Probe {
-        codec: s["codec_name"].as_str().unwrap().to_string(),
-        width: s["width"].as_u64(),
-        duration: v["format"]["duration"].as_str().unwrap().parse().unwrap(),
-        pts: v["packets"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| p["pts_time"].as_str().unwrap().parse().unwrap())
-            .collect(),
-    }
-}
-
-/// `ffmpeg -v error -i FILE -f null -`: what it printed (nothing when the
-/// file decodes cleanly).
-fn decode_errors(file: &Path) -> String {
-    let out = Command::new("ffmpeg")
-        .args(["-v", "error", "-i"])
-        .arg(file)
-        .args(["-f", "null", "-"])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
+use media::{FPS, decode_errors, opus_frames, probe, vp8_frames, vp8_packets};
 
 /// Feeds `frames` as one VP8 stream from `from` (virtual arrival time),
 /// frame `k` at `from + k/30 s`, RTP time from `ts0`; returns the events.
@@ -309,7 +255,7 @@ fn a_recording_is_a_directory_of_files_and_a_manifest_that_matches_them() {
         for (k, f) in video.iter().enumerate() {
             let at = t0 + Duration::from_millis(from + k as u64 * 1000 / 30);
             for p in vp8_packets(f, &mut seq, k as u32 * 3000, 1, k as u16) {
-                rec.handle_rtp(at, &key(who, KindKey::Video), &p);
+                rec.handle_rtp(at, &key(who, KindKey::Video), SourceKind::Video, &p);
             }
         }
         for (k, f) in audio.iter().enumerate() {
@@ -325,6 +271,7 @@ fn a_recording_is_a_directory_of_files_and_a_manifest_that_matches_them() {
             rec.handle_rtp(
                 t0 + Duration::from_millis(from + 20 * k as u64),
                 &key(who, KindKey::Audio),
+                SourceKind::Audio,
                 &p,
             );
         }

@@ -7,7 +7,7 @@
 //! recorder goes silent, the leader moves its recordings to another one,
 //! which writes a new part that continues the last.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -163,7 +163,9 @@ pub const EMPTY_GRACE: Duration = Duration::from_secs(60);
 
 /// The leader's upkeep of recordings: those on recorders that went
 /// silent move to another one (none free: they stay, and are tried again
-/// next tick); those of conferences empty for [`EMPTY_GRACE`] stop.
+/// next tick); those of conferences empty for [`EMPTY_GRACE`] stop, and so
+/// do those whose recorder reports them failed (a write error: participants
+/// must not go on being told they are recorded; `GET` says `failed`).
 #[derive(Debug, Default)]
 pub struct Upkeep {
     /// Recorded conferences with nobody placed, since when (this leader saw).
@@ -174,9 +176,27 @@ impl Upkeep {
     /// What to propose now.
     pub fn ops(&mut self, s: &Shared, now: Instant) -> Vec<Op> {
         // Soft state first, then the replicated state: never both locks at once.
-        let (listened, live) = {
+        let parts: Vec<(EdgeId, String)> = s.with_state(|st| {
+            st.recordings()
+                .values()
+                .filter(|r| r.stopped_ms.is_none())
+                .map(|r| (r.recorder.clone(), r.part_id(r.part)))
+                .collect()
+        });
+        let (listened, live, failed) = {
             let soft = s.soft();
-            (soft.has_listened(now), live_recorders(s, &soft, now))
+            let failed: HashSet<(EdgeId, String)> = parts
+                .into_iter()
+                .filter(|(rec, part)| {
+                    soft.recording_report(rec, part)
+                        .is_some_and(|x| x.state == RecordingState::Failed)
+                })
+                .collect();
+            (
+                soft.has_listened(now),
+                live_recorders(s, &soft, now),
+                failed,
+            )
         };
         s.with_state(|st| {
             let mut ops = Vec::new();
@@ -188,6 +208,13 @@ impl Upkeep {
             self.empty_since
                 .retain(|c, _| active.iter().any(|(a, _)| *a == c));
             for (c, r) in active {
+                if failed.contains(&(r.recorder.clone(), r.part_id(r.part))) {
+                    tracing::warn!(conference = %c, recording = %r.recording, recorder = %r.recorder, "the recording failed: stopping it");
+                    ops.push(Op::StopRecording {
+                        conference: c.clone(),
+                    });
+                    continue;
+                }
                 if st.conference_edges(c).is_some() {
                     self.empty_since.remove(c);
                 } else if now.saturating_duration_since(*self.empty_since.entry(c.clone()).or_insert(now))

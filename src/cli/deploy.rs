@@ -11,8 +11,9 @@ use geomesh_deploy::DeployError;
 #[derive(clap::Subcommand)]
 pub enum Command {
     /// Write the Terraform root for a topology: per region a provider
-    /// configuration and the network, edge and selector modules, the
-    /// topology's data as geomesh.auto.tfvars, and copies of the modules.
+    /// configuration and the network, edge and selector modules (and, in
+    /// recorders.tf, the recorder modules when the topology has recorders),
+    /// the topology's data as geomesh.auto.tfvars, and copies of the modules.
     /// Exit 2 when the topology cannot be deployed, each problem on its own
     /// line as FILE: error: PATH: MESSAGE.
     Render {

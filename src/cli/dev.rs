@@ -167,7 +167,7 @@ struct State {
 struct StateRecorder {
     id: String,
     region: String,
-    /// Its HTTP API (`/healthz`, `/v1/recordings`).
+    /// Its HTTP API (`/healthz`, `/metrics`, `/v1/recordings`).
     url: String,
     pid: u32,
     log: PathBuf,

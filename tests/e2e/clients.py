@@ -10,7 +10,8 @@ import time
 
 import aiohttp
 import numpy as np
-from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc import (MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCRtpSender,
+                    RTCSessionDescription)
 from av import AudioFrame, VideoFrame
 
 NO_ICE_SERVERS = RTCConfiguration(iceServers=[])
@@ -180,13 +181,19 @@ async def http_delete(url):
 
 
 class WhipPublisher:
-    def __init__(self, base, conference, token, video=True, audio=True, tone=440.0, video_track=None):
+    def __init__(self, base, conference, token, video=True, audio=True, tone=440.0, video_track=None,
+                 video_codec=None):
+        """`video_codec` ("H264", "VP8"): offer only that video codec."""
         self.base, self.conference, self.token = base, conference, token
         self.pc = RTCPeerConnection(NO_ICE_SERVERS)
         if audio:
             self.pc.addTransceiver(Tone(tone), direction="sendonly")
         if video:
-            self.pc.addTransceiver(video_track or MovingVideo(), direction="sendonly")
+            t = self.pc.addTransceiver(video_track or MovingVideo(), direction="sendonly")
+            if video_codec:
+                codecs = RTCRtpSender.getCapabilities("video").codecs
+                t.setCodecPreferences([c for c in codecs if c.mimeType.lower() in
+                                       (f"video/{video_codec.lower()}", "video/rtx")])
         self.location = None
 
     async def start(self):

@@ -11,6 +11,7 @@ import json
 import subprocess
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -57,10 +58,11 @@ def largest_gap(times):
     return max((b - a for a, b in zip(times, times[1:])), default=0.0)
 
 
-def check_files(rec_dir, manifest, publishers, sizes=None, min_height=240):
-    """Every publisher has a VP8 video and an Opus audio file that decode
-    without error, last as long as the recording (±10 %), and match the
-    manifest. Returns {participant: {kind: (path, packet times)}}."""
+def check_files(rec_dir, manifest, publishers, sizes=None, min_height=240, video_codec="vp8"):
+    """Every publisher has a video file (`video_codec`) and an Opus audio
+    file that decode without error, last as long as the recording (±10 %),
+    and match the manifest. Returns {participant: {kind: (path, packet
+    times)}}."""
     recorded_s = (manifest["ended_unix_ms"] - manifest["started_unix_ms"]) / 1000
     files = {}
     for src in manifest["sources"]:
@@ -77,7 +79,8 @@ def check_files(rec_dir, manifest, publishers, sizes=None, min_height=240):
         for kind, (path, src) in kinds.items():
             s = ffprobe(path, "-show_entries", "stream=codec_name,width,height:format=duration")
             codec = s["streams"][0]["codec_name"]
-            assert codec == {"video": "vp8", "audio": "opus"}[kind], (path, codec)
+            assert codec == {"video": video_codec, "audio": "opus"}[kind], (path, codec)
+            assert src["codec"] == codec, src
             if kind == "video":
                 assert s["streams"][0]["width"] >= 320 and s["streams"][0]["height"] >= min_height, s
                 if sizes is not None:
@@ -99,13 +102,13 @@ class Publisher:
     """An aiortc WHIP publisher (30 fps video, audio) on `edge` in its own
     thread, until `stop()`."""
 
-    def __init__(self, mesh, edge, conf, participant):
+    def __init__(self, mesh, edge, conf, participant, video_codec=None):
         self.stopping = threading.Event()
         self.up = threading.Event()
 
         async def publish():
             pub = WhipPublisher(edge["url"], conf, mesh.mint(conf, edge=edge["id"], participant=participant),
-                                video_track=MovingVideo(fps=30))
+                                video_track=MovingVideo(fps=30), video_codec=video_codec)
             await pub.start()
             self.up.set()
             await wait_until("told to stop", self.stopping.is_set, timeout=240)
@@ -213,6 +216,48 @@ def test_a_two_region_meeting_is_recorded_per_track_and_survives_an_edge_kill(re
         assert sizes == {chrome: want, "caster": (320, 240)}, (sizes, top)
     finally:
         pub.stop()
+
+
+def test_an_h264_publisher_is_recorded_into_matroska(rec_mesh):
+    """An aiortc publisher that offers only H.264 (libx264 through PyAV):
+    its video is recorded, not transcoded, into a Matroska file (WebM does
+    not allow H.264) that ffprobe calls h264 and ffmpeg decodes cleanly,
+    next to a VP8 publisher's WebM in the same recording."""
+    mesh = rec_mesh
+    conf = "codecs"
+    eu = mesh.edge_by_id("edge-dev-eu-1")
+    us = mesh.edge_by_id("edge-dev-us-1")
+    h264 = Publisher(mesh, eu, conf, "avc", video_codec="H264")
+    vp8 = Publisher(mesh, us, conf, "vpx")
+    try:
+        wait_for("both publishers are up", lambda: h264.up.is_set() and vp8.up.is_set(), timeout=60)
+        cli(mesh, "start", conf, "--id", "codecs")
+        wait_for("the recorder writes", lambda: json.loads(cli(mesh, "status", conf, "--json"))["state"]
+                 == "recording", timeout=30)
+        time.sleep(10)
+        cli(mesh, "stop", conf)
+        rec_dir = Path(mesh.state["recordings_dir"]) / "codecs"
+        manifest = json.loads((rec_dir / "manifest.json").read_text())
+        video = {s["participant"]: s for s in manifest["sources"] if s["kind"] == "video"}
+        assert video["avc"]["codec"] == "h264" and video["avc"]["file"].endswith(".mkv"), video
+        assert video["vpx"]["codec"] == "vp8" and video["vpx"]["file"].endswith(".webm"), video
+        only = lambda who: {**manifest, "sources": [s for s in manifest["sources"] if s["participant"] == who]}
+        files, recorded_s = check_files(rec_dir, only("avc"), {"avc"}, video_codec="h264")
+        check_files(rec_dir, only("vpx"), {"vpx"})
+        times = files["avc"]["video"][1]
+        assert len(set(times)) >= 0.8 * 30 * recorded_s * 0.9, len(set(times))
+        assert largest_gap(times) < 0.5 * SLACK, largest_gap(times)
+        # The recorder that wrote it says so on /metrics (Prometheus text).
+        rec = next(r for r in mesh.state["recorders"] if r["id"] == manifest["recorder"])
+        text = urllib.request.urlopen(rec["url"] + "/metrics", timeout=10).read().decode()
+        values = {line.split(" ")[0]: float(line.split(" ")[1]) for line in text.splitlines()
+                  if line and not line.startswith("#")}
+        assert values["geomesh_recorder_recordings_started_total"] >= 1, text
+        assert values["geomesh_recorder_packets_total"] > 30 * recorded_s * 2, text
+        assert values["geomesh_recorder_recordings"] == 0, text
+    finally:
+        h264.stop()
+        vp8.stop()
 
 
 def test_a_recording_outlives_its_recorder(rec_mesh):

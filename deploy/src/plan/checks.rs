@@ -163,6 +163,29 @@ pub(super) fn check_selector(
     ip
 }
 
+/// A recorder has no `public_ip`: its `http` address is the public one,
+/// and `octo` (which the edges dial) must be on it too.
+pub(super) fn check_recorder(
+    p: &mut Problems,
+    seen: &mut Vec<(Ipv4Addr, String)>,
+    i: usize,
+    r: &Recorder,
+) -> Option<Ipv4Addr> {
+    let path = format!("recorders[{i}]");
+    let ip = public_v4(p, seen, r.http.ip(), format!("{path}.http"));
+    same_host(p, r.octo, r.http.ip(), format!("{path}.octo"));
+    if !r.bind_ip.is_unspecified() {
+        p.push(
+            format!("{path}.bind_ip"),
+            format!(
+                "{}: an Elastic IP is never on the instance's interface; leave bind_ip out or give 0.0.0.0 (all interfaces)",
+                r.bind_ip
+            ),
+        );
+    }
+    ip
+}
+
 /// The port a URL names, or its scheme's.
 pub(super) fn url_port(url: &str) -> u16 {
     let (scheme, rest) = url.split_once("://").unwrap_or(("http", url));

@@ -45,10 +45,13 @@ pub(super) fn path_mtu() -> Rule {
     }
 }
 
+/// `recorders`: they are octo peers too, and one whose id sorts before
+/// this edge's dials it (the lower id dials).
 pub(super) fn edge_ingress(
     e: &Edge,
     terminator: Option<&Terminator>,
     other_edges: Vec<String>,
+    recorders: Vec<String>,
 ) -> Vec<Rule> {
     let world = || vec![WORLD.to_string()];
     let mut rules = vec![rule(
@@ -79,11 +82,25 @@ pub(super) fn edge_ingress(
             other_edges,
         ));
     }
+    if !recorders.is_empty() {
+        rules.push(rule(
+            "octo (QUIC) from the recorders",
+            Protocol::Udp,
+            e.octo.port(),
+            recorders,
+        ));
+    }
     rules.push(path_mtu());
     rules
 }
 
-pub(super) fn selector_ingress(s: &Selector, dns: bool, peers: Vec<String>) -> Vec<Rule> {
+/// `recorders` heartbeat the selectors' internal API (on `raft`), as edges do.
+pub(super) fn selector_ingress(
+    s: &Selector,
+    dns: bool,
+    peers: Vec<String>,
+    recorders: Vec<String>,
+) -> Vec<Rule> {
     let world = || vec![WORLD.to_string()];
     let mut rules = vec![rule(
         "public API (joins) and the meeting page",
@@ -99,6 +116,14 @@ pub(super) fn selector_ingress(s: &Selector, dns: bool, peers: Vec<String>) -> V
             peers,
         ));
     }
+    if !recorders.is_empty() {
+        rules.push(rule(
+            "recorders' heartbeats to the internal API (mutual TLS)",
+            Protocol::Tcp,
+            s.raft.port(),
+            recorders,
+        ));
+    }
     if dns && let Some(d) = s.dns {
         rules.push(rule("GeoDNS", Protocol::Udp, d.port(), world()));
         rules.push(rule(
@@ -106,6 +131,28 @@ pub(super) fn selector_ingress(s: &Selector, dns: bool, peers: Vec<String>) -> V
             Protocol::Tcp,
             d.port(),
             world(),
+        ));
+    }
+    rules.push(path_mtu());
+    rules
+}
+
+/// A recorder: its HTTP API (health, the recordings with the operator
+/// token, metrics) as open as the other nodes' HTTP ports, and octo from
+/// the edges, which dial it. It calls the selectors; none calls it.
+pub(super) fn recorder_ingress(r: &Recorder, edges: Vec<String>) -> Vec<Rule> {
+    let mut rules = vec![rule(
+        "HTTP API (health, recordings with the operator token) and metrics",
+        Protocol::Tcp,
+        r.http.port(),
+        vec![WORLD.to_string()],
+    )];
+    if !edges.is_empty() {
+        rules.push(rule(
+            "octo (QUIC) from the edges",
+            Protocol::Udp,
+            r.octo.port(),
+            edges,
         ));
     }
     rules.push(path_mtu());

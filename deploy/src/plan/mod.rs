@@ -11,7 +11,7 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Component, Path};
 
-use geomesh_core::topology::{Edge, KeyMaterial, Provider, Selector, Topology};
+use geomesh_core::topology::{Edge, KeyMaterial, Provider, Recorder, Selector, Topology};
 
 mod checks;
 mod ingress;
@@ -55,6 +55,8 @@ pub enum Role {
     Edge,
     /// A selector node.
     Selector,
+    /// A recording node.
+    Recorder,
 }
 
 /// A transport protocol in a firewall rule.
@@ -109,7 +111,7 @@ pub struct Terminator {
 pub struct Node {
     /// Its id in the topology.
     pub id: String,
-    /// Edge or selector.
+    /// Edge, selector or recorder.
     pub role: Role,
     /// Its public (Elastic) IPv4 address.
     pub public_ip: Ipv4Addr,
@@ -119,9 +121,10 @@ pub struct Node {
     pub ingress: Vec<Rule>,
     /// Files it reads, relative to the topology file (`/`-separated).
     pub files: Vec<String>,
-    /// Edges: what clients use (`public_url`, else `http://{http}`).
+    /// Edges: what clients use (`public_url`, else `http://{http}`);
+    /// selectors: their API's URL; recorders: their HTTP API's URL.
     pub url: String,
-    /// Edges: the plain HTTP port the edge itself listens on.
+    /// The plain HTTP port the node itself listens on.
     pub http_port: u16,
     /// Edges: the TLS terminator, when the public URL is `https://`.
     pub terminator: Option<Terminator>,
@@ -140,7 +143,7 @@ pub struct RegionPlan {
     pub ident: String,
     /// The provider's region (`us-east-1`).
     pub provider_region: String,
-    /// Its edges, then its selectors, in topology order.
+    /// Its edges, then its selectors, then its recorders, in topology order.
     pub nodes: Vec<Node>,
 }
 
@@ -163,6 +166,11 @@ impl Plan {
     /// Every node, region by region.
     pub fn nodes(&self) -> impl Iterator<Item = &Node> {
         self.regions.iter().flat_map(|r| r.nodes.iter())
+    }
+
+    /// Whether any node has this role.
+    pub fn has(&self, role: Role) -> bool {
+        self.nodes().any(|n| n.role == role)
     }
 }
 
@@ -219,12 +227,20 @@ pub fn plan(topology: &Topology, base_dir: &Path) -> Result<Plan, Vec<Problem>> 
         .enumerate()
         .map(|(i, s)| check_selector(&mut p, &mut seen_ips, i, s, topology))
         .collect();
+    let recorder_ips: Vec<Option<Ipv4Addr>> = topology
+        .recorders
+        .iter()
+        .enumerate()
+        .map(|(i, r)| check_recorder(&mut p, &mut seen_ips, i, r))
+        .collect();
 
     let certs_dir = relative(&mut p, base_dir, &topology.tls.dir, "tls.dir");
-    let mut selector_files = Vec::new();
-    if let Some(f) = &topology.access.operator_token_file {
-        selector_files.push(relative(&mut p, base_dir, f, "access.operator_token_file"));
-    }
+    let operator_token = topology
+        .access
+        .operator_token_file
+        .as_ref()
+        .map(|f| relative(&mut p, base_dir, f, "access.operator_token_file"));
+    let mut selector_files: Vec<String> = operator_token.iter().cloned().collect();
     for (i, k) in topology.access.keys.iter().enumerate() {
         let (path, field) = match &k.material {
             KeyMaterial::Secret(f) => (f, "secret_file"),
@@ -251,12 +267,16 @@ pub fn plan(topology: &Topology, base_dir: &Path) -> Result<Plan, Vec<Problem>> 
     // Every check passed: the addresses are there.
     let edge_ips: Vec<Ipv4Addr> = edge_ips.into_iter().flatten().collect();
     let selector_ips: Vec<Ipv4Addr> = selector_ips.into_iter().flatten().collect();
+    let recorder_ips: Vec<Ipv4Addr> = recorder_ips.into_iter().flatten().collect();
     let others = |all: &[Ipv4Addr], me: Ipv4Addr| -> Vec<String> {
         all.iter()
             .filter(|ip| **ip != me)
             .map(|ip| format!("{ip}/32"))
             .collect()
     };
+    let all =
+        |ips: &[Ipv4Addr]| -> Vec<String> { ips.iter().map(|ip| format!("{ip}/32")).collect() };
+    let recorder_cidrs = all(&recorder_ips);
     let domain = topology.cluster.domain.clone();
     let mut regions = Vec::new();
     for r in &topology.regions {
@@ -280,7 +300,12 @@ pub fn plan(topology: &Topology, base_dir: &Path) -> Result<Plan, Vec<Problem>> 
                 role: Role::Edge,
                 public_ip: *ip,
                 zone: zone(e.id.as_str()),
-                ingress: edge_ingress(e, terminator.as_ref(), others(&edge_ips, *ip)),
+                ingress: edge_ingress(
+                    e,
+                    terminator.as_ref(),
+                    others(&edge_ips, *ip),
+                    recorder_cidrs.clone(),
+                ),
                 files,
                 url: e.base_url(),
                 http_port: e.http.port(),
@@ -311,7 +336,7 @@ pub fn plan(topology: &Topology, base_dir: &Path) -> Result<Plan, Vec<Problem>> 
                 role: Role::Selector,
                 public_ip: *ip,
                 zone: zone(s.id.as_str()),
-                ingress: selector_ingress(s, ns_name.is_some(), peers),
+                ingress: selector_ingress(s, ns_name.is_some(), peers, recorder_cidrs.clone()),
                 files,
                 url: format!("http://{}", s.api),
                 http_port: s.api.port(),
@@ -322,6 +347,12 @@ pub fn plan(topology: &Topology, base_dir: &Path) -> Result<Plan, Vec<Problem>> 
                 init: i == 0,
                 ns_name,
             });
+        }
+        for (rec, ip) in topology.recorders.iter().zip(&recorder_ips) {
+            if rec.region == r.id {
+                let files = recorder_files(rec, &certs_dir, operator_token.as_deref());
+                nodes.push(recorder_node(rec, *ip, files, all(&edge_ips)));
+            }
         }
         if !nodes.is_empty() {
             regions.push(RegionPlan {
@@ -339,6 +370,36 @@ pub fn plan(topology: &Topology, base_dir: &Path) -> Result<Plan, Vec<Problem>> 
         certs_dir,
         geoip_paths,
     })
+}
+
+/// What a recorder reads: the CA and its own certificate and key (octo
+/// with the edges, its heartbeats to the selectors), and the operator
+/// token, which guards its `GET /v1/recordings`.
+fn recorder_files(r: &Recorder, certs_dir: &str, operator_token: Option<&str>) -> Vec<String> {
+    let mut files = vec![
+        format!("{certs_dir}/ca.pem"),
+        format!("{certs_dir}/nodes/{}.pem", r.id),
+        format!("{certs_dir}/nodes/{}.key", r.id),
+    ];
+    files.extend(operator_token.map(str::to_string));
+    files
+}
+
+/// A recorder's machine; `edges` are the edges' `/32`s.
+fn recorder_node(r: &Recorder, ip: Ipv4Addr, files: Vec<String>, edges: Vec<String>) -> Node {
+    Node {
+        id: r.id.to_string(),
+        role: Role::Recorder,
+        public_ip: ip,
+        zone: zone(r.id.as_str()),
+        ingress: recorder_ingress(r, edges),
+        files,
+        url: format!("http://{}", r.http),
+        http_port: r.http.port(),
+        terminator: None,
+        init: false,
+        ns_name: None,
+    }
 }
 
 #[cfg(test)]

@@ -26,14 +26,44 @@ pub fn terraform() -> PathBuf {
 /// Renders `topology.example.yaml` as an operator would keep it: the
 /// topology in `<dir>/ops/`, the root in `<dir>/ops/terraform`.
 pub fn render_example(dir: &Path) -> PathBuf {
+    render_topology(dir, "topology.example.yaml", &example())
+}
+
+/// Renders [`example_with_recorders`] the same way, as `ops/topology.yaml`.
+pub fn render_recorders(dir: &Path) -> PathBuf {
+    render_topology(dir, "topology.yaml", &example_with_recorders())
+}
+
+/// Writes `yaml` as `<dir>/ops/<name>` and renders it into `<dir>/ops/terraform`.
+pub fn render_topology(dir: &Path, name: &str, yaml: &str) -> PathBuf {
     let ops = dir.join("ops");
     std::fs::create_dir_all(&ops).unwrap();
-    let topology = ops.join("topology.example.yaml");
-    std::fs::copy(repo().join("topology.example.yaml"), &topology).unwrap();
+    let topology = ops.join(name);
+    std::fs::write(&topology, yaml).unwrap();
     let out = ops.join("terraform");
     let loaded = geomesh_core::Topology::load(&topology).unwrap();
     geomesh_deploy::render(&loaded.topology, &topology, &out).unwrap();
     out
+}
+
+/// `topology.example.yaml`'s text.
+pub fn example() -> String {
+    std::fs::read_to_string(repo().join("topology.example.yaml")).unwrap()
+}
+
+/// The example with the recorders of `deploy/tests/fixtures/recorders.yaml`.
+pub fn example_with_recorders() -> String {
+    let recorders =
+        std::fs::read_to_string(repo().join("deploy/tests/fixtures/recorders.yaml")).unwrap();
+    format!("{}\n{recorders}", example())
+}
+
+/// The example's root and the root of the example with recorders.
+pub fn render_both(dir: &Path) -> [PathBuf; 2] {
+    [
+        render_example(&dir.join("example")),
+        render_recorders(&dir.join("recorders")),
+    ]
 }
 
 /// Every file under `dir` (sorted) whose name ends with `ext`.

@@ -9,12 +9,12 @@ variable "node_id" {
 }
 
 variable "role" {
-  description = "edge or selector: which geomesh unit the machine runs."
+  description = "edge, selector or recorder: which geomesh unit the machine runs."
   type        = string
 
   validation {
-    condition     = contains(["edge", "selector"], var.role)
-    error_message = "role must be edge or selector."
+    condition     = contains(["edge", "selector", "recorder"], var.role)
+    error_message = "role must be edge, selector or recorder."
   }
 }
 
