@@ -87,9 +87,10 @@ if ! command -v chromium >/dev/null 2>&1; then
 fi
 # GStreamer webrtcbin (libnice) for Debian's python3: test_gstreamer.py; and
 # the tools the operations tests drive.
-# dnsutils: dig for GeoDNS; prometheus: promtool for the alert rules.
+# dnsutils: dig for GeoDNS; prometheus: promtool for the alert rules;
+# janus: the peer benchmark's smoke run.
 GST_PKGS="python3-gi gir1.2-gst-plugins-bad-1.0 gstreamer1.0-nice gstreamer1.0-plugins-base
-  gstreamer1.0-plugins-good gstreamer1.0-plugins-bad iproute2 openssl dnsutils prometheus"
+  gstreamer1.0-plugins-good gstreamer1.0-plugins-bad iproute2 openssl dnsutils prometheus janus"
 for p in $GST_PKGS; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
     apt-get update -qq
@@ -102,3 +103,10 @@ python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore 
 
 step "end-to-end tests"
 GEOMESH_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/geomesh" python3 -m pytest -q -rR -p no:cacheprovider tests/e2e
+
+# The peer benchmark's harness (issue #19): one shape for 5 s through the
+# edge and through Janus, in a network namespace it creates; it checks
+# delivery, never speed.
+step "peer benchmark smoke run"
+SMOKE=1 OUT="${TMPDIR:-/tmp}/geomesh-peers-smoke" BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/geomesh" \
+  scripts/bench-peers.sh

@@ -41,6 +41,7 @@ pub mod grant;
 #[cfg(feature = "client")]
 pub mod https;
 pub mod id;
+pub mod proc_stat;
 pub mod source;
 pub mod stun;
 pub mod token;

@@ -43,6 +43,7 @@
 //!     setup_timeout: Duration::from_secs(30), drain: Duration::from_secs(1),
 //!     ramp: Duration::from_millis(5), seed: 1, tile_height: None, talkers: None,
 //!     selector: None, locations: Vec::new(), run_id: None,
+//!     janus: None, server_pid: None, bind: None,
 //! }).await?;
 //! println!("{outcome}");
 //! # Ok(()) }
@@ -62,8 +63,10 @@ pub mod bare;
 pub mod edge_api;
 mod error;
 pub mod histogram;
+pub mod janus;
 mod joining;
 pub mod opus;
+pub mod peers;
 pub mod plan;
 pub mod relay;
 pub mod report;

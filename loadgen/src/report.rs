@@ -361,7 +361,7 @@ impl Comparison {
 }
 
 /// Everything a `geomesh loadgen` invocation measured.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Outcome {
     /// The run against the edges.
     pub edge: Option<Report>,
@@ -369,6 +369,9 @@ pub struct Outcome {
     pub relay_floor: Option<Report>,
     /// Edge against floor, when both ran.
     pub comparison: Option<Comparison>,
+    /// The run against a peer SFU (`--janus`), instead of the edges.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer: Option<Report>,
 }
 
 fn opt(v: Option<f64>, digits: usize) -> String {
@@ -491,6 +494,9 @@ impl fmt::Display for Outcome {
         }
         if let Some(r) = &self.relay_floor {
             write!(f, "{r}")?;
+        }
+        if let Some(p) = &self.peer {
+            write!(f, "{p}")?;
         }
         if let Some(c) = &self.comparison {
             writeln!(

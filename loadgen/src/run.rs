@@ -71,13 +71,28 @@ pub struct Config {
     pub locations: Vec<GeoPoint>,
     /// The run's id: conferences are `lg-<id>-<n>` (default: random).
     pub run_id: Option<String>,
+    /// Run the load through Janus (its WebSocket API URL) instead: the
+    /// peer benchmark ([`crate::peers`]).
+    pub janus: Option<String>,
+    /// The peer server's process, whose CPU time (`/proc/PID/stat`) the
+    /// report divides by.
+    pub server_pid: Option<u32>,
+    /// Address the sessions' UDP sockets bind to (default 127.0.0.1; the
+    /// peer benchmark's namespace address, where loopback is not gathered).
+    pub bind: Option<std::net::IpAddr>,
 }
 
 impl Config {
     fn validate(&self) -> Result<(), LoadgenError> {
         let bad = |m: &str| Err(LoadgenError::Config(m.to_string()));
-        if self.edges.is_empty() && self.selector.is_none() && !self.relay_floor {
-            return bad("give at least one --edge, a --selector, or --relay-floor");
+        if self.janus.is_some() {
+            if !self.edges.is_empty() || self.selector.is_some() || self.relay_floor {
+                return bad(
+                    "--janus runs the load through Janus alone: no --edge, --selector or --relay-floor with it",
+                );
+            }
+        } else if self.edges.is_empty() && self.selector.is_none() && !self.relay_floor {
+            return bad("give at least one --edge, a --selector, --relay-floor or --janus");
         }
         if self.selector.is_some() && !self.edges.is_empty() {
             return bad("--selector chooses the edges: give no --edge with it");
@@ -107,7 +122,7 @@ impl Config {
         Ok(())
     }
 
-    fn shape(
+    pub(crate) fn shape(
         &self,
         target: &str,
         endpoints: Vec<String>,
@@ -166,7 +181,7 @@ pub fn plan(cfg: &Config, run_id: &str, edges: usize) -> Vec<SessionPlan> {
     plans
 }
 
-fn run_id() -> String {
+pub(crate) fn run_id() -> String {
     let mut b = [0u8; 4];
     // A fixed id only risks clashing with a concurrent run's conference names.
     let _ = getrandom::fill(&mut b);
@@ -174,7 +189,7 @@ fn run_id() -> String {
 }
 
 /// CPU seconds of this process (all threads).
-fn process_cpu_seconds() -> f64 {
+pub(crate) fn process_cpu_seconds() -> f64 {
     use nix::sys::resource::{UsageWho, getrusage};
     match getrusage(UsageWho::RUSAGE_SELF) {
         Ok(u) => {
@@ -188,6 +203,12 @@ fn process_cpu_seconds() -> f64 {
 /// Runs everything `cfg` asks for.
 pub async fn run(cfg: &Config) -> Result<Outcome, LoadgenError> {
     cfg.validate()?;
+    if let Some(url) = &cfg.janus {
+        return Ok(Outcome {
+            peer: Some(crate::peers::run_janus(cfg, url).await?),
+            ..Outcome::default()
+        });
+    }
     let edge = if cfg.edges.is_empty() && cfg.selector.is_none() {
         None
     } else {
@@ -206,17 +227,18 @@ pub async fn run(cfg: &Config) -> Result<Outcome, LoadgenError> {
         edge,
         relay_floor,
         comparison,
+        peer: None,
     })
 }
 
 /// The phase channel, event channel and environment every session shares.
-struct Harness {
-    phase: watch::Sender<Phase>,
-    events: mpsc::UnboundedReceiver<SessionEvent>,
-    env: SessionEnv,
+pub(crate) struct Harness {
+    pub(crate) phase: watch::Sender<Phase>,
+    pub(crate) events: mpsc::UnboundedReceiver<SessionEvent>,
+    pub(crate) env: SessionEnv,
 }
 
-fn harness(cfg: &Config, sessions: usize) -> Harness {
+pub(crate) fn harness(cfg: &Config, sessions: usize) -> Harness {
     let (phase, phase_rx) = watch::channel(Phase::Setup);
     let (events_tx, events) = mpsc::unbounded_channel();
     let now = Instant::now();
@@ -237,12 +259,15 @@ fn harness(cfg: &Config, sessions: usize) -> Harness {
             events: events_tx,
             seed: cfg.seed,
             deadline,
+            bind: cfg
+                .bind
+                .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)),
         },
     }
 }
 
 /// Waits until every session is ready or failed, or the setup time is up.
-async fn wait_setup(h: &mut Harness, sessions: usize, timeout: Duration) -> usize {
+pub(crate) async fn wait_setup(h: &mut Harness, sessions: usize, timeout: Duration) -> usize {
     let until = Instant::now() + timeout;
     let (mut ready, mut failed) = (HashSet::new(), HashSet::new());
     while ready.len() + failed.len() < sessions {
@@ -269,7 +294,7 @@ async fn wait_setup(h: &mut Harness, sessions: usize, timeout: Duration) -> usiz
 }
 
 /// Runs the publish and drain phases; returns when publishing started and ended.
-async fn publish(h: &Harness, cfg: &Config) -> (Instant, Instant) {
+pub(crate) async fn publish(h: &Harness, cfg: &Config) -> (Instant, Instant) {
     // A little ahead, so every session sees the phase before its first frame is due.
     let start = Instant::now() + Duration::from_millis(50);
     let _ = h.phase.send(Phase::Publish(start));
@@ -280,7 +305,10 @@ async fn publish(h: &Harness, cfg: &Config) -> (Instant, Instant) {
     (start, end)
 }
 
-async fn collect(h: &Harness, handles: Vec<JoinHandle<SessionResult>>) -> Vec<SessionResult> {
+pub(crate) async fn collect(
+    h: &Harness,
+    handles: Vec<JoinHandle<SessionResult>>,
+) -> Vec<SessionResult> {
     let _ = h.phase.send(Phase::Stop);
     let until = Instant::now() + Duration::from_secs(15);
     let mut out = Vec::with_capacity(handles.len());
@@ -328,7 +356,7 @@ fn delta(
 }
 
 /// Kernel drops at the server's and the clients' sockets over the window.
-fn socket_drops(
+pub(crate) fn socket_drops(
     results: &[SessionResult],
     before: &HashMap<u16, u64>,
     after: &HashMap<u16, u64>,
@@ -365,7 +393,11 @@ async fn run_edge(cfg: &Config) -> Result<Report, LoadgenError> {
             match token {
                 Ok(t) => {
                     tokio::time::sleep(delay).await;
-                    crate::session::run(p, ws, t, env).await
+                    let target = crate::session::Target::Edge {
+                        ws_url: ws,
+                        token: t,
+                    };
+                    crate::session::run(p, target, env).await
                 }
                 Err(why) => {
                     let _ = env.events.send(SessionEvent::Failed(p.index, why.clone()));
@@ -508,6 +540,9 @@ mod tests {
             selector: None,
             locations: Vec::new(),
             run_id: None,
+            janus: None,
+            server_pid: None,
+            bind: None,
         }
     }
 

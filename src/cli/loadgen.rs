@@ -92,6 +92,19 @@ pub struct Args {
     /// session also feels the modelled distance to its edge.
     #[arg(long = "at", value_name = "LAT,LON", value_parser = parse_location, allow_hyphen_values = true)]
     locations: Vec<geomesh_core::GeoPoint>,
+    /// Run the same load through Janus's VideoRoom instead (its WebSocket
+    /// API, e.g. ws://10.77.0.1:8188): the peer benchmark
+    /// (scripts/bench-peers.sh). No --edge, --selector or --relay-floor.
+    #[arg(long, value_name = "URL")]
+    janus: Option<String>,
+    /// With --janus: the server's process id, whose CPU time
+    /// (/proc/PID/stat) the report's packets per CPU-second divide by.
+    #[arg(long, value_name = "PID")]
+    server_pid: Option<u32>,
+    /// Bind the sessions' UDP sockets to this address (default 127.0.0.1).
+    /// Servers that gather no loopback candidates (Janus) need another.
+    #[arg(long, value_name = "ADDR")]
+    bind: Option<std::net::IpAddr>,
 }
 
 /// `LAT,LON` in degrees.
@@ -131,6 +144,9 @@ impl Args {
             selector: self.selector,
             locations: self.locations,
             run_id: self.run_id,
+            janus: self.janus,
+            server_pid: self.server_pid,
+            bind: self.bind,
         };
         let mut rt = tokio::runtime::Builder::new_multi_thread();
         if let Some(n) = self.threads {
@@ -144,7 +160,7 @@ impl Args {
                 .with_context(|| format!("writing {}", p.display()))?;
         }
         // A run where no session connected measured nothing: say so in the exit code.
-        let nothing = [&outcome.edge, &outcome.relay_floor]
+        let nothing = [&outcome.edge, &outcome.relay_floor, &outcome.peer]
             .into_iter()
             .flatten()
             .any(|r| r.sessions.connected == 0);

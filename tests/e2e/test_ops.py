@@ -35,7 +35,7 @@ def operator(mesh):
 def exported_names(mesh):
     """Every metric name on every node's /metrics (# TYPE lines and samples)."""
     names = set()
-    urls = [e["url"] for e in mesh.state["edges"]] + [s["url"] for s in mesh.state["selectors"]]
+    urls = [n["url"] for role in ("edges", "selectors", "recorders") for n in mesh.state[role]]
     for url in urls:
         text = http_get(url + "/metrics")[1].decode()
         for line in text.splitlines():

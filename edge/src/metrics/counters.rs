@@ -48,11 +48,5 @@ impl MediaCounters {
 /// User + system CPU seconds of this process, from /proc/self/stat.
 pub fn process_cpu_seconds() -> Option<f64> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // Fields after the parenthesised command name; utime and stime are 14 and 15.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let utime: f64 = fields.get(11)?.parse().ok()?;
-    let stime: f64 = fields.get(12)?.parse().ok()?;
-    // The kernel's USER_HZ is 100 on every Linux we run on.
-    Some((utime + stime) / 100.0)
+    geomesh_core::proc_stat::cpu_seconds(&stat)
 }

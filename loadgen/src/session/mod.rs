@@ -1,5 +1,7 @@
 //! One WebRTC participant against an edge: a WebSocket `Member` session
-//! (docs/PROTOCOL.md) and a str0m `Rtc` on its own loopback UDP socket.
+//! (docs/PROTOCOL.md) and a str0m `Rtc` on its own UDP socket (loopback,
+//! or the run's `bind` address). Against Janus (the peer benchmark) the
+//! same client signals through a VideoRoom handle instead ([`janus`]).
 //!
 //! Drive shape (str0m's): every input — a datagram, a signaling message, a
 //! timeout, a frame write — is one mutation of the `Rtc`, followed by
@@ -28,7 +30,9 @@ use crate::sdp::PtKinds;
 use crate::source::{MediaConfig, OutFrame, PublisherMedia, RIDS};
 use crate::stamp::{Clock, Kind};
 
+mod janus_start;
 mod signaling;
+use crate::janus::{JanusEvent, JanusLink};
 use signaling::{msg_type, send_json};
 
 /// How long the WebSocket connect, the `joined` and the `answer` may take.
@@ -57,6 +61,8 @@ pub struct SessionEnv {
     pub seed: u64,
     /// No session outlives this.
     pub deadline: Instant,
+    /// The address sessions bind their UDP sockets to.
+    pub bind: std::net::IpAddr,
 }
 
 impl SessionEnv {
@@ -74,20 +80,35 @@ impl SessionEnv {
     }
 }
 
+/// Where a session signals.
+pub enum Target {
+    /// An edge's WebSocket (`/v1/rtc`) with a join token.
+    Edge {
+        /// The WebSocket URL.
+        ws_url: String,
+        /// The join token.
+        token: String,
+    },
+    /// A Janus VideoRoom over the Janus API's WebSocket.
+    Janus {
+        /// Its URL (`ws://host:8188`).
+        url: String,
+    },
+}
+
 /// Runs one session to the end of the run; never panics on network input.
-pub async fn run(
-    plan: SessionPlan,
-    ws_url: String,
-    token: String,
-    env: SessionEnv,
-) -> SessionResult {
+pub async fn run(plan: SessionPlan, target: Target, env: SessionEnv) -> SessionResult {
     let index = plan.index;
     let events = env.events.clone();
     let mut result = SessionResult {
         index,
         ..Default::default()
     };
-    match Client::start(plan, &ws_url, &token, env).await {
+    let started = match target {
+        Target::Edge { ws_url, token } => Client::start(plan, &ws_url, &token, env).await,
+        Target::Janus { url } => Client::start_janus(plan, &url, env).await,
+    };
+    match started {
         Ok(mut c) => {
             c.drive().await;
             c.finish(&mut result).await;
@@ -103,18 +124,36 @@ pub async fn run(
     result
 }
 
+/// A media line the session sends on, and its payload type once known.
+type Slot = (Mid, Option<Pt>);
+
+/// A session's signaling channel.
+enum Signal {
+    Edge(Box<Ws>),
+    Janus(Box<JanusLink>),
+}
+
+impl Signal {
+    fn ws(&mut self) -> &mut Ws {
+        match self {
+            Signal::Edge(ws) => ws,
+            Signal::Janus(j) => j.ws(),
+        }
+    }
+}
+
 struct Client {
     plan: SessionPlan,
     env: SessionEnv,
     rtc: Rtc,
     sock: UdpSocket,
     local: std::net::SocketAddr,
-    ws: Ws,
+    sig: Signal,
     pending: Option<SdpPendingOffer>,
     pts: PtKinds,
     own_mids: Vec<Mid>,
-    video: Option<(Mid, Option<Pt>)>,
-    audio: Option<(Mid, Option<Pt>)>,
+    video: Option<Slot>,
+    audio: Option<Slot>,
     remote_tracks: usize,
     connected: bool,
     ready_sent: bool,
@@ -155,7 +194,22 @@ impl Client {
                 self.drain();
             }
             self.write_due_frames(now);
+            if let Signal::Janus(j) = &mut self.sig {
+                if let Some(v) = j.take_pending() {
+                    self.on_janus(&v).await;
+                    continue;
+                }
+                if now >= j.keepalive_at
+                    && let Err(e) = j.keepalive().await
+                {
+                    self.fail(&e);
+                    break;
+                }
+            }
             let mut wake = self.next_timeout.min(self.env.deadline);
+            if let Signal::Janus(j) = &self.sig {
+                wake = wake.min(j.keepalive_at);
+            }
             if let Some(m) = self.media.as_ref().filter(|_| self.publish_from.is_some()) {
                 wake = wake.min(m.next_due());
             }
@@ -165,7 +219,7 @@ impl Client {
                     let p = if r.is_ok() { *phase.borrow_and_update() } else { Phase::Stop };
                     self.on_phase(p);
                 }
-                m = self.ws.next() => self.on_ws(m).await,
+                m = self.sig.ws().next() => self.on_ws(m).await,
                 r = self.sock.recv_from(&mut buf) => {
                     match r {
                         Ok((n, from)) => self.on_datagram(&buf[..n], from),
@@ -213,22 +267,17 @@ impl Client {
         let Ok(v) = serde_json::from_str::<Value>(text.as_str()) else {
             return;
         };
+        if let Signal::Janus(_) = self.sig {
+            return self.on_janus(&v).await;
+        }
         match msg_type(&v) {
             "offer" => {
                 let sdp = v.get("sdp").and_then(Value::as_str).unwrap_or("");
-                self.pts.learn(sdp);
-                let offer = match SdpOffer::from_sdp_string(sdp) {
-                    Ok(o) => o,
-                    Err(e) => return self.fail(&format!("bad_edge_offer: {e}")),
+                let Some(answer) = self.answer(sdp) else {
+                    return;
                 };
-                let answer = match self.rtc.sdp_api().accept_offer(offer) {
-                    Ok(a) => a.to_sdp_string(),
-                    Err(e) => return self.fail(&format!("bad_edge_offer: {e}")),
-                };
-                self.pts.learn(&answer);
-                self.drain();
                 if let Err(e) =
-                    send_json(&mut self.ws, json!({"type": "answer", "sdp": answer})).await
+                    send_json(self.sig.ws(), json!({"type": "answer", "sdp": answer})).await
                 {
                     self.fail(&e);
                 }
@@ -239,6 +288,56 @@ impl Client {
                 self.fail(&format!("edge_error: {code}"));
             }
             _ => {}
+        }
+    }
+
+    /// Answers a server's offer; `None` (and the session failed) if it
+    /// cannot be accepted.
+    fn answer(&mut self, sdp: &str) -> Option<String> {
+        self.pts.learn(sdp);
+        let offer = match SdpOffer::from_sdp_string(sdp) {
+            Ok(o) => o,
+            Err(e) => {
+                self.fail(&format!("bad_server_offer: {e}"));
+                return None;
+            }
+        };
+        let answer = match self.rtc.sdp_api().accept_offer(offer) {
+            Ok(a) => a.to_sdp_string(),
+            Err(e) => {
+                self.fail(&format!("bad_server_offer: {e}"));
+                return None;
+            }
+        };
+        self.pts.learn(&answer);
+        self.drain();
+        Some(answer)
+    }
+
+    /// A Janus message outside a request.
+    async fn on_janus(&mut self, v: &Value) {
+        match crate::janus::event(v) {
+            JanusEvent::Gone(why) => self.fail(&why),
+            JanusEvent::Candidate(c) => match str0m::Candidate::from_sdp_string(&c) {
+                Ok(c) => {
+                    self.rtc.add_remote_candidate(c);
+                    self.drain();
+                }
+                Err(e) => trace!("janus candidate {c}: {e}"),
+            },
+            JanusEvent::Offer(sdp) => {
+                let Some(answer) = self.answer(&sdp) else {
+                    return;
+                };
+                let until = Instant::now() + SIGNAL_TIMEOUT;
+                if let Signal::Janus(j) = &mut self.sig
+                    && let Err(e) = j.start(&answer, until).await
+                {
+                    self.fail(&e);
+                }
+                self.check_ready();
+            }
+            JanusEvent::Other => {}
         }
     }
 
@@ -418,8 +517,13 @@ impl Client {
     /// Leaves cleanly and hands back what was counted.
     async fn finish(&mut self, out: &mut SessionResult) {
         self.stopping = true;
-        let _ = send_json(&mut self.ws, json!({"type": "leave"})).await;
-        let _ = tokio::time::timeout(Duration::from_secs(2), self.ws.close(None)).await;
+        match &mut self.sig {
+            Signal::Edge(ws) => {
+                let _ = send_json(ws, json!({"type": "leave"})).await;
+                let _ = tokio::time::timeout(Duration::from_secs(2), ws.close(None)).await;
+            }
+            Signal::Janus(j) => j.destroy().await,
+        }
         self.rtc.disconnect();
         self.drain();
         let mut r = std::mem::take(&mut self.result);

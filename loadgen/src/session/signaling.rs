@@ -81,62 +81,10 @@ impl Client {
             }
         };
 
-        let sock = UdpSocket::bind("127.0.0.1:0")
-            .await
-            .map_err(|e| format!("udp_bind: {e}"))?;
-        crate::plan::enlarge_rcvbuf(&sock);
-        let local = sock.local_addr().map_err(|e| format!("udp_bind: {e}"))?;
+        let (sock, local, mut rtc) = bind_rtc(&env).await?;
         let now = Instant::now();
-        let mut rtc = Rtc::builder()
-            .set_crypto_provider(env.crypto.clone())
-            .clear_codecs()
-            .enable_opus(true, false)
-            .enable_vp8(true)
-            .build(now);
-        let cand = Candidate::host(local, "udp").map_err(|e| format!("candidate: {e}"))?;
-        rtc.add_local_candidate(cand);
-
         let mut change = rtc.sdp_api();
-        let mut own_mids = Vec::new();
-        let (mut video, mut audio) = (None, None);
-        if plan.source.is_some() {
-            let simulcast = env.media.simulcast.then(|| {
-                let mut s = Simulcast::new();
-                for rid in RIDS {
-                    s.add_send_layer(SimulcastLayer::new(rid));
-                }
-                s
-            });
-            let v = change.add_media(
-                MediaKind::Video,
-                Direction::SendOnly,
-                Some(participant.clone()),
-                Some(format!("{participant}-video")),
-                simulcast,
-            );
-            own_mids.push(v);
-            video = Some((v, None));
-            if env.media.audio {
-                let a = change.add_media(
-                    MediaKind::Audio,
-                    Direction::SendOnly,
-                    Some(participant.clone()),
-                    Some(format!("{participant}-audio")),
-                    None,
-                );
-                own_mids.push(a);
-                audio = Some((a, None));
-            }
-        } else {
-            // A receive-only client must still offer something (PROTOCOL.md).
-            own_mids.push(change.add_media(
-                MediaKind::Audio,
-                Direction::RecvOnly,
-                None,
-                None,
-                None,
-            ));
-        }
+        let (own_mids, video, audio) = add_own_media(&mut change, &plan, &env, &participant);
         // The change set holds at least one m-line, so apply() makes an offer.
         let (offer, pending) = change.apply().ok_or("no_offer")?;
         let offer = offer.to_sdp_string();
@@ -177,18 +125,34 @@ impl Client {
             .accept_answer(pending, answer)
             .map_err(|e| format!("bad_answer: {e}"))?;
 
-        let mut c = Client {
-            plan,
-            env,
+        let parts = Parts {
             rtc,
             sock,
             local,
-            ws,
-            pending: None,
+            sig: Signal::Edge(Box::new(ws)),
             pts,
             own_mids,
             video,
             audio,
+            server_port,
+        };
+        Ok(Client::assemble(plan, env, parts, now))
+    }
+
+    /// A client from its parts, drained once (str0m's rule).
+    pub(super) fn assemble(plan: SessionPlan, env: SessionEnv, p: Parts, now: Instant) -> Client {
+        let mut c = Client {
+            plan,
+            env,
+            rtc: p.rtc,
+            sock: p.sock,
+            local: p.local,
+            sig: p.sig,
+            pending: None,
+            pts: p.pts,
+            own_mids: p.own_mids,
+            video: p.video,
+            audio: p.audio,
             remote_tracks: 0,
             connected: false,
             ready_sent: false,
@@ -199,12 +163,97 @@ impl Client {
             next_timeout: now,
             frames: Vec::new(),
             result: SessionResult {
-                local_port: Some(local.port()),
-                server_port,
+                local_port: Some(p.local.port()),
+                server_port: p.server_port,
                 ..Default::default()
             },
         };
+        // str0m's ICE agent plans its checks in its timeout handler: run it
+        // once now that the remote candidates are in, or a server that
+        // waits for our checks (Janus) would wait forever.
+        if let Err(e) = c.rtc.handle_input(Input::Timeout(now)) {
+            c.fail(&format!("rtc: {e}"));
+        }
         c.drain();
-        Ok(c)
+        c
     }
+}
+
+/// What a started session is made of.
+pub(super) struct Parts {
+    pub rtc: Rtc,
+    pub sock: UdpSocket,
+    pub local: std::net::SocketAddr,
+    pub sig: Signal,
+    pub pts: PtKinds,
+    pub own_mids: Vec<Mid>,
+    pub video: Option<Slot>,
+    pub audio: Option<Slot>,
+    pub server_port: Option<u16>,
+}
+
+/// A UDP socket on the run's bind address and an `Rtc` with its host
+/// candidate: Opus and VP8, as the edge and the peers are configured.
+pub(super) async fn bind_rtc(
+    env: &SessionEnv,
+) -> Result<(UdpSocket, std::net::SocketAddr, Rtc), String> {
+    let sock = UdpSocket::bind((env.bind, 0))
+        .await
+        .map_err(|e| format!("udp_bind: {e}"))?;
+    crate::plan::enlarge_rcvbuf(&sock);
+    let local = sock.local_addr().map_err(|e| format!("udp_bind: {e}"))?;
+    let mut rtc = Rtc::builder()
+        .set_crypto_provider(env.crypto.clone())
+        .clear_codecs()
+        .enable_opus(true, false)
+        .enable_vp8(true)
+        .build(Instant::now());
+    let cand = Candidate::host(local, "udp").map_err(|e| format!("candidate: {e}"))?;
+    rtc.add_local_candidate(cand);
+    Ok((sock, local, rtc))
+}
+
+/// The session's own m-lines: a publisher's send-only video (simulcast
+/// if the run says so) and audio; a receive-only client's one receive-only
+/// audio line (an offer needs an m-line).
+pub(super) fn add_own_media(
+    change: &mut str0m::change::SdpApi<'_>,
+    plan: &SessionPlan,
+    env: &SessionEnv,
+    participant: &str,
+) -> (Vec<Mid>, Option<Slot>, Option<Slot>) {
+    let mut own_mids = Vec::new();
+    let (mut video, mut audio) = (None, None);
+    if plan.source.is_some() {
+        let simulcast = env.media.simulcast.then(|| {
+            let mut s = Simulcast::new();
+            for rid in RIDS {
+                s.add_send_layer(SimulcastLayer::new(rid));
+            }
+            s
+        });
+        let v = change.add_media(
+            MediaKind::Video,
+            Direction::SendOnly,
+            Some(participant.to_string()),
+            Some(format!("{participant}-video")),
+            simulcast,
+        );
+        own_mids.push(v);
+        video = Some((v, None));
+        if env.media.audio {
+            let a = change.add_media(
+                MediaKind::Audio,
+                Direction::SendOnly,
+                Some(participant.to_string()),
+                Some(format!("{participant}-audio")),
+                None,
+            );
+            own_mids.push(a);
+            audio = Some((a, None));
+        }
+    } else {
+        own_mids.push(change.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None));
+    }
+    (own_mids, video, audio)
 }

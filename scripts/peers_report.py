@@ -1,0 +1,72 @@
+"""The peer benchmark's report (scripts/bench-peers.sh): per shape and
+server, forwarded packets per CPU-second of the server process, video and
+audio delivery, video one-way delay p50/p99, and the ratio to geomesh,
+as a Markdown table. --check-delivery (the CI smoke run) exits non-zero
+unless every server connected every session and delivered at least 95 %
+of the video and audio frames sent: it never judges speed."""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+SERVERS = ["geomesh", "janus"]
+
+
+def load(out, shape, server):
+    p = Path(out) / f"{shape}-{server}.json"
+    if not p.exists():
+        return None
+    o = json.loads(p.read_text())
+    return o.get("edge") or o.get("peer")
+
+
+def delivered(kind):
+    if not kind or not kind["loss"]["expected"]:
+        return None
+    return kind["loss"]["received"] / kind["loss"]["expected"]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("out")
+    ap.add_argument("--shapes", default="A B S")
+    ap.add_argument("--load", default="?")
+    ap.add_argument("--janus-version", default="?")
+    ap.add_argument("--check-delivery", action="store_true")
+    a = ap.parse_args()
+    print(f"load average (1, 5, 15 min) at the end: {a.load}; Janus {a.janus_version}\n")
+    print("| shape | server | sessions | packets / CPU-s | ratio to geomesh | video delivered | audio delivered | video p50 / p99 ms |")
+    print("|---|---|---|---|---|---|---|---|")
+    bad = []
+    for shape in a.shapes.split():
+        base = load(a.out, shape, "geomesh")
+        base_pps = base and base["server"]["packets_per_cpu_second"]
+        for server in SERVERS:
+            r = load(a.out, shape, server)
+            if r is None:
+                bad.append(f"{shape}/{server}: no report")
+                continue
+            s = r["sessions"]
+            pps = r["server"]["packets_per_cpu_second"]
+            ratio = f"{base_pps / pps:.2f}" if pps and base_pps else "n/a"
+            v, au = delivered(r["video"]), delivered(r.get("audio"))
+            d = r["video"]["delay_ms"]
+            fmt = lambda x: "n/a" if x is None else f"{100 * x:.1f} %"
+            print(f"| {shape} | {server} | {s['connected']}/{s['planned']} | "
+                  f"{'n/a' if pps is None else f'{pps:,.0f}'} | {ratio} | {fmt(v)} | {fmt(au)} | "
+                  f"{d['p50']:.1f} / {d['p99']:.1f} |")
+            if s["connected"] < s["planned"]:
+                bad.append(f"{shape}/{server}: {s['connected']} of {s['planned']} sessions connected ({s['failures']})")
+            for what, x in (("video", v), ("audio", au)):
+                if x is None or x < 0.95:
+                    bad.append(f"{shape}/{server}: {what} delivered {x}")
+    print("\nratio to geomesh = geomesh's packets per CPU-second ÷ the server's: "
+          "how many times the CPU per forwarded packet the server spends.")
+    if a.check_delivery and bad:
+        print("\n".join(bad), file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
