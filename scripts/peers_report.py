@@ -21,10 +21,19 @@ def load(out, shape, server):
     return o.get("edge") or o.get("peer")
 
 
-def delivered(kind):
-    if not kind or not kind["loss"]["expected"]:
-        return None
-    return kind["loss"]["received"] / kind["loss"]["expected"]
+def delivered(report, kind):
+    """Frames received ÷ expected, per source the layer its receivers got
+    most of: a server that touches a lower simulcast layer for a frame or
+    two while it ramps up to the top one (Janus does) is judged on the
+    layer it settled on, as a viewer would."""
+    best = {}
+    for s in report.get("streams", []):
+        if s["kind"] != kind or not s["expected"]:
+            continue
+        if s["received"] > best.get(s["source"], {"received": -1})["received"]:
+            best[s["source"]] = s
+    expected = sum(s["expected"] for s in best.values())
+    return sum(s["received"] for s in best.values()) / expected if expected else None
 
 
 def main():
@@ -50,7 +59,7 @@ def main():
             s = r["sessions"]
             pps = r["server"]["packets_per_cpu_second"]
             ratio = f"{base_pps / pps:.2f}" if pps and base_pps else "n/a"
-            v, au = delivered(r["video"]), delivered(r.get("audio"))
+            v, au = delivered(r, "video"), delivered(r, "audio")
             d = r["video"]["delay_ms"]
             fmt = lambda x: "n/a" if x is None else f"{100 * x:.1f} %"
             print(f"| {shape} | {server} | {s['connected']}/{s['planned']} | "

@@ -224,7 +224,9 @@ impl JanusLink {
         let r = self
             .message(
                 json!({"request": "publish"}),
-                Some(json!({"type": "offer", "sdp": offer})),
+                // Janus takes simulcast rids as listed high to low unless
+                // told; ours (q, h, f) go low to high.
+                Some(json!({"type": "offer", "sdp": offer, "rid_order": "lmh"})),
                 until,
             )
             .await?;

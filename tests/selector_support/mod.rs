@@ -595,22 +595,38 @@ impl EdgeAgent {
     }
 
     /// One heartbeat to every selector (errors ignored: a node may be down).
+    /// Heartbeats every selector at once, as a real edge does: a selector
+    /// that is down or cut off (a call that waits for its time-out) must
+    /// not delay what the others hear, or they judge a live edge dead.
     pub async fn heartbeat_all(&self) {
-        for i in 0..self.clients.len() {
-            let _ = self.heartbeat(i).await;
+        let mut calls = tokio::task::JoinSet::new();
+        for c in &self.clients {
+            let (c, body) = (c.clone(), self.heartbeat_body());
+            calls.spawn(async move {
+                let _ = c
+                    .post::<_, Value>("/agent/v1/heartbeat", &body, Duration::from_secs(2))
+                    .await;
+            });
         }
+        while calls.join_next().await.is_some() {}
     }
 }
 
-/// Heartbeats every agent to every selector every 100 ms until aborted.
+/// Heartbeats every agent to every selector every 100 ms until aborted,
+/// each agent on its own (one slow call delays no other edge).
 pub fn spawn_heartbeats(agents: Vec<Arc<EdgeAgent>>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        loop {
-            for a in &agents {
-                a.heartbeat_all().await;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut each = tokio::task::JoinSet::new();
+        for a in agents {
+            each.spawn(async move {
+                loop {
+                    a.heartbeat_all().await;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            });
         }
+        // Aborting this task drops the set, which aborts every agent's loop.
+        while each.join_next().await.is_some() {}
     })
 }
 
