@@ -16,6 +16,8 @@
 #   sudo scripts/bench-peers.sh                   # every shape, 30 s each
 #   DURATION=10s SHAPES="A S" scripts/bench-peers.sh
 #   SMOKE=1 scripts/bench-peers.sh                # one shape, 5 s: what CI runs
+#   SHAPES="" CAPACITY="2 4 6 8" DURATION=20s scripts/bench-peers.sh
+#                                                 # capacity: galleries of 10
 #
 # Needs root (ip netns). Installs janus with apt-get if it is missing.
 # SMOKE=1 checks delivery (every session connected, video and audio
@@ -25,10 +27,15 @@ cd "$(dirname "$0")/.."
 
 OUT="${OUT:-bench-peers-out}"
 DURATION="${DURATION:-30s}"
-SHAPES="${SHAPES:-A B S}"
+SHAPES="${SHAPES-A B S}"
+# Capacity runs (issue #19, item 2): this many 10-person gallery meetings
+# each (everyone publishes simulcast, one talks, 180-px tiles: the low
+# layer), shape G<n>.
+CAPACITY="${CAPACITY:-}"
 if [ -n "${SMOKE:-}" ]; then
   DURATION=5s
   SHAPES=A
+  CAPACITY=""
 fi
 NS="gm-peers-$$"
 SRV=10.77.0.1
@@ -42,6 +49,7 @@ shape_args() {
     A) echo "-c 1 -p 3 -s 7 --audio" ;;
     B) echo "-c 4 -p 3 -s 7 --audio" ;;
     S) echo "-c 1 -p 10 -s 0 --simulcast --audio --talkers 1" ;;
+    G*) echo "-c ${1#G} -p 10 -s 0 --simulcast --audio --talkers 1 --tile-height 180" ;;
     *) echo "unknown shape $1" >&2; exit 2 ;;
   esac
 }
@@ -137,7 +145,9 @@ done
 pin "$JANUS_PID"
 JANUS_VERSION=$(janus --help 2>/dev/null | sed -n "s/^Janus version: [0-9]* (\(.*\))/\1/p" | head -1)
 
-for s in $SHAPES; do
+ALL="$SHAPES"
+for c in $CAPACITY; do ALL="$ALL G$c"; done
+for s in $ALL; do
   args=$(shape_args "$s")
   echo "==> $s geomesh: loadgen --edge $EDGE $args --duration $DURATION"
   # shellcheck disable=SC2086
@@ -149,5 +159,5 @@ for s in $SHAPES; do
     --duration "$DURATION" --json-out "$OUT/$s-janus.json" 2>/dev/null | tee "$OUT/$s-janus.txt"
 done
 
-python3 scripts/peers_report.py "$OUT" --shapes "$SHAPES" --load "$(cut -d' ' -f1-3 /proc/loadavg)" \
+python3 scripts/peers_report.py "$OUT" --shapes "$ALL" --load "$(cut -d' ' -f1-3 /proc/loadavg)" \
   --janus-version "${JANUS_VERSION:-?}" ${SMOKE:+--check-delivery} | tee "$OUT/report.md"

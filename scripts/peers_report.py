@@ -72,6 +72,28 @@ def main():
                     bad.append(f"{shape}/{server}: {what} delivered {x}")
     print("\nratio to geomesh = geomesh's packets per CPU-second ÷ the server's: "
           "how many times the CPU per forwarded packet the server spends.")
+    # Capacity (shapes G<n>: n galleries of 10 on a server pinned to one
+    # CPU): the most participants with < 0.1 % video loss and p99 < 50 ms.
+    gs = sorted((int(x[1:]), x) for x in a.shapes.split() if x.startswith("G") and x[1:].isdigit())
+    if gs:
+        print("\n| server | participants per core (< 0.1 % loss, p99 < 50 ms) | runs (participants: video delivered, p99 ms, server CPU-s per s, loadgen CPU-s per s) |")
+        print("|---|---|---|")
+        for server in SERVERS:
+            best, runs = 0, []
+            for n, shape in gs:
+                r = load(a.out, shape, server)
+                if r is None:
+                    continue
+                v = delivered(r, "video") or 0.0
+                p99 = r["video"]["delay_ms"]["p99"]
+                window = max(r["run"]["window_s"], 1e-9)
+                cpu = (r["server"]["cpu_seconds"] or 0.0) / window
+                lg = r["loadgen_cpu_seconds"] / window
+                ok = r["sessions"]["connected"] == r["sessions"]["planned"] and v > 0.999 and p99 < 50
+                runs.append(f"{10 * n}: {100 * v:.2f} %, {p99:.1f}, {cpu:.2f}, {lg:.2f}{'' if ok else ' ✗'}")
+                if ok:
+                    best = max(best, 10 * n)
+            print(f"| {server} | {best if best else 'none'}{'+' if best == 10 * gs[-1][0] else ''} | {'; '.join(runs)} |")
     if a.check_delivery and bad:
         print("\n".join(bad), file=sys.stderr)
         sys.exit(1)

@@ -280,6 +280,29 @@ impl JanusLink {
         self.end_of_candidates().await
     }
 
+    /// Asks for simulcast layer `substream` (0 lowest … 2 top) on the
+    /// subscriber's video m-lines `mids`: what a gallery tile of the run's
+    /// height needs, as `video_constraints` asks the edge.
+    pub async fn substream(
+        &mut self,
+        mids: &[String],
+        substream: u8,
+        until: Instant,
+    ) -> Result<(), String> {
+        let streams: Vec<Value> = mids
+            .iter()
+            .map(|m| json!({"mid": m, "substream": substream}))
+            .collect();
+        let r = self
+            .message(
+                json!({"request": "configure", "streams": streams}),
+                None,
+                until,
+            )
+            .await?;
+        err(&r).map_or(Ok(()), Err)
+    }
+
     /// Our candidates are all in the SDP: say so.
     async fn end_of_candidates(&mut self) -> Result<(), String> {
         let m =
@@ -318,6 +341,31 @@ pub fn jsep_sdp(v: &Value, kind: &str) -> Result<String, String> {
         .and_then(Value::as_str)
         .map(str::to_string)
         .ok_or_else(|| "janus_no_sdp".to_string())
+}
+
+/// The mids of the video m-lines of `sdp`.
+pub fn video_mids(sdp: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut video = false;
+    for line in sdp.lines() {
+        if let Some(m) = line.strip_prefix("m=") {
+            video = m.starts_with("video");
+        } else if let Some(mid) = line.strip_prefix("a=mid:")
+            && video
+        {
+            out.push(mid.trim().to_string());
+        }
+    }
+    out
+}
+
+/// The simulcast layer (q, h, f: 180, 360, 720 lines) a tile this tall needs.
+pub fn substream_for(tile_height: u16) -> u8 {
+    match tile_height {
+        0..=180 => 0,
+        181..=360 => 1,
+        _ => 2,
+    }
 }
 
 /// What a Janus message after setup means for a session.
@@ -362,6 +410,16 @@ mod tests {
         assert_ne!(a, room_id("lg-ab12-1"));
         assert!(a > 0 && a < 1 << 52);
         assert_eq!(feed_id(0), 1);
+    }
+
+    #[test]
+    fn video_mids_and_layers() {
+        let sdp = "v=0\r\nm=audio 9 UDP 111\r\na=mid:a0\r\nm=video 9 UDP 96\r\na=mid:v1\r\nm=video 9 UDP 96\r\na=mid:v2\r\n";
+        assert_eq!(video_mids(sdp), vec!["v1", "v2"]);
+        assert_eq!(
+            (substream_for(180), substream_for(360), substream_for(720)),
+            (0, 1, 2)
+        );
     }
 
     #[test]

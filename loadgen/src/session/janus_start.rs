@@ -60,6 +60,15 @@ impl Client {
                     .to_sdp_string();
                 pts.learn(&answer);
                 link.start(&answer, Instant::now() + SIGNAL_TIMEOUT).await?;
+                if let Some(h) = plan.tile_height.filter(|_| env.media.simulcast) {
+                    let mids = crate::janus::video_mids(&offer);
+                    link.substream(
+                        &mids,
+                        crate::janus::substream_for(h),
+                        Instant::now() + SIGNAL_TIMEOUT,
+                    )
+                    .await?;
+                }
                 (Vec::new(), None, None, offer)
             }
         };
