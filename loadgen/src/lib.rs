@@ -62,6 +62,7 @@ pub mod accounting;
 pub mod bare;
 pub mod edge_api;
 mod error;
+mod harness;
 pub mod histogram;
 pub mod janus;
 mod joining;

@@ -7,11 +7,10 @@
 use std::time::Instant;
 
 use crate::error::LoadgenError;
+use crate::harness::{collect, harness, publish, wait_setup};
 use crate::plan::{SessionPlan, SessionResult};
 use crate::report::{Report, Server};
-use crate::run::{
-    Config, collect, harness, plan, process_cpu_seconds, publish, run_id, socket_drops, wait_setup,
-};
+use crate::run::{Config, plan, process_cpu_seconds, run_id, socket_drops};
 use crate::session::Target;
 use crate::sockdrops;
 

@@ -47,6 +47,7 @@ pub mod core;
 pub mod frames;
 pub mod fuzz;
 pub mod h264;
+mod http;
 pub mod metrics;
 pub mod node;
 pub mod recording;

@@ -9,9 +9,8 @@
 //! selector that lags a little neither starts nor stops anything early:
 //! a recording stops once no answering selector lists it.
 //!
-//! HTTP: `GET /healthz` (up, recordings; no credential), `GET /metrics`
-//! (Prometheus, no credential: [`crate::metrics`]) and `GET /v1/recordings`
-//! (what it writes and wrote, operator token).
+//! HTTP: `GET /healthz`, `GET /metrics` and `GET /v1/recordings`
+//! (`crate::http`).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
@@ -19,11 +18,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
 use geomesh_core::agent::{
     RECORDER_PATH, RecorderHeartbeat, RecorderHeartbeatResponse, RecordingAssignment,
     RecordingReport, RecordingState,
@@ -103,7 +97,7 @@ pub struct RecorderNode {
     cmds: mpsc::Sender<Cmd>,
 }
 
-enum Cmd {
+pub(crate) enum Cmd {
     /// The selectors' assignment (union of the answers).
     Assign(Vec<RecordingAssignment>),
     /// Every recording's report.
@@ -174,17 +168,12 @@ impl RecorderNode {
         tokio::spawn(shell.run(events, rx));
         let boot_id = format!("{:x}", unix_ms());
         tokio::spawn(heartbeat(selectors, cmds.clone(), boot_id, cfg.heartbeat));
-        let api = Api {
+        let app = crate::http::router(crate::http::Api {
             cmds: cmds.clone(),
             token: cfg.operator_token.map(Arc::from),
             id: cfg.id.to_string(),
             region: cfg.region.to_string(),
-        };
-        let app = Router::new()
-            .route("/healthz", get(healthz))
-            .route("/v1/recordings", get(list))
-            .route("/metrics", get(metrics))
-            .with_state(api);
+        });
         tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {
                 warn!("recorder HTTP API stopped: {e}");
@@ -515,93 +504,5 @@ fn act(node: &OctoNode, a: LinkAction) {
     };
     if let Some(link) = node.link(&edge) {
         link.command(f);
-    }
-}
-
-#[derive(Clone)]
-struct Api {
-    cmds: mpsc::Sender<Cmd>,
-    token: Option<Arc<[u8]>>,
-    id: String,
-    region: String,
-}
-
-fn refuse(status: StatusCode, error: &str, message: impl Into<String>) -> Response {
-    (
-        status,
-        Json(serde_json::json!({"error": error, "message": message.into()})),
-    )
-        .into_response()
-}
-
-impl Api {
-    /// Whether the request carries the operator's bearer token (compared
-    /// in constant time).
-    fn is_operator(&self, headers: &HeaderMap) -> bool {
-        let given = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::as_bytes);
-        matches!((&self.token, given), (Some(want), Some(got))
-            if aws_lc_rs::constant_time::verify_slices_are_equal(want, got).is_ok())
-    }
-
-    /// Every recording's report; `None` when the recorder is stopping.
-    async fn reports(&self) -> Option<Vec<RecordingReport>> {
-        let (tx, rx) = oneshot::channel();
-        self.cmds.send(Cmd::Report(tx)).await.ok()?;
-        rx.await.ok()
-    }
-}
-
-fn stopping() -> Response {
-    refuse(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "stopping",
-        "the recorder is stopping",
-    )
-}
-
-async fn healthz(State(api): State<Api>) -> Response {
-    match api.reports().await {
-        Some(list) => Json(serde_json::json!({
-            "recorder": api.id,
-            "recording": list.iter().filter(|r| r.state == RecordingState::Recording).count(),
-        }))
-        .into_response(),
-        None => stopping(),
-    }
-}
-
-async fn metrics(State(api): State<Api>) -> Response {
-    let (tx, rx) = oneshot::channel();
-    if api.cmds.send(Cmd::Metrics(tx)).await.is_err() {
-        return stopping();
-    }
-    match rx.await {
-        Ok(snapshot) => (
-            [(
-                header::CONTENT_TYPE,
-                "text/plain; version=0.0.4; charset=utf-8",
-            )],
-            crate::metrics::encode(&api.id, &api.region, &snapshot),
-        )
-            .into_response(),
-        Err(_) => stopping(),
-    }
-}
-
-async fn list(State(api): State<Api>, headers: HeaderMap) -> Response {
-    if !api.is_operator(&headers) {
-        return refuse(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "the operator token is required",
-        );
-    }
-    match api.reports().await {
-        Some(list) => Json(list).into_response(),
-        None => stopping(),
     }
 }
