@@ -10,7 +10,6 @@ import json
 import sys
 from pathlib import Path
 
-SERVERS = ["geomesh", "janus"]
 
 
 def load(out, shape, server):
@@ -41,17 +40,21 @@ def main():
     ap.add_argument("out")
     ap.add_argument("--shapes", default="A B S")
     ap.add_argument("--load", default="?")
+    ap.add_argument("--servers", default="geomesh janus mediasoup")
     ap.add_argument("--janus-version", default="?")
+    ap.add_argument("--mediasoup-version", default="?")
     ap.add_argument("--check-delivery", action="store_true")
     a = ap.parse_args()
-    print(f"load average (1, 5, 15 min) at the end: {a.load}; Janus {a.janus_version}\n")
+    servers = a.servers.split()
+    print(f"load average (1, 5, 15 min) at the end: {a.load}; Janus {a.janus_version}; "
+          f"mediasoup {a.mediasoup_version}\n")
     print("| shape | server | sessions | packets / CPU-s | ratio to geomesh | video delivered | audio delivered | video p50 / p99 ms |")
     print("|---|---|---|---|---|---|---|---|")
     bad = []
     for shape in a.shapes.split():
         base = load(a.out, shape, "geomesh")
         base_pps = base and base["server"]["packets_per_cpu_second"]
-        for server in SERVERS:
+        for server in servers:
             r = load(a.out, shape, server)
             if r is None:
                 bad.append(f"{shape}/{server}: no report")
@@ -78,7 +81,7 @@ def main():
     if gs:
         print("\n| server | participants per core (< 0.1 % loss, p99 < 50 ms) | runs (participants: video delivered, p99 ms, server CPU-s per s, loadgen CPU-s per s) |")
         print("|---|---|---|")
-        for server in SERVERS:
+        for server in servers:
             best, runs = 0, []
             for n, shape in gs:
                 r = load(a.out, shape, server)

@@ -10,6 +10,10 @@
 //! derived from the run's names, so every session of a conference agrees
 //! on them without talking to each other.
 //!
+//! The peer benchmark's mediasoup server (scripts/peers/mediasoup/server.mjs)
+//! speaks the same subset of the Janus API, so this adapter drives it too
+//! (`--mediasoup`).
+//!
 //! Requests are answered on the socket with their `transaction`: a
 //! synchronous plugin request with `success`, an asynchronous one (`join`,
 //! `publish`, anything with a JSEP) with `ack` and later an `event`.

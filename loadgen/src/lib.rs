@@ -43,7 +43,7 @@
 //!     setup_timeout: Duration::from_secs(30), drain: Duration::from_secs(1),
 //!     ramp: Duration::from_millis(5), seed: 1, tile_height: None, talkers: None,
 //!     selector: None, locations: Vec::new(), run_id: None,
-//!     janus: None, server_pid: None, bind: None,
+//!     janus: None, mediasoup: None, server_pids: vec![], bind: None,
 //! }).await?;
 //! println!("{outcome}");
 //! # Ok(()) }
@@ -73,6 +73,7 @@ pub mod relay;
 pub mod report;
 mod rng;
 pub mod rtp;
+pub mod rtp_io;
 pub mod run;
 pub mod sdp;
 pub mod selector_api;

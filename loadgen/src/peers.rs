@@ -1,8 +1,11 @@
 //! The load through a peer SFU instead of the edge, for the side-by-side
 //! benchmark of issue #19 (scripts/bench-peers.sh): the same plan, media,
 //! clients and accounting; only the signaling differs ([`crate::janus`]).
-//! The server's CPU comes from `/proc/<pid>/stat` (`--server-pid`): Janus
-//! has no metrics endpoint that the edge's figures could be read from.
+//! The benchmark's mediasoup server (scripts/peers/mediasoup/server.mjs)
+//! speaks the same Janus API subset, so one adapter drives both.
+//! The server's CPU comes from `/proc/<pid>/stat` (`--server-pid`): the
+//! peers have no metrics endpoint that the edge's figures could be read
+//! from.
 
 use std::time::Instant;
 
@@ -48,8 +51,9 @@ pub fn janus_sessions(plans: Vec<SessionPlan>) -> Vec<SessionPlan> {
     out
 }
 
-/// Runs the load through the Janus at `url` (its WebSocket API).
-pub async fn run_janus(cfg: &Config, url: &str) -> Result<Report, LoadgenError> {
+/// Runs the load through the peer `server` (`janus`, `mediasoup`: the
+/// report's name) whose Janus API WebSocket is at `url`.
+pub async fn run_peer(cfg: &Config, name: &str, url: &str) -> Result<Report, LoadgenError> {
     let run = cfg.run_id.clone().unwrap_or_else(run_id);
     let plans = janus_sessions(plan(cfg, &run, 1));
     let mut h = harness(cfg, plans.len());
@@ -72,7 +76,13 @@ pub async fn run_janus(cfg: &Config, url: &str) -> Result<Report, LoadgenError> 
         cfg.setup_timeout + cfg.ramp * plans.len() as u32,
     )
     .await;
-    let server_cpu = || cfg.server_pid.and_then(pid_cpu_seconds);
+    // Every process's, or none: a partial sum would flatter the server.
+    let server_cpu = || -> Option<f64> {
+        if cfg.server_pids.is_empty() {
+            return None;
+        }
+        cfg.server_pids.iter().map(|p| pid_cpu_seconds(*p)).sum()
+    };
     let before = server_cpu();
     let drops0 = sockdrops::drops_by_port();
     let cpu0 = process_cpu_seconds();
@@ -89,7 +99,7 @@ pub async fn run_janus(cfg: &Config, url: &str) -> Result<Report, LoadgenError> 
         ..Default::default()
     };
     let shape = cfg.shape(
-        "janus",
+        name,
         vec![url.to_string()],
         (end - start).as_secs_f64(),
         (window_end - start).as_secs_f64(),

@@ -369,7 +369,7 @@ pub struct Outcome {
     pub relay_floor: Option<Report>,
     /// Edge against floor, when both ran.
     pub comparison: Option<Comparison>,
-    /// The run against a peer SFU (`--janus`), instead of the edges.
+    /// The run against a peer SFU (`--janus`, `--mediasoup`), instead of the edges.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub peer: Option<Report>,
 }

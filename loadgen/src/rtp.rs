@@ -1,11 +1,11 @@
-//! Plain RTP for the relay floor: the packets a browser would send for our
-//! frames, without encryption. RTP headers (RFC 3550), VP8 payload
-//! descriptors as libwebrtc writes them (RFC 7741: X=1, I=1 with a 15-bit
-//! PictureID), one Opus frame per packet (RFC 7587), and reassembly of
-//! frames on receipt.
-//!
-//! The WebRTC path does not use this module: there str0m packetizes and
-//! reassembles.
+//! RTP as a browser sends it for our frames: VP8 payload descriptors as
+//! libwebrtc writes them (RFC 7741: X=1, I=1 with a 15-bit PictureID), one
+//! Opus frame per packet (RFC 7587), and reassembly of frames on receipt.
+//! The relay floor sends these packets as plain RTP (RFC 3550 headers, no
+//! encryption); the WebRTC sessions hand the same payloads to str0m in
+//! RTP mode, which adds headers, extensions and SRTP
+//! (`session/rtp_io.rs`). str0m's own VP8 packetizer writes a one-byte
+//! descriptor without PictureID, which mediasoup cannot find keyframes in.
 
 use crate::stamp::Kind;
 
@@ -186,19 +186,32 @@ impl Packetizer {
 
     /// Appends the packets of one frame to `out`.
     pub fn packetize(&mut self, frame: &[u8], rtp_time: u64, out: &mut Vec<Vec<u8>>) {
-        let header = |seq, marker, pt| RtpHeader {
-            marker,
-            pt,
-            seq,
-            timestamp: rtp_time as u32,
-            ssrc: self.ssrc,
+        let (ssrc, pt) = match self.kind {
+            Kind::Audio => (self.ssrc, PT_OPUS),
+            Kind::Video => (self.ssrc, PT_VP8),
         };
+        self.payloads(frame, |seq, marker, payload| {
+            let mut p = Vec::with_capacity(HEADER_LEN + payload.len());
+            let h = RtpHeader {
+                marker,
+                pt,
+                seq,
+                timestamp: rtp_time as u32,
+                ssrc,
+            };
+            h.write(&mut p);
+            p.extend_from_slice(&payload);
+            out.push(p);
+        });
+    }
+
+    /// The RTP payloads of one frame, each with its sequence number and
+    /// marker: one Opus frame, or VP8 split into equal packets that each
+    /// carry a descriptor (what an `Rtc` in RTP mode is given to send).
+    pub fn payloads(&mut self, frame: &[u8], mut emit: impl FnMut(u16, bool, Vec<u8>)) {
         match self.kind {
             Kind::Audio => {
-                let mut p = Vec::with_capacity(HEADER_LEN + frame.len());
-                header(self.seq, false, PT_OPUS).write(&mut p);
-                p.extend_from_slice(frame);
-                out.push(p);
+                emit(self.seq, false, frame.to_vec());
                 self.seq = self.seq.wrapping_add(1);
             }
             Kind::Video => {
@@ -208,11 +221,10 @@ impl Packetizer {
                 let size = frame.len().div_ceil(n);
                 for (i, chunk) in frame.chunks(size.max(1)).enumerate() {
                     let last = (i + 1) * size >= frame.len();
-                    let mut p = Vec::with_capacity(HEADER_LEN + VP8_DESCRIPTOR_LEN + chunk.len());
-                    header(self.seq, last, PT_VP8).write(&mut p);
+                    let mut p = Vec::with_capacity(VP8_DESCRIPTOR_LEN + chunk.len());
                     Vp8Descriptor::write(i == 0, self.picture_id, &mut p);
                     p.extend_from_slice(chunk);
-                    out.push(p);
+                    emit(self.seq, last, p);
                     self.seq = self.seq.wrapping_add(1);
                 }
                 self.picture_id = (self.picture_id + 1) & 0x7fff;
@@ -236,33 +248,47 @@ pub struct Reassembler {
 impl Reassembler {
     /// Feeds one packet; returns a complete frame when this packet ends one.
     pub fn push(&mut self, h: &RtpHeader, payload: &[u8]) -> Option<(Kind, Vec<u8>)> {
-        match h.pt {
-            PT_OPUS => Some((Kind::Audio, payload.to_vec())),
-            PT_VP8 => {
-                let Ok(d) = Vp8Descriptor::parse(payload) else {
-                    self.drop_partial();
-                    return None;
-                };
-                if d.start && d.partition == 0 {
-                    if self.assembling {
-                        self.dropped += 1;
-                    }
-                    self.frame.clear();
-                    self.assembling = true;
-                } else if !self.assembling || h.seq != self.next_seq {
-                    self.drop_partial();
-                    return None;
-                }
-                self.next_seq = h.seq.wrapping_add(1);
-                self.frame.extend_from_slice(&payload[d.len..]);
-                if h.marker {
-                    self.assembling = false;
-                    return Some((Kind::Video, std::mem::take(&mut self.frame)));
-                }
-                None
-            }
-            _ => None,
+        let kind = match h.pt {
+            PT_OPUS => Kind::Audio,
+            PT_VP8 => Kind::Video,
+            _ => return None,
+        };
+        self.push_kind(kind, h.seq, h.marker, payload)
+            .map(|f| (kind, f))
+    }
+
+    /// [`Self::push`] for a packet whose kind is known (from the SDP).
+    pub fn push_kind(
+        &mut self,
+        kind: Kind,
+        seq: u16,
+        marker: bool,
+        payload: &[u8],
+    ) -> Option<Vec<u8>> {
+        if kind == Kind::Audio {
+            return Some(payload.to_vec());
         }
+        let Ok(d) = Vp8Descriptor::parse(payload) else {
+            self.drop_partial();
+            return None;
+        };
+        if d.start && d.partition == 0 {
+            if self.assembling {
+                self.dropped += 1;
+            }
+            self.frame.clear();
+            self.assembling = true;
+        } else if !self.assembling || seq != self.next_seq {
+            self.drop_partial();
+            return None;
+        }
+        self.next_seq = seq.wrapping_add(1);
+        self.frame.extend_from_slice(&payload[d.len..]);
+        if marker {
+            self.assembling = false;
+            return Some(std::mem::take(&mut self.frame));
+        }
+        None
     }
 
     fn drop_partial(&mut self) {
@@ -422,5 +448,35 @@ mod tests {
         );
         let mut re = Reassembler::default();
         assert_eq!(re.push(&h, payload).map(|f| f.0), Some(Kind::Audio));
+    }
+
+    #[test]
+    fn payloads_are_the_packets_without_their_headers() {
+        let mut enc = Vp8Encoder::new(Vp8Params::new(640, 360, 800), 13);
+        let (frame, _) = enc.encode(&stamp(1));
+        let mut packets = Vec::new();
+        Packetizer::new(Kind::Video, 7, 65535).packetize(&frame, 90, &mut packets);
+        let mut payloads = Vec::new();
+        Packetizer::new(Kind::Video, 7, 65535).payloads(&frame, |seq, marker, p| {
+            payloads.push((seq, marker, p));
+        });
+        assert_eq!(packets.len(), payloads.len());
+        let mut re = Reassembler::default();
+        let mut whole = None;
+        for (packet, (seq, marker, payload)) in packets.iter().zip(&payloads) {
+            let (h, body) = RtpHeader::parse(packet).unwrap();
+            assert_eq!((h.seq, h.marker, body), (*seq, *marker, payload.as_slice()));
+            // What a session does with a packet str0m hands it.
+            whole = re.push_kind(Kind::Video, *seq, *marker, payload).or(whole);
+        }
+        assert_eq!(whole.as_deref(), Some(frame.as_slice()));
+        // Sequence numbers wrap; the descriptor carries a PictureID.
+        assert_eq!((payloads[0].0, payloads[1].0), (65535, 0));
+        assert!(
+            Vp8Descriptor::parse(&payloads[0].2)
+                .unwrap()
+                .picture_id
+                .is_some()
+        );
     }
 }

@@ -70,9 +70,12 @@ pub struct Config {
     /// Run the load through Janus (its WebSocket API URL) instead: the
     /// peer benchmark ([`crate::peers`]).
     pub janus: Option<String>,
-    /// The peer server's process, whose CPU time (`/proc/PID/stat`) the
-    /// report divides by.
-    pub server_pid: Option<u32>,
+    /// Run the load through the peer benchmark's mediasoup server instead
+    /// (its WebSocket URL; it speaks the Janus API's VideoRoom subset).
+    pub mediasoup: Option<String>,
+    /// The peer server's processes, whose CPU time (`/proc/PID/stat`) the
+    /// report divides by (mediasoup: the worker and the Node process).
+    pub server_pids: Vec<u32>,
     /// Address the sessions' UDP sockets bind to (default 127.0.0.1; the
     /// peer benchmark's namespace address, where loopback is not gathered).
     pub bind: Option<std::net::IpAddr>,
@@ -81,14 +84,20 @@ pub struct Config {
 impl Config {
     fn validate(&self) -> Result<(), LoadgenError> {
         let bad = |m: &str| Err(LoadgenError::Config(m.to_string()));
-        if self.janus.is_some() {
-            if !self.edges.is_empty() || self.selector.is_some() || self.relay_floor {
+        if self.janus.is_some() || self.mediasoup.is_some() {
+            if !self.edges.is_empty()
+                || self.selector.is_some()
+                || self.relay_floor
+                || self.janus.is_some() && self.mediasoup.is_some()
+            {
                 return bad(
-                    "--janus runs the load through Janus alone: no --edge, --selector or --relay-floor with it",
+                    "--janus or --mediasoup runs the load through that server alone: no --edge, --selector, --relay-floor or other peer with it",
                 );
             }
         } else if self.edges.is_empty() && self.selector.is_none() && !self.relay_floor {
-            return bad("give at least one --edge, a --selector, --relay-floor or --janus");
+            return bad(
+                "give at least one --edge, a --selector, --relay-floor, --janus or --mediasoup",
+            );
         }
         if self.selector.is_some() && !self.edges.is_empty() {
             return bad("--selector chooses the edges: give no --edge with it");
@@ -199,9 +208,14 @@ pub(crate) fn process_cpu_seconds() -> f64 {
 /// Runs everything `cfg` asks for.
 pub async fn run(cfg: &Config) -> Result<Outcome, LoadgenError> {
     cfg.validate()?;
-    if let Some(url) = &cfg.janus {
+    let peer = match (&cfg.janus, &cfg.mediasoup) {
+        (Some(url), _) => Some(("janus", url)),
+        (_, Some(url)) => Some(("mediasoup", url)),
+        _ => None,
+    };
+    if let Some((server, url)) = peer {
         return Ok(Outcome {
-            peer: Some(crate::peers::run_janus(cfg, url).await?),
+            peer: Some(crate::peers::run_peer(cfg, server, url).await?),
             ..Outcome::default()
         });
     }
@@ -440,7 +454,8 @@ mod tests {
             locations: Vec::new(),
             run_id: None,
             janus: None,
-            server_pid: None,
+            mediasoup: None,
+            server_pids: Vec::new(),
             bind: None,
         }
     }
@@ -492,6 +507,14 @@ mod tests {
         assert!(c.validate().is_err(), "--selector with --edge");
         c.edges.clear();
         assert!(c.validate().is_ok());
+        // A peer server runs alone: no edge, and one peer at a time.
+        let mut c = cfg(1, 1, 1, false);
+        c.mediasoup = Some("ws://10.77.0.1:8288".into());
+        assert!(c.validate().is_err(), "--mediasoup with --edge");
+        c.edges.clear();
+        assert!(c.validate().is_ok());
+        c.janus = Some("ws://10.77.0.1:8188".into());
+        assert!(c.validate().is_err(), "--janus with --mediasoup");
     }
 
     #[test]

@@ -38,6 +38,11 @@ impl PtKinds {
         }
     }
 
+    /// The kind of payload type `pt`, if an SDP named it.
+    pub fn kind(&self, pt: u8) -> Option<Kind> {
+        self.kinds.get(usize::from(pt)).copied().flatten()
+    }
+
     /// The kind of an RTP datagram (SRTP or plain), `None` for RTCP, STUN,
     /// DTLS or an unknown payload type.
     pub fn classify(&self, datagram: &[u8]) -> Option<Kind> {

@@ -74,6 +74,11 @@ pub struct Args {
     /// leg, percent.
     #[arg(long, value_name = "PCT", default_value_t = 0.0, requires = "wan")]
     wan_loss_pct: f64,
+    /// Sessions each edge admits (its topology `capacity`: the selectors
+    /// place by it and the edge refuses sessions beyond it). The default
+    /// suits a laptop; capacity benchmarks raise it.
+    #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    edge_capacity: u32,
 }
 
 /// `--raft-timing`.

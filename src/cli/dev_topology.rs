@@ -32,10 +32,11 @@ pub(super) fn topology_yaml(a: &Args) -> String {
     for (i, (id, region)) in EDGES.iter().enumerate() {
         let i = i as u16;
         y += &format!(
-            "  - {{ id: {id}, region: {region}, public_ip: {host}, bind_ip: {host}, media_port: {}, http: {}, octo: {}, capacity: 100 }}\n",
+            "  - {{ id: {id}, region: {region}, public_ip: {host}, bind_ip: {host}, media_port: {}, http: {}, octo: {}, capacity: {} }}\n",
             a.media_port + i,
             SocketAddr::new(host, a.http_port + EDGE_OFFSET + i),
-            SocketAddr::new(host, a.octo_port + i)
+            SocketAddr::new(host, a.octo_port + i),
+            a.edge_capacity
         );
     }
     y += "selectors:\n";

@@ -97,10 +97,16 @@ pub struct Args {
     /// (scripts/bench-peers.sh). No --edge, --selector or --relay-floor.
     #[arg(long, value_name = "URL")]
     janus: Option<String>,
-    /// With --janus: the server's process id, whose CPU time
-    /// (/proc/PID/stat) the report's packets per CPU-second divide by.
-    #[arg(long, value_name = "PID")]
-    server_pid: Option<u32>,
+    /// Run the same load through the peer benchmark's mediasoup server
+    /// instead (scripts/peers/mediasoup/server.mjs, e.g.
+    /// ws://10.77.0.1:8288; it speaks the Janus API's VideoRoom subset).
+    #[arg(long, value_name = "URL")]
+    mediasoup: Option<String>,
+    /// With --janus or --mediasoup: the server's process ids (repeat, or
+    /// comma-separated), whose CPU time (/proc/PID/stat) the report's
+    /// packets per CPU-second divide by.
+    #[arg(long = "server-pid", value_name = "PID", value_delimiter = ',')]
+    server_pid: Vec<u32>,
     /// Bind the sessions' UDP sockets to this address (default 127.0.0.1).
     /// Servers that gather no loopback candidates (Janus) need another.
     #[arg(long, value_name = "ADDR")]
@@ -145,7 +151,8 @@ impl Args {
             locations: self.locations,
             run_id: self.run_id,
             janus: self.janus,
-            server_pid: self.server_pid,
+            mediasoup: self.mediasoup,
+            server_pids: self.server_pid,
             bind: self.bind,
         };
         let mut rt = tokio::runtime::Builder::new_multi_thread();

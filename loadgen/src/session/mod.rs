@@ -16,7 +16,7 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 use str0m::change::{SdpOffer, SdpPendingOffer};
 use str0m::format::Codec;
-use str0m::media::{Direction, Frequency, MediaTime, Mid, Pt, Rid};
+use str0m::media::{Direction, Mid, Pt, Rid};
 use str0m::net::{Protocol, Receive};
 use str0m::{Event, IceConnectionState, Input, Output, Rtc};
 use tokio::net::{TcpStream, UdpSocket};
@@ -163,6 +163,7 @@ struct Client {
     stopping: bool,
     next_timeout: Instant,
     frames: Vec<OutFrame>,
+    rtp: crate::rtp_io::RtpIo,
     result: SessionResult,
 }
 
@@ -378,10 +379,13 @@ impl Client {
                 Kind::Video => Codec::Vp8,
                 Kind::Audio => Codec::Opus,
             };
+            // Negotiated: the answer to our offer keeps our payload types,
+            // and accepting a server's offer takes its types.
             *pt = self
                 .rtc
-                .writer(*mid)?
-                .payload_params()
+                .codec_config()
+                .params()
+                .iter()
                 .find(|p| p.spec().codec == want)
                 .map(|p| p.pt());
         }
@@ -405,20 +409,13 @@ impl Client {
                 self.result.sent.write_errors += 1;
                 continue;
             };
-            let Some(mut w) = self.rtc.writer(mid) else {
-                self.result.sent.write_errors += 1;
-                continue;
-            };
-            if self.env.media.simulcast && f.key.kind == Kind::Video {
-                w = w.rid(Rid::from(RIDS[usize::from(f.key.layer)]));
-            }
-            let freq = match f.key.kind {
-                Kind::Video => Frequency::NINETY_KHZ,
-                Kind::Audio => Frequency::FORTY_EIGHT_KHZ,
-            };
-            let len = f.data.len();
-            match w.write(pt, now, MediaTime::new(f.rtp_time, freq), f.data) {
-                Ok(()) => self.result.sent.frame(f.key.kind, len, f.keyframe),
+            let rid = (self.env.media.simulcast && f.key.kind == Kind::Video)
+                .then(|| Rid::from(RIDS[usize::from(f.key.layer)]));
+            let written =
+                self.rtp
+                    .write_frame(&mut self.rtc, (mid, rid, pt), &f, self.env.seed, now);
+            match written {
+                Ok(()) => self.result.sent.frame(f.key.kind, f.data.len(), f.keyframe),
                 Err(e) => {
                     trace!(session = self.plan.index, "write: {e}");
                     self.result.sent.write_errors += 1;
@@ -487,20 +484,18 @@ impl Client {
                 self.remote_tracks += 1;
                 self.check_ready();
             }
-            Event::MediaData(d) => {
+            Event::RtpPacket(p) => {
                 if !self.counting {
                     return;
                 }
-                let kind = match d.params.spec().codec {
-                    Codec::Opus => Kind::Audio,
-                    Codec::Vp8 => Kind::Video,
-                    _ => {
-                        self.result.recv.bad_frames += 1;
-                        return;
-                    }
+                let Some(kind) = self.pts.kind(*p.header.payload_type) else {
+                    self.result.recv.bad_frames += 1;
+                    return;
                 };
-                let now_us = self.env.clock.micros(Instant::now());
-                let _ = self.result.recv.on_frame(kind, &d.data, now_us);
+                if let Some(frame) = self.rtp.on_packet(kind, &p) {
+                    let now_us = self.env.clock.micros(Instant::now());
+                    let _ = self.result.recv.on_frame(kind, &frame, now_us);
+                }
             }
             Event::KeyframeRequest(r) => {
                 if let Some(m) = self.media.as_mut() {

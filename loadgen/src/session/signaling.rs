@@ -162,6 +162,7 @@ impl Client {
             stopping: false,
             next_timeout: now,
             frames: Vec::new(),
+            rtp: Default::default(),
             result: SessionResult {
                 local_port: Some(p.local.port()),
                 server_port: p.server_port,
@@ -193,7 +194,8 @@ pub(super) struct Parts {
 }
 
 /// A UDP socket on the run's bind address and an `Rtc` with its host
-/// candidate: Opus and VP8, as the edge and the peers are configured.
+/// candidate: Opus and VP8, as the edge and the peers are configured; in
+/// RTP mode, so the session packetizes as a browser does (`rtp_io`).
 pub(super) async fn bind_rtc(
     env: &SessionEnv,
 ) -> Result<(UdpSocket, std::net::SocketAddr, Rtc), String> {
@@ -207,6 +209,7 @@ pub(super) async fn bind_rtc(
         .clear_codecs()
         .enable_opus(true, false)
         .enable_vp8(true)
+        .set_rtp_mode(true)
         .build(Instant::now());
     let cand = Candidate::host(local, "udp").map_err(|e| format!("candidate: {e}"))?;
     rtc.add_local_candidate(cand);
