@@ -140,7 +140,19 @@ pub struct OutForward {
     rewriter: SeqRewriter,
     /// VP8 PictureID / TL0PICIDX continuity across inputs.
     vp8: crate::vp8::Vp8Ids,
+    /// The m-line whose `StreamTx` this leg has configured (once per stream:
+    /// str0m's `set_rtx_cache` empties the cache it replaces).
+    configured: Option<Mid>,
 }
+
+/// How long a leg keeps sent video for retransmission: what libwebrtc's
+/// sender keeps (its packet history holds ≥ 1 s, more only past 333 ms
+/// RTT). str0m's default of 3 s held ~500 entries of ~440 bytes per video
+/// leg at 1.5 Mbit/s, most of an edge's memory per session.
+pub const RTX_CACHE_AGE: std::time::Duration = std::time::Duration::from_secs(1);
+/// The most packets a leg keeps for retransmission, whatever the bitrate
+/// (1 s of a 9 Mbit/s stream).
+pub const RTX_CACHE_PACKETS: usize = 1024;
 
 impl Default for OutForward {
     fn default() -> Self {
@@ -159,6 +171,7 @@ impl Default for OutForward {
                 u32::from_be_bytes([r[2], r[3], r[4], r[5]]),
             ),
             vp8: Default::default(),
+            configured: None,
         }
     }
 }
@@ -220,10 +233,19 @@ impl OutForward {
         }
         let mut api = rtc.direct_api();
         let tx = api.stream_tx_by_mid(mid, None).ok_or(Skip::NoStream)?;
-        // Forwarded media is never held back by str0m's pacer: the edge
-        // adapts by choosing layers, and a queue only adds delay (BWE still
-        // estimates from TWCC feedback and probes with padding).
-        tx.set_unpaced(true);
+        if self.configured != Some(mid) {
+            self.configured = Some(mid);
+            // Forwarded media is never held back by str0m's pacer: the edge
+            // adapts by choosing layers, and a queue only adds delay (BWE
+            // still estimates from TWCC feedback and probes with padding).
+            tx.set_unpaced(true);
+            tx.set_rtx_cache(
+                RTX_CACHE_PACKETS,
+                RTX_CACHE_AGE,
+                // str0m's default: stop resending past 15 % of the stream.
+                Some(0.15),
+            );
+        }
         let mut write = RtpWrite::new(pt, seq.into(), ts, p.arrival, p.payload.clone())
             .marker(p.marker)
             .ext_vals(ext)

@@ -205,28 +205,6 @@ impl EdgeConfig {
     }
 }
 
-/// Socket buffers asked for on the media port: a keyframe burst from many
-/// publishers at once must not overflow the kernel's default (~208 KiB),
-/// the first place an edge under load loses packets. The kernel caps them
-/// at `net.core.rmem_max`/`wmem_max`; the granted sizes are logged.
-const MEDIA_SOCKET_BUFFER: usize = 8 << 20;
-
-fn bind_media(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
-    // Best effort: a smaller buffer still works.
-    let _ = s.set_recv_buffer_size(MEDIA_SOCKET_BUFFER);
-    let _ = s.set_send_buffer_size(MEDIA_SOCKET_BUFFER);
-    s.set_nonblocking(true)?;
-    s.bind(&addr.into())?;
-    info!(
-        recv_buffer = s.recv_buffer_size().unwrap_or(0),
-        send_buffer = s.send_buffer_size().unwrap_or(0),
-        "media socket buffers"
-    );
-    Ok(s.into())
-}
-
 /// A running edge.
 pub struct EdgeHandle {
     /// Where HTTP listens.
@@ -281,7 +259,12 @@ impl EdgeHandle {
 
 /// Binds and starts an edge on the current tokio runtime.
 pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
-    let socket = bind_media(config.media_bind).map_err(|source| StartError::Bind {
+    let socket = geomesh_mesh::transport::bind_udp(
+        config.media_bind,
+        geomesh_mesh::transport::SOCKET_BUFFER,
+        "media",
+    )
+    .map_err(|source| StartError::Bind {
         what: "media UDP",
         addr: config.media_bind,
         source,

@@ -1,18 +1,24 @@
-//! The octo hop against a plain UDP hop, in one run on loopback:
+//! The octo hop against a plain UDP hop, in one run on loopback. Each end
+//! runs on its own thread with its own single-threaded tokio runtime,
+//! pinned to its own CPU when there are two: one core each side, as two
+//! edges' octo drivers would have.
 //!
-//! 1. **capacity**: 1100-byte RTP packets pushed as fast as the sender can
-//!    through one link (octo: `MediaSender::send_media` → the peer's event
-//!    channel; UDP: a tokio socket pair), counted at the receiver, per wall
-//!    second and per CPU second of the whole process (both ends);
+//! 1. **capacity**: 1100-byte RTP packets paced through one link (octo:
+//!    `MediaSender::send_media` → the peer's event channel; UDP: a tokio
+//!    socket pair), counted at the receiver, per CPU second of both ends
+//!    and as each end's share of its core; a ×1.5 ramp, then bisection
+//!    between the last rate delivered ≥ 99 % and the first that was not;
 //! 2. **latency**: the same packets paced at 50 % of octo's measured
-//!    capacity (and at a conference-like 2 000 packets/s), stamped at send
+//!    capacity, at 100k packets/s (a trunk of ≈ 1 Gbit/s) and at a
+//!    conference-like 2 000 packets/s, stamped at send
 //!    and read at receive with the same clock: one-way p50/p99, octo minus
 //!    UDP = what the octo hop adds;
 //! 3. **overhead**: octo header bytes per packet and all bytes QUIC puts on
 //!    the wire (`udp_tx.bytes` of the connection) beyond the RTP bytes.
 //!
 //! Run: `cargo bench -p geomesh-mesh --bench octo` (optionally
-//! `-- --secs 5`). Ratios are what to compare across machines.
+//! `-- --secs 5`, `-- --datagram-buffer BYTES` for quinn's datagram send
+//! buffer). Ratios are what to compare across machines.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -27,7 +33,6 @@ use geomesh_mesh::tls::Credentials;
 use geomesh_mesh::transport::{LinkHandle, MediaSender, OctoConfig, OctoEvent, OctoNode};
 use geomesh_mesh::wire::{Codec, Layer, MediaKind, MediaType, SourceId, SourceInfo, Subscription};
 use tokio::net::UdpSocket;
-use tokio::sync::mpsc::Receiver;
 
 const PACKET: usize = 1100;
 
@@ -44,9 +49,10 @@ selectors:
   - { id: sel-1, region: eu, api: 127.0.0.1:7001, raft: 127.0.0.1:7101 }
 "#;
 
+/// CPU time of the calling thread (each end is one thread).
 fn cpu_time() -> Duration {
     use nix::sys::resource::{UsageWho, getrusage};
-    let u = getrusage(UsageWho::RUSAGE_SELF).expect("getrusage");
+    let u = getrusage(UsageWho::RUSAGE_THREAD).expect("getrusage");
     let tv = |t: nix::sys::time::TimeVal| {
         Duration::from_secs(t.tv_sec() as u64) + Duration::from_micros(t.tv_usec() as u64)
     };
@@ -131,31 +137,76 @@ impl Sink {
     }
 }
 
-fn spawn_octo_sink(mut rx: Receiver<OctoEvent>, sink: Arc<Sink>, base: Instant) {
-    tokio::spawn(async move {
-        while let Some(e) = rx.recv().await {
-            if let OctoEvent::Media(m) = e {
-                sink.got(&m.packet, base);
-            }
-        }
-    });
+/// One end of the hop: a thread with its own single-threaded tokio
+/// runtime, pinned to `cpu` when given. Work for this end is spawned on
+/// `handle` (octo's tasks stay on the runtime that started them).
+struct Side {
+    handle: tokio::runtime::Handle,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
-fn spawn_udp_sink(sock: UdpSocket, sink: Arc<Sink>, base: Instant) {
-    tokio::spawn(async move {
-        let mut buf = vec![0u8; 2048];
-        while let Ok(n) = sock.recv(&mut buf).await {
-            sink.got(&buf[..n], base);
+impl Side {
+    fn start(name: &str, cpu: Option<usize>) -> Side {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || {
+                pin(cpu);
+                let rt = runtime();
+                tx.send(rt.handle().clone()).expect("main waits");
+                rt.block_on(async {
+                    let _ = stopped.await;
+                });
+            })
+            .expect("thread");
+        Side {
+            handle: rx.recv().expect("side started"),
+            stop: Some(stop),
+            thread: Some(thread),
         }
-    });
+    }
+
+    /// This end's thread CPU time, read on its thread.
+    async fn cpu(&self) -> Duration {
+        self.handle.spawn(async { cpu_time() }).await.expect("task")
+    }
 }
 
-/// One paced run: what was offered after the warm-up, what arrived, the
-/// process CPU time meanwhile, and sorted one-way latencies.
+impl Drop for Side {
+    fn drop(&mut self) {
+        let _ = self.stop.take().map(|s| s.send(()));
+        let _ = self.thread.take().map(|t| t.join());
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// Pins the calling thread to one CPU (best effort).
+fn pin(cpu: Option<usize>) {
+    use nix::sched::{CpuSet, sched_setaffinity};
+    use nix::unistd::Pid;
+    let Some(cpu) = cpu else { return };
+    let mut set = CpuSet::new();
+    if set.set(cpu).is_ok() && sched_setaffinity(Pid::from_raw(0), &set).is_err() {
+        eprintln!("could not pin to CPU {cpu}; running unpinned");
+    }
+}
+
+/// One paced run: what was offered after the warm-up, what arrived, each
+/// end's CPU time meanwhile, and sorted one-way latencies.
 struct Run {
     offered: u64,
     delivered: u64,
-    cpu: Duration,
+    /// Sending end, receiving end.
+    cpu: [Duration; 2],
+    wall: Duration,
     latencies: Vec<Duration>,
 }
 
@@ -164,16 +215,27 @@ impl Run {
         self.delivered as f64 / self.offered.max(1) as f64
     }
     fn per_cpu_second(&self) -> f64 {
-        self.delivered as f64 / self.cpu.as_secs_f64()
+        self.delivered as f64 / (self.cpu[0] + self.cpu[1]).as_secs_f64()
+    }
+    /// The busier end's share of its core.
+    fn core_share(&self) -> f64 {
+        self.cpu[0].max(self.cpu[1]).as_secs_f64() / self.wall.as_secs_f64()
     }
     fn p(&self, q: f64) -> Duration {
         percentile(&self.latencies, q)
     }
 }
 
-/// Sends `rate` packets/s for `secs` (1 ms ticks), measuring all but the
-/// first 300 ms.
-async fn paced(hop: &mut dyn Hop, sink: &Sink, rate: f64, secs: f64, base: Instant) -> Run {
+/// Sends `rate` packets/s for `secs` (1 ms ticks) from this thread,
+/// measuring all but the first 300 ms.
+async fn paced(
+    hop: &mut dyn Hop,
+    sink: &Sink,
+    rx: &Side,
+    rate: f64,
+    secs: f64,
+    base: Instant,
+) -> Run {
     let tick = Duration::from_millis(1);
     let per_tick = rate / 1000.0;
     let mut owed = 0.0;
@@ -192,7 +254,7 @@ async fn paced(hop: &mut dyn Hop, sink: &Sink, rate: f64, secs: f64, base: Insta
         if measuring && cpu0.is_none() {
             sink.from_ns
                 .store(base.elapsed().as_nanos() as u64, Ordering::Relaxed);
-            cpu0 = Some(cpu_time());
+            cpu0 = Some((cpu_time(), rx.cpu().await, Instant::now()));
         }
         owed += per_tick;
         while owed >= 1.0 {
@@ -207,7 +269,9 @@ async fn paced(hop: &mut dyn Hop, sink: &Sink, rate: f64, secs: f64, base: Insta
         tokio::time::sleep_until(next).await;
     }
     tokio::time::sleep(Duration::from_millis(50)).await;
-    let cpu = cpu_time() - cpu0.expect("the run is longer than its warm-up");
+    let (tx0, rx0, t0) = cpu0.expect("the run is longer than its warm-up");
+    let cpu = [cpu_time() - tx0, rx.cpu().await - rx0];
+    let wall = t0.elapsed();
     sink.collect.store(false, Ordering::Relaxed);
     let mut latencies = std::mem::take(&mut *sink.latencies.lock().expect("lock"));
     latencies.sort_unstable();
@@ -215,21 +279,34 @@ async fn paced(hop: &mut dyn Hop, sink: &Sink, rate: f64, secs: f64, base: Insta
         offered,
         delivered: latencies.len() as u64,
         cpu,
+        wall,
         latencies,
     }
 }
 
-fn config(tls: &TlsSettings, id: &str) -> OctoConfig {
+fn config(tls: &TlsSettings, id: &str, datagram_buffer: Option<usize>) -> OctoConfig {
     let creds = Credentials::load(tls, id).expect("credentials");
-    OctoConfig::new(
+    let mut c = OctoConfig::new(
         EdgeId::new(id).expect("id"),
         RegionId::new("eu").expect("id"),
         "127.0.0.1:0".parse().expect("addr"),
         creds,
-    )
+    );
+    if let Some(b) = datagram_buffer {
+        c.datagram_send_buffer = b;
+    }
+    c
 }
 
-async fn octo_pair(dir: &Path) -> (OctoNode, OctoNode, LinkHandle, Receiver<OctoEvent>) {
+/// Node `edge-1` on this thread, `edge-2` on `rx`'s, one link between them
+/// carrying one subscribed source; `edge-2` hands its media to `sink`.
+async fn octo_pair(
+    dir: &Path,
+    rx: &Side,
+    sink: Arc<Sink>,
+    base: Instant,
+    datagram_buffer: Option<usize>,
+) -> (OctoNode, LinkHandle) {
     let topology = Topology::parse(TOPO, Path::new("."))
         .expect("topology")
         .topology;
@@ -237,15 +314,43 @@ async fn octo_pair(dir: &Path) -> (OctoNode, OctoNode, LinkHandle, Receiver<Octo
     let tls = TlsSettings {
         dir: dir.to_path_buf(),
     };
-    let (a, _a_rx) = OctoNode::start(config(&tls, "edge-1")).await.expect("a");
-    let (b, mut b_rx) = OctoNode::start(config(&tls, "edge-2")).await.expect("b");
+    let (a, _a_rx) = OctoNode::start(config(&tls, "edge-1", datagram_buffer))
+        .await
+        .expect("a");
+    let a_addr = a.local_addr().expect("addr");
+    let (b_addr, b_addr_rx) = tokio::sync::oneshot::channel();
+    let b_tls = tls.clone();
+    // The receiving end: everything of edge-2 runs on its thread.
+    rx.handle.spawn(async move {
+        let (b, mut events) = OctoNode::start(config(&b_tls, "edge-2", datagram_buffer))
+            .await
+            .expect("b");
+        b_addr
+            .send(b.local_addr().expect("addr"))
+            .expect("main waits");
+        b.connect(EdgeId::new("edge-1").expect("id"), a_addr);
+        while let Some(e) = events.recv().await {
+            match e {
+                OctoEvent::Link {
+                    event: LinkEvent::SourceAdded(s),
+                    ..
+                } => {
+                    b.link(&EdgeId::new("edge-1").expect("id"))
+                        .expect("link")
+                        .call(move |l| l.subscribe(s.id, Subscription::BEST))
+                        .await
+                        .expect("driver")
+                        .expect("subscribe");
+                }
+                OctoEvent::Media(m) => sink.got(&m.packet, base),
+                _ => {}
+            }
+        }
+        drop(b);
+    });
     let ab = a.connect(
         EdgeId::new("edge-2").expect("id"),
-        b.local_addr().expect("addr"),
-    );
-    b.connect(
-        EdgeId::new("edge-1").expect("id"),
-        a.local_addr().expect("addr"),
+        b_addr_rx.await.expect("edge-2 started"),
     );
     let conference = ConferenceId::new("bench").expect("id");
     let c = conference.clone();
@@ -272,83 +377,93 @@ async fn octo_pair(dir: &Path) -> (OctoNode, OctoNode, LinkHandle, Receiver<Octo
         .await
         .expect("driver")
         .expect("source");
-    while let Some(e) = b_rx.recv().await {
-        if let OctoEvent::Link {
-            event: LinkEvent::SourceAdded(s),
-            ..
-        } = e
+    // Bounded: the link is up within its handshake time-out.
+    for _ in 0..2_000 {
+        if ab
+            .call(|l| l.remote_subscription(SourceId(1)))
+            .await
+            .expect("driver")
+            .is_some()
         {
-            b.link(&EdgeId::new("edge-1").expect("id"))
-                .expect("link")
-                .call(move |l| l.subscribe(s.id, Subscription::BEST))
-                .await
-                .expect("driver")
-                .expect("subscribe");
-            break;
+            return (a, ab);
         }
-    }
-    while ab
-        .call(|l| l.remote_subscription(SourceId(1)))
-        .await
-        .expect("driver")
-        .is_none()
-    {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    (a, b, ab, b_rx)
+    panic!("edge-2 did not subscribe within 10 s");
+}
+
+fn arg<T: std::str::FromStr>(name: &str) -> Option<T> {
+    std::env::args()
+        .skip_while(|a| a != name)
+        .nth(1)
+        .and_then(|s| s.parse().ok())
 }
 
 fn main() {
-    let secs: f64 = std::env::args()
-        .skip_while(|a| a != "--secs")
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(3.0);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(run(secs));
+    let secs: f64 = arg("--secs").unwrap_or(3.0);
+    let datagram_buffer: Option<usize> = arg("--datagram-buffer");
+    let two = std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2);
+    // The receiving end on CPU 1, the sending end (this thread) on CPU 0.
+    let rx = Side::start("octo-rx", two.then_some(1));
+    pin(two.then_some(0));
+    runtime().block_on(run(secs, datagram_buffer, &rx, two));
 }
 
-async fn run(secs: f64) {
+async fn run(secs: f64, datagram_buffer: Option<usize>, rx: &Side, pinned: bool) {
     let base = Instant::now();
     let dir = tempfile::tempdir().expect("tempdir");
-    let (_a, _b, link, b_rx) = octo_pair(dir.path()).await;
     let octo_sink = Arc::new(Sink::default());
-    spawn_octo_sink(b_rx, octo_sink.clone(), base);
+    let (_a, link) = octo_pair(dir.path(), rx, octo_sink.clone(), base, datagram_buffer).await;
     let mut octo = Octo {
         tx: link.media_sender(),
     };
 
-    let rx = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    let udp_sink = Arc::new(Sink::default());
+    let sink = udp_sink.clone();
+    let to = rx
+        .handle
+        .spawn(async move {
+            let sock = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+            let addr = sock.local_addr().expect("addr");
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 2048];
+                while let Ok(n) = sock.recv(&mut buf).await {
+                    sink.got(&buf[..n], base);
+                }
+            });
+            addr
+        })
+        .await
+        .expect("udp receiver");
     let tx = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
     let mut udp = Udp {
-        to: rx.local_addr().expect("addr"),
+        to,
         sock: Arc::new(tx),
     };
-    let udp_sink = Arc::new(Sink::default());
-    spawn_udp_sink(rx, udp_sink.clone(), base);
 
-    // 1. Capacity: raise the rate by half while octo delivers ≥ 99 %.
+    // 1. Capacity: raise the rate by half while octo delivers ≥ 99 %, then
+    //    bisect between the last rate that did and the first that did not.
     let stats0 = link.connection_stats().expect("connected");
     let m0 = link.metrics();
     let mut ramp = Vec::new();
     let mut capacity = 0.0;
+    let mut failed: Option<f64> = None;
     let mut rate = 5_000.0;
-    while rate <= 320_000.0 {
-        let o = paced(&mut octo, &octo_sink, rate, secs, base).await;
-        let u = paced(&mut udp, &udp_sink, rate, secs, base).await;
-        let ok = o.delivered_ratio() >= 0.99;
-        if ok {
+    for _ in 0..20 {
+        let o = paced(&mut octo, &octo_sink, rx, rate, secs, base).await;
+        let u = paced(&mut udp, &udp_sink, rx, rate, secs, base).await;
+        if o.delivered_ratio() >= 0.99 {
             capacity = rate;
+        } else {
+            failed = Some(failed.map_or(rate, |f| f.min(rate)));
         }
         ramp.push((rate, o, u));
-        if !ok {
-            break;
-        }
-        rate = (rate * 1.5f64).round();
+        rate = match failed {
+            None if rate * 1.5 <= 320_000.0 => (rate * 1.5f64).round(),
+            None => break,
+            Some(f) if f - capacity > 0.04 * capacity => ((capacity + f) / 2.0).round(),
+            Some(_) => break,
+        };
     }
     let stats1 = link.connection_stats().expect("connected");
     let m1 = link.metrics();
@@ -362,29 +477,38 @@ async fn run(secs: f64) {
     let quic = udp_bytes as f64 / tx_packets as f64 - PACKET as f64;
     let mtu = stats1.path.current_mtu;
 
-    // 2. Latency at 50 % of octo's capacity and at a conference-like rate.
+    // 2. Latency at 50 % of octo's capacity, at issue #19's trunk target
+    //    (100k packets/s, ≈ 1 Gbit/s) and at a conference-like rate.
     let mut rows = Vec::new();
-    for rate in [0.5 * capacity, 2_000.0] {
-        let o = paced(&mut octo, &octo_sink, rate, secs, base).await;
-        let u = paced(&mut udp, &udp_sink, rate, secs, base).await;
+    for rate in [0.5 * capacity, 100_000.0, 2_000.0] {
+        let o = paced(&mut octo, &octo_sink, rx, rate, secs, base).await;
+        let u = paced(&mut udp, &udp_sink, rx, rate, secs, base).await;
         rows.push((rate, o, u));
     }
 
     println!(
-        "## octo hop vs plain UDP hop (loopback, {PACKET}-byte RTP packets, {secs} s per run)\n"
+        "## octo hop vs plain UDP hop (loopback, {PACKET}-byte RTP packets, {secs} s per run, \
+         each end one thread{}, datagram send buffer {} bytes)\n",
+        if pinned { " pinned to its own CPU" } else { "" },
+        datagram_buffer.map_or_else(|| "default".to_string(), |b| b.to_string()),
     );
-    println!("### Capacity (paced; capacity = highest rate octo delivers ≥ 99 %)\n");
     println!(
-        "| offered pkt/s | octo delivered | octo pkt per CPU-s | UDP delivered | UDP pkt per CPU-s | CPU octo / UDP |"
+        "### Capacity (paced; capacity = highest rate octo delivers ≥ 99 %; \
+         core = the busier end's share of its core)\n"
     );
-    println!("|---|---|---|---|---|---|");
+    println!(
+        "| offered pkt/s | octo delivered | octo pkt per CPU-s | octo core | UDP delivered | UDP pkt per CPU-s | UDP core | CPU octo / UDP |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
     for (rate, o, u) in &ramp {
         println!(
-            "| {rate:.0} | {:.1} % | {:.0} | {:.1} % | {:.0} | {:.2} |",
+            "| {rate:.0} | {:.1} % | {:.0} | {:.2} | {:.1} % | {:.0} | {:.2} | {:.2} |",
             100.0 * o.delivered_ratio(),
             o.per_cpu_second(),
+            o.core_share(),
             100.0 * u.delivered_ratio(),
             u.per_cpu_second(),
+            u.core_share(),
             u.per_cpu_second() / o.per_cpu_second()
         );
     }
@@ -420,8 +544,12 @@ async fn run(secs: f64) {
     );
     println!(
         "\npath MTU {mtu}; {udp_datagrams} UDP datagrams for {tx_packets} media packets; \
-         dropped at the sender: too big {}, congestion {}",
+         dropped at the sender: too big {}, congestion {}; QUIC during the ramp: \
+         {} packets lost, {} congestion events, congestion window at the end {} bytes",
         m1.dropped_too_big - m0.dropped_too_big,
         m1.dropped_congestion - m0.dropped_congestion,
+        stats1.path.lost_packets - stats0.path.lost_packets,
+        stats1.path.congestion_events - stats0.path.congestion_events,
+        stats1.path.cwnd,
     );
 }
