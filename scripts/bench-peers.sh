@@ -21,6 +21,8 @@
 #   SMOKE=1 scripts/bench-peers.sh                # one shape, 5 s: what CI runs
 #   SHAPES="" CAPACITY="2 4 6 8" DURATION=20s scripts/bench-peers.sh
 #                                                 # capacity: galleries of 10
+#   SHAPES="" SPEAKER="6 8 10" PEERS="" scripts/bench-peers.sh
+#                                                 # capacity: speaker views of 10
 #   PEERS=janus scripts/bench-peers.sh            # leave mediasoup out
 #
 # Needs root (ip netns). Installs janus with apt-get if it is missing, and
@@ -38,11 +40,16 @@ SHAPES="${SHAPES-A B S}"
 # each (everyone publishes simulcast, one talks, 180-px tiles: the low
 # layer), shape G<n>.
 CAPACITY="${CAPACITY:-}"
+# The same in speaker view (shape V<n>): the talker on a 720-px stage, the
+# others in 180-px tiles. geomesh only: the Janus adapter asks for one
+# substream per subscriber, not one per feed.
+SPEAKER="${SPEAKER:-}"
 PEERS="${PEERS-janus mediasoup}"
 if [ -n "${SMOKE:-}" ]; then
   DURATION=5s
   SHAPES=A
   CAPACITY=""
+  SPEAKER=""
   PEERS=janus
 fi
 has_peer() { [[ " $PEERS " == *" $1 "* ]]; }
@@ -60,6 +67,7 @@ shape_args() {
     B) echo "-c 4 -p 3 -s 7 --audio" ;;
     S) echo "-c 1 -p 10 -s 0 --simulcast --audio --talkers 1" ;;
     G*) echo "-c ${1#G} -p 10 -s 0 --simulcast --audio --talkers 1 --tile-height 180" ;;
+    V*) echo "-c ${1#V} -p 10 -s 0 --simulcast --audio --talkers 1 --tile-height 180 --stage-height 720" ;;
     *) echo "unknown shape $1" >&2; exit 2 ;;
   esac
 }
@@ -185,12 +193,14 @@ fi
 
 ALL="$SHAPES"
 for c in $CAPACITY; do ALL="$ALL G$c"; done
+for c in $SPEAKER; do ALL="$ALL V$c"; done
 for s in $ALL; do
   args=$(shape_args "$s")
   echo "==> $s geomesh: loadgen --edge $EDGE $args --duration $DURATION"
   # shellcheck disable=SC2086
   load --edge "$EDGE" $args --duration "$DURATION" --json-out "$OUT/$s-geomesh.json" 2>/dev/null \
     | tee "$OUT/$s-geomesh.txt"
+  [[ "$s" == V* ]] && continue
   if has_peer janus; then
     echo "==> $s janus: loadgen --janus ws://$SRV:$JANUS_PORT $args --duration $DURATION"
     # shellcheck disable=SC2086

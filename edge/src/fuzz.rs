@@ -259,6 +259,8 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
         msgs(&[
             r#"{"type":"mute","kind":"video","muted":true}"#.into(),
             r#"{"type":"video_constraints","last_n":2,"pinned":["bob"],"max_height":180}"#.into(),
+            r#"{"type":"video_constraints","max_height":180,"max_heights":{"bob":720,"eve":0}}"#
+                .into(),
             r#"{"type":"ping"}"#.into(),
             r#"{"type":"join","token":"x"}"#.into(),
             r#"{"type":"leave"}"#.into(),

@@ -61,6 +61,7 @@ pub mod sfu;
 pub(crate) mod sibling;
 pub mod socket;
 pub mod speaker;
+pub mod tiles;
 pub mod vp8;
 pub mod whip;
 pub mod workers;

@@ -57,6 +57,11 @@ pub enum ClientMessage {
         /// chosen no taller than needed. Absent or 0: no limit.
         #[serde(default)]
         max_height: Option<u16>,
+        /// Heights of some participants' tiles, overriding `max_height`
+        /// for them (the stage in a speaker view; 0: no limit). At most
+        /// [`crate::tiles::MAX_TILE_HEIGHTS`] are kept.
+        #[serde(default)]
+        max_heights: std::collections::BTreeMap<ParticipantId, u16>,
     },
     /// Keep-alive; answered with `pong`.
     Ping,

@@ -108,8 +108,8 @@ pub struct Peer {
     pub addrs: Vec<SocketAddr>,
     /// Muted state shown to others (audio, video).
     pub muted: (bool, bool),
-    /// Largest tile height the subscriber renders (None: no limit).
-    pub max_height: Option<u16>,
+    /// How tall the subscriber renders each participant's tile.
+    pub tiles: crate::tiles::TileHeights,
     /// str0m's latest egress bandwidth estimate toward this peer (TWCC).
     pub bwe_bps: Option<u64>,
     /// Packets were written to its `Rtc` since its last drain (the media
@@ -207,7 +207,7 @@ impl Peer {
             next_timeout: None,
             addrs: Vec::new(),
             muted: (false, false),
-            max_height: None,
+            tiles: Default::default(),
             bwe_bps: None,
         }
     }

@@ -203,11 +203,10 @@ pub async fn on_text(state: &AppState, key: PeerKey, may_publish: bool, text: &s
             last_n,
             pinned,
             max_height,
+            max_heights,
         }) => {
-            state
-                .media
-                .constraints(key, last_n, pinned, max_height)
-                .await;
+            let tiles = crate::tiles::TileHeights::new(max_height, max_heights);
+            state.media.constraints(key, last_n, pinned, tiles).await;
             None
         }
         Ok(ClientMessage::Ping) => Some(ServerMessage::Pong),

@@ -41,7 +41,8 @@
 //!     media: MediaConfig { video_kbps: 1500, simulcast: false, audio: true },
 //!     token_key: None, relay_floor: true,
 //!     setup_timeout: Duration::from_secs(30), drain: Duration::from_secs(1),
-//!     ramp: Duration::from_millis(5), seed: 1, tile_height: None, talkers: None,
+//!     ramp: Duration::from_millis(5), seed: 1, tile_height: None, stage_height: None,
+//!     talkers: None,
 //!     selector: None, locations: Vec::new(), run_id: None,
 //!     janus: None, mediasoup: None, server_pids: vec![], bind: None,
 //! }).await?;

@@ -125,6 +125,7 @@ mod tests {
             expected_tracks: receives.len() * 2,
             receives,
             tile_height: None,
+            stage: None,
             talks: true,
         }
     }

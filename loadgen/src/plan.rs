@@ -44,6 +44,10 @@ pub struct SessionPlan {
     /// The tile height this session tells the edge it renders
     /// (`video_constraints.max_height`): simulcast layers are chosen for it.
     pub tile_height: Option<u16>,
+    /// Speaker view: the participant (by display name) this session shows
+    /// on its stage, and the stage's height
+    /// (`video_constraints.max_heights`; the edge only).
+    pub stage: Option<(String, u16)>,
     /// The publisher talks: Opus every 20 ms. When false its microphone is
     /// silent and it sends what Opus DTX sends then (one comfort-noise
     /// packet per 400 ms), like most participants of a real meeting.

@@ -31,6 +31,10 @@ pub struct RunShape {
     pub audio: bool,
     /// Publishers per conference that talk (the others send Opus DTX).
     pub talkers: Option<u32>,
+    /// Tile height every session asked for (gallery view).
+    pub tile_height: Option<u16>,
+    /// Speaker view: the stage's height.
+    pub stage_height: Option<u16>,
     /// Seconds publishers sent.
     pub publish_s: f64,
     /// Seconds counted (publishing plus the drain that follows).
@@ -383,7 +387,7 @@ impl fmt::Display for Report {
         let r = &self.run;
         writeln!(
             f,
-            "{} ({}): {} conference(s) × {} publisher(s) + {} subscriber(s), VP8 {} kbit/s{}{}{}, {:.1} s publishing, {:.1} s counted",
+            "{} ({}): {} conference(s) × {} publisher(s) + {} subscriber(s), VP8 {} kbit/s{}{}{}{}, {:.1} s publishing, {:.1} s counted",
             r.target,
             r.endpoints.join(", "),
             r.conferences,
@@ -395,6 +399,12 @@ impl fmt::Display for Report {
             match r.talkers {
                 Some(k) if r.audio => format!(" ({k} talking per conference, the others DTX)"),
                 _ => String::new(),
+            },
+            match (r.stage_height, r.tile_height) {
+                (Some(s), Some(t)) => format!(", speaker view ({s}-px stage, {t}-px tiles)"),
+                (Some(s), None) => format!(", speaker view ({s}-px stage)"),
+                (None, Some(t)) => format!(", {t}-px tiles"),
+                (None, None) => String::new(),
             },
             r.publish_s,
             r.window_s,

@@ -169,7 +169,9 @@ impl Vp8Descriptor {
 pub struct Packetizer {
     kind: Kind,
     ssrc: u32,
-    seq: u16,
+    /// Extended sequence number (the header carries its low 16 bits; str0m
+    /// takes all of it, the rollover counter included).
+    seq: u64,
     picture_id: u16,
 }
 
@@ -179,7 +181,7 @@ impl Packetizer {
         Self {
             kind,
             ssrc,
-            seq: first_seq,
+            seq: u64::from(first_seq),
             picture_id: first_seq & 0x7fff,
         }
     }
@@ -195,7 +197,7 @@ impl Packetizer {
             let h = RtpHeader {
                 marker,
                 pt,
-                seq,
+                seq: seq as u16,
                 timestamp: rtp_time as u32,
                 ssrc,
             };
@@ -208,11 +210,11 @@ impl Packetizer {
     /// The RTP payloads of one frame, each with its sequence number and
     /// marker: one Opus frame, or VP8 split into equal packets that each
     /// carry a descriptor (what an `Rtc` in RTP mode is given to send).
-    pub fn payloads(&mut self, frame: &[u8], mut emit: impl FnMut(u16, bool, Vec<u8>)) {
+    pub fn payloads(&mut self, frame: &[u8], mut emit: impl FnMut(u64, bool, Vec<u8>)) {
         match self.kind {
             Kind::Audio => {
                 emit(self.seq, false, frame.to_vec());
-                self.seq = self.seq.wrapping_add(1);
+                self.seq += 1;
             }
             Kind::Video => {
                 let room = MAX_DATAGRAM - HEADER_LEN - VP8_DESCRIPTOR_LEN;
@@ -225,7 +227,7 @@ impl Packetizer {
                     Vp8Descriptor::write(i == 0, self.picture_id, &mut p);
                     p.extend_from_slice(chunk);
                     emit(self.seq, last, p);
-                    self.seq = self.seq.wrapping_add(1);
+                    self.seq += 1;
                 }
                 self.picture_id = (self.picture_id + 1) & 0x7fff;
             }
@@ -465,13 +467,23 @@ mod tests {
         let mut whole = None;
         for (packet, (seq, marker, payload)) in packets.iter().zip(&payloads) {
             let (h, body) = RtpHeader::parse(packet).unwrap();
-            assert_eq!((h.seq, h.marker, body), (*seq, *marker, payload.as_slice()));
+            assert_eq!(
+                (h.seq, h.marker, body),
+                (*seq as u16, *marker, payload.as_slice())
+            );
             // What a session does with a packet str0m hands it.
-            whole = re.push_kind(Kind::Video, *seq, *marker, payload).or(whole);
+            whole = re
+                .push_kind(Kind::Video, *seq as u16, *marker, payload)
+                .or(whole);
         }
         assert_eq!(whole.as_deref(), Some(frame.as_slice()));
-        // Sequence numbers wrap; the descriptor carries a PictureID.
-        assert_eq!((payloads[0].0, payloads[1].0), (65535, 0));
+        // The header's sequence numbers wrap, the extended ones go on; the
+        // descriptor carries a PictureID.
+        assert_eq!((payloads[0].0, payloads[1].0), (65535, 65536));
+        assert_eq!(
+            (&packets[0][2..4], &packets[1][2..4]),
+            (&[0xff, 0xff][..], &[0, 0][..])
+        );
         assert!(
             Vp8Descriptor::parse(&payloads[0].2)
                 .unwrap()

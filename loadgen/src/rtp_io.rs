@@ -20,18 +20,24 @@ use crate::rtp::{Packetizer, Reassembler};
 use crate::source::OutFrame;
 use crate::stamp::Kind;
 
-/// One outgoing stream: its packetizer and extended sequence number.
-struct SendStream {
-    packetizer: Packetizer,
-    next_seq: u64,
-}
-
 /// A session's packetizers (per kind and simulcast layer) and reassemblers
 /// (per incoming SSRC).
 #[derive(Default)]
 pub struct RtpIo {
-    send: HashMap<(Kind, u8), SendStream>,
+    send: HashMap<(Kind, u8), Packetizer>,
     recv: HashMap<u32, Reassembler>,
+}
+
+/// How every load-generator session configures its `Rtc`: Opus and VP8,
+/// as the edge and the peers are configured, in RTP mode (this module
+/// packetizes and reassembles).
+pub fn rtc_config(crypto: std::sync::Arc<str0m::crypto::CryptoProvider>) -> str0m::RtcConfig {
+    Rtc::builder()
+        .set_crypto_provider(crypto)
+        .clear_codecs()
+        .enable_opus(true, false)
+        .enable_vp8(true)
+        .set_rtp_mode(true)
 }
 
 /// The `Rtc` has no send stream for the frame's m-line (and rid): not
@@ -55,26 +61,17 @@ impl RtpIo {
         let mut api = rtc.direct_api();
         let tx = api.stream_tx_by_mid(mid, rid).ok_or(NoStream)?;
         let (kind, layer) = (f.key.kind, f.key.layer);
-        let s = self.send.entry((kind, layer)).or_insert_with(|| {
+        let packetizer = self.send.entry((kind, layer)).or_insert_with(|| {
             let first = (seed as u16) ^ (u16::from(layer) << 8) ^ kind as u16;
-            SendStream {
-                packetizer: Packetizer::new(kind, 0, first),
-                next_seq: u64::from(first),
-            }
+            Packetizer::new(kind, 0, first)
         });
-        let mut packets = Vec::new();
-        s.packetizer.payloads(&f.data, |_, marker, payload| {
-            packets.push((marker, payload))
-        });
-        for (marker, payload) in packets {
-            let seq = SeqNo::from(s.next_seq);
-            s.next_seq += 1;
+        packetizer.payloads(&f.data, |seq, marker, payload| {
             tx.write_rtp(
-                RtpWrite::new(pt, seq, f.rtp_time as u32, now, payload)
+                RtpWrite::new(pt, SeqNo::from(seq), f.rtp_time as u32, now, payload)
                     .marker(marker)
                     .nackable(kind == Kind::Video),
             );
-        }
+        });
         Ok(())
     }
 

@@ -55,6 +55,10 @@ pub struct Config {
     pub seed: u64,
     /// Tile height every session announces (None: no constraint).
     pub tile_height: Option<u16>,
+    /// Speaker view: every session shows its conference's first publisher
+    /// (the talker; the first publisher itself shows the second) on a
+    /// stage this tall, the other tiles at `tile_height` (the edge only).
+    pub stage_height: Option<u16>,
     /// Publishers per conference that talk (the first ones); the others'
     /// audio is Opus DTX. `None`: everyone talks.
     pub talkers: Option<u32>,
@@ -144,6 +148,8 @@ impl Config {
             video_kbps: self.media.video_kbps,
             audio: self.media.audio,
             talkers: self.talkers,
+            tile_height: self.tile_height,
+            stage_height: self.stage_height,
             publish_s,
             window_s,
         }
@@ -179,6 +185,9 @@ pub fn plan(cfg: &Config, run_id: &str, edges: usize) -> Vec<SessionPlan> {
                 expected_tracks: receives.len() * kinds,
                 receives,
                 tile_height: cfg.tile_height,
+                stage: cfg
+                    .stage_height
+                    .map(|h| (if i == 0 { "pub1" } else { "pub0" }.to_string(), h)),
                 talks: cfg.talkers.is_none_or(|k| (i as u32) < k),
             });
         }
@@ -449,6 +458,7 @@ mod tests {
             ramp: Duration::ZERO,
             seed: 1,
             tile_height: None,
+            stage_height: None,
             talkers: None,
             selector: None,
             locations: Vec::new(),

@@ -37,13 +37,8 @@ struct Peer {
 
 fn peer(addr: &str, now: Instant, crypto: &Arc<str0m::crypto::CryptoProvider>) -> Peer {
     let addr: SocketAddr = addr.parse().unwrap();
-    let mut rtc = Rtc::builder()
-        .set_crypto_provider(crypto.clone())
-        .clear_codecs()
-        .enable_opus(true, false)
-        .enable_vp8(true)
+    let mut rtc = geomesh_loadgen::rtp_io::rtc_config(crypto.clone())
         .enable_raw_packets(true)
-        .set_rtp_mode(true)
         .build(now);
     rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
     Peer {

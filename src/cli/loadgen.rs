@@ -75,6 +75,12 @@ pub struct Args {
     /// layer a gallery view needs rather than the top one.
     #[arg(long)]
     tile_height: Option<u16>,
+    /// Speaker view: every session also shows its conference's first
+    /// publisher (the talker) on a stage this tall
+    /// (`video_constraints.max_heights`); with --tile-height for the other
+    /// tiles. The edge only (Janus and mediasoup get --tile-height alone).
+    #[arg(long, value_name = "PX")]
+    stage_height: Option<u16>,
     /// With --audio: only the first K publishers of each conference talk
     /// (Opus every 20 ms); the others are silent and send Opus DTX (one
     /// comfort-noise packet per 400 ms), as in a real meeting.
@@ -146,6 +152,7 @@ impl Args {
             ramp: self.ramp,
             seed: self.seed,
             tile_height: self.tile_height,
+            stage_height: self.stage_height,
             talkers: self.talkers,
             selector: self.selector,
             locations: self.locations,

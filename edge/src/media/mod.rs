@@ -153,13 +153,13 @@ impl MediaHandle {
         key: PeerKey,
         last_n: Option<u32>,
         pinned: Vec<ParticipantId>,
-        max_height: Option<u16>,
+        tiles: crate::tiles::TileHeights,
     ) {
         let cmd = Command::Constraints {
             key,
             last_n,
             pinned,
-            max_height,
+            tiles,
         };
         self.tell(self.to_key(key), cmd).await;
     }

@@ -109,12 +109,12 @@ impl Sfu {
                 key,
                 last_n,
                 pinned,
-                max_height,
+                tiles,
             } => {
                 let Some(peer) = self.peers.get_mut(&key) else {
                     return Response::Done;
                 };
-                peer.max_height = max_height.filter(|h| *h > 0);
+                peer.tiles = tiles;
                 // Bounded: a client cannot make the edge select a huge set.
                 let last_n = last_n.map(|n| (n as usize).min(64));
                 let pinned = pinned.into_iter().take(16).collect();

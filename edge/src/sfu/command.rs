@@ -88,8 +88,8 @@ pub enum Command {
         last_n: Option<u32>,
         /// Pinned participants.
         pinned: Vec<ParticipantId>,
-        /// Largest tile height (0 or absent: no limit).
-        max_height: Option<u16>,
+        /// Tile heights: every tile's, and some participants'.
+        tiles: crate::tiles::TileHeights,
     },
     /// End a session; the response says whether it existed.
     Leave {

@@ -97,14 +97,18 @@ impl Sfu {
                 continue;
             };
             stats.infos(now, &mut infos);
+            let owner = self.router.source(*source).map(|(o, _)| o);
+            let height = peer.tiles.of(owner
+                .and_then(|o| self.router.peer(o))
+                .map(|i| &i.participant));
             let target = if track.forward.active {
-                pick_layer(&infos, peer.max_height, budget)
+                pick_layer(&infos, height, budget)
             } else {
                 None
             };
             if track.forward.active {
                 // Probe toward the best layer the tile could use.
-                let best = pick_layer(&infos, peer.max_height, None);
+                let best = pick_layer(&infos, height, None);
                 desired += best.map_or(0, |i| infos[i].bitrate_bps);
             }
             // A new target, or one still waiting for its keyframe (a request

@@ -84,6 +84,7 @@ impl Client {
             video,
             audio,
             server_port,
+            stage_id: None,
         };
         Ok(Client::assemble(plan, env, parts, now))
     }

@@ -164,6 +164,8 @@ struct Client {
     next_timeout: Instant,
     frames: Vec<OutFrame>,
     rtp: crate::rtp_io::RtpIo,
+    /// Speaker view: the participant id on the stage, once known.
+    stage_id: Option<String>,
     result: SessionResult,
 }
 
@@ -283,6 +285,21 @@ impl Client {
                     self.fail(&e);
                 }
                 self.check_ready();
+            }
+            "participant_joined" if self.stage_id.is_none() => {
+                let Some(id) = v
+                    .get("participant")
+                    .and_then(|e| signaling::stage_entry(&self.plan, e))
+                else {
+                    return;
+                };
+                let c = signaling::constraints(&self.plan, Some(&id));
+                self.stage_id = Some(id);
+                if let Some(c) = c
+                    && let Err(e) = send_json(self.sig.ws(), c).await
+                {
+                    self.fail(&e);
+                }
             }
             "error" if v.get("fatal").and_then(Value::as_bool) == Some(true) => {
                 let code = v.get("code").and_then(Value::as_str).unwrap_or("error");

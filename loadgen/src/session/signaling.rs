@@ -63,10 +63,14 @@ impl Client {
             json!({"type": "join", "token": token, "conference": plan.conference_id}),
         )
         .await?;
+        let mut stage_id = None;
         let participant = loop {
             let m = next_message(&mut ws, until).await?;
             match msg_type(&m) {
                 "joined" => {
+                    if let Some(entries) = m.get("participants").and_then(Value::as_array) {
+                        stage_id = entries.iter().find_map(|e| stage_entry(&plan, e));
+                    }
                     break m
                         .get("participant")
                         .and_then(Value::as_str)
@@ -90,12 +94,8 @@ impl Client {
         let offer = offer.to_sdp_string();
         let mut pts = PtKinds::default();
         pts.learn(&offer);
-        if let Some(h) = plan.tile_height {
-            send_json(
-                &mut ws,
-                json!({"type": "video_constraints", "max_height": h}),
-            )
-            .await?;
+        if let Some(c) = constraints(&plan, stage_id.as_deref()) {
+            send_json(&mut ws, c).await?;
         }
         send_json(&mut ws, json!({"type": "offer", "sdp": offer})).await?;
         let answer = loop {
@@ -135,6 +135,7 @@ impl Client {
             video,
             audio,
             server_port,
+            stage_id,
         };
         Ok(Client::assemble(plan, env, parts, now))
     }
@@ -163,6 +164,7 @@ impl Client {
             next_timeout: now,
             frames: Vec::new(),
             rtp: Default::default(),
+            stage_id: p.stage_id,
             result: SessionResult {
                 local_port: Some(p.local.port()),
                 server_port: p.server_port,
@@ -191,6 +193,34 @@ pub(super) struct Parts {
     pub video: Option<Slot>,
     pub audio: Option<Slot>,
     pub server_port: Option<u16>,
+    /// The participant id on this session's stage, once the roster named it.
+    pub stage_id: Option<String>,
+}
+
+/// The `video_constraints` a session sends: its tile height, and its
+/// stage's height once the stage's participant id is known (as a meeting
+/// page in speaker view sends them); `None` when it has neither.
+pub(super) fn constraints(plan: &SessionPlan, stage_id: Option<&str>) -> Option<Value> {
+    let stage = plan.stage.as_ref().zip(stage_id);
+    if plan.tile_height.is_none() && stage.is_none() {
+        return None;
+    }
+    let mut m = json!({"type": "video_constraints"});
+    if let Some(h) = plan.tile_height {
+        m["max_height"] = json!(h);
+    }
+    if let Some(((_, h), id)) = stage {
+        m["max_heights"] = json!({ id: h });
+    }
+    Some(m)
+}
+
+/// The participant id of a roster entry if it is this session's stage.
+pub(super) fn stage_entry(plan: &SessionPlan, entry: &Value) -> Option<String> {
+    let (name, _) = plan.stage.as_ref()?;
+    (entry.get("name").and_then(Value::as_str) == Some(name.as_str()))
+        .then(|| entry.get("id").and_then(Value::as_str).map(str::to_string))
+        .flatten()
 }
 
 /// A UDP socket on the run's bind address and an `Rtc` with its host
@@ -204,13 +234,7 @@ pub(super) async fn bind_rtc(
         .map_err(|e| format!("udp_bind: {e}"))?;
     crate::plan::enlarge_rcvbuf(&sock);
     let local = sock.local_addr().map_err(|e| format!("udp_bind: {e}"))?;
-    let mut rtc = Rtc::builder()
-        .set_crypto_provider(env.crypto.clone())
-        .clear_codecs()
-        .enable_opus(true, false)
-        .enable_vp8(true)
-        .set_rtp_mode(true)
-        .build(Instant::now());
+    let mut rtc = crate::rtp_io::rtc_config(env.crypto.clone()).build(Instant::now());
     let cand = Candidate::host(local, "udp").map_err(|e| format!("candidate: {e}"))?;
     rtc.add_local_candidate(cand);
     Ok((sock, local, rtc))

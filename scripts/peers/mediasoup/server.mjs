@@ -137,6 +137,24 @@ function codecLines(codecs) {
   return lines;
 }
 
+/**
+ * The lines every m-section of ours starts with: media line on the
+ * transport's port, address, mid, direction, the transport's ICE/DTLS
+ * lines, codecs and header extensions of `rtp` (mediasoup RTP parameters).
+ */
+function mediaSection(kind, mid, direction, t, setup, rtp) {
+  const port = t.iceCandidates[0]?.port ?? 9;
+  return [
+    `m=${kind} ${port} UDP/TLS/RTP/SAVPF ${rtp.codecs.map((c) => c.payloadType).join(' ')}`,
+    `c=IN IP4 ${ADDR}`,
+    `a=mid:${mid}`,
+    `a=${direction}`,
+    ...transportLines(t, setup),
+    ...codecLines(rtp.codecs),
+    ...rtp.headerExtensions.map((e) => `a=extmap:${e.id} ${e.uri}`),
+  ];
+}
+
 function sessionLines(mids) {
   return [
     'v=0',
@@ -211,21 +229,12 @@ async function publish(h, offerSdp) {
   const producers = [];
   for (const m of offer.media) {
     const params = producerParameters(m, r.router);
-    const port = t.iceCandidates[0]?.port ?? 9;
     if (!params) {
       out.push(`m=${m.type} 0 ${m.protocol} ${m.payloads}`, `a=mid:${m.mid}`, 'a=inactive');
       continue;
     }
     producers.push(await t.produce({ kind: m.type, rtpParameters: params }));
-    out.push(
-      `m=${m.type} ${port} UDP/TLS/RTP/SAVPF ${params.codecs.map((c) => c.payloadType).join(' ')}`,
-      `c=IN IP4 ${ADDR}`,
-      `a=mid:${m.mid}`,
-      'a=recvonly',
-      ...transportLines(t, 'passive'),
-      ...codecLines(params.codecs),
-      ...params.headerExtensions.map((e) => `a=extmap:${e.id} ${e.uri}`),
-    );
+    out.push(...mediaSection(m.type, m.mid, 'recvonly', t, 'passive', params));
     if (params.encodings[0].rid) {
       const rids = params.encodings.map((e) => e.rid);
       out.push(...rids.map((rid) => `a=rid:${rid} recv`), `a=simulcast:recv ${rids.join(';')}`);
@@ -253,20 +262,13 @@ async function subscribe(h, feeds) {
     }
   }
   h.consumers = consumers;
-  const port = t.iceCandidates[0]?.port ?? 9;
   const out = sessionLines(consumers.map((c) => c.rtpParameters.mid));
   for (const c of consumers) {
     const p = c.rtpParameters;
     const enc = p.encodings[0];
     const stream = `feed-${c.producerId.slice(0, 8)}`;
     out.push(
-      `m=${c.kind} ${port} UDP/TLS/RTP/SAVPF ${p.codecs.map((x) => x.payloadType).join(' ')}`,
-      `c=IN IP4 ${ADDR}`,
-      `a=mid:${p.mid}`,
-      'a=sendonly',
-      ...transportLines(t, 'actpass'),
-      ...codecLines(p.codecs),
-      ...p.headerExtensions.map((e) => `a=extmap:${e.id} ${e.uri}`),
+      ...mediaSection(c.kind, p.mid, 'sendonly', t, 'actpass', p),
       `a=msid:${stream} ${c.id}`,
     );
     if (enc.rtx) out.push(`a=ssrc-group:FID ${enc.ssrc} ${enc.rtx.ssrc}`);

@@ -255,7 +255,27 @@ impl World {
             key,
             last_n,
             pinned,
-            max_height,
+            tiles: crate::tiles::TileHeights::every(max_height),
+        };
+        self.command(edge, worker, cmd);
+        self.settle();
+    }
+
+    /// Client `idx`'s tile heights: `every` tile, and `per` participant
+    /// (`video_constraints` `max_height` and `max_heights`).
+    pub fn set_tile_heights(&mut self, idx: usize, every: u16, per: &[(&str, u16)]) {
+        let key = self.clients[idx].key.expect("a joined client");
+        let edge = self.clients[idx].edge;
+        let worker = worker_of_id(key.0, self.edges[edge].cores.len());
+        let per = per
+            .iter()
+            .map(|(p, h)| (ParticipantId::new(*p).expect("a participant id"), *h))
+            .collect();
+        let cmd = Command::Constraints {
+            key,
+            last_n: None,
+            pinned: Vec::new(),
+            tiles: crate::tiles::TileHeights::new(Some(every), per),
         };
         self.command(edge, worker, cmd);
         self.settle();

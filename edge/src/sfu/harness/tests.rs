@@ -389,6 +389,50 @@ fn a_simulcast_subscriber_switches_layers_across_workers() {
     simulcast_switch(&setup, (0, 0));
 }
 
+/// Speaker view: Carol shows every tile at 120 px and the stage (Alice,
+/// then Bob) at 720. The stage's video comes on the top layer and the
+/// other on the lowest; they swap when the stage moves, and both take the
+/// lowest once there is no stage, with no frame missing.
+fn speaker_view(setup: &Setup, edges: (usize, usize)) {
+    let mut w = World::new(setup);
+    w.join_simulcast(edges.0, "alice");
+    w.join_simulcast(edges.0, "bob");
+    let c = w.join_at(edges.1, "carol", false);
+    let settled = |w: &World| -> Vec<u8> {
+        w.clients[c]
+            .video_tracks()
+            .map(|t| *t.layers.last().expect("frames"))
+            .collect()
+    };
+    w.set_tile_heights(c, 120, &[("alice", 720)]);
+    w.run_for(Duration::from_secs(4));
+    let alice_on_stage = settled(&w);
+    let mut layers = alice_on_stage.clone();
+    layers.sort_unstable();
+    assert_eq!(layers, [0, 2], "one stage tile, one small tile");
+    w.set_tile_heights(c, 120, &[("bob", 720)]);
+    w.run_for(Duration::from_secs(3));
+    let swapped: Vec<u8> = alice_on_stage.iter().map(|l| 2 - l).collect();
+    assert_eq!(settled(&w), swapped, "the stage moved to the other video");
+    w.set_tile_heights(c, 120, &[]);
+    w.run_for(Duration::from_secs(3));
+    assert_eq!(settled(&w), [0, 0], "no stage: small tiles only");
+    for t in w.clients[c].video_tracks() {
+        assert!(t.frames.len() >= 250, "{} frames", t.frames.len());
+        assert_eq!(t.gaps(), (0, 0), "no frame missing across the switches");
+    }
+}
+
+#[test]
+fn speaker_view_takes_the_stage_layer_on_one_edge() {
+    speaker_view(&Setup::default(), (0, 0));
+}
+
+#[test]
+fn speaker_view_takes_the_stage_layer_across_the_link() {
+    speaker_view(&two_edges(), (0, 1));
+}
+
 /// Last-N 1 with a pin that moves from one publisher to another (and the
 /// same with the publishers on another edge): each newly forwarded video
 /// starts at a keyframe within a few frames, and the one no longer
