@@ -365,6 +365,12 @@ impl Router {
         self.sources.get(&source).map(|s| (s.owner, s.kind))
     }
 
+    /// The participant who publishes a source (local or behind an octo link).
+    pub fn source_participant(&self, source: SourceId) -> Option<&ParticipantId> {
+        let (owner, _) = self.source(source)?;
+        self.peer(owner).map(|i| &i.participant)
+    }
+
     /// A subscriber asks for a keyframe of `source`: true when it should be
     /// relayed to the publisher now (at most one per interval per source).
     /// One that comes within the interval is deferred, not dropped: the

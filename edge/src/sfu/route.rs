@@ -97,10 +97,7 @@ impl Sfu {
                 continue;
             };
             stats.infos(now, &mut infos);
-            let owner = self.router.source(*source).map(|(o, _)| o);
-            let height = peer.tiles.of(owner
-                .and_then(|o| self.router.peer(o))
-                .map(|i| &i.participant));
+            let height = peer.tiles.of(self.router.source_participant(*source));
             let target = if track.forward.active {
                 pick_layer(&infos, height, budget)
             } else {

@@ -17,6 +17,7 @@ use crate::metrics::Metrics;
 use crate::placement::Placement;
 use crate::router::Role;
 use crate::sibling::SiblingRx;
+use crate::tiles::TileHeights;
 use crate::workers::{Demux, worker_of_id};
 
 mod client;
@@ -186,7 +187,7 @@ impl World {
         let mut c = Client::new(name, addr, self.now, publishing);
         c.edge = edge;
         c.simulcast = simulcast;
-        let participant = ParticipantId::new(name).expect("a participant id");
+        let participant = participant(name);
         let worker = self.edges[edge]
             .placement
             .choose(&self.conference, &participant);
@@ -244,38 +245,32 @@ impl World {
         pinned: Vec<&str>,
         max_height: Option<u16>,
     ) {
-        let key = self.clients[idx].key.expect("a joined client");
-        let edge = self.clients[idx].edge;
-        let worker = worker_of_id(key.0, self.edges[edge].cores.len());
-        let pinned = pinned
-            .into_iter()
-            .map(|p| ParticipantId::new(p).expect("a participant id"))
-            .collect();
-        let cmd = Command::Constraints {
-            key,
-            last_n,
-            pinned,
-            tiles: crate::tiles::TileHeights::every(max_height),
-        };
-        self.command(edge, worker, cmd);
-        self.settle();
+        self.send_constraints(idx, last_n, pinned, TileHeights::every(max_height));
     }
 
     /// Client `idx`'s tile heights: `every` tile, and `per` participant
     /// (`video_constraints` `max_height` and `max_heights`).
     pub fn set_tile_heights(&mut self, idx: usize, every: u16, per: &[(&str, u16)]) {
+        let per = per.iter().map(|(p, h)| (participant(p), *h)).collect();
+        self.send_constraints(idx, None, Vec::new(), TileHeights::new(Some(every), per));
+    }
+
+    fn send_constraints(
+        &mut self,
+        idx: usize,
+        last_n: Option<u32>,
+        pinned: Vec<&str>,
+        tiles: TileHeights,
+    ) {
         let key = self.clients[idx].key.expect("a joined client");
         let edge = self.clients[idx].edge;
         let worker = worker_of_id(key.0, self.edges[edge].cores.len());
-        let per = per
-            .iter()
-            .map(|(p, h)| (ParticipantId::new(*p).expect("a participant id"), *h))
-            .collect();
+        let pinned = pinned.into_iter().map(participant).collect();
         let cmd = Command::Constraints {
             key,
-            last_n: None,
-            pinned: Vec::new(),
-            tiles: crate::tiles::TileHeights::new(Some(every), per),
+            last_n,
+            pinned,
+            tiles,
         };
         self.command(edge, worker, cmd);
         self.settle();
@@ -497,4 +492,8 @@ impl World {
         }
         panic!("the world did not settle at one instant");
     }
+}
+
+fn participant(name: &str) -> ParticipantId {
+    ParticipantId::new(name).expect("a participant id")
 }

@@ -291,11 +291,7 @@ impl Sfu {
             // The tallest tile among local subscribers decides the layer
             // that crosses (0: someone has no limit).
             let (mut any, mut unlimited, mut tallest) = (false, false, 0u16);
-            let owner = self
-                .router
-                .source(r.local)
-                .and_then(|(o, _)| self.router.peer(o))
-                .map(|i| &i.participant);
+            let owner = self.router.source_participant(r.local);
             for k in self.router.forwarded_to(r.local) {
                 any = true;
                 match self.peers.get(&k).and_then(|p| p.tiles.of(owner)) {
