@@ -41,8 +41,7 @@ SHAPES="${SHAPES-A B S}"
 # layer), shape G<n>.
 CAPACITY="${CAPACITY:-}"
 # The same in speaker view (shape V<n>): the talker on a 720-px stage, the
-# others in 180-px tiles. geomesh only: the Janus adapter asks for one
-# substream per subscriber, not one per feed.
+# others in 180-px tiles (on Janus and mediasoup, a substream per feed).
 SPEAKER="${SPEAKER:-}"
 PEERS="${PEERS-janus mediasoup}"
 if [ -n "${SMOKE:-}" ]; then
@@ -200,7 +199,6 @@ for s in $ALL; do
   # shellcheck disable=SC2086
   load --edge "$EDGE" $args --duration "$DURATION" --json-out "$OUT/$s-geomesh.json" 2>/dev/null \
     | tee "$OUT/$s-geomesh.txt"
-  [[ "$s" == V* ]] && continue
   if has_peer janus; then
     echo "==> $s janus: loadgen --janus ws://$SRV:$JANUS_PORT $args --duration $DURATION"
     # shellcheck disable=SC2086

@@ -457,6 +457,17 @@ async fn rejoins_exclusions_regions_the_page_and_a_silent_edge() {
         .await
         .unwrap();
     assert!(js.text().await.unwrap().contains("/v1/join"));
+    let layout = http
+        .get(format!("{}/layout.js", c.api(0)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        layout.headers()["content-type"],
+        "text/javascript",
+        "the page's layout script"
+    );
+    assert!(layout.text().await.unwrap().contains("max_heights"));
     let pre = http
         .request(reqwest::Method::OPTIONS, format!("{}/v1/join", c.api(0)))
         .header("origin", "http://elsewhere.test")

@@ -27,11 +27,15 @@ const geomesh = (window.geomesh = {
   constraints: {}, // the last video_constraints sent
   selectors: [], // selector base URLs to join through, this page's first
   events: [], // {t: Date.now(), type: 'connected'|'lost'|'migrate', edge, why}
-  // Sends what this page wants to receive: {last_n, pinned, max_height}.
+  // Sends what this page wants to receive: {last_n, pinned, max_height,
+  // max_heights}; without a height, the tiles' own (layout.js).
   setConstraints: (c) => {
     geomesh.constraints = c;
-    if (current) current.send({ type: 'video_constraints', ...c });
+    sendConstraints(current);
   },
+  layout, // {view, pinned, stage, heights} (layout.js)
+  setView, // 'gallery' | 'speaker'
+  pin, // a participant id onto the stage (null: unpin)
 });
 
 let localStream = null;
@@ -82,10 +86,12 @@ function tileFor(id, local) {
     muted.className = 'muted';
     muted.hidden = true;
     el.append(video, label, muted);
+    if (!local) el.addEventListener('click', () => pin(id));
     $('grid').append(el);
     t = { el, stream: new MediaStream() };
     video.srcObject = t.stream;
     geomesh.tiles.set(id, t);
+    relayout();
   }
   return t;
 }
@@ -125,6 +131,7 @@ function removeParticipant(id) {
   if (t && id !== geomesh.me) {
     t.el.remove();
     geomesh.tiles.delete(id);
+    forgetTile(id);
   }
 }
 
@@ -378,6 +385,7 @@ class Session {
         geomesh.dominant = m.participant;
         const t = geomesh.tiles.get(m.participant);
         if (t) t.el.classList.add('speaking');
+        relayout(); // in speaker view, the stage follows the speaker
         break;
       }
       case 'migrate':
@@ -546,15 +554,14 @@ $('mute-audio').addEventListener('click', (e) => toggle('audio', e.target, 'Mute
 $('mute-video').addEventListener('click', (e) => toggle('video', e.target, 'Stop camera', 'Start camera'));
 setInterval(() => current && current.send({ type: 'ping' }), 20000);
 
-// ?lastN=N&maxHeight=H set what this page receives from the start.
+// ?lastN=N&maxHeight=H set what this page receives from the start (and
+// the tile heights, layout.js, unless maxHeight fixes one).
 function sendInitialConstraints(s) {
   const c = { ...geomesh.constraints };
   if (params.get('lastN')) c.last_n = Number(params.get('lastN'));
   if (params.get('maxHeight')) c.max_height = Number(params.get('maxHeight'));
-  if (Object.keys(c).length) {
-    geomesh.constraints = c;
-    s.send({ type: 'video_constraints', ...c });
-  }
+  geomesh.constraints = c;
+  sendConstraints(s);
 }
 
 // ?conference=X&name=Y&autojoin=1 joins at once (links and automation).

@@ -248,7 +248,7 @@ impl JanusLink {
         room: u64,
         feeds: &[u64],
         until: Instant,
-    ) -> Result<String, String> {
+    ) -> Result<(String, Vec<FeedStream>), String> {
         let streams: Vec<Value> = feeds.iter().map(|f| json!({"feed": f})).collect();
         // Bounded by `until`: each pass is one request.
         loop {
@@ -260,7 +260,7 @@ impl JanusLink {
                 )
                 .await?;
             match (err(&r), error_code(&r)) {
-                (None, _) => return jsep_sdp(&r, "offer"),
+                (None, _) => return Ok((jsep_sdp(&r, "offer")?, feed_streams(&r))),
                 (Some(_), Some(NO_SUCH_FEED)) if Instant::now() < until => {
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
@@ -284,18 +284,17 @@ impl JanusLink {
         self.end_of_candidates().await
     }
 
-    /// Asks for simulcast layer `substream` (0 lowest … 2 top) on the
-    /// subscriber's video m-lines `mids`: what a gallery tile of the run's
-    /// height needs, as `video_constraints` asks the edge.
-    pub async fn substream(
+    /// Asks for a simulcast layer (`substream`, 0 lowest … 2 top) per
+    /// video m-line: `(mid, substream)`, what each tile needs, as
+    /// `video_constraints` asks the edge.
+    pub async fn substreams(
         &mut self,
-        mids: &[String],
-        substream: u8,
+        layers: &[(String, u8)],
         until: Instant,
     ) -> Result<(), String> {
-        let streams: Vec<Value> = mids
+        let streams: Vec<Value> = layers
             .iter()
-            .map(|m| json!({"mid": m, "substream": substream}))
+            .map(|(m, s)| json!({"mid": m, "substream": s}))
             .collect();
         let r = self
             .message(
@@ -363,6 +362,75 @@ pub fn video_mids(sdp: &str) -> Vec<String> {
     out
 }
 
+/// One m-line of a subscriber handle, as Janus's `attached` event lists
+/// it: which publisher (by display name) it carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedStream {
+    /// The m-line's mid.
+    pub mid: String,
+    /// `video`, `audio` or `data`.
+    pub kind: String,
+    /// The publisher's display name (empty when Janus gives none).
+    pub display: String,
+}
+
+/// The streams of a subscriber's `attached` event (Janus 1.x multistream).
+pub fn feed_streams(v: &Value) -> Vec<FeedStream> {
+    let Some(list) = v
+        .pointer("/plugindata/data/streams")
+        .and_then(Value::as_array)
+    else {
+        return Vec::new();
+    };
+    let text = |s: &Value, k: &str| {
+        s.get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    list.iter()
+        .filter_map(|s| {
+            let mid = match s.get("mid")? {
+                Value::String(m) => m.clone(),
+                m => m.to_string(),
+            };
+            Some(FeedStream {
+                mid,
+                kind: text(s, "type"),
+                display: text(s, "feed_display"),
+            })
+        })
+        .collect()
+}
+
+/// The layer for each video m-line of a subscriber: the stage's
+/// publisher (by display name) at `stage`'s height, every other at
+/// `tile_height` (a page in speaker view). Without the streams list
+/// (a server that gives none), every video mid of `offer` at the tile height.
+pub fn layers_for(
+    offer: &str,
+    streams: &[FeedStream],
+    tile_height: u16,
+    stage: Option<&(String, u16)>,
+) -> Vec<(String, u8)> {
+    let video: Vec<&FeedStream> = streams.iter().filter(|s| s.kind == "video").collect();
+    if video.is_empty() {
+        return video_mids(offer)
+            .into_iter()
+            .map(|m| (m, substream_for(tile_height)))
+            .collect();
+    }
+    video
+        .into_iter()
+        .map(|s| {
+            let h = stage
+                .filter(|(name, _)| *name == s.display)
+                .map_or(tile_height, |(_, h)| *h);
+            (s.mid.clone(), substream_for(h))
+        })
+        .collect()
+}
+
 /// The simulcast layer (q, h, f: 180, 360, 720 lines) a tile this tall needs.
 pub fn substream_for(tile_height: u16) -> u8 {
     match tile_height {
@@ -423,6 +491,35 @@ mod tests {
         assert_eq!(
             (substream_for(180), substream_for(360), substream_for(720)),
             (0, 1, 2)
+        );
+    }
+
+    #[test]
+    fn speaker_view_asks_the_stage_feed_for_its_layer() {
+        // Janus 1.1's `attached` event (mids as strings; the mediasoup
+        // server's are the same shape).
+        let attached = json!({"janus": "event", "plugindata": {"data": {"videoroom": "attached",
+            "streams": [
+                {"mindex": 0, "mid": "0", "type": "audio", "feed_id": 1, "feed_display": "pub0"},
+                {"mindex": 1, "mid": "1", "type": "video", "feed_id": 1, "feed_display": "pub0"},
+                {"mindex": 2, "mid": "2", "type": "audio", "feed_id": 2, "feed_display": "pub1"},
+                {"mindex": 3, "mid": "3", "type": "video", "feed_id": 2, "feed_display": "pub1"}]}}});
+        let streams = feed_streams(&attached);
+        assert_eq!(streams.len(), 4);
+        let stage = ("pub1".to_string(), 720);
+        assert_eq!(
+            layers_for("", &streams, 180, Some(&stage)),
+            vec![("1".to_string(), 0), ("3".to_string(), 2)]
+        );
+        assert_eq!(
+            layers_for("", &streams, 360, None),
+            vec![("1".to_string(), 1), ("3".to_string(), 1)]
+        );
+        // No streams list: every video m-line of the offer at the tile height.
+        let sdp = "v=0\r\nm=video 9 UDP 96\r\na=mid:v1\r\n";
+        assert_eq!(
+            layers_for(sdp, &[], 180, Some(&stage)),
+            vec![("v1".to_string(), 0)]
         );
     }
 

@@ -46,7 +46,7 @@ pub struct SessionPlan {
     pub tile_height: Option<u16>,
     /// Speaker view: the participant (by display name) this session shows
     /// on its stage, and the stage's height
-    /// (`video_constraints.max_heights`; the edge only).
+    /// (`video_constraints.max_heights`; a substream per feed on Janus).
     pub stage: Option<(String, u16)>,
     /// The publisher talks: Opus every 20 ms. When false its microphone is
     /// silent and it sends what Opus DTX sends then (one comfort-noise

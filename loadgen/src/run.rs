@@ -57,7 +57,7 @@ pub struct Config {
     pub tile_height: Option<u16>,
     /// Speaker view: every session shows its conference's first publisher
     /// (the talker; the first publisher itself shows the second) on a
-    /// stage this tall, the other tiles at `tile_height` (the edge only).
+    /// stage this tall, the other tiles at `tile_height`.
     pub stage_height: Option<u16>,
     /// Publishers per conference that talk (the first ones); the others'
     /// audio is Opus DTX. `None`: everyone talks.

@@ -204,13 +204,17 @@ impl Shared {
     }
 
     /// Why this node cannot commit now, if it is cut off from a majority:
-    /// a leader no majority has acknowledged for an election timeout, or a
-    /// node that has known no leader for two (a normal election takes
+    /// a leader no majority has acknowledged for two election timeouts, or
+    /// a node that has known no leader for two (a normal election takes
     /// one). Writes then fail at once (503) instead of waiting for
     /// [`crate::writer::WRITE_DEADLINE`]: the client tries another selector.
+    /// Two, not one, for the leader too: a follower starved of CPU for a
+    /// moment acknowledges late, and a leader that refused then would turn
+    /// away joins it commits a moment later (its followers would still
+    /// forward to it, so every node would refuse).
     pub fn quorum_unreachable(&self) -> Option<String> {
         let m = self.raft.metrics().borrow().clone();
-        let lease = self.cfg.raft.election_max;
+        let lease = 2 * self.cfg.raft.election_max;
         if m.state == ServerState::Leader {
             let ms = m.millis_since_quorum_ack?;
             return (Duration::from_millis(ms) > lease).then(|| {
@@ -225,7 +229,7 @@ impl Shared {
             .lock()
             .expect("leaderless_since lock poisoned")
             .map_or(Duration::ZERO, |t| t.elapsed());
-        (alone > 2 * lease).then(|| {
+        (alone > lease).then(|| {
             format!(
                 "no leader for {} ms: this selector cannot reach a majority of the cluster",
                 alone.as_millis()

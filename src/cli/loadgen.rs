@@ -78,7 +78,9 @@ pub struct Args {
     /// Speaker view: every session also shows its conference's first
     /// publisher (the talker) on a stage this tall
     /// (`video_constraints.max_heights`); with --tile-height for the other
-    /// tiles. The edge only (Janus and mediasoup get --tile-height alone).
+    /// tiles. On Janus and mediasoup (with --simulcast), the stage's
+    /// publisher's video m-line gets the stage's substream, the others
+    /// the tiles'.
     #[arg(long, value_name = "PX")]
     stage_height: Option<u16>,
     /// With --audio: only the first K publishers of each conference talk

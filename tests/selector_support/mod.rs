@@ -311,6 +311,18 @@ impl Cluster {
         .unwrap_or_default()
     }
 
+    /// Every node's log lines about releasing participants (for failure
+    /// messages of tests that expect none lost).
+    pub fn releases(&self) -> String {
+        let mut out = String::new();
+        for i in 0..self.selectors.len() {
+            for line in self.log(i).lines().filter(|l| l.contains("releas")) {
+                out += &format!("{}: {line}\n", self.selectors[i].id);
+            }
+        }
+        out
+    }
+
     /// Tail of every log.
     pub fn logs(&self) -> String {
         let mut out = String::new();
@@ -613,19 +625,25 @@ impl EdgeAgent {
 }
 
 /// Heartbeats every agent to every selector every 100 ms until aborted,
-/// each agent on its own (one slow call delays no other edge).
+/// each (agent, selector) pair on its own as the real edge does
+/// (`edge/src/agent/beat.rs`): a selector that is down, restarting or
+/// starved delays only its own heartbeats, never what the others hear
+/// (else they judge a live edge dead and release its participants).
 pub fn spawn_heartbeats(agents: Vec<Arc<EdgeAgent>>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut each = tokio::task::JoinSet::new();
         for a in agents {
-            each.spawn(async move {
-                loop {
-                    a.heartbeat_all().await;
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            });
+            for i in 0..a.clients.len() {
+                let a = a.clone();
+                each.spawn(async move {
+                    loop {
+                        let _ = a.heartbeat(i).await;
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                });
+            }
         }
-        // Aborting this task drops the set, which aborts every agent's loop.
+        // Aborting this task drops the set, which aborts every loop.
         while each.join_next().await.is_some() {}
     })
 }

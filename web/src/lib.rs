@@ -1,7 +1,7 @@
 //! # geomesh-web
 //!
 //! The browser pages, embedded in the binary: the meeting page
-//! (`index.html`, `app.js`, `style.css`). Selectors serve it at `/` (the
+//! (`index.html`, `layout.js`, `app.js`, `style.css`). Selectors serve it at `/` (the
 //! page joins through their `POST /v1/join`); edges serve the same files.
 //! And the cluster status page (`status.html`, `status.js`, `status.css`),
 //! which selectors serve at `/status`.
@@ -30,16 +30,22 @@ pub const STATUS_JS: &str = include_str!("../status.js");
 pub const STATUS_CSS: &str = include_str!("../status.css");
 /// Its script.
 pub const APP_JS: &str = include_str!("../app.js");
+/// Its layout (gallery or speaker view, and the tile heights it asks for).
+pub const LAYOUT_JS: &str = include_str!("../layout.js");
 /// Its style sheet.
 pub const STYLE_CSS: &str = include_str!("../style.css");
 
-/// The page's assets (`/app.js`, `/style.css`, `/favicon.ico`); the caller
+/// The page's assets (`/layout.js`, `/app.js`, `/style.css`, `/favicon.ico`); the caller
 /// routes `/` itself (see [`index`]).
 pub fn assets<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new()
         .route(
             "/app.js",
             get(|| async { ([(header::CONTENT_TYPE, "text/javascript")], APP_JS) }),
+        )
+        .route(
+            "/layout.js",
+            get(|| async { ([(header::CONTENT_TYPE, "text/javascript")], LAYOUT_JS) }),
         )
         .route(
             "/style.css",

@@ -47,7 +47,7 @@ impl Client {
             }
             None => {
                 let feeds: Vec<u64> = plan.receives.iter().map(|s| feed_id(*s)).collect();
-                let offer = link
+                let (offer, streams) = link
                     .subscribe(room, &feeds, Instant::now() + FEEDS_WAIT)
                     .await?;
                 pts.learn(&offer);
@@ -61,13 +61,9 @@ impl Client {
                 pts.learn(&answer);
                 link.start(&answer, Instant::now() + SIGNAL_TIMEOUT).await?;
                 if let Some(h) = plan.tile_height.filter(|_| env.media.simulcast) {
-                    let mids = crate::janus::video_mids(&offer);
-                    link.substream(
-                        &mids,
-                        crate::janus::substream_for(h),
-                        Instant::now() + SIGNAL_TIMEOUT,
-                    )
-                    .await?;
+                    let layers = crate::janus::layers_for(&offer, &streams, h, plan.stage.as_ref());
+                    link.substreams(&layers, Instant::now() + SIGNAL_TIMEOUT)
+                        .await?;
                 }
                 (Vec::new(), None, None, offer)
             }

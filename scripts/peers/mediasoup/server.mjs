@@ -256,9 +256,13 @@ async function subscribe(h, feeds) {
   h.transport = t;
   const caps = receiverCaps(r.router);
   const consumers = [];
+  const streams = []; // as Janus's `attached` event lists them
   for (const f of feeds) {
-    for (const p of r.feeds.get(f).producers) {
-      consumers.push(await t.consume({ producerId: p.id, rtpCapabilities: caps, paused: true }));
+    const feed = r.feeds.get(f);
+    for (const p of feed.producers) {
+      const c = await t.consume({ producerId: p.id, rtpCapabilities: caps, paused: true });
+      consumers.push(c);
+      streams.push({ mid: c.rtpParameters.mid, type: c.kind, feed_id: f, feed_display: feed.display });
     }
   }
   h.consumers = consumers;
@@ -276,7 +280,7 @@ async function subscribe(h, feeds) {
       out.push(`a=ssrc:${s} cname:${p.rtcp.cname}`, `a=ssrc:${s} msid:${stream} ${c.id}`);
     }
   }
-  return { sdp: `${out.join('\r\n')}\r\n` };
+  return { sdp: `${out.join('\r\n')}\r\n`, streams };
 }
 
 async function start(h, answerSdp) {
@@ -316,7 +320,7 @@ async function videoroom(h, body, jsep) {
       if (body.ptype === 'subscriber') {
         const r = await subscribe(h, (body.streams ?? []).map((s) => s.feed));
         if (r.error_code) return { data: { videoroom: 'event', ...r } };
-        return { data: { videoroom: 'attached', room: body.room }, jsep: { type: 'offer', sdp: r.sdp } };
+        return { data: { videoroom: 'attached', room: body.room, streams: r.streams }, jsep: { type: 'offer', sdp: r.sdp } };
       }
       break;
     case 'publish':
