@@ -4,7 +4,7 @@
 // participant on the stage (the one clicked, else the dominant speaker,
 // else whoever was there) above a filmstrip of the others. Either way each
 // remote tile asks the edge for the smallest simulcast layer that fills it
-// (`max_heights`: its height in device pixels), as Jitsi's receiver
+// (its height in device pixels), as Jitsi's receiver
 // constraints and LiveKit's adaptive stream do, so a filmstrip of nine
 // does not pull nine 720p streams. A height the page is told to use
 // (`?maxHeight=`, or `max_height`/`max_heights` given to
@@ -43,11 +43,21 @@ function measureHeights() {
 
 // The video_constraints for the layout as it stands: what the page was
 // told (URL, setConstraints) plus the tile heights and the pinned stage.
+// The most common height goes as `max_height` and only the tiles that
+// differ (the stage) as `max_heights`: the edge keeps 64 of those, and a
+// gallery of a hundred must still say how small its tiles are.
 function constraintsMessage() {
   const c = { ...geomesh.constraints };
   if (!('max_height' in c) && !('max_heights' in c)) {
     layout.heights = measureHeights();
-    if (Object.keys(layout.heights).length) c.max_heights = layout.heights;
+    const count = new Map();
+    for (const h of Object.values(layout.heights)) count.set(h, (count.get(h) || 0) + 1);
+    if (count.size) {
+      const common = [...count].sort((a, b) => b[1] - a[1] || a[0] - b[0])[0][0];
+      c.max_height = common;
+      const differ = Object.entries(layout.heights).filter(([, h]) => h !== common);
+      if (differ.length) c.max_heights = Object.fromEntries(differ);
+    }
   }
   if (layout.view === 'speaker' && layout.pinned) {
     // Pinned also for last-N: the stage is forwarded whoever speaks.
