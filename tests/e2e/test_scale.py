@@ -85,7 +85,11 @@ def test_speaker_view_stage_takes_a_high_layer_the_filmstrip_the_lowest_and_they
     # The viewer's own camera is not what is measured: no simulcast, less CPU.
     viewer = pages(page("viewer", "&simulcast=0"))
     wait_for("the viewer decodes both", lambda: all(page_stats(viewer)["video"].get(p, 0) >= 30 for p in (ana_id, ben_id)), timeout=60)
-    gallery = wait_for("gallery tile heights sent", lambda: (lambda l: l if len(l["heights"]) == 2 else None)(viewer.evaluate(LAYOUT_JS)))
+    def both_measured():
+        layout = viewer.evaluate(LAYOUT_JS)
+        return layout if len(layout["heights"]) == 2 else None
+
+    gallery = wait_for("gallery tile heights sent", both_measured)
     assert gallery["view"] == "gallery" and abs(gallery["heights"][ana_id] - gallery["heights"][ben_id]) <= 1, gallery
     print(f"gallery tile heights {gallery['heights']}, received {page_stats(viewer)['height']}")
 
